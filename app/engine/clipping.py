@@ -1,0 +1,38 @@
+"""Gradient clipping (Pascanu et al. 2013), over all parameter gradients together.
+
+    by norm:  g ← g · min(1, c / ‖g‖)     ‖g‖ = sqrt(Σ over every parameter entry g²)
+    by value: g ← clip(g, −c, c)          elementwise
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ClipReport:
+    method: str  # "norm" or "value"
+    threshold: float
+    norm_before: float
+    norm_after: float
+    clipped: bool
+
+
+def global_norm(grads: dict[str, np.ndarray]) -> float:
+    return float(np.sqrt(sum(float(np.sum(g * g)) for g in grads.values())))
+
+
+def clip(
+    grads: dict[str, np.ndarray], method: str, threshold: float
+) -> tuple[dict[str, np.ndarray], ClipReport]:
+    before = global_norm(grads)
+    if method == "norm":
+        scale = min(1.0, threshold / before) if before > 0 else 1.0
+        out = {k: g * scale for k, g in grads.items()}
+        clipped = scale < 1.0
+    else:
+        out = {k: np.clip(g, -threshold, threshold) for k, g in grads.items()}
+        clipped = any(bool(np.any(np.abs(g) > threshold)) for g in grads.values())
+    return out, ClipReport(method, threshold, before, global_norm(out), clipped)

@@ -1,0 +1,81 @@
+"""What the engine takes (``Problem``, validated by the caller) and what it gives (``Result``).
+
+Shapes: B sequences, T steps, n inputs, m hidden units, p outputs; steps are 0-based
+(index i is step t = i + 1). Parameters inside ``Result`` are canonical (W_xh, W_hh, b_h,
+W_hy, b_y); ``notation.from_canonical`` renames them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .bptt import DeltaTable
+from .cells import Forward
+from .clipping import ClipReport
+from .diagnostics import Diagnostics
+from .gradcheck import CheckReport
+from .losses import LossOut
+
+
+@dataclass(frozen=True)
+class Problem:
+    cell: str  # "vanilla" | "residual"
+    activation: str  # "tanh" | "sigmoid" | "relu" | "identity"
+    loss: str  # "softmax_ce" | "mse" | "upstream"
+    notation: str
+    #: the parameters under the notation's names (PyTorch: both biases)
+    params: dict[str, np.ndarray]
+    #: (B, T, n) inputs x_t
+    X: np.ndarray
+    #: (B, m) initial states h_0
+    h0: np.ndarray
+    #: (T,) True where step t carries a loss (the set S)
+    mask: np.ndarray
+    #: (B, T, p) target rows y_t (class indices one-hot); None with loss upstream
+    Y: np.ndarray | None = None
+    #: (B, T, m) upstream gradients g_t = ∂L_t/∂h_t; only with loss upstream
+    G: np.ndarray | None = None
+    reduction: str = "sum"  # "sum" | "mean" (divides by |S| × B)
+    truncation: int | None = None  # window K: keep δ_{t,k} with t − k < K
+    clip: tuple[str, float] | None = None  # ("norm" | "value", c)
+    detail: str = "full"  # "full" | "norms" (no T×T×m tensor is formed)
+    gradient_check: bool = False
+    gradient_check_max_entries: int = 256
+
+    @property
+    def has_output(self) -> bool:
+        return self.loss != "upstream"
+
+    @property
+    def step_weights(self) -> np.ndarray:
+        """(T,) w_t: 0 off S; 1 (sum) or 1/(|S|·B) (mean) on S."""
+        w = self.mask.astype(float)
+        if self.reduction == "mean" and w.sum() > 0:
+            w /= w.sum() * self.X.shape[0]
+        return w
+
+
+@dataclass(frozen=True)
+class Result:
+    problem: Problem
+    #: canonical parameters as used (PyTorch's biases added into b_h)
+    theta: dict[str, np.ndarray]
+    forward: Forward
+    out: LossOut
+    table: DeltaTable
+    #: canonical → summed gradient ∂L/∂θ (after clipping, if any)
+    grads: dict[str, np.ndarray]
+    #: canonical → gradient before clipping (None without clipping)
+    grads_unclipped: dict[str, np.ndarray] | None
+    #: (B, T, n) ∂L/∂x_k = W_xhᵀ dz_k
+    dX: np.ndarray
+    clip: ClipReport | None
+    #: canonical → (T, *shape) ∂L_t/∂θ; None with detail "norms"
+    per_step: dict[str, np.ndarray] | None
+    #: canonical → (T, *shape) the term of unrolled copy k; None with detail "norms"
+    per_copy: dict[str, np.ndarray] | None
+    diagnostics: Diagnostics
+    check: CheckReport | None
+    warnings: list[str] = field(default_factory=list)

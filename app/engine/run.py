@@ -1,0 +1,83 @@
+"""Runs a ``Problem``: forward pass → losses → δ table → gradients → clipping →
+diagnostics → gradient check. Overflow is not an error: numpy's warnings are silenced and
+non-finite numbers travel on to the caller, which reports where they are."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import bptt, clipping, diagnostics, gradcheck, gradients, losses
+from .activations import ACTIVATIONS
+from .cells import CELLS
+from .notation import to_canonical
+from .problem import Problem, Result
+
+
+def run(p: Problem) -> Result:
+    cell, act = CELLS[p.cell], ACTIVATIONS[p.activation]
+    theta = to_canonical(p.notation, p.params, p.has_output)
+    warnings: list[str] = []
+    with np.errstate(all="ignore"):
+        fw = cell.forward(act, theta["W_xh"], theta["W_hh"], theta["b_h"], p.X, p.h0)
+        w = p.step_weights
+        out = losses.compute(
+            p.loss, fw.h, w, W_hy=theta.get("W_hy"), b_y=theta.get("b_y"), Y=p.Y, G=p.G
+        )
+        keep = p.detail == "full"
+        table = bptt.delta_table(cell, fw.fprime, out.eps_tt, theta["W_hh"], p.truncation, keep)
+        grads = gradients.summed(table.dz, fw.h_prev, p.X, fw.h, out.e)
+        dX = table.dz @ theta["W_xh"]
+        per_step = per_copy = None
+        if keep:
+            per_step = gradients.per_step(table.delta, fw.h_prev, p.X, fw.h, out.e)
+            per_copy = gradients.per_copy(table.dz, fw.h_prev, p.X, fw.h, out.e)
+        grads_unclipped = None
+        report = None
+        if p.clip is not None:
+            grads_unclipped = grads
+            grads, report = clipping.clip(grads, *p.clip)
+        diag = diagnostics.compute(cell, fw.fprime, theta["W_hh"], out.eps_tt, act.gamma)
+        check = None
+        if p.gradient_check:
+            if not np.isfinite(out.loss):
+                warnings.append("gradient_check: skipped, the loss is not finite")
+            else:
+                check = _check(p, cell, act, theta, fw, out, table, grads_unclipped or grads, dX)
+                if p.truncation is not None and p.truncation < p.X.shape[1]:
+                    warnings.append(
+                        "gradient_check: compares the exact (untruncated) BPTT gradient with "
+                        "finite differences; the truncated gradients in grads differ by design"
+                    )
+    return Result(
+        problem=p, theta=theta, forward=fw, out=out, table=table, grads=grads,
+        grads_unclipped=grads_unclipped, dX=dX, clip=report, per_step=per_step,
+        per_copy=per_copy, diagnostics=diag, check=check,
+        warnings=warnings,
+    )
+
+
+def _check(p, cell, act, theta, fw, out, table, grads, dX) -> gradcheck.CheckReport:
+    """Finite differences against the exact gradient: the table's when untruncated, the
+    dh_next pass's when truncated (finite differences know nothing of truncation)."""
+    W_hh = theta["W_hh"]
+    if p.truncation is not None and p.truncation < p.X.shape[1]:
+        dz, _, dh0 = bptt.dh_next_pass(cell, fw.fprime, out.eps_tt, W_hh)
+        grads = gradients.summed(dz, fw.h_prev, p.X, fw.h, out.e)
+        dX = dz @ theta["W_xh"]
+    else:
+        dh0 = table.dh0
+    w = p.step_weights
+    base = dict(theta, h0=p.h0, inputs=p.X)
+
+    def loss_of(overrides: dict[str, np.ndarray]) -> np.ndarray:
+        v = base | overrides
+        f = cell.forward(act, v["W_xh"], v["W_hh"], v["b_h"], v["inputs"], v["h0"])
+        return losses.compute(p.loss, f.h, w, W_hy=v.get("W_hy"), b_y=v.get("b_y"), Y=p.Y, G=p.G).loss
+
+    values = dict(theta, h0=p.h0, inputs=p.X)
+    analytic = dict(grads, h0=dh0, inputs=dX)
+    B, T, _ = p.X.shape
+    return gradcheck.check(
+        loss_of, values, analytic, floats_per_copy=5 * B * T * W_hh.shape[0],
+        max_entries=p.gradient_check_max_entries,
+    )
