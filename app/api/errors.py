@@ -1,0 +1,83 @@
+"""One error shape for every 4xx:
+
+    {"error": {"status": 422, "field": "params.W_hh", "expected": "4×4 (hidden×hidden)",
+               "got": "4×3", "message": "params.W_hh: expected 4×4 (hidden×hidden), got 4×3"}}
+
+``field`` is a path into the request (dots for keys, [i] for indices), or "body", or null
+for errors that concern no field (unknown route); ``expected``/``got`` may be null.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+
+class ApiError(Exception):
+    def __init__(
+        self, field: str | None, expected: str | None = None, got: str | None = None,
+        *, status: int = 422, message: str | None = None, headers: dict[str, str] | None = None,
+    ) -> None:
+        self.status = status
+        self.field = field
+        self.expected = expected
+        self.got = got
+        self.headers = headers
+        if message is None:
+            parts = [f"expected {expected}" if expected else None, f"got {got}" if got else None]
+            message = ", ".join(p for p in parts if p)
+            if field:
+                message = f"{field}: {message}"
+        self.message = message
+        super().__init__(message)
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "error": {
+                "status": self.status, "field": self.field, "expected": self.expected,
+                "got": self.got, "message": self.message,
+            }
+        }
+
+
+def error_response(err: ApiError) -> Response:
+    return Response(
+        orjson.dumps(err.body()), status_code=err.status, media_type="application/json",
+        headers=err.headers,
+    )
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if part in ("body", "query", "path") and not out:
+            continue
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "body"
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> Response:
+        return error_response(exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        field = "path" if exc.status_code == 404 else ("method" if exc.status_code == 405 else None)
+        return error_response(
+            ApiError(field, status=exc.status_code, message=str(exc.detail), headers=exc.headers)
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
+        first = exc.errors()[0]
+        field = _loc(tuple(first.get("loc", ())))
+        got = first.get("input")
+        return error_response(
+            ApiError(field, first.get("msg", "invalid value"), None if got is None else repr(got)[:80])
+        )

@@ -1,0 +1,466 @@
+"""Request body → engine ``Problem``, or an ``ApiError`` that names the field, says what was
+expected and what came. Nothing large is allocated before the limits are checked: JSON
+parsing is bounded by the body cap, and sizes are read off the parsed lists first."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+
+from ..engine.activations import ACTIVATIONS
+from ..engine.cells import CELLS
+from ..engine.init import init_params
+from ..engine.losses import LOSSES
+from ..engine.notation import CANONICAL, NOTATIONS, param_names
+from ..engine.problem import Problem
+from ..settings import Settings
+from .errors import ApiError
+
+FIELDS = (
+    "notation", "cell", "activation", "loss", "inputs", "targets", "upstream", "h0", "params",
+    "init", "loss_steps", "reduction", "truncation", "clip", "gradient_check", "detail",
+)
+INIT_FIELDS = ("seed", "hidden", "outputs", "scale")
+REDUCTIONS = ("sum", "mean")
+DETAILS = ("full", "norms")
+#: what each canonical parameter's shape is called in errors
+SHAPE_WORDS = {
+    "W_xh": "hidden×inputs", "W_hh": "hidden×hidden", "b_h": "hidden", "W_hy": "outputs×hidden",
+    "b_y": "outputs",
+}
+
+
+class NonFinite:
+    """A number JSON cannot carry (NaN, Infinity, 1e400), kept as written for the error."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def _parse_float(text: str) -> float | NonFinite:
+    value = float(text)
+    return value if math.isfinite(value) else NonFinite(text)
+
+
+def decode(body: bytes) -> Any:
+    """Strict JSON (orjson). Bodies orjson refuses get a second, lenient read only to find
+    NaN / Infinity / 1e400 and name the field that holds them."""
+    if not body.strip():
+        raise ApiError("body", "a JSON object", "an empty body", status=400)
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as strict_error:
+        try:
+            return json.loads(body, parse_float=_parse_float, parse_constant=NonFinite)
+        except (ValueError, RecursionError, UnicodeDecodeError):
+            raise ApiError("body", "valid JSON", f"invalid JSON ({strict_error})", status=400) from None
+
+
+def describe(v: Any) -> str:
+    """What came, in words."""
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, NonFinite):
+        return f"{v.text} (not a finite number)"
+    if isinstance(v, str):
+        s = v if len(v) <= 40 else v[:37] + "..."
+        return f"the string {json.dumps(s, ensure_ascii=False)}"
+    if isinstance(v, dict):
+        return "an object"
+    if isinstance(v, list):
+        return f"an array of {len(v)}"
+    if isinstance(v, float) and v.is_integer():
+        return repr(v)
+    return repr(v)
+
+
+def dims(shape: tuple[int, ...]) -> str:
+    if not shape:
+        return "a number"
+    if len(shape) == 1:
+        return f"length {shape[0]}"
+    return "×".join(str(s) for s in shape)
+
+
+def _path(field: str, index: tuple[int, ...]) -> str:
+    return field + "".join(f"[{i}]" for i in index)
+
+
+def _walk(v: Any, field: str, index: tuple[int, ...], depth_left: int) -> tuple[int, ...]:
+    """Shape of a rectangular nested list of finite numbers, or an ApiError at the first
+    entry that is not one (strings, booleans, null, NaN, ragged rows, too deep)."""
+    if isinstance(v, list):
+        if depth_left == 0:
+            raise ApiError(_path(field, index), "a number", describe(v))
+        if not v:
+            return (0,)
+        if depth_left == 1 or not isinstance(v[0], list):
+            for i, x in enumerate(v):  # innermost level: the hot loop
+                tx = type(x)
+                if tx is float or (tx is int and abs(x) < 1e308):
+                    continue
+                if isinstance(x, list):
+                    raise ApiError(_path(field, index), "rows of equal shape", f"a ragged array (row 0 is a number, row {i} an array)")
+                exp = "a finite number" if tx in (int, NonFinite) else "a number"
+                raise ApiError(_path(field, index + (i,)), exp, describe(x))
+            return (len(v),)
+        first = _walk(v[0], field, index + (0,), depth_left - 1)
+        for i in range(1, len(v)):
+            s = _walk(v[i], field, index + (i,), depth_left - 1) if isinstance(v[i], list) else ()
+            if s != first:
+                raise ApiError(
+                    _path(field, index), "rows of equal shape",
+                    f"a ragged array (row 0 is {dims(first)}, row {i} is {dims(s)})",
+                )
+        return (len(v),) + first
+    return ()
+
+
+def number_array(v: Any, field: str, ndims: tuple[int, ...], expected: str) -> np.ndarray:
+    if not isinstance(v, list):
+        raise ApiError(field, expected, describe(v))
+    shape = _walk(v, field, (), max(ndims))
+    if len(shape) not in ndims:
+        raise ApiError(field, expected, dims(shape) if shape != (0,) else "an empty array")
+    if 0 in shape:
+        raise ApiError(field, expected, "an empty array" if shape == (0,) else dims(shape))
+    return np.array(v, dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class Parsed:
+    problem: Problem
+    #: the request had a batch axis (B×T×n inputs)
+    batched: bool
+    #: the request left ``detail`` to the size budget
+    detail_auto: bool
+    warnings: list[str]
+    work: float
+
+
+def _enum(body: dict, field: str, options: tuple[str, ...], default: str) -> str:
+    v = body.get(field, default)
+    if v not in options or not isinstance(v, str):
+        raise ApiError(field, "one of " + ", ".join(options), describe(v))
+    return v
+
+
+def _int(v: Any, field: str, lo: int, hi: int | None, what: str) -> int:
+    if type(v) is float and v.is_integer():
+        v = int(v)
+    if type(v) is not int or v < lo or (hi is not None and v > hi):
+        return_exp = f"{what}: an integer ≥ {lo}" + (f" and ≤ {hi}" if hi is not None else "")
+        raise ApiError(field, return_exp, describe(v))
+    return v
+
+
+def _positive(v: Any, field: str, what: str) -> float:
+    if type(v) not in (int, float) or not (0 < v < math.inf):
+        raise ApiError(field, f"{what}: a finite number > 0", describe(v))
+    return float(v)
+
+
+def _limit(value: int, limit: int, field: str, what: str, setting: str) -> None:
+    if value > limit:
+        raise ApiError(field, f"at most {limit} {what} (limit {setting})", f"{value}", status=422)
+
+
+def parse(body: Any, s: Settings) -> Parsed:
+    if not isinstance(body, dict):
+        raise ApiError("body", "a JSON object", describe(body))
+    for key in body:
+        if key not in FIELDS:
+            raise ApiError(key, None, None, message=f"{key}: unknown field; the fields are " + ", ".join(FIELDS))
+    notation = _enum(body, "notation", tuple(NOTATIONS), "canonical")
+    cell = _enum(body, "cell", tuple(CELLS), "vanilla")
+    activation = _enum(body, "activation", tuple(ACTIVATIONS), "tanh")
+    loss = _enum(body, "loss", LOSSES, "mse")
+    reduction = _enum(body, "reduction", REDUCTIONS, "sum")
+    has_output = loss != "upstream"
+    warnings: list[str] = []
+
+    # inputs: T×n or B×T×n
+    if "inputs" not in body:
+        raise ApiError("inputs", "T×n (steps×inputs) or B×T×n", "nothing (the field is required)")
+    raw = body["inputs"]
+    X = number_array(raw, "inputs", (2, 3), "T×n (steps×inputs) or B×T×n (batch×steps×inputs)")
+    batched = X.ndim == 3
+    if not batched:
+        X = X[None]
+    B, T, n = X.shape
+    _limit(T, s.max_t, "inputs", "steps T", "BPTT_MAX_T")
+    _limit(n, s.max_n, "inputs", "inputs per step n", "BPTT_MAX_N")
+    _limit(B, s.max_batch, "inputs", "sequences B", "BPTT_MAX_BATCH")
+
+    mask = _loss_steps(body.get("loss_steps", "all"), T)
+    n_loss = int(mask.sum())
+
+    # parameters: given, or initialised from a seed
+    if "params" in body and "init" in body:
+        raise ApiError("init", "params or init, not both", "both")
+    if "params" in body:
+        named, m, p = _params(body["params"], notation, has_output, n, s)
+    elif "init" in body:
+        named, m, p = _init(body["init"], notation, has_output, n, body, loss, s)
+    else:
+        raise ApiError("params", "the parameters (or init: {\"seed\": 0, \"hidden\": m})", "nothing")
+
+    h0 = np.zeros((B, m))
+    if body.get("h0") is not None:
+        h0 = number_array(body["h0"], "h0", (1, 2), f"length {m} (hidden)" + (f" or {B}×{m}" if batched else ""))
+        if h0.ndim == 1 and h0.shape == (m,):
+            h0 = np.broadcast_to(h0, (B, m)).copy()
+        elif not (batched and h0.shape == (B, m)):
+            raise ApiError("h0", f"length {m} (hidden)" + (f" or {B}×{m} (batch×hidden)" if batched else ""), dims(h0.shape))
+
+    Y = G = None
+    if has_output:
+        if "upstream" in body:
+            raise ApiError("upstream", f"nothing with loss {loss} (upstream gradients go with loss upstream)", "an array")
+        Y = _targets(body.get("targets"), loss, batched, B, T, p, mask, n_loss)
+    else:
+        if "targets" in body:
+            raise ApiError("targets", "nothing with loss upstream (give upstream: ∂L/∂h_t for every step)", "an array")
+        G = _rows(body.get("upstream"), "upstream", batched, B, T, m, mask, n_loss, "hidden")
+
+    truncation = body.get("truncation")
+    if truncation is not None:
+        truncation = _int(truncation, "truncation", 1, None, "the window K")
+    clip = _clip(body.get("clip"))
+    gradient_check = body.get("gradient_check", False)
+    if type(gradient_check) is not bool:
+        raise ApiError("gradient_check", "true or false", describe(gradient_check))
+
+    # size budget of the full δ table, and the work budget
+    n_params = sum(a.size for a in named.values())
+    full_floats = B * T * (T + 1) // 2 * m + 2 * T * n_params
+    detail = body.get("detail")
+    detail_auto = detail is None
+    if detail is not None and detail not in DETAILS:
+        raise ApiError("detail", "full or norms", describe(detail))
+    if detail in (None, "full") and full_floats > s.max_full_floats:
+        if detail == "full":
+            warnings.append(
+                f"detail: the full δ table and per-step gradients would hold {full_floats} numbers, "
+                f"over the budget of {s.max_full_floats} (BPTT_MAX_FULL_FLOATS); answered with norms"
+            )
+        detail = "norms"
+    detail = detail or "full"
+    K = T if truncation is None else min(truncation, T)
+    work = B * T * m * (n + m + (p or 0)) + B * T * K * m * m + 20 * B * T * m**3
+    if detail == "full":
+        work += B * T * T * m * (n + m)
+    if gradient_check:
+        checked = sum(min(a.size, s.gradient_check_max_entries) for a in named.values())
+        checked += min(B * m, s.gradient_check_max_entries) + min(B * T * n, s.gradient_check_max_entries)
+        work += 2 * checked * B * T * m * (n + m + (p or 0))
+    if work > s.max_work:
+        raise ApiError(
+            "body", f"at most {s.max_work:.3g} estimated operations per request (limit BPTT_MAX_WORK)",
+            f"{work:.3g} for B={B}, T={T}, n={n}, m={m}, p={p or 0}"
+            + (", gradient_check" if gradient_check else "") + f", detail {detail}",
+        )
+    problem = Problem(
+        cell=cell, activation=activation, loss=loss, notation=notation, params=named, X=X, h0=h0,
+        mask=mask, Y=Y, G=G, reduction=reduction, truncation=truncation, clip=clip, detail=detail,
+        gradient_check=gradient_check, gradient_check_max_entries=s.gradient_check_max_entries,
+    )
+    return Parsed(problem, batched, detail_auto, warnings, float(work))
+
+
+def _loss_steps(v: Any, T: int) -> np.ndarray:
+    if v == "all":
+        return np.ones(T, bool)
+    if v == "last":
+        mask = np.zeros(T, bool)
+        mask[-1] = True
+        return mask
+    if not isinstance(v, list) or len(v) != T or any(type(x) is not bool for x in v):
+        got = describe(v)
+        if isinstance(v, list):
+            bad = next((i for i, x in enumerate(v) if type(x) is not bool), None)
+            got = f"{len(v)} entries" if len(v) != T else f"{describe(v[bad])} at [{bad}]"
+        raise ApiError("loss_steps", f'"all", "last" or T = {T} booleans', got)
+    return np.array(v, bool)
+
+
+def _params(v: Any, notation: str, has_output: bool, n: int, s: Settings):
+    if not isinstance(v, dict):
+        raise ApiError("params", "an object of named arrays", describe(v))
+    expected = param_names(notation, has_output)
+    shown = [name for name, _ in expected]
+    canon_of = dict(expected)
+    for key in v:
+        if key not in canon_of:
+            hint = ""
+            for other, table in NOTATIONS.items():
+                for c, names in table.items():
+                    names = names if isinstance(names, tuple) else (names,)
+                    if key in names and c in CANONICAL and other != notation:
+                        if c in ("W_hy", "b_y") and not has_output:
+                            hint = " (loss upstream has no output layer)"
+                        else:
+                            mine = NOTATIONS[notation][c]
+                            mine = " and ".join(mine) if isinstance(mine, tuple) else mine
+                            hint = f" ({key} is {c} in notation {other}; in notation {notation} it is {mine})"
+                        break
+                if hint:
+                    break
+            if not hint and key in ("W_hy", "b_y", "V", "c", "Wya", "by", "linear.weight", "linear.bias") and not has_output:
+                hint = " (loss upstream has no output layer)"
+            raise ApiError(
+                f"params.{key}", None, None,
+                message=f"params.{key}: unknown parameter{hint}; notation {notation} expects " + ", ".join(shown),
+            )
+    for name in shown:
+        if name not in v:
+            raise ApiError(f"params.{name}", f"{SHAPE_WORDS[canon_of[name]]} array", "nothing (missing)")
+    by_canon = {c: name for name, c in expected}
+    W_hh_name = by_canon["W_hh"]
+    W_hh = number_array(v[W_hh_name], f"params.{W_hh_name}", (2,), "m×m (hidden×hidden)")
+    m = W_hh.shape[0]
+    if W_hh.shape[1] != m:
+        raise ApiError(f"params.{W_hh_name}", "a square m×m array (hidden×hidden)", dims(W_hh.shape))
+    _limit(m, s.max_m, f"params.{W_hh_name}", "hidden units m", "BPTT_MAX_M")
+    p = None
+    if has_output:
+        W_hy_name = by_canon["W_hy"]
+        W_hy = number_array(v[W_hy_name], f"params.{W_hy_name}", (2,), f"p×{m} (outputs×hidden)")
+        p = W_hy.shape[0]
+        _limit(p, s.max_p, f"params.{W_hy_name}", "outputs p", "BPTT_MAX_P")
+    sizes = {"W_xh": (m, n), "W_hh": (m, m), "b_h": (m,), "W_hy": (p, m), "b_y": (p,)}
+    named = {}
+    for name, c in expected:
+        shape = sizes[c]
+        words = SHAPE_WORDS[c]
+        exp = f"{dims(shape)} ({words})" if len(shape) == 2 else f"length {shape[0]} ({words})"
+        a = number_array(v[name], f"params.{name}", (1, 2), exp)
+        if len(shape) == 1 and a.shape == (shape[0], 1):
+            a = a[:, 0]  # column vectors, as the course notebook stores biases
+        if a.shape != shape:
+            raise ApiError(f"params.{name}", exp, dims(a.shape))
+        named[name] = a
+    return named, m, p
+
+
+def _init(v: Any, notation: str, has_output: bool, n: int, body: dict, loss: str, s: Settings):
+    if not isinstance(v, dict):
+        raise ApiError("init", 'an object {"seed", "hidden", "outputs", "scale"}', describe(v))
+    for key in v:
+        if key not in INIT_FIELDS:
+            raise ApiError(f"init.{key}", None, None, message=f"init.{key}: unknown field; init takes " + ", ".join(INIT_FIELDS))
+    seed = _int(v.get("seed", 0), "init.seed", 0, 2**63 - 1, "the seed")
+    if "hidden" not in v:
+        raise ApiError("init.hidden", "the number of hidden units m", "nothing (missing)")
+    m = _int(v["hidden"], "init.hidden", 1, None, "hidden units m")
+    _limit(m, s.max_m, "init.hidden", "hidden units m", "BPTT_MAX_M")
+    scale = None if v.get("scale") is None else _positive(v["scale"], "init.scale", "the scale s of U(−s, s)")
+    p = None
+    if has_output:
+        if v.get("outputs") is not None:
+            p = _int(v["outputs"], "init.outputs", 1, None, "outputs p")
+        else:
+            p = _target_width(body.get("targets"), loss)
+        _limit(p, s.max_p, "init.outputs", "outputs p", "BPTT_MAX_P")
+    elif v.get("outputs") is not None:
+        raise ApiError("init.outputs", "nothing with loss upstream (no output layer)", describe(v["outputs"]))
+    return init_params(notation, seed, n, m, p, scale), m, p
+
+
+def _target_width(t: Any, loss: str) -> int:
+    """p read off target rows when init does not say it."""
+    row = t
+    while isinstance(row, list) and row and isinstance(row[0], list):
+        row = row[0]
+    if isinstance(row, list) and row and isinstance(t, list) and isinstance(t[0], list) and (
+        loss == "mse" or isinstance(t[0][0], list) or not _looks_like_indices(t)
+    ):
+        return len(row)
+    raise ApiError(
+        "init.outputs", "the number of outputs p (it cannot be read off class-index targets)", "nothing",
+    )
+
+
+def _looks_like_indices(t: list) -> bool:
+    return all(isinstance(r, list) and all(type(x) is int for x in r) for r in t)
+
+
+def _rows(v: Any, field: str, batched: bool, B: int, T: int, width: int, mask: np.ndarray,
+          n_loss: int, words: str) -> np.ndarray:
+    """Per-step rows for every step (T) or only for the loss steps (|S|) → (B, T, width)."""
+    lead = f"{B}×" if batched else ""
+    counts = f"{T}" if n_loss == T else f"{T} or {n_loss}"
+    exp = f"{lead}({counts})×{width} ({'batch×' if batched else ''}steps×{words})"
+    if v is None:
+        raise ApiError(field, exp, "nothing (the field is required)")
+    a = number_array(v, field, (3,) if batched else (2,), exp)
+    if not batched:
+        a = a[None]
+    if a.shape[0] != B or a.shape[2] != width or a.shape[1] not in (T, n_loss):
+        raise ApiError(field, exp, dims(a.shape if batched else a.shape[1:]))
+    if a.shape[1] == T:
+        return a
+    full = np.zeros((B, T, width))
+    full[:, mask] = a
+    return full
+
+
+def _targets(v: Any, loss: str, batched: bool, B: int, T: int, p: int, mask: np.ndarray, n_loss: int) -> np.ndarray:
+    """Targets → rows Y (B, T, p): class indices become one-hot rows; probability rows are checked."""
+    if v is None:
+        raise ApiError("targets", f"targets for loss {loss}", "nothing (the field is required)")
+    if loss == "softmax_ce" and isinstance(v, list):
+        probe = v[0] if (batched and v and isinstance(v[0], list)) else v
+        if isinstance(probe, list) and probe and not isinstance(probe[0], list):
+            return _class_indices(v, batched, B, T, p, mask, n_loss)
+    Y = _rows(v, "targets", batched, B, T, p, mask, n_loss, "outputs")
+    if loss == "softmax_ce":
+        rows = Y[:, mask]
+        sums = rows.sum(axis=-1)
+        bad = np.argwhere((rows < 0).any(axis=-1) | (np.abs(sums - 1) > 1e-6))
+        if bad.size:
+            b, j = bad[0]
+            t = int(np.flatnonzero(mask)[j])
+            where = f"[{b}][{t}]" if batched else f"[{t}]"
+            raise ApiError(
+                f"targets{where}", "a probability row (entries ≥ 0 that sum to 1), a one-hot row or a class index",
+                f"a row summing to {sums[b, j]:.6g}" + (" with negative entries" if (rows[b, j] < 0).any() else ""),
+            )
+    return Y
+
+
+def _class_indices(v: list, batched: bool, B: int, T: int, p: int, mask: np.ndarray, n_loss: int) -> np.ndarray:
+    counts = f"{T}" if n_loss == T else f"{T} or {n_loss}"
+    exp = f"{B}×{counts} class indices" if batched else f"{counts} class indices"
+    a = number_array(v, "targets", (2,) if batched else (1,), exp)
+    if not batched:
+        a = a[None]
+    if a.shape[0] != B or a.shape[1] not in (T, n_loss):
+        raise ApiError("targets", exp, dims(a.shape if batched else a.shape[1:]))
+    bad = np.argwhere((a != np.floor(a)) | (a < 0) | (a >= p))
+    if bad.size:
+        b, j = bad[0]
+        where = f"[{b}][{j}]" if batched else f"[{j}]"
+        raise ApiError(f"targets{where}", f"a class index in 0…{p - 1} (p = {p} outputs)", describe(v[b][j] if batched else v[j]))
+    idx = a.astype(np.int64)
+    Y = np.zeros((B, T, p))
+    steps = np.arange(T) if a.shape[1] == T else np.flatnonzero(mask)
+    Y[np.arange(B)[:, None], steps[None, :], idx] = 1.0
+    return Y
+
+
+def _clip(v: Any) -> tuple[str, float] | None:
+    if v is None:
+        return None
+    exp = '{"max_norm": c} or {"max_value": c} with c > 0, or null'
+    if not isinstance(v, dict) or len(v) != 1 or next(iter(v)) not in ("max_norm", "max_value"):
+        raise ApiError("clip", exp, describe(v) if not isinstance(v, dict) else "keys " + ", ".join(v) if v else "an empty object")
+    key, c = next(iter(v.items()))
+    return ("norm" if key == "max_norm" else "value", _positive(c, f"clip.{key}", "the threshold c"))

@@ -1,0 +1,101 @@
+"""Routes of the REST API: read the body (capped), parse, run the engine, wrap."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from ..engine import run
+from . import respond
+from .errors import ApiError
+from ..settings import Settings
+from .parse import Parsed, decode, parse
+from .schemas import BPTTRequest, BPTTResponse, ErrorResponse, PresetSummary
+
+router = APIRouter(prefix="/api/v1")
+
+#: requests estimated below this many operations run on the event loop: a thread hop
+#: would cost more than the work; larger ones go to the thread pool (numpy drops the GIL).
+INLINE_WORK = 3e6
+INLINE_BODY_BYTES = 256 * 1024
+
+_ERRORS = {
+    400: {"model": ErrorResponse, "description": "Not JSON"},
+    413: {"model": ErrorResponse, "description": "Body larger than BPTT_MAX_BODY_BYTES"},
+    422: {"model": ErrorResponse, "description": "A field is invalid or over a limit; the error names it"},
+}
+
+
+async def read_body(request: Request, cap: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > cap:
+        raise ApiError("body", f"at most {cap} bytes (limit BPTT_MAX_BODY_BYTES)", f"{declared} bytes", status=413)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > cap:
+            raise ApiError("body", f"at most {cap} bytes (limit BPTT_MAX_BODY_BYTES)", f"more than {cap} bytes", status=413)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _parse(body: bytes, settings: Settings) -> tuple[Parsed, float]:
+    t0 = time.perf_counter()
+    parsed = parse(decode(body), settings)
+    return parsed, time.perf_counter() - t0
+
+
+def _run(parsed: Parsed) -> tuple[bytes, float, float]:
+    t0 = time.perf_counter()
+    result = run(parsed.problem)
+    t1 = time.perf_counter()
+    out = respond.dumps(respond.build(result, parsed))
+    return out, t1 - t0, time.perf_counter() - t1
+
+
+@router.post(
+    "/bptt",
+    summary="Run BPTT on a small RNN",
+    description=(
+        "Forward pass, every error term δ_{t,k} = ∂L_t/∂z_k (k ≤ t), and the gradients of the shared "
+        "weights as sums over the unrolled copies. Arrays are 0-based: index i is step t = i + 1. "
+        "Overflow is not an error: overflowed numbers are null and listed in `nonfinite`."
+    ),
+    response_model=None,
+    responses={200: {"model": BPTTResponse, "description": "The computation"}, **_ERRORS},
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+        "schema": {"$ref": "#/components/schemas/BPTTRequest"}}}}},
+)
+async def bptt(request: Request) -> Response:
+    settings = request.app.state.settings
+    body = await read_body(request, settings.max_body_bytes)
+    if len(body) <= INLINE_BODY_BYTES:
+        parsed, tp = _parse(body, settings)
+    else:
+        parsed, tp = await run_in_threadpool(_parse, body, settings)
+    if parsed.work <= INLINE_WORK:
+        out, tc, ts = _run(parsed)
+    else:
+        out, tc, ts = await run_in_threadpool(_run, parsed)
+    timing = f"parse;dur={tp * 1e3:.2f}, compute;dur={tc * 1e3:.2f}, serialize;dur={ts * 1e3:.2f}"
+    return Response(out, media_type="application/json", headers={"Server-Timing": timing})
+
+
+@router.get("/presets", summary="List the presets", response_model=list[PresetSummary])
+async def presets(request: Request) -> Response:
+    return Response(request.app.state.presets_index, media_type="application/json")
+
+
+@router.get(
+    "/presets/{preset_id}", summary="One preset: a complete request body",
+    responses={200: {"model": BPTTRequest}, 404: {"model": ErrorResponse}},
+)
+async def preset(preset_id: str, request: Request) -> Response:
+    found = request.app.state.presets.get(preset_id)
+    if found is None:
+        known = ", ".join(request.app.state.presets)
+        raise ApiError("preset_id", f"one of {known}", repr(preset_id)[:60], status=404)
+    return Response(respond.dumps(found.request), media_type="application/json")

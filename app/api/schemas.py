@@ -1,0 +1,172 @@
+"""Pydantic models that document the API in OpenAPI (/docs). Requests are parsed by
+``parse`` for exact error messages; these models describe the same contract, and a test
+checks that both know the same fields."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Number = float
+Vector = list[Number]
+Matrix = list[list[Number]]
+Tensor3 = list[list[list[Number]]]
+NullableArray = list[Any]  # numbers, nested arrays, or null where a number overflowed / does not exist
+
+
+class Init(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    seed: int = Field(0, ge=0, description="Seed of numpy's PCG64 generator.")
+    hidden: int = Field(..., ge=1, description="Hidden units m.")
+    outputs: int | None = Field(None, ge=1, description="Outputs p (read off target rows when omitted).")
+    scale: float | None = Field(None, gt=0, description="Entries drawn from U(−s, s); default s = 1/√m.")
+
+
+class ClipNorm(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    max_norm: float = Field(..., gt=0, description="g ← g · min(1, c/‖g‖) over all parameter gradients.")
+
+
+class ClipValue(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    max_value: float = Field(..., gt=0, description="Every gradient entry clipped to [−c, c].")
+
+
+class BPTTRequest(BaseModel):
+    """A small RNN, its input sequence and its loss. Shapes: T steps, n inputs, m hidden,
+    p outputs, optional batch B in front."""
+
+    model_config = ConfigDict(extra="forbid")
+    notation: Literal["canonical", "goodfellow", "nndl", "coursera", "pytorch"] = Field(
+        "canonical", description="Names of the parameters in params and in the response (see names)."
+    )
+    cell: Literal["vanilla", "residual"] = Field(
+        "vanilla", description="vanilla: h_t = f(z_t); residual: h_t = h_{t−1} + f(z_t)."
+    )
+    activation: Literal["tanh", "sigmoid", "relu", "identity"] = "tanh"
+    loss: Literal["softmax_ce", "mse", "upstream"] = Field(
+        "mse", description="softmax_ce, mse (½‖o−y‖²), or upstream (no output layer; give ∂L/∂h_t)."
+    )
+    inputs: Matrix | Tensor3 = Field(..., description="T×n, or B×T×n for a batch.")
+    targets: list[int] | list[list[int]] | Matrix | Tensor3 | None = Field(
+        None,
+        description="mse: T×p rows; softmax_ce: T class indices, or T×p one-hot / probability rows. "
+        "Leading B axis for a batch. Rows for the loss steps only (|S| instead of T) are accepted too.",
+    )
+    upstream: Matrix | Tensor3 | None = Field(None, description="loss upstream: ∂L/∂h_t, T×m or B×T×m.")
+    h0: Vector | Matrix | None = Field(None, description="Initial state, m (or B×m); zeros when omitted.")
+    params: dict[str, Vector | Matrix] | None = Field(
+        None,
+        description="Named per the notation. canonical: W_xh m×n, W_hh m×m, b_h m, W_hy p×m, b_y p "
+        "(no output layer with loss upstream). pytorch: weight_ih_l0, weight_hh_l0, bias_ih_l0, "
+        "bias_hh_l0, linear.weight, linear.bias.",
+    )
+    init: Init | None = Field(None, description="Seeded random parameters instead of params.")
+    loss_steps: Literal["all", "last"] | list[bool] = Field(
+        "all", description='Steps that carry a loss: "all", "last" (many-to-one), or T booleans.'
+    )
+    reduction: Literal["sum", "mean"] = Field("sum", description="mean divides L by |S| × B.")
+    truncation: int | None = Field(None, ge=1, description="Truncated BPTT: keep δ_{t,k} with t − k < K.")
+    clip: ClipNorm | ClipValue | None = None
+    gradient_check: bool = Field(False, description="Compare with central finite differences.")
+    detail: Literal["full", "norms"] | None = Field(
+        None, description="full (default while the δ table fits the size budget) or norms."
+    )
+
+
+class ErrorBody(BaseModel):
+    status: int
+    field: str | None = Field(None, description="Path into the request, e.g. params.W_hh or inputs[2][0].")
+    expected: str | None = None
+    got: str | None = None
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class Forward(BaseModel):
+    z: NullableArray
+    h: NullableArray
+    fprime: NullableArray = Field(..., description="f'(z_t)")
+    o: NullableArray | None
+    y_hat: NullableArray | None
+    loss_t: NullableArray = Field(..., description="Per-step losses L_t (0 on steps without a loss).")
+    loss: float | None
+
+
+class Diagnostics(BaseModel):
+    jacobian_norm: NullableArray = Field(..., description="‖J_k‖₂ of every step Jacobian.")
+    delta_bound: NullableArray = Field(..., description="max|f'(z_k)| Π_{τ=k+1}^{t} ‖J_τ‖ ‖ε_{t,t}‖ ≥ ‖δ_{t,k}‖.")
+    spectral_radius: float | None
+    sigma_max: float | None
+    gamma: float
+
+
+class Clip(BaseModel):
+    method: Literal["norm", "value"]
+    threshold: float
+    norm_before: float | None
+    norm_after: float | None
+    clipped: bool
+
+
+class CheckArray(BaseModel):
+    max_rel_error: float | None
+    max_abs_error: float | None
+    checked: int
+    of: int
+
+
+class GradientCheck(BaseModel):
+    step: float
+    tolerance: float
+    ok: bool
+    max_rel_error: float | None
+    compared: str
+    arrays: dict[str, CheckArray]
+
+
+class Shapes(BaseModel):
+    T: int
+    n: int
+    m: int
+    p: int | None
+    batch: int | None
+
+
+class BPTTResponse(BaseModel):
+    version: str
+    notation: str
+    names: dict[str, str] = Field(..., description="canonical name → the notation's name")
+    cell: str
+    activation: str
+    loss: str
+    reduction: str
+    loss_steps: list[bool]
+    truncation: int | None
+    detail: Literal["full", "norms"]
+    warnings: list[str]
+    shapes: Shapes
+    params: dict[str, NullableArray]
+    forward: Forward
+    delta: NullableArray | None = Field(..., description="delta[t][k] = δ_{t,k} = ∂L_t/∂z_k for k ≤ t (0-based).")
+    delta_norm: NullableArray = Field(..., description="T×T ‖δ_{t,k}‖, null above the diagonal.")
+    dz: NullableArray = Field(..., description="dz_k = Σ_t δ_{t,k} = ∂L/∂z_k")
+    dh: NullableArray = Field(..., description="∂L/∂h_k")
+    grads: dict[str, NullableArray | float | None]
+    grads_unclipped: dict[str, NullableArray | float | None] | None
+    grads_per_step: dict[str, NullableArray] | None = Field(..., description="∂L_t/∂θ, leading T axis.")
+    grads_per_copy: dict[str, NullableArray] | None = Field(..., description="The term of unrolled copy k.")
+    clip: Clip | None
+    diagnostics: Diagnostics
+    gradient_check: GradientCheck | None
+    nonfinite: list[str] = Field(..., description="Paths of fields holding numbers that overflowed.")
+
+
+class PresetSummary(BaseModel):
+    id: str
+    title: dict[str, str] = Field(..., description="en and zh")
+    description: dict[str, str] = Field(..., description="en and zh")

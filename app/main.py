@@ -1,0 +1,92 @@
+"""The ASGI application: ``uvicorn app.main:app``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import plotly
+from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import FileResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from . import __version__
+from .api import errors
+from .api.routes import router
+from .api.schemas import BPTTRequest
+from .presets import load_all
+from .settings import Settings, get_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+STATIC_DIR = ROOT / "static"
+TEMPLATES_DIR = ROOT / "templates"
+PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+
+
+def _openapi(app: FastAPI) -> dict:
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    req = BPTTRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+    comps = schema.setdefault("components", {}).setdefault("schemas", {})
+    comps.update(req.pop("$defs", {}))
+    comps["BPTTRequest"] = req
+    body = schema["paths"]["/api/v1/bptt"]["post"]["requestBody"]["content"]["application/json"]
+    body["examples"] = {
+        p.id: {"summary": p.title["en"], "description": p.description["en"], "value": p.request}
+        for p in app.state.presets.values()
+    }
+    app.openapi_schema = schema
+    return schema
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="BPTT Explorer",
+        version=__version__,
+        description=(
+            "Backpropagation Through Time, visible and checkable: every hidden state, every error "
+            "term δ_{t,k} = ∂L_t/∂z_k and the gradients of the shared weights as sums over the "
+            "unrolled copies. Notation and formulas: see the README."
+        ),
+        root_path=settings.root_path,
+    )
+    app.state.settings = settings
+    app.state.presets = load_all(settings)
+    app.state.presets_index = orjson.dumps([p.summary() for p in app.state.presets.values()])
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    errors.install(app)
+    app.include_router(router)
+    templates = Jinja2Templates(directory=TEMPLATES_DIR)
+
+    @app.get("/", include_in_schema=False)
+    async def page(request: Request) -> Response:
+        return templates.TemplateResponse(
+            request, "index.html",
+            {"version": __version__, "default_language": settings.default_language},
+        )
+
+    @app.get("/static/vendor/plotly.min.js", include_in_schema=False)
+    async def plotly_js() -> Response:
+        return FileResponse(PLOTLY_JS, media_type="text/javascript",
+                            headers={"Cache-Control": "public, max-age=86400"})
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/healthz", summary="Liveness and readiness")
+    async def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/version", summary="Versions of the app and its numerical stack")
+    async def version() -> dict:
+        import numpy
+
+        return {"version": __version__, "api": "v1", "numpy": numpy.__version__, "plotly": plotly.__version__}
+
+    return app
+
+
+app = create_app()
