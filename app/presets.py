@@ -8,6 +8,7 @@ be); a broken one stops the server with a message naming the file and the field.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from .settings import Settings
 
 BUILTIN_DIR = Path(__file__).parent / "presets"
 LANGS = ("en", "zh")
+log = logging.getLogger("bptt_explorer")
 
 
 class PresetError(ValueError):
@@ -80,7 +82,14 @@ def load_all(settings: Settings) -> dict[str, Preset]:
     presets: dict[str, Preset] = {}
     for d in dirs:
         for path in sorted(d.glob("*.json")):
-            preset = load_file(path, settings)
+            try:
+                preset = load_file(path, settings)
+            except PresetError as e:
+                if d != BUILTIN_DIR:
+                    raise
+                # a built-in preset over the limits a teacher configured is left out, not fatal
+                log.warning("left out: %s", e)
+                continue
             if preset.id in presets and d == BUILTIN_DIR:
                 raise PresetError(f"preset {path}: id {preset.id!r} is used twice")
             presets[preset.id] = preset  # a teacher's preset may replace a built-in one

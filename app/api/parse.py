@@ -130,7 +130,7 @@ def number_array(v: Any, field: str, ndims: tuple[int, ...], expected: str) -> n
     if len(shape) not in ndims:
         raise ApiError(field, expected, dims(shape) if shape != (0,) else "an empty array")
     if 0 in shape:
-        raise ApiError(field, expected, "an empty array" if shape == (0,) else dims(shape))
+        raise ApiError(field, expected, "an empty array" + ("" if shape == (0,) else f" ({dims(shape)})"))
     return np.array(v, dtype=np.float64)
 
 

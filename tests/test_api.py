@@ -1,0 +1,311 @@
+"""POST /api/v1/bptt, the presets, and the one error shape."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from app.api.parse import FIELDS
+from app.api.schemas import BPTTRequest
+
+
+def small(**over):
+    body = {
+        "inputs": [[1.0, 0.0], [0.5, -1.0], [0.0, 2.0]],
+        "targets": [[0.1], [0.2], [0.3]],
+        "params": {
+            "W_xh": [[0.1, 0.2], [0.3, -0.1], [0.0, 0.5], [0.2, 0.2]],
+            "W_hh": [[0.1, 0.0, 0.2, 0.0], [0.0, 0.3, 0.0, 0.1], [0.2, 0.1, 0.0, 0.0], [0.0, 0.0, 0.1, 0.4]],
+            "b_h": [0.0, 0.1, 0.0, -0.1],
+            "W_hy": [[1.0, -1.0, 0.5, 0.2]],
+            "b_y": [0.0],
+        },
+    }
+    body.update(over)
+    return body
+
+
+def strict_json(text: str):
+    def refuse(c):
+        raise AssertionError(f"non-RFC-8259 token {c}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_contract_fields(client):
+    r = client.post("/api/v1/bptt", json=small())
+    assert r.status_code == 200
+    d = strict_json(r.text)
+    for key in ("notation", "names", "shapes", "params", "forward", "delta", "delta_norm", "dz", "dh", "grads",
+                "grads_per_step", "clip", "diagnostics", "gradient_check", "nonfinite"):
+        assert key in d, key
+    assert d["shapes"] == {"T": 3, "n": 2, "m": 4, "p": 1, "batch": None}
+    assert [len(row) for row in d["delta"]] == [1, 2, 3]  # delta[t][k], k ≤ t
+    assert all(len(v) == 4 for row in d["delta"] for v in row)
+    assert d["delta_norm"][0][1] is None and d["delta_norm"][2][0] is not None
+    assert set(d["grads"]) == {"W_xh", "W_hh", "b_h", "W_hy", "b_y", "h0", "inputs"}
+    assert np.array(d["grads_per_step"]["W_hh"]).shape == (3, 4, 4)
+    assert d["nonfinite"] == [] and d["detail"] == "full"
+    np.testing.assert_allclose(np.sum(d["grads_per_step"]["W_hh"], axis=0), d["grads"]["W_hh"], rtol=1e-12)
+    assert "compute;dur=" in r.headers["server-timing"]
+
+
+def test_schema_model_and_parser_know_the_same_fields():
+    assert set(BPTTRequest.model_fields) == set(FIELDS)
+
+
+def test_notations_name_the_same_matrices(client):
+    base = client.post("/api/v1/bptt", json=small()).json()
+    P = small()["params"]
+    nndl = {"W": P["W_xh"], "U": P["W_hh"], "b": P["b_h"], "V": P["W_hy"], "c": P["b_y"]}
+    good = {"U": P["W_xh"], "W": P["W_hh"], "b": P["b_h"], "V": P["W_hy"], "c": P["b_y"]}
+    d1 = client.post("/api/v1/bptt", json=small(notation="nndl", params=nndl)).json()
+    d2 = client.post("/api/v1/bptt", json=small(notation="goodfellow", params=good)).json()
+    assert d1["names"]["W_hh"] == "U" and d2["names"]["W_hh"] == "W"
+    assert d1["grads"]["U"] == base["grads"]["W_hh"] == d2["grads"]["W"]
+    assert d1["grads"]["W"] == base["grads"]["W_xh"] == d2["grads"]["U"]
+    # PyTorch: two biases that add up to b_h, each gets the b_h gradient
+    half = [v / 2 for v in P["b_h"]]
+    pt = {"weight_ih_l0": P["W_xh"], "weight_hh_l0": P["W_hh"], "bias_ih_l0": half, "bias_hh_l0": half,
+          "linear.weight": P["W_hy"], "linear.bias": P["b_y"]}
+    d3 = client.post("/api/v1/bptt", json=small(notation="pytorch", params=pt)).json()
+    assert d3["grads"]["bias_ih_l0"] == d3["grads"]["bias_hh_l0"] == base["grads"]["b_h"]
+    assert d3["forward"]["loss"] == pytest.approx(base["forward"]["loss"], rel=1e-15)
+    assert d3["names"]["b_h"] == "bias_ih_l0 + bias_hh_l0"
+
+
+def test_course_notebook_preset_reproduces_the_published_values(client):
+    req = client.get("/api/v1/presets/course-notebook").json()
+    g = client.post("/api/v1/bptt", json=req).json()["grads"]
+    # rnn_backward's printed values in the course notebook (np.random.seed(1))
+    assert g["Wax"][3][1] == pytest.approx(11.2641044965, rel=1e-10)
+    assert g["Waa"][1][2] == pytest.approx(2.30333312658, rel=1e-10)
+    assert g["ba"][4] == pytest.approx(-0.74747722, rel=1e-7)
+    assert g["h0"][3][2] == pytest.approx(-0.314942375127, rel=1e-10)  # da0[2][3]: unit 2, sequence 3
+    np.testing.assert_allclose([g["inputs"][2][t][1] for t in range(4)],
+                               [-2.07101689, -0.59255627, 0.02466855, 0.01483317], atol=6e-9)
+
+
+def test_presets_list_and_every_preset_runs(client):
+    items = client.get("/api/v1/presets").json()
+    ids = [p["id"] for p in items]
+    for needed in ("note-003", "many-to-one", "vanishing", "exploding", "residual-6-3", "course-notebook", "pytorch-rnn"):
+        assert needed in ids
+    for p in items:
+        assert p["title"]["en"] and p["title"]["zh"] and p["description"]["zh"]
+        r = client.post("/api/v1/bptt", json=client.get(f"/api/v1/presets/{p['id']}").json())
+        assert r.status_code == 200, (p["id"], r.text[:300])
+        strict_json(r.text)
+    nb = client.get("/api/v1/presets/course-notebook").json()
+    assert np.array(nb["inputs"]).shape == (10, 4, 3) and nb["notation"] == "coursera"
+    assert client.post("/api/v1/bptt", json=nb).json()["shapes"] == {"T": 4, "n": 3, "m": 5, "p": None, "batch": 10}
+
+
+def test_unknown_preset_is_a_404_in_the_error_shape(client):
+    r = client.get("/api/v1/presets/nope")
+    assert r.status_code == 404
+    assert r.json()["error"]["field"] == "preset_id"
+
+
+def test_vanishing_and_exploding_presets_show_what_they_say(client):
+    van = client.post("/api/v1/bptt", json=client.get("/api/v1/presets/vanishing").json()).json()
+    row = van["delta_norm"][-1]
+    assert row[0] < 1e-6 * row[-1]
+    exp = client.post("/api/v1/bptt", json=client.get("/api/v1/presets/exploding").json()).json()
+    row = exp["delta_norm"][-1]
+    assert row[0] > 100 * row[-1]
+    assert exp["clip"]["clipped"] and exp["clip"]["norm_after"] == pytest.approx(5.0)
+
+
+def test_overflow_is_valid_json_with_nonfinite_flagged(client):
+    r = client.post("/api/v1/bptt", json=client.get("/api/v1/presets/overflow").json())
+    assert r.status_code == 200
+    d = strict_json(r.text)
+    assert "forward.h" in d["nonfinite"] and "grads.W_hh" in d["nonfinite"]
+    assert d["forward"]["loss"] is None
+    assert any("overflow" in w for w in d["warnings"])
+
+
+def test_batch_gains_a_leading_axis(client):
+    one = small()
+    batch = small(inputs=[one["inputs"]] * 2, targets=[one["targets"]] * 2)
+    d1 = client.post("/api/v1/bptt", json=one).json()
+    d2 = client.post("/api/v1/bptt", json=batch).json()
+    assert d2["shapes"]["batch"] == 2
+    assert d2["delta"][1] == d1["delta"] and d2["forward"]["h"][0] == d1["forward"]["h"]
+    np.testing.assert_allclose(d2["grads"]["W_hh"], 2 * np.array(d1["grads"]["W_hh"]), rtol=1e-14)
+    assert np.array(d2["grads"]["h0"]).shape == (2, 4)
+
+
+def test_init_is_seeded_and_echoed(client):
+    body = {"inputs": [[1.0], [2.0]], "targets": [0, 2], "loss": "softmax_ce",
+            "init": {"seed": 3, "hidden": 5, "outputs": 3}}
+    a = client.post("/api/v1/bptt", json=body).json()
+    b = client.post("/api/v1/bptt", json=body).json()
+    assert a["params"] == b["params"] and np.array(a["params"]["W_hh"]).shape == (5, 5)
+    # the echoed params reproduce the same numbers
+    c = client.post("/api/v1/bptt", json={**{k: v for k, v in body.items() if k != "init"}, "params": a["params"]}).json()
+    assert c["grads"] == a["grads"]
+
+
+def test_targets_for_the_loss_steps_only(client):
+    full = client.post("/api/v1/bptt", json=small(loss_steps="last")).json()
+    short = client.post("/api/v1/bptt", json=small(loss_steps="last", targets=[[0.3]])).json()
+    assert full["grads"] == short["grads"]
+    assert full["forward"]["loss_t"][:2] == [0.0, 0.0]
+
+
+def test_softmax_targets_indices_onehot_and_probabilities_agree(client):
+    base = small(loss="softmax_ce")
+    base["params"]["W_hy"] = [[1.0, -1.0, 0.5, 0.2], [0.0, 0.3, -0.2, 0.1]]
+    base["params"]["b_y"] = [0.0, 0.1]
+    a = client.post("/api/v1/bptt", json={**base, "targets": [1, 0, 1]}).json()
+    b = client.post("/api/v1/bptt", json={**base, "targets": [[0, 1], [1, 0], [0, 1]]}).json()
+    assert a["grads"] == b["grads"]
+    c = client.post("/api/v1/bptt", json={**base, "targets": [[0.3, 0.7], [1, 0], [0.5, 0.5]]})
+    assert c.status_code == 200
+
+
+def test_detail_falls_back_to_norms_over_the_budget_and_says_so(client):
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+    from app.settings import Settings
+
+    with TestClient(create_app(Settings(max_full_floats=50))) as c:
+        d = c.post("/api/v1/bptt", json=small()).json()
+        assert d["detail"] == "norms" and d["delta"] is None and d["grads_per_step"] is None
+        assert d["delta_norm"][2][0] is not None
+        d = c.post("/api/v1/bptt", json=small(detail="full")).json()
+        assert d["detail"] == "norms" and any("budget" in w for w in d["warnings"])
+
+
+def test_gradient_check_in_the_response(client):
+    d = client.post("/api/v1/bptt", json=small(gradient_check=True)).json()
+    gc = d["gradient_check"]
+    assert gc["ok"] and gc["max_rel_error"] < 1e-6
+    assert set(gc["arrays"]) == {"W_xh", "W_hh", "b_h", "W_hy", "b_y", "h0", "inputs"}
+
+
+def test_truncation_and_clip_in_the_response(client):
+    d = client.post("/api/v1/bptt", json=small(truncation=1, clip={"max_value": 0.01})).json()
+    assert d["truncation"] == 1
+    assert all(all(x == 0 for x in v) for v in d["delta"][2][:2])  # t − k ≥ 1 dropped
+    assert d["clip"]["method"] == "value"
+    assert max(abs(x) for row in d["grads"]["W_hh"] for x in row) <= 0.01
+
+
+# ---- bad input: one error shape, the field named, what was expected and what came ----
+
+BAD = [
+    # (body, status, field, fragment of the message)
+    (small(params={**small()["params"], "W_hh": [[0.1, 0.2, 0.3]] * 4}), 422, "params.W_hh", "expected a square m×m array (hidden×hidden), got 4×3"),
+    (small(params={**small()["params"], "W_xh": [[0.1, 0.2, 0.3]] * 4}), 422, "params.W_xh", "expected 4×2 (hidden×inputs), got 4×3"),
+    (small(params={**small()["params"], "b_h": [0.0]}), 422, "params.b_h", "expected length 4 (hidden), got length 1"),
+    (small(inputs=[[1.0, 0.0], [0.5], [0.0, 2.0]]), 422, "inputs", "ragged"),
+    (small(inputs=[[1.0, "x"], [0.5, 1.0], [0.0, 2.0]]), 422, "inputs[0][1]", 'expected a number, got the string "x"'),
+    (small(inputs=[[1.0, True], [0.5, 1.0], [0.0, 2.0]]), 422, "inputs[0][1]", "got true"),
+    (small(inputs=[[1.0, None], [0.5, 1.0], [0.0, 2.0]]), 422, "inputs[0][1]", "got null"),
+    (small(inputs=[]), 422, "inputs", "empty"),
+    (small(inputs=[[]]), 422, "inputs", "empty"),
+    (small(inputs=5), 422, "inputs", "got 5"),
+    (small(foo=1), 422, "foo", "unknown field"),
+    (small(notation="bishop"), 422, "notation", "expected one of canonical, goodfellow, nndl, coursera, pytorch"),
+    (small(activation="gelu"), 422, "activation", "one of tanh, sigmoid, relu, identity"),
+    (small(params={**small()["params"], "U": [[0.0]]}), 422, "params.U", "unknown parameter"),
+    (small(notation="nndl"), 422, "params.W_xh", "W_xh is W_xh in notation canonical; in notation nndl it is W"),
+    (small(loss="softmax_ce", targets=[0, 0, 5]), 422, "targets[2]", "expected a class index in 0…0 (p = 1 outputs), got 5"),
+    (small(loss="softmax_ce", targets=[[0.5], [0.2], [1.0]]), 422, "targets[0]", "probability row"),
+    (small(loss_steps=[True, False]), 422, "loss_steps", "T = 3 booleans, got 2 entries"),
+    (small(loss_steps="first"), 422, "loss_steps", '"all", "last"'),
+    (small(truncation=0), 422, "truncation", "≥ 1"),
+    (small(truncation=1.5), 422, "truncation", "got 1.5"),
+    (small(truncation="2"), 422, "truncation", "string"),
+    (small(clip={"max_norm": -1}), 422, "clip.max_norm", "> 0"),
+    (small(clip={"max_norm": 1, "max_value": 1}), 422, "clip", "max_norm"),
+    (small(targets=[[0.1], [0.2]]), 422, "targets", "expected (3)×1"),
+    (small(h0=[0.0, 0.0]), 422, "h0", "length 4 (hidden)"),
+    (small(loss="upstream"), 422, "params.W_hy", "no output layer"),
+    (small(upstream=[[0.0] * 4] * 3), 422, "upstream", "loss upstream"),
+    (small(gradient_check="yes"), 422, "gradient_check", "true or false"),
+    (small(detail="some"), 422, "detail", "full or norms"),
+    ({"inputs": [[1.0]]}, 422, "params", "init"),
+    ({"inputs": [[1.0]], "loss": "softmax_ce", "targets": [0], "init": {"seed": 1, "hidden": 2}}, 422, "init.outputs", "class-index"),
+    ({"inputs": [[1.0]], "targets": [[0.0]], "init": {"hidden": 0}}, 422, "init.hidden", "≥ 1"),
+    ({"inputs": [[1.0]], "targets": [[0.0]], "init": {"hidden": 2, "sead": 1}}, 422, "init.sead", "unknown field"),
+    ([1, 2], 422, "body", "expected a JSON object, got an array of 2"),
+]
+
+
+@pytest.mark.parametrize("body,status,field,fragment", BAD, ids=[f"{i}-{b[2]}" for i, b in enumerate(BAD)])
+def test_bad_input_is_a_4xx_naming_the_field(client, body, status, field, fragment):
+    r = client.post("/api/v1/bptt", json=body)
+    assert r.status_code == status, r.text
+    err = r.json()["error"]
+    assert err["field"] == field, err
+    assert fragment in err["message"], err["message"]
+    assert set(err) == {"status", "field", "expected", "got", "message"}
+
+
+@pytest.mark.parametrize("text,field,fragment", [
+    ('{"inputs": [[NaN]], "targets": [[0]], "init": {"hidden": 2}}', "inputs[0][0]", "expected a finite number, got NaN"),
+    ('{"inputs": [[Infinity]], "targets": [[0]], "init": {"hidden": 2}}', "inputs[0][0]", "Infinity"),
+    ('{"inputs": [[1e400]], "targets": [[0]], "init": {"hidden": 2}}', "inputs[0][0]", "got 1e400"),
+    ('{"inputs": [[1]], "targets": [[0]], "init": {"hidden": 2, "scale": -Infinity}}', "init.scale", "-Infinity"),
+    ('{"inputs": [[1, 2]', "body", "invalid JSON"),
+    ("not json", "body", "invalid JSON"),
+    ("", "body", "empty body"),
+    ("[" * 100000 + "]" * 100000, "body", "a JSON object"),
+], ids=["nan", "infinity", "1e400", "minus-infinity", "truncated", "text", "empty", "deep"])
+def test_non_json_and_non_finite_numbers(client, text, field, fragment):
+    r = client.post("/api/v1/bptt", content=text.encode(), headers={"content-type": "application/json"})
+    assert 400 <= r.status_code < 500
+    err = r.json()["error"]
+    assert err["field"] == field and fragment in err["message"], err
+
+
+def test_limits_come_from_settings_and_are_named():
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+    from app.settings import Settings
+
+    s = Settings(max_t=5, max_m=3, max_body_bytes=2048, max_work=1e5)
+    with TestClient(create_app(s)) as c:
+        r = c.post("/api/v1/bptt", json={"inputs": [[1.0]] * 6, "targets": [[0.0]] * 6, "init": {"hidden": 2}})
+        assert r.status_code == 422 and "BPTT_MAX_T" in r.json()["error"]["message"]
+        r = c.post("/api/v1/bptt", json={"inputs": [[1.0]], "targets": [[0.0]], "init": {"hidden": 10**9}})
+        assert r.status_code == 422 and "BPTT_MAX_M" in r.json()["error"]["message"]
+        r = c.post("/api/v1/bptt", content=b"[" + b"1," * 2000 + b"1]", headers={"content-type": "application/json"})
+        assert r.status_code == 413 and "BPTT_MAX_BODY_BYTES" in r.json()["error"]["message"]
+    with TestClient(create_app(Settings(max_work=1e4))) as c:
+        r = c.post("/api/v1/bptt", json={"inputs": [[1.0]] * 50, "targets": [[0.0]] * 50, "init": {"hidden": 3}})
+        assert r.status_code == 422 and "BPTT_MAX_WORK" in r.json()["error"]["message"]
+
+
+def test_unknown_routes_and_methods_use_the_error_shape(client):
+    r = client.get("/api/v1/nothing")
+    assert r.status_code == 404 and r.json()["error"]["status"] == 404
+    r = client.get("/api/v1/bptt")
+    assert r.status_code == 405 and r.json()["error"]["field"] == "method"
+
+
+def test_openapi_documents_the_request_with_examples(client):
+    spec = client.get("/openapi.json").json()
+    body = spec["paths"]["/api/v1/bptt"]["post"]["requestBody"]["content"]["application/json"]
+    assert "note-003" in body["examples"]
+    assert "BPTTRequest" in spec["components"]["schemas"]
+    assert client.get("/docs").status_code == 200
+
+
+def test_health_and_version(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/version").json()["api"] == "v1"
+
+
+def test_loss_steps_mask_all_false_is_a_zero_loss(client):
+    d = client.post("/api/v1/bptt", json=small(loss_steps=[False] * 3, reduction="mean")).json()
+    assert d["forward"]["loss"] == 0.0 and not math.isnan(d["grads"]["W_hh"][0][0])
