@@ -91,6 +91,8 @@ def build(r: Result, parsed: Parsed) -> dict[str, Any]:
             "y_hat": None if out.y_hat is None else sq(out.y_hat),
             "loss_t": sq(out.loss_t), "loss": float(out.loss),
         },
+        "e": None if out.e is None else sq(out.e),
+        "eps_tt": sq(out.eps_tt),
         "delta": delta,
         "delta_norm": sq(tab.delta_norm),
         "dz": sq(tab.dz),

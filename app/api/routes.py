@@ -99,3 +99,11 @@ async def preset(preset_id: str, request: Request) -> Response:
         known = ", ".join(request.app.state.presets)
         raise ApiError("preset_id", f"one of {known}", repr(preset_id)[:60], status=404)
     return Response(respond.dumps(found.request), media_type="application/json")
+
+
+@router.get("/notations", summary="The names of the parameters in every notation")
+async def notations() -> dict:
+    """notation → canonical name → shown name (PyTorch's b_h is two arrays)."""
+    from ..engine.notation import NOTATIONS
+
+    return {k: {c: list(v) if isinstance(v, tuple) else v for c, v in table.items()} for k, table in NOTATIONS.items()}

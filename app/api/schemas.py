@@ -152,6 +152,8 @@ class BPTTResponse(BaseModel):
     shapes: Shapes
     params: dict[str, NullableArray]
     forward: Forward
+    e: NullableArray | None = Field(..., description="e_t = ∂L/∂o_t (the step's share of L), T×p; null with loss upstream.")
+    eps_tt: NullableArray = Field(..., description="ε_{t,t} = ∂L/∂h_t through the step's own loss: W_hyᵀ e_t (upstream: g_t), T×m.")
     delta: NullableArray | None = Field(..., description="delta[t][k] = δ_{t,k} = ∂L_t/∂z_k for k ≤ t (0-based).")
     delta_norm: NullableArray = Field(..., description="T×T ‖δ_{t,k}‖, null above the diagonal.")
     dz: NullableArray = Field(..., description="dz_k = Σ_t δ_{t,k} = ∂L/∂z_k")
