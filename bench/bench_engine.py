@@ -9,13 +9,14 @@ drawn from U(-1/sqrt(m), 1/sqrt(m)) so tanh does not saturate):
 
 Ours is timed as parse+run (request dict → Problem → Result), run alone, and the whole
 in-process pipeline (orjson bytes → decode+parse+run+respond.build+respond.dumps → bytes).
-PyTorch is timed as (a) a loop of one autograd.grad(L_t, z[:t+1]) per t plus one backward of
-L, and (b) torch.func.jacrev of the vector (L_1 … L_T) with respect to a zero perturbation
-added to every z_k (which gives δ[t, k]) and the parameters (summed over t afterwards).
-Before timing, the PyTorch numbers are checked against ours (max abs diff < 1e-10).
+PyTorch (float64, default threads) is timed as (a) a loop of one autograd.grad(L_t, z[:t+1])
+per t plus one backward of L, and (b) torch.func.jacrev of the vector (L_1 … L_T) with
+respect to a zero perturbation added to every z_k (which gives δ[t, k]) plus one backward of
+L; the faster of the two is "PyTorch" in the ratios. Before timing, both are checked against
+ours (max abs diff of the table and of the gradients < 1e-10).
 Every figure is the median wall time of --repeat runs (after one warm-up run), in ms.
 
-    python bench/bench_engine.py [--repeat 20] [--repeat-norms 3]
+    python bench/bench_engine.py [--repeat 20] [--repeat-norms 5]
 """
 
 from __future__ import annotations
@@ -87,7 +88,9 @@ def _forward(P: dict, X, Y, eps=None):
     """z_k, L_t for every step: z_t = W_xh x_t + W_hh h_{t−1} (+ eps_t) + b_h, h_0 = 0."""
     import torch
 
-    xw = X @ P["W_xh"].T + P["b_h"]
+    # unbind, not xw[t]: under vmap each xw[t] backward would fill a zero (batch, T, m) tensor
+    xw = (X @ P["W_xh"].T + P["b_h"]).unbind(0)
+    eps = None if eps is None else eps.unbind(0)
     h = X.new_zeros(P["W_hh"].shape[0])
     zs, Ls = [], []
     for t in range(X.shape[0]):
@@ -101,9 +104,18 @@ def _forward(P: dict, X, Y, eps=None):
     return zs, Ls
 
 
+def _param_grads(body: dict) -> dict:
+    """Summed parameter gradients: one forward, one backward of L = Σ_t L_t."""
+    import torch
+
+    P, X, Y = _tensors(body)
+    grads = torch.autograd.grad(torch.stack(_forward(P, X, Y)[1]).sum(), [P[k] for k in PARAMS])
+    return {k: g.numpy() for k, g in zip(PARAMS, grads)}
+
+
 def torch_loop(body: dict, norms: bool = False):
-    """(a) One autograd.grad(L_t, z_0..z_t) per t, then one backward of L.
-    Returns (δ table (T, T, m), or ‖δ‖ (T, T) when norms, and the summed gradients)."""
+    """(a) One autograd.grad(L_t, z_0..z_t) per t, then one backward of L for the gradients.
+    Returns the δ table (T, T, m), or ‖δ‖ (T, T) when norms, and the summed gradients."""
     import torch
 
     P, X, Y = _tensors(body)
@@ -118,81 +130,97 @@ def torch_loop(body: dict, norms: bool = False):
 
 
 def torch_jacrev(body: dict, norms: bool = False):
-    """(b) torch.func.jacrev of (L_1 … L_T) w.r.t. a zero perturbation of every z_k and the
-    parameters: ∂L_t/∂eps_k = δ_{t,k}; the per-step parameter gradients are summed over t."""
+    """(b) torch.func.jacrev of (L_1 … L_T) w.r.t. a zero perturbation eps_k added to every
+    z_k, so that ∂L_t/∂eps_k = δ_{t,k}; then one backward of L for the gradients (a jacrev
+    w.r.t. the parameters too would form every per-step gradient: ~8× slower at T=512)."""
     import torch
     from torch.func import jacrev
 
     P, X, Y = _tensors(body)
-    P = {k: v.detach() for k, v in P.items()}
-    eps = X.new_zeros(X.shape[0], P["W_hh"].shape[0])
-
-    def losses(eps, P):
-        return torch.stack(_forward(P, X, Y, eps)[1])
-
-    d, per_step = jacrev(losses, argnums=(0, 1))(eps, P)
-    if norms:
-        d = d.norm(dim=2)
-    return d.numpy(), {k: per_step[k].sum(0).numpy() for k in PARAMS}
+    P0 = {k: v.detach() for k, v in P.items()}
+    eps = X.new_zeros(X.shape[0], P0["W_hh"].shape[0])
+    d = jacrev(lambda e: torch.stack(_forward(P0, X, Y, e)[1]))(eps)
+    return (d.norm(dim=2) if norms else d).numpy(), _param_grads(body)
 
 
 TORCH_VARIANTS = {"autograd.grad loop": torch_loop, "func.jacrev": torch_jacrev}
 
 
-def verify(name: str, fn, body: dict, norms: bool) -> bool:
-    """Max abs difference of PyTorch's table and gradients from ours; True when both < TOL."""
+def ours(body: dict, norms: bool):
+    """Our δ table (T, T, m), or ‖δ‖ (T, T) when norms, and summed gradients: the reference."""
     r = run(parse(body, SETTINGS).problem)
-    ours = r.table.delta_norm[0] if norms else r.table.delta[0]
-    table, grads = fn(body, norms)
-    d_tab = float(np.abs(table - ours).max())
-    d_grad = max(float(np.abs(grads[k] - r.grads[k]).max()) for k in PARAMS)
+    return (r.table.delta_norm[0] if norms else r.table.delta[0]), r.grads
+
+
+def check(name: str, got, ref, norms: bool) -> bool:
+    """Print max|Δ| of a (table, grads) pair from the reference; True when both < TOL."""
+    d_tab = float(np.abs(got[0] - ref[0]).max())
+    d_grad = max(float(np.abs(got[1][k] - ref[1][k]).max()) for k in PARAMS)
     ok = d_tab < TOL and d_grad < TOL
-    what = "‖δ‖ table" if norms else "δ table"
-    print(f"  check {name:<20} max|Δ| {what} {d_tab:.2e}, grads {d_grad:.2e}  "
-          f"{'OK' if ok else 'MISMATCH'}")
+    print(f"  check {name:<26}max|Δ| {'‖δ‖' if norms else 'δ'} table {d_tab:.2e}, "
+          f"grads {d_grad:.2e}  {'OK' if ok else 'MISMATCH'}")
     return ok
 
 
-def bench_case(case: dict, repeat: int, variants: dict) -> dict[str, float]:
-    """Verify, then time ours and the given PyTorch variants; print and return the medians."""
+def verify_torch(body: dict, norms: bool, ref) -> bool:
+    return all([check(f"torch {name}", fn(body, norms), ref, norms) for name, fn in TORCH_VARIANTS.items()])
+
+
+def time_torch(body: dict, norms: bool, repeat: int) -> dict[str, float]:
+    return {f"torch {name}": median_ms(lambda fn=fn: fn(body, norms), repeat)
+            for name, fn in TORCH_VARIANTS.items()}
+
+
+def title(case: dict, repeat: int) -> str:
+    return (f"\n{case['detail']}: T={case['T']} n={case['n']} m={case['m']} p={case['p']}, "
+            f"median of {repeat} runs (ms)")
+
+
+def print_times(t: dict[str, float], ok: bool) -> None:
+    """The medians, then PyTorch (the faster variant) over each of ours."""
+    for name, ms in t.items():
+        print(f"  {name:<28} {ms:10.2f}")
+    best = min((k for k in t if k.startswith("torch")), key=t.get)
+    for k in (k for k in t if not k.startswith("torch")):
+        print(f"  PyTorch ({best}) / {k}: {t[best] / t[k]:.1f}×")
+    if not ok:
+        print("  VERIFICATION FAILED: the figures above compare different numbers")
+
+
+def bench_case(case: dict, repeat: int) -> None:
     body = make_body(**case)
     raw = orjson.dumps(body)
     norms = case["detail"] == "norms"
-    print(f"\n{case['detail']}: T={case['T']} n={case['n']} m={case['m']} p={case['p']}, "
-          f"median of {repeat} (ms)")
-    ok = all(verify(name, fn, body, norms) for name, fn in variants.items())
+    print(title(case, repeat))
+    ok = verify_torch(body, norms, ours(body, norms))
     problem = parse(body, SETTINGS).problem
     t = {
         "ours parse+run": median_ms(lambda: run(parse(body, SETTINGS).problem), repeat),
         "ours run": median_ms(lambda: run(problem), repeat),
         "ours bytes→bytes": median_ms(lambda: pipeline(raw), repeat),
     }
-    for name, fn in variants.items():
-        t[f"torch {name}"] = median_ms(lambda fn=fn: fn(body, norms), repeat)
-    for name, ms in t.items():
-        print(f"  {name:<28} {ms:10.2f}")
-    best = min((k for k in t if k.startswith("torch")), key=t.get)
-    t["PyTorch"] = t[best]
-    print(f"  PyTorch = {best}: {t['PyTorch'] / t['ours parse+run']:.1f}× ours parse+run, "
-          f"{t['PyTorch'] / t['ours run']:.1f}× ours run")
-    if not ok:
-        print("  VERIFICATION FAILED: the figures above compare different numbers")
-    return t
+    print_times(t | time_torch(body, norms, repeat), ok)
+
+
+def have_torch() -> bool:
+    try:
+        import torch
+    except ImportError:
+        print("PyTorch is not installed (pip install torch, or the 'bench' extra): nothing to compare.")
+        return False
+    print(f"numpy {np.__version__}, torch {torch.__version__} ({torch.get_num_threads()} threads)")
+    return True
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeat", type=int, default=20, help="runs per figure, full case")
-    ap.add_argument("--repeat-norms", type=int, default=3, help="runs per figure, norms case")
+    ap.add_argument("--repeat-norms", type=int, default=5, help="runs per figure, norms case")
     args = ap.parse_args()
-    try:
-        import torch
-    except ImportError:
-        print("PyTorch is not installed (pip install torch, or the 'bench' extra): nothing to compare.")
-        sys.exit(0)
-    print(f"numpy {np.__version__}, torch {torch.__version__} ({torch.get_num_threads()} threads)")
-    bench_case(FULL, args.repeat, TORCH_VARIANTS)
-    bench_case(NORMS, args.repeat_norms, TORCH_VARIANTS)
+    if not have_torch():
+        return
+    bench_case(FULL, args.repeat)
+    bench_case(NORMS, args.repeat_norms)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,125 @@
+"""HTTP benchmark: the round trip of POST /api/v1/bptt on the real server, against PyTorch
+autograd computing the same numbers in-process (the functions of bench_engine.py).
+
+Starts ``python -m uvicorn app.main:app --loop uvloop --http httptools`` on a free port,
+waits for GET /healthz, then for the two cases of bench_engine.py (full: T=64, n=16, m=32,
+p=8; norms: T=512, m=64) times the round trip with one keep-alive httpx.Client: the body is
+posted as orjson bytes and the response decoded with orjson.loads. Prints the median of
+--repeat round trips (after one warm-up), the server's own Server-Timing split (parse,
+compute, serialize), request and response sizes, a check of the response's δ table and
+gradients against PyTorch, and the PyTorch medians. The server is stopped at the end.
+
+    python bench/bench_http.py [--repeat 20] [--repeat-norms 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_engine import (  # noqa: E402
+    FULL, NORMS, PARAMS, have_torch, make_body, median_ms, print_times, time_torch,
+    title, verify_torch,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(port: int) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port), "--loop", "uvloop",
+         "--http", "httptools", "--log-level", "warning"],
+        cwd=ROOT,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited with code {proc.returncode}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("the server did not answer /healthz within 30 s")
+
+
+def from_response(doc: dict, norms: bool):
+    """The response's δ table (T, T, m), or ‖δ‖ (T, T) when norms, and its gradients."""
+    if norms:
+        table = np.nan_to_num(np.array(doc["delta_norm"], dtype=float))  # null above the diagonal
+    else:
+        rows = doc["delta"]
+        table = np.zeros((len(rows), len(rows), len(rows[0][0])))
+        for t, row in enumerate(rows):
+            table[t, : t + 1] = row
+    return table, {k: np.array(doc["grads"][k]) for k in PARAMS}
+
+
+def bench_case(client: httpx.Client, case: dict, repeat: int) -> dict:
+    """Time the round trip; return what the PyTorch part needs."""
+    body = make_body(**case)
+    raw = orjson.dumps(body)
+    timings: list[str] = []
+    last: dict = {}
+
+    def round_trip() -> None:
+        r = client.post("/api/v1/bptt", content=raw, headers={"content-type": "application/json"})
+        r.raise_for_status()
+        last.update(doc=orjson.loads(r.content), size=len(r.content))
+        timings.append(r.headers["server-timing"])
+
+    ms = median_ms(round_trip, repeat)
+    split = {name: statistics.median(float(re.search(name + r";dur=([\d.]+)", s)[1]) for s in timings[1:])
+             for name in ("parse", "compute", "serialize")}
+    return {"case": case, "repeat": repeat, "body": body, "doc": last["doc"], "http": ms,
+            "sizes": f"  request {len(raw):,} bytes, response {last['size']:,} bytes",
+            "split": "  server-timing (ms) " + ", ".join(f"{k} {v:.2f}" for k, v in split.items())}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--repeat", type=int, default=20, help="runs per figure, full case")
+    ap.add_argument("--repeat-norms", type=int, default=5, help="runs per figure, norms case")
+    args = ap.parse_args()
+    proc = start_server(free_port())
+    try:
+        port = proc.args[proc.args.index("--port") + 1]
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
+            runs = [bench_case(client, FULL, args.repeat), bench_case(client, NORMS, args.repeat_norms)]
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    torch = have_torch()
+    for r in runs:
+        norms = r["case"]["detail"] == "norms"
+        print("\n".join((title(r["case"], r["repeat"]), r["sizes"], r["split"])))
+        if not torch:
+            print(f"  HTTP round trip {r['http']:.2f}")
+            continue
+        ok = verify_torch(r["body"], norms, from_response(r["doc"], norms))
+        print_times({"HTTP round trip": r["http"]} | time_torch(r["body"], norms, r["repeat"]), ok)
+
+
+if __name__ == "__main__":
+    main()
