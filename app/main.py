@@ -66,7 +66,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def page(request: Request) -> Response:
         return templates.TemplateResponse(
             request, "index.html",
-            {"version": __version__, "default_language": settings.default_language},
+            {"version": __version__, "default_language": settings.default_language,
+             "root": request.scope.get("root_path", "").rstrip("/")},
         )
 
     @app.get("/static/vendor/plotly.min.js", include_in_schema=False)

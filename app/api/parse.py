@@ -240,7 +240,7 @@ def parse(body: Any, s: Settings) -> Parsed:
 
     # size budget of the full δ table, and the work budget
     n_params = sum(a.size for a in named.values())
-    full_floats = B * T * (T + 1) // 2 * m + 2 * T * n_params
+    full_floats = B * T * (T + 1) // 2 * m + T * n_params
     detail = body.get("detail")
     detail_auto = detail is None
     if detail is not None and detail not in DETAILS:

@@ -100,7 +100,6 @@ def build(r: Result, parsed: Parsed) -> dict[str, Any]:
         "grads": grads,
         "grads_unclipped": named(r.grads_unclipped),
         "grads_per_step": named(r.per_step),
-        "grads_per_copy": named(r.per_copy),
         "clip": None if r.clip is None else {
             "method": r.clip.method, "threshold": r.clip.threshold, "norm_before": r.clip.norm_before,
             "norm_after": r.clip.norm_after, "clipped": r.clip.clipped,
@@ -119,7 +118,10 @@ def build(r: Result, parsed: Parsed) -> dict[str, Any]:
             "overflow: some numbers are not finite (listed in nonfinite) and are written as null"
         )
     doc["delta_norm"] = _upper_null(doc["delta_norm"])
-    doc["diagnostics"]["delta_bound"] = _upper_null(doc["diagnostics"]["delta_bound"])
+    if p.detail == "full":
+        doc["diagnostics"]["delta_bound"] = _upper_null(doc["diagnostics"]["delta_bound"])
+    else:  # T×T numbers the client can form from jacobian_norm, forward.fprime and eps_tt
+        doc["diagnostics"]["delta_bound"] = None
     return doc
 
 

@@ -99,7 +99,9 @@ class Forward(BaseModel):
 
 class Diagnostics(BaseModel):
     jacobian_norm: NullableArray = Field(..., description="‖J_k‖₂ of every step Jacobian.")
-    delta_bound: NullableArray = Field(..., description="max|f'(z_k)| Π_{τ=k+1}^{t} ‖J_τ‖ ‖ε_{t,t}‖ ≥ ‖δ_{t,k}‖.")
+    delta_bound: NullableArray | None = Field(
+        ..., description="max|f'(z_k)| Π_{τ=k+1}^{t} ‖J_τ‖ ‖ε_{t,t}‖ ≥ ‖δ_{t,k}‖ (T×T, null above the diagonal); "
+        "null with detail norms (form it from jacobian_norm, forward.fprime and eps_tt).")
     spectral_radius: float | None
     sigma_max: float | None
     gamma: float
@@ -161,7 +163,6 @@ class BPTTResponse(BaseModel):
     grads: dict[str, NullableArray | float | None]
     grads_unclipped: dict[str, NullableArray | float | None] | None
     grads_per_step: dict[str, NullableArray] | None = Field(..., description="∂L_t/∂θ, leading T axis.")
-    grads_per_copy: dict[str, NullableArray] | None = Field(..., description="The term of unrolled copy k.")
     clip: Clip | None
     diagnostics: Diagnostics
     gradient_check: GradientCheck | None

@@ -50,18 +50,3 @@ def per_step(
         g["W_hy"] = np.einsum("bti,btj->tij", e, h)  # e_t h_tᵀ
         g["b_y"] = e.sum(axis=0)  # e_t
     return g
-
-
-def per_copy(
-    dz: np.ndarray, h_prev: np.ndarray, X: np.ndarray, h: np.ndarray, e: np.ndarray | None
-) -> dict[str, np.ndarray]:
-    """The term of unrolled copy k in each sum: dz_k h_{k−1}ᵀ, dz_k x_kᵀ, dz_k, e_k h_kᵀ, e_k."""
-    g = {
-        "W_xh": np.einsum("bki,bkj->kij", dz, X),
-        "W_hh": np.einsum("bki,bkj->kij", dz, h_prev),
-        "b_h": dz.sum(axis=0),
-    }
-    if e is not None:
-        g["W_hy"] = np.einsum("bki,bkj->kij", e, h)
-        g["b_y"] = e.sum(axis=0)
-    return g

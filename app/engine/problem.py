@@ -74,8 +74,6 @@ class Result:
     clip: ClipReport | None
     #: canonical → (T, *shape) ∂L_t/∂θ; None with detail "norms"
     per_step: dict[str, np.ndarray] | None
-    #: canonical → (T, *shape) the term of unrolled copy k; None with detail "norms"
-    per_copy: dict[str, np.ndarray] | None
     diagnostics: Diagnostics
     check: CheckReport | None
     warnings: list[str] = field(default_factory=list)

@@ -27,10 +27,9 @@ def run(p: Problem) -> Result:
         table = bptt.delta_table(cell, fw.fprime, out.eps_tt, theta["W_hh"], p.truncation, keep)
         grads = gradients.summed(table.dz, fw.h_prev, p.X, fw.h, out.e)
         dX = table.dz @ theta["W_xh"]
-        per_step = per_copy = None
+        per_step = None
         if keep:
             per_step = gradients.per_step(table.delta, fw.h_prev, p.X, fw.h, out.e)
-            per_copy = gradients.per_copy(table.dz, fw.h_prev, p.X, fw.h, out.e)
         grads_unclipped = None
         report = None
         if p.clip is not None:
@@ -51,7 +50,7 @@ def run(p: Problem) -> Result:
     return Result(
         problem=p, theta=theta, forward=fw, out=out, table=table, grads=grads,
         grads_unclipped=grads_unclipped, dX=dX, clip=report, per_step=per_step,
-        per_copy=per_copy, diagnostics=diag, check=check,
+        diagnostics=diag, check=check,
         warnings=warnings,
     )
 
