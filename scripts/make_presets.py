@@ -64,8 +64,8 @@ def main() -> None:
         3, "many-to-one", "Many-to-one: one label for the whole sequence",
         "多对一：整个序列只有一个标签",
         "Sentiment-style classification: softmax cross-entropy on the last step only (class 2 of 3). "
-        "Every δ comes from L_T, so only the last row of the δ table is filled.",
-        "类似情感分析：只在最后一个时刻计算 softmax 交叉熵（3 类中的第 2 类）。所有误差项都来自 L_T，"
+        "Every δ comes from the last loss, so only the last row of the δ table is filled.",
+        "类似情感分析：只在最后一个时刻计算 softmax 交叉熵（3 类中的第 2 类）。所有误差项都来自最后一个损失，"
         "所以 δ 表只有最后一行有值。",
         {
             "notation": "canonical", "cell": "vanilla", "activation": "tanh", "loss": "softmax_ce",
@@ -78,9 +78,9 @@ def main() -> None:
     write(
         4, "vanishing", "Vanishing gradients: small W_hh, 30 steps",
         "梯度消失：W_hh 很小，30 个时刻",
-        "W_hh has spectral radius about 0.5, so every step back multiplies ‖δ‖ by at most ‖J_k‖ < 1: "
+        "W_hh has spectral radius about 0.5, so every step back multiplies ‖δ‖ by at most ‖Jₖ‖ < 1: "
         "the loss at the last step hardly reaches the first inputs.",
-        "W_hh 的谱半径约为 0.5，每向前传一步，‖δ‖ 至多乘以 ‖J_k‖ < 1：最后时刻的损失几乎传不到最初的输入。",
+        "W_hh 的谱半径约为 0.5，每向前传一步，‖δ‖ 至多乘以 ‖Jₖ‖ < 1：最后时刻的损失几乎传不到最初的输入。",
         {
             "notation": "canonical", "cell": "vanilla", "activation": "tanh", "loss": "mse",
             "inputs": r(rng.normal(size=(30, 2))), "targets": [[1.0]], "loss_steps": "last",
@@ -92,9 +92,9 @@ def main() -> None:
     write(
         5, "exploding", "Exploding gradients: large W_hh, 25 steps",
         "梯度爆炸：W_hh 很大，25 个时刻",
-        "A linear (identity) RNN whose W_hh has spectral radius above 1: ‖δ_{t,k}‖ grows geometrically "
+        "A linear (identity) RNN whose W_hh has spectral radius above 1: ‖δₜ,ₖ‖ grows geometrically "
         "with t − k. Clipping by global norm (c = 5) keeps the update bounded.",
-        "线性（恒等激活）循环网络，W_hh 的谱半径大于 1：‖δ_{t,k}‖ 随 t − k 指数增长。按全局范数裁剪（c = 5）使更新保持有界。",
+        "线性（恒等激活）循环网络，W_hh 的谱半径大于 1：‖δₜ,ₖ‖ 随 t − k 指数增长。按全局范数裁剪（c = 5）使更新保持有界。",
         {
             "notation": "canonical", "cell": "vanilla", "activation": "identity", "loss": "mse",
             "inputs": r(rng.normal(size=(25, 2)) * 0.1), "targets": [[0.0]], "loss_steps": "last",
@@ -105,9 +105,9 @@ def main() -> None:
     write(
         6, "overflow", "Overflow: the numbers leave float64",
         "溢出：数值超出 float64 范围",
-        "W_hh = 40·I with a linear activation over 250 steps: h_t grows like 40^t and overflows. "
+        "W_hh = 40·I with a linear activation over 250 steps: hₜ grows like 40^t and overflows. "
         "The response stays valid JSON; overflowed numbers are null and listed in nonfinite.",
-        "W_hh = 40·I，线性激活，250 个时刻：h_t 像 40^t 一样增长并溢出。响应仍是合法 JSON，溢出的数记为 null 并列在 nonfinite 中。",
+        "W_hh = 40·I，线性激活，250 个时刻：hₜ 像 40^t 一样增长并溢出。响应仍是合法 JSON，溢出的数记为 null 并列在 nonfinite 中。",
         {
             "notation": "canonical", "cell": "vanilla", "activation": "identity", "loss": "mse",
             "inputs": [[1.0]] * 250, "targets": [[0.0]], "loss_steps": "last", "detail": "norms",
@@ -118,11 +118,11 @@ def main() -> None:
 
     rng = np.random.default_rng(8)
     write(
-        7, "residual-6-3", "Exercise 6-3: the residual cell h_t = h_{t−1} + f(z_t)",
-        "习题 6-3：残差单元 h_t = h_{t−1} + f(z_t)",
-        "∂h_t/∂h_{t−1} = I + diag(f'(z_t)) W_hh: the identity path keeps the gradient from vanishing, "
-        "but when diag(f') W_hh adds positive gain the product grows and can explode.",
-        "∂h_t/∂h_{t−1} = I + diag(f'(z_t)) W_hh：恒等路径使梯度不会消失，但当 diag(f') W_hh 带来正增益时，连乘会增长，可能爆炸。",
+        7, "residual-6-3", "Exercise 6-3: the residual cell hₜ = hₜ₋₁ + f(zₜ)",
+        "习题 6-3：残差单元 hₜ = hₜ₋₁ + f(zₜ)",
+        "∂hₜ/∂hₜ₋₁ = I + diag(f′(zₜ)) Wₕₕ: the identity path keeps the gradient from vanishing, "
+        "but when diag(f′) Wₕₕ adds positive gain the product grows and can explode.",
+        "∂hₜ/∂hₜ₋₁ = I + diag(f′(zₜ)) Wₕₕ：恒等路径使梯度不会消失，但当 diag(f′) Wₕₕ 带来正增益时，连乘会增长，可能爆炸。",
         {
             "notation": "nndl", "cell": "residual", "activation": "tanh", "loss": "mse",
             "inputs": r(rng.normal(size=(12, 2))), "targets": [[0.5]], "loss_steps": "last",

@@ -1,0 +1,365 @@
+// The model editor: controls and numeric grids that edit the request body.
+
+import { tr } from "./i18n.js";
+import { CANONICAL, convertParams, hasOutput, isBatched, namesOf, resize, setLoss, sizes } from "./state.js";
+import { clone, normal, rng, round, shape } from "./util.js";
+
+const $ = (id) => document.getElementById(id);
+
+let ctrl = null;
+
+/** Parse what a person typed: a number when it is one, else the raw text (the API names the error). */
+function parseCell(text) {
+  const t = text.trim().replace("−", "-");
+  if (t !== "" && Number.isFinite(Number(t))) return Number(t);
+  return text;
+}
+
+/** ctrl: { state(), response(), change(mutate, opts), select(t, k), loadPreset(id), applyJSON(text) } */
+export function initEditor(controller) {
+  ctrl = controller;
+  $("preset").addEventListener("change", (e) => ctrl.loadPreset(e.target.value));
+  for (const id of ["cell", "activation", "reduction"]) {
+    $(id).addEventListener("change", (e) => ctrl.change((req) => { req[id] = e.target.value; }));
+  }
+  $("loss").addEventListener("change", (e) => ctrl.change((req) => setLoss(req, e.target.value)));
+  $("notation").addEventListener("change", (e) => ctrl.change((req) => {
+    const to = e.target.value;
+    const params = req.params ?? ctrl.response()?.params;
+    if (params) {
+      // keep the very same numbers under the new names
+      req.params = convertParams(params, req.notation || "canonical", to);
+      delete req.init;
+    }
+    req.notation = to;
+  }));
+  for (const dim of ["T", "n", "m", "p"]) {
+    $(`size-${dim}`).addEventListener("change", (e) => {
+      const v = Math.round(Number(e.target.value));
+      const max = Number(e.target.max) || 256;
+      if (!(v >= 1 && v <= max)) { e.target.classList.add("invalid"); return; }
+      e.target.classList.remove("invalid");
+      ctrl.change((req) => resize(req, dim, v, (req.init?.seed ?? 0) + 1), { rebuild: true });
+    });
+  }
+  $("seed").addEventListener("change", (e) => {
+    const v = Math.round(Number(e.target.value));
+    if (!(v >= 0)) return;
+    ctrl.change((req) => toInit(req, v), { rebuild: true });
+  });
+  $("scale").addEventListener("change", (e) => ctrl.change((req) => {
+    const v = e.target.value === "" ? null : Number(e.target.value);
+    const r = toInit(req, req.init?.seed ?? 0);
+    if (v === null) delete r.init.scale; else r.init.scale = v;
+    return r;
+  }, { rebuild: true }));
+  $("randomize").addEventListener("click", () => ctrl.change((req) => toInit(req, ((req.init?.seed ?? 0) + 1) % 100000), { rebuild: true }));
+  $("newdata").addEventListener("click", () => ctrl.change((req) => {
+    const seed = Math.floor(Math.random() * 1e6);
+    const next = rng(seed);
+    const { T, n } = sizes(req);
+    const fresh = () => Array.from({ length: T }, () => Array.from({ length: n }, () => round(normal(next), 3)));
+    req.inputs = isBatched(req) ? req.inputs.map(fresh) : fresh();
+  }, { rebuild: true }));
+  for (const el of document.querySelectorAll('input[name="steps"]')) {
+    el.addEventListener("change", (e) => ctrl.change((req) => {
+      const { T } = sizes(req);
+      const mode = e.target.value;
+      req.loss_steps = mode === "pick" ? Array.from({ length: T }, (_, t) => (Array.isArray(req.loss_steps) ? req.loss_steps[t] : true)) : mode;
+    }));
+  }
+  $("trunc-on").addEventListener("change", () => ctrl.change(applyTruncation));
+  $("trunc-K").addEventListener("input", () => ctrl.change(applyTruncation));
+  $("clip-kind").addEventListener("change", () => ctrl.change(applyClip));
+  $("clip-c").addEventListener("input", () => ctrl.change(applyClip));
+  $("gradcheck").addEventListener("change", (e) => ctrl.change((req) => { req.gradient_check = e.target.checked; }));
+  $("batch-b").addEventListener("change", (e) => ctrl.select(null, null, Number(e.target.value)));
+  $("json-apply").addEventListener("click", () => ctrl.applyJSON($("json-box").value));
+  $("json-copy").addEventListener("click", () => navigator.clipboard?.writeText($("json-box").value));
+  // one listener for every grid cell
+  $("editor").addEventListener("input", (e) => {
+    const path = e.target.dataset?.field;
+    if (!path) return;
+    const value = parseCell(e.target.value);
+    e.target.classList.toggle("invalid", typeof value !== "number");
+    ctrl.change((req) => setPath(materialise(req, path), path, value), { fromGrid: true });
+  });
+}
+
+/** With weights from a seed, editing one weight first writes the seeded numbers out. */
+function materialise(req, path) {
+  if (path.startsWith("params.") && !req.params) {
+    const resp = ctrl.response();
+    if (resp?.params) { req.params = clone(resp.params); delete req.init; }
+  }
+  if (path.startsWith("h0") && !req.h0) {
+    const { m, B } = sizes(req);
+    req.h0 = isBatched(req) ? Array.from({ length: B }, () => Array(m).fill(0)) : Array(m).fill(0);
+  }
+  return req;
+}
+
+function toInit(req, seed) {
+  const r = clone(req);
+  const { m, p } = sizes(r);
+  const scale = r.init?.scale;
+  delete r.params;
+  r.init = { seed, hidden: m };
+  if (hasOutput(r)) r.init.outputs = p;
+  if (scale !== undefined && scale !== null) r.init.scale = scale;
+  return r;
+}
+
+function applyTruncation(req) {
+  const on = $("trunc-on").checked;
+  const K = Math.round(Number($("trunc-K").value));
+  if (on) req.truncation = Number.isFinite(K) ? K : $("trunc-K").value; else delete req.truncation;
+}
+
+function applyClip(req) {
+  const kind = $("clip-kind").value;
+  const c = parseCell($("clip-c").value);
+  if (kind) req.clip = { [kind]: c }; else delete req.clip;
+}
+
+/** Set a value at an API path such as params.W_hh[0][1], inputs[2][0], h0[1], targets[3]. */
+export function setPath(obj, path, value) {
+  const parts = [];
+  for (const m of path.matchAll(/([^.[\]]+)|\[(\d+)\]/g)) parts.push(m[2] !== undefined ? Number(m[2]) : m[1]);
+  // "linear.weight" is one PyTorch name: join a params key that the notation spells with a dot
+  if (parts[0] === "params" && typeof parts[2] === "string") parts.splice(1, 2, `${parts[1]}.${parts[2]}`);
+  let o = obj;
+  for (let i = 0; i < parts.length - 1; i++) o = o[parts[i]];
+  o[parts[parts.length - 1]] = value;
+  return obj;
+}
+
+// ---------------------------------------------------------------- rendering
+
+export function renderPresets(presets, current, lang) {
+  const sel = $("preset");
+  sel.replaceChildren();
+  const custom = new Option(tr("preset.custom"), "");
+  sel.append(custom);
+  for (const p of presets) sel.append(new Option(p.title[lang] || p.title.en, p.id));
+  sel.value = current || "";
+  const p = presets.find((x) => x.id === current);
+  $("preset-desc").textContent = p ? (p.description[lang] || p.description.en) : "";
+}
+
+/** Controls show the request; grids are rebuilt when asked (shape changes, loads). */
+export function renderEditor(state, resp, { rebuild = false } = {}) {
+  const req = state.req;
+  const { B, T, n, m, p } = sizes(req);
+  $("cell").value = req.cell || "vanilla";
+  $("activation").value = req.activation || "tanh";
+  $("loss").value = req.loss || "mse";
+  $("notation").value = req.notation || "canonical";
+  $("reduction").value = req.reduction || "sum";
+  setNum("size-T", T); setNum("size-n", n); setNum("size-m", m);
+  $("size-p-label").hidden = !hasOutput(req);
+  if (p !== null) setNum("size-p", p);
+  setNum("seed", req.init?.seed ?? 0);
+  if (document.activeElement !== $("scale")) $("scale").value = req.init?.scale ?? "";
+  $("weights-mode").textContent = req.params ? tr("weights.edited") : tr("weights.init", { seed: req.init?.seed ?? 0 });
+  const mode = Array.isArray(req.loss_steps) ? "pick" : (req.loss_steps || "all");
+  for (const el of document.querySelectorAll('input[name="steps"]')) el.checked = el.value === mode;
+  renderChips(req, T, mode);
+  $("steps-hint").hidden = mode !== "pick";
+  $("trunc-on").checked = req.truncation !== undefined && req.truncation !== null;
+  if (req.truncation && document.activeElement !== $("trunc-K")) $("trunc-K").value = req.truncation;
+  const clipKind = req.clip ? Object.keys(req.clip)[0] : "";
+  $("clip-kind").value = clipKind;
+  if (clipKind && document.activeElement !== $("clip-c")) $("clip-c").value = req.clip[clipKind];
+  $("gradcheck").checked = !!req.gradient_check;
+  // batch
+  $("batch-row").hidden = B === null;
+  $("batch-note").hidden = B === null;
+  if (B !== null) {
+    const bsel = $("batch-b");
+    if (bsel.options.length !== B) bsel.replaceChildren(...Array.from({ length: B }, (_, b) => new Option(`${tr("seq")} ${b + 1}`, b)));
+    bsel.value = state.sel.b;
+    $("batch-note").textContent = tr("data.batch.note", { B, b: state.sel.b + 1 });
+  }
+  if (rebuild) renderGrids(state, resp);
+  else refreshGrids(state, resp);
+  if (document.activeElement !== $("json-box")) $("json-box").value = JSON.stringify(req, null, 1);
+}
+
+function setNum(id, v) {
+  const el = $(id);
+  if (document.activeElement !== el) el.value = v;
+}
+
+function renderChips(req, T, mode) {
+  const box = $("step-chips");
+  box.hidden = mode !== "pick";
+  if (mode !== "pick") return;
+  if (box.children.length !== T) {
+    box.replaceChildren(...Array.from({ length: T }, (_, t) => {
+      const b = document.createElement("button");
+      b.type = "button"; b.textContent = `L${t + 1}`;
+      b.addEventListener("click", () => toggleStep(t));
+      return b;
+    }));
+  }
+  [...box.children].forEach((b, t) => b.setAttribute("aria-pressed", String(!!req.loss_steps[t])));
+}
+
+export function toggleStep(t) {
+  ctrl.change((req) => {
+    const { T } = sizes(req);
+    const cur = Array.isArray(req.loss_steps) ? req.loss_steps
+      : Array.from({ length: T }, (_, i) => req.loss_steps === "last" ? i === T - 1 : true);
+    cur[t] = !cur[t];
+    req.loss_steps = cur;
+  });
+}
+
+/** Arrays to show in the grids: the request's own, or the response's (seeded weights). */
+function gridSources(state, resp) {
+  const req = state.req;
+  const b = state.sel.b;
+  const seq = (v) => (isBatched(req) && v ? v[b] : v);
+  const pre = isBatched(req) ? `[${b}]` : "";
+  const { m } = sizes(req);
+  const h0 = req.h0 ? (isBatched(req) && Array.isArray(req.h0[0]) ? req.h0[b] : req.h0) : Array(m).fill(0);
+  const h0pre = req.h0 && isBatched(req) && Array.isArray(req.h0[0]) ? `h0[${b}]` : "h0";
+  const out = [
+    { box: "grid-inputs", field: `inputs${pre}`, value: seq(req.inputs), rowLabel: "t" },
+    { box: "grid-h0", field: h0pre, value: h0 },
+  ];
+  if (hasOutput(req)) out.push({ box: "grid-targets", field: `targets${pre}`, value: seq(req.targets), rowLabel: "t" });
+  else out.push({ box: "grid-targets", field: `upstream${pre}`, value: seq(req.upstream), rowLabel: "t" });
+  return out;
+}
+
+function paramSources(state, resp) {
+  const req = state.req;
+  const params = req.params ?? resp?.params;
+  if (!params) return [];
+  const names = [];
+  for (const c of CANONICAL) for (const nm of namesOf(req.notation || "canonical", c)) if (params[nm]) names.push(nm);
+  return names.map((nm) => ({ name: nm, field: `params.${nm}`, value: params[nm] }));
+}
+
+function renderGrids(state, resp) {
+  const req = state.req;
+  for (const g of gridSources(state, resp)) $(g.box).replaceChildren(table(g.field, g.value, g.rowLabel));
+  $("targets-title").textContent = !hasOutput(req) ? tr("data.upstream")
+    : (req.loss === "softmax_ce" && shape(isBatched(req) ? req.targets?.[0] : req.targets).length === 1 ? tr("data.targets.indices") : tr("data.targets"));
+  const box = $("grid-params");
+  box.replaceChildren();
+  for (const p of paramSources(state, resp)) {
+    const title = document.createElement("div");
+    title.className = "param-name";
+    title.textContent = `${p.name}  (${shape(p.value).join("×")})`;
+    const wrap = document.createElement("div");
+    wrap.className = "grid-wrap";
+    wrap.dataset.param = p.field;
+    wrap.append(table(p.field, p.value, "i"));
+    box.append(title, wrap);
+  }
+}
+
+/** Update the numbers in place (keeps focus and caret); rebuild a grid whose shape changed. */
+function refreshGrids(state, resp) {
+  const all = [...gridSources(state, resp), ...paramSources(state, resp).map((p) => ({ ...p, box: null }))];
+  for (const g of all) {
+    const cells = document.querySelectorAll(`[data-field^="${CSS.escape(g.field)}["]`);
+    const flat = [];
+    const walk = (v, path) => (Array.isArray(v) ? v.forEach((x, i) => walk(x, `${path}[${i}]`)) : flat.push([path, v]));
+    walk(g.value ?? [], g.field);
+    if (cells.length !== flat.length) { renderGrids(state, resp); return; }
+    const byField = new Map(flat);
+    for (const c of cells) {
+      if (c === document.activeElement) continue;
+      const v = byField.get(c.dataset.field);
+      const text = typeof v === "number" ? String(v) : String(v ?? "");
+      if (c.value !== text) c.value = text;
+      c.classList.toggle("invalid", typeof v !== "number");
+    }
+  }
+}
+
+function table(field, value, rowLabel) {
+  const t = document.createElement("table");
+  t.className = "grid";
+  if (value === undefined || value === null) return t;
+  const rows = Array.isArray(value[0]) ? value : [value];
+  const isVec = !Array.isArray(value[0]);
+  const head = t.insertRow();
+  head.append(document.createElement("th"));
+  if (!isVec) rows[0].forEach((_, j) => { const th = document.createElement("th"); th.textContent = j + 1; head.append(th); });
+  rows.forEach((row, i) => {
+    const tr_ = t.insertRow();
+    const th = document.createElement("th");
+    th.textContent = isVec ? "" : `${rowLabel === "t" ? "t=" : ""}${i + 1}`;
+    tr_.append(th);
+    const cells = Array.isArray(row) ? row : [row];
+    cells.forEach((v, j) => {
+      const td = tr_.insertCell();
+      const inp = document.createElement("input");
+      inp.type = "text"; inp.inputMode = "decimal"; inp.spellcheck = false;
+      inp.value = v;
+      const path = isVec ? `${field}[${j}]` : (Array.isArray(row) ? `${field}[${i}][${j}]` : `${field}[${i}]`);
+      inp.dataset.field = path;
+      inp.setAttribute("aria-label", path);
+      td.append(inp);
+    });
+  });
+  if (isVec) {
+    // a vector: one column, one row per entry
+    const flatT = document.createElement("table");
+    flatT.className = "grid";
+    value.forEach((v, i) => {
+      const r = flatT.insertRow();
+      const th = document.createElement("th"); th.textContent = i + 1; r.append(th);
+      const inp = document.createElement("input");
+      inp.type = "text"; inp.inputMode = "decimal"; inp.value = v; inp.dataset.field = `${field}[${i}]`;
+      inp.setAttribute("aria-label", `${field}[${i}]`);
+      r.insertCell().append(inp);
+    });
+    return flatT;
+  }
+  return t;
+}
+
+// ---------------------------------------------------------------- errors by the field
+
+export function clearErrors() {
+  for (const el of document.querySelectorAll(".field-error")) el.textContent = "";
+  for (const el of document.querySelectorAll("#editor .invalid")) {
+    if (!(el.dataset.field && typeof parseCell(el.value) !== "number")) el.classList.remove("invalid");
+  }
+}
+
+/** Put an API error next to the field it names; returns false when no place fits. */
+export function showError(err) {
+  clearErrors();
+  const field = err.field || "body";
+  const candidates = [field];
+  let f = field;
+  while (/\[\d+\]$/.test(f)) { f = f.replace(/\[\d+\]$/, ""); candidates.push(f); }
+  if (f.includes(".")) candidates.push(f.split(".")[0]);
+  let box = null;
+  for (const c of candidates) {
+    box = [...document.querySelectorAll(".field-error")].find((el) => el.dataset.for.split(" ").includes(c)
+      && el.offsetParent !== null);
+    if (!box) box = [...document.querySelectorAll(".field-error")].find((el) => el.dataset.for.split(" ").includes(c));
+    if (box) break;
+  }
+  const cell = document.querySelector(`[data-field="${CSS.escape(field)}"]`);
+  if (cell) {
+    cell.classList.add("invalid");
+    cell.closest("details")?.setAttribute("open", "");
+  }
+  const whole = document.querySelector(`[data-param="${CSS.escape(field)}"]`);
+  if (whole) whole.closest("details")?.setAttribute("open", "");
+  if (box) {
+    box.textContent = err.message;
+    box.closest("details")?.setAttribute("open", "");
+    return true;
+  }
+  return false;
+}

@@ -1,0 +1,753 @@
+// The formula panel: δ_{t,k} of the selected (t, k), the recursion step that produced it,
+// the closed form that explains vanishing / exploding gradients, and the sums over the
+// unrolled copies, all as MathML with the numbers of the response (bptt-math.md).
+//
+//   renderFormula(el, { req, resp, t, k, b, lang })   t, k, b 0-based; shown 1-based
+//
+// No inline styles (the page's CSP forbids them): classes prefixed fx-, rules in CSS.
+
+const NS = "http://www.w3.org/1998/Math/MathML";
+
+/** Every visible word of the panel. {name} marks a slot filled with text or inline math. */
+export const STRINGS = {
+  en: {
+    title: "Loss step t = {t}, back at step k = {k}",
+    seq: "sequence {b} of {B}",
+    cell_vanilla: "vanilla cell",
+    cell_residual: "residual cell",
+    loss_softmax_ce: "softmax cross-entropy",
+    loss_mse: "squared error",
+    loss_upstream: "given upstream gradient",
+    notation: "notation",
+    role_xh: "input → hidden",
+    role_hh: "hidden → hidden",
+    role_bh: "hidden bias",
+    role_hy: "hidden → output",
+    role_h: "hidden state",
+    s1: "1 · Error term",
+    s2: "2 · Recursion step",
+    s3: "3 · Closed form: vanishing and exploding",
+    s4: "4 · Gradients: sums over the unrolled copies",
+    s1_def: "the error of the net input {z} caused by the loss {L}",
+    s2_start: "k = t: the start of the recursion, from the output error {e}",
+    s2_start_up: "k = t: the start of the recursion; with loss “upstream” there is no output layer and {g} is the given upstream gradient {dh}",
+    s2_back: "k < t: one step back in time, from {d}",
+    s2_res_eps: "{eps} follows from {epstt} by the same recursion",
+    s2_none: "Nothing to propagate: {zero}.",
+    s3_empty: "k = t: the product is empty, {d} is the start of the recursion.",
+    s3_bound: "so ‖δ‖ is bounded by the norms of the step Jacobians {J} (Pascanu et al. 2013):",
+    s3_jac: "norms of the step Jacobians {J}, {range}:",
+    s3_vanish: "Each step back multiplies the bound by {g} on average (geometric mean of ‖J‖): below 1, so the gradient vanishes as t − k grows.",
+    s3_explode: "Each step back multiplies the bound by {g} on average (geometric mean of ‖J‖): above 1, so the gradient can explode as t − k grows.",
+    s4_shared: "The weights are shared by all unrolled copies: every pair (t, k) adds one term.",
+    s4_shared_trunc: "The weights are shared by all unrolled copies: every pair (t, k) with t − k < K = {K} adds one term.",
+    s4_batch: "Summed over the batch too: the term below is that of sequence {b}.",
+    term: "term of (t, k) = ({t}, {k}):",
+    term_out: "term of step t = {t}:",
+    total: "total:",
+    total_clip: "total before clipping:",
+    after_clip: "after clipping:",
+    zero_notloss: "this term is 0 (step {t} carries no loss)",
+    zero_trunc: "this term is dropped by truncation",
+    term_na: "the term needs the δ vector, which is not in the response (detail “norms”)",
+    bias_both: "both biases get this gradient, since {z} depends on their sum",
+    h0_zero: "{h0} = 0 (no initial state was given)",
+    clip_norm: "Clipping by global norm: ‖g‖ = {a} > c = {c}, so every gradient is multiplied by c / ‖g‖ = {s}.",
+    clip_norm_no: "Clipping by global norm: ‖g‖ = {a} ≤ c = {c}, nothing clipped.",
+    clip_value: "Clipping by value: every entry is clipped to [−c, c], c = {c}; ‖g‖ = {a} → {b}.",
+    note_notloss: "Step {t} carries no loss: {Lt} is not part of L, so {zero}.",
+    note_trunc: "Dropped by truncation: K = {K} and t − k = {d} ≥ K, so {dtk} is taken as 0 (the loss at step t sends its gradient back at most K steps).",
+    note_norms: "Only the norms were computed (detail “norms”): the vector {d} is not in the response, only its norm.",
+    note_mean: "Reduction “mean”: δ is the error term of {L}, so every δ here carries the factor 1 / (|S|·B) = {f}.",
+    note_overflow: "Some numbers overflowed float64; they are shown as “overflow”.",
+    note_batch: "Sequence {b} of {B}: z, h and δ belong to this sequence; the parameter gradients are summed over the batch.",
+    note_bigm: "m = {m} hidden units: vectors show their first {c} entries and their norm; matrices larger than 6 × 6 are shown by name and shape.",
+    note_kgt: "k > t: {d} does not exist (the loss at step t does not depend on later steps).",
+    overflow: "overflow",
+    unavailable: "not in the response",
+    fail: "This part could not be drawn: {msg}",
+    none: "Select a cell of the δ table to see its formulas.",
+  },
+  zh: {
+    title: "损失时刻 t = {t}，回传到时刻 k = {k}",
+    seq: "第 {b} 个序列（共 {B} 个）",
+    cell_vanilla: "普通循环单元",
+    cell_residual: "残差单元",
+    loss_softmax_ce: "softmax 交叉熵",
+    loss_mse: "平方误差",
+    loss_upstream: "给定的上游梯度",
+    notation: "记号",
+    role_xh: "输入 → 隐状态",
+    role_hh: "隐状态 → 隐状态",
+    role_bh: "隐藏层偏置",
+    role_hy: "隐状态 → 输出",
+    role_h: "隐状态",
+    s1: "1 · 误差项",
+    s2: "2 · 递推的一步",
+    s3: "3 · 闭式：梯度消失与梯度爆炸",
+    s4: "4 · 梯度：对展开的各时刻副本求和",
+    s1_def: "损失 {L} 对净输入 {z} 的误差项",
+    s2_start: "k = t：递推的起点，来自输出误差 {e}",
+    s2_start_up: "k = t：递推的起点；损失为 “upstream” 时没有输出层，{g} 是给定的上游梯度 {dh}",
+    s2_back: "k < t：沿时间反向一步，由 {d} 得到",
+    s2_res_eps: "{eps} 由 {epstt} 按同一递推得到",
+    s2_none: "没有可传播的误差：{zero}。",
+    s3_empty: "k = t：连乘为空，{d} 就是递推的起点。",
+    s3_bound: "因此 ‖δ‖ 的上界由各步雅可比矩阵 {J} 的范数决定（Pascanu 等，2013）：",
+    s3_jac: "各步雅可比矩阵的范数 {J}，{range}：",
+    s3_vanish: "每向前回传一步，上界平均乘以 {g}（‖J‖ 的几何平均）：小于 1，所以随 t − k 增大梯度消失。",
+    s3_explode: "每向前回传一步，上界平均乘以 {g}（‖J‖ 的几何平均）：大于 1，所以随 t − k 增大梯度可能爆炸。",
+    s4_shared: "所有展开的副本共享同一组权重：每一对 (t, k) 贡献一项。",
+    s4_shared_trunc: "所有展开的副本共享同一组权重：每一对满足 t − k < K = {K} 的 (t, k) 贡献一项。",
+    s4_batch: "还要对整个批次求和：下面的一项属于第 {b} 个序列。",
+    term: "(t, k) = ({t}, {k}) 这一项：",
+    term_out: "时刻 t = {t} 这一项：",
+    total: "总和：",
+    total_clip: "裁剪前的总和：",
+    after_clip: "裁剪后：",
+    zero_notloss: "该项为 0（时刻 {t} 没有损失）",
+    zero_trunc: "该项被截断舍去",
+    term_na: "该项需要 δ 向量，而响应中没有（detail 为 “norms”）",
+    bias_both: "两个偏置得到相同的梯度，因为 {z} 只依赖它们的和",
+    h0_zero: "{h0} = 0（未给定初始状态）",
+    clip_norm: "按全局范数裁剪：‖g‖ = {a} > c = {c}，所有梯度乘以 c / ‖g‖ = {s}。",
+    clip_norm_no: "按全局范数裁剪：‖g‖ = {a} ≤ c = {c}，未裁剪。",
+    clip_value: "按值裁剪：每个分量裁剪到 [−c, c]，c = {c}；‖g‖ = {a} → {b}。",
+    note_notloss: "时刻 {t} 没有损失：{Lt} 不计入 L，所以 {zero}。",
+    note_trunc: "被截断：K = {K}，t − k = {d} ≥ K，所以 {dtk} 记为 0（时刻 t 的损失最多向前回传 K 步）。",
+    note_norms: "只计算了范数（detail 为 “norms”）：响应中没有向量 {d}，只有它的范数。",
+    note_mean: "归约方式为 “mean”：δ 是 {L} 的误差项，所以这里每个 δ 都带有因子 1 / (|S|·B) = {f}。",
+    note_overflow: "部分数值超出了 float64 的范围，显示为 “溢出”。",
+    note_batch: "第 {b} 个序列（共 {B} 个）：z、h 和 δ 都属于这个序列；参数梯度对整个批次求和。",
+    note_bigm: "隐藏单元数 m = {m}：向量只显示前 {c} 个分量及其范数；大于 6 × 6 的矩阵只显示名称和形状。",
+    note_kgt: "k > t：{d} 不存在（时刻 t 的损失不依赖于之后的时刻）。",
+    overflow: "溢出",
+    unavailable: "响应中没有",
+    fail: "这一部分无法显示：{msg}",
+    none: "在 δ 表中选择一个格子以查看公式。",
+  },
+};
+
+/** Rules for the page's stylesheet (no inline styles under the CSP). */
+export const CSS = `
+.fx-panel{font-size:14px;line-height:1.4;min-width:0}
+.fx-panel math{font-family:"STIX Two Math","Latin Modern Math","DejaVu Math TeX Gyre",math;font-size:1.05em}
+.fx-head{margin:0 0 4px}
+.fx-title{font-weight:600;margin:0 0 2px}
+.fx-meta{font-size:12px;color:#555}
+.fx-meta math{font-size:1em}
+.fx-h{font-size:13px;font-weight:600;margin:12px 0 4px;padding-bottom:2px;border-bottom:1px solid #ddd}
+.fx-row{overflow-x:auto;overflow-y:hidden;white-space:nowrap;padding:3px 0 3px 2px;max-width:100%}
+.fx-lbl{font-size:12px;color:#555;margin:4px 0 0}
+.fx-note{font-size:12px;color:#444;margin:3px 0;padding:3px 6px;border-left:3px solid #c9d3e0;background:#f5f7fa}
+.fx-warn{border-left-color:#e0b060;background:#fdf7ea}
+.fx-err{border-left-color:#d05050;background:#fdf0f0}
+.fx-ovf{color:#b00020;font-style:italic}
+.fx-code{font-family:ui-monospace,"DejaVu Sans Mono",Menlo,Consolas,monospace;font-size:.85em}
+.fx-aside{color:#666}
+.fx-panel mtd{padding:.15ex .3em;text-align:right;text-align:-webkit-right}
+.fx-panel mtd.fx-c{text-align:center;text-align:-webkit-center}
+.fx-sec>summary,.fx-g>summary{cursor:pointer}
+.fx-sec>summary>.fx-h{display:inline-block;width:calc(100% - 1.2em);box-sizing:border-box;vertical-align:middle}
+.fx-g{margin:4px 0 6px}
+.fx-g>summary{overflow-x:auto;overflow-y:hidden;white-space:nowrap;padding:2px 0}
+.fx-g>summary>math{vertical-align:middle}
+.fx-g>.fx-body{padding-left:12px;border-left:2px solid #eef1f5;margin-left:4px}
+`;
+
+// ---------------------------------------------------------------- MathML building blocks
+
+function M(tag, attrs, ...kids) {
+  const e = document.createElementNS(NS, tag);
+  if (attrs) for (const [a, v] of Object.entries(attrs)) if (v != null) e.setAttribute(a, String(v));
+  for (const c of kids.flat(Infinity)) {
+    if (c == null || c === false) continue;
+    e.append(typeof c === "string" ? document.createTextNode(c) : fresh(c));
+  }
+  return e;
+}
+/** A node that is already placed is copied, so one symbol can be used several times. */
+const fresh = (c) => (c instanceof Node && c.parentNode ? c.cloneNode(true) : c);
+const mi = (s, a) => M("mi", a, s);
+const mn = (s) => M("mn", null, String(s));
+const mo = (s, a) => M("mo", a, s);
+const mtext = (s, a) => M("mtext", a, s);
+const row = (...k) => M("mrow", null, ...k);
+const sub = (b, s) => M("msub", null, b, s);
+const sup = (b, s) => M("msup", null, b, s);
+const subsup = (b, s, p) => M("msubsup", null, b, s, p);
+const frac = (a, b) => M("mfrac", null, a, b);
+const upright = (s) => mi(s, { mathvariant: "normal" });
+const tr = () => upright("T");
+const eq = () => mo("=");
+const sp = (w = "0.5em") => M("mspace", { width: w });
+const op = (s) => mo(s, { stretchy: "false" });
+const par = (...k) => row(mo("("), ...k, mo(")"));
+const norm = (...k) => row(mo("‖"), ...k, mo("‖"));
+const idx = (v) => (typeof v === "number" ? mn(v) : v instanceof Node ? v : mi(String(v)));
+const pair = (a, b) => row(idx(a), mo(",", { separator: "true" }), idx(b));
+const bigop = (s, under, over) =>
+  over == null ? M("munder", null, mo(s), under) : M("munderover", null, mo(s), under, over);
+const diff = (num, den) => frac(row(mo("∂", { rspace: "0" }), num), row(mo("∂", { rspace: "0" }), den));
+const fprimeOf = (arg) => row(mi("f"), mo("′", { lspace: "0", rspace: "0" }), par(arg));
+const reals = (...dims) => sup(upright("ℝ"), row(...dims.flatMap((d, i) => (i ? [mo("×"), mn(d)] : [mn(d)]))));
+
+function html(tag, cls, ...kids) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  for (const c of kids.flat(Infinity)) if (c != null && c !== false) e.append(fresh(c));
+  return e;
+}
+/** Inline math for notes and labels. */
+const im = (...k) => M("math", { class: "fx-im" }, ...k);
+
+/** "…{x}…" with slots filled by strings or MathML (wrapped in inline <math>). */
+function fill(str, vals = {}) {
+  const out = [];
+  const re = /\{(\w+)\}/g;
+  let last = 0, m;
+  while ((m = re.exec(str))) {
+    if (m.index > last) out.push(str.slice(last, m.index));
+    const v = vals[m[1]];
+    if (v == null) out.push(m[0]);
+    else if (v instanceof Node) out.push(v.namespaceURI === NS && v.localName !== "math" ? im(v) : v);
+    else out.push(String(v));
+    last = re.lastIndex;
+  }
+  if (last < str.length) out.push(str.slice(last));
+  return out;
+}
+
+// ---------------------------------------------------------------- numbers
+
+/** 4 significant digits: { m: mantissa, e: exponent or null }, real minus signs. */
+function fmtParts(x) {
+  if (x === 0) return { m: "0", e: null };
+  const strip = (s) => (s.includes(".") ? s.replace(/0+$/, "").replace(/\.$/, "") : s);
+  const minus = (s) => s.replace(/^-/, "−");
+  const [mant, ex] = x.toExponential(3).split("e");
+  const e = parseInt(ex, 10);
+  if (e >= -3 && e <= 3) return { m: minus(strip(x.toFixed(Math.max(0, 3 - e)))), e: null };
+  return { m: minus(strip(mant)), e: minus(String(e)) };
+}
+const isNum = (x) => typeof x === "number" && Number.isFinite(x);
+
+/** One number as MathML; the full value in a hover title (on an HTML span, which Chromium
+ *  shows as a tooltip; MathML elements do not get one). */
+function numNode(x, S) {
+  if (!isNum(x)) return mtext(S.overflow, { class: "fx-ovf" });
+  const full = String(x);
+  const tok = (s) => {
+    const span = document.createElement("span");
+    span.title = full;
+    span.textContent = s;
+    return M("mn", null, span);
+  };
+  const p = fmtParts(x);
+  if (p.e == null) return tok(p.m);
+  return row(tok(p.m), mo("×"), sup(tok("10"), mn(p.e)));
+}
+/** Plain-text number for notes. */
+function numText(x, S) {
+  if (!isNum(x)) return S.overflow;
+  const p = fmtParts(x);
+  return p.e == null ? p.m : `${p.m}×10^${p.e}`;
+}
+
+// ---------------------------------------------------------------- arrays
+
+const VEC_MAX = 8, VEC_HEAD = 4, MAT_MAX = 6;
+const toNum = (x) => (isNum(x) ? x : NaN);
+const allBad = (a) => a.flat(Infinity).every((x) => !isNum(x));
+const vnorm = (v) => Math.sqrt(v.reduce((s, x) => s + toNum(x) * toNum(x), 0));
+const fnorm = (A) => Math.sqrt(A.flat().reduce((s, x) => s + toNum(x) * toNum(x), 0));
+const zeros = (m) => new Array(m).fill(0);
+/** Wᵀ v for W m×m (rows of W are outputs): (Wᵀ v)_i = Σ_j W_ji v_j. */
+function matTvec(W, v) {
+  const m = W[0].length;
+  const out = zeros(m);
+  for (let j = 0; j < W.length; j++) for (let i = 0; i < m; i++) out[i] += toNum(W[j][i]) * toNum(v[j]);
+  return out;
+}
+const transpose = (A) => A[0].map((_, j) => A.map((r) => r[j]));
+const outer = (u, v) => u.map((a) => v.map((c) => toNum(a) * toNum(c)));
+const add = (a, b) => a.map((x, i) => toNum(x) + toNum(b[i]));
+
+const cell = (c, center) => M("mtd", center ? { class: "fx-c" } : null, c);
+const fenced = (t) => row(mo("["), t, mo("]"));
+const ovfNode = (S) => mtext(S.overflow, { class: "fx-ovf" });
+
+/** Column vector; long ones cut to their first entries, ⋮, and the norm. */
+function colVec(v, S) {
+  if (!Array.isArray(v)) return ovfNode(S);
+  if (v.length && allBad(v)) return ovfNode(S);
+  const cut = v.length > VEC_MAX;
+  const shown = cut ? v.slice(0, VEC_HEAD) : v;
+  const rows = shown.map((x) => M("mtr", null, cell(numNode(x, S))));
+  if (cut) rows.push(M("mtr", null, cell(mo("⋮"), true)));
+  const t = fenced(M("mtable", null, rows));
+  if (!cut) return t;
+  return row(t, sp("0.3em"), M("mrow", { class: "fx-aside" }, par(norm(mo("·")), eq(), numNode(vnorm(v), S))));
+}
+/** Row vector (for h_{k−1}ᵀ, x_kᵀ). */
+function rowVec(v, S) {
+  if (!Array.isArray(v)) return ovfNode(S);
+  if (v.length && allBad(v)) return ovfNode(S);
+  const cut = v.length > VEC_MAX;
+  const shown = cut ? v.slice(0, VEC_HEAD) : v;
+  const cells = shown.map((x) => cell(numNode(x, S)));
+  if (cut) cells.push(cell(mo("⋯"), true));
+  return fenced(M("mtable", null, M("mtr", null, cells)));
+}
+function matrix(A, S) {
+  if (!Array.isArray(A) || !A.length) return ovfNode(S);
+  if (allBad(A)) return ovfNode(S);
+  return fenced(M("mtable", null, A.map((r) => M("mtr", null, r.map((x) => cell(numNode(x, S)))))));
+}
+const small = (A) => Array.isArray(A) && A.length <= MAT_MAX && Array.isArray(A[0]) && A[0].length <= MAT_MAX;
+
+// ---------------------------------------------------------------- notation
+
+function notationOf(resp) {
+  const nota = resp.notation || "canonical";
+  const names = resp.names || {};
+  const style = nota === "coursera" ? "angle" : nota === "goodfellow" ? "paren" : "sub";
+  const letters = (s) => row(...[...s].map((c) => mi(c)));
+  const code = (s) => mi(s, { mathvariant: "normal", class: "fx-code" });
+
+  /** A parameter under the notation's name, optionally transposed. */
+  function P(canon, T = false) {
+    const nm = names[canon] ?? canon;
+    if (nm.includes(" + ")) {
+      const g = row(mo("("), ...nm.split(" + ").flatMap((s, i) => (i ? [mo("+"), code(s)] : [code(s)])), mo(")"));
+      return T ? sup(g, tr()) : g;
+    }
+    let base = null, subs = null, mm;
+    if (/^[A-Za-z]$/.test(nm)) base = mi(nm);
+    else if ((mm = /^([A-Za-z])_([A-Za-z]+)$/.exec(nm))) { base = mi(mm[1]); subs = letters(mm[2]); }
+    else if (nota === "coursera" && (mm = /^([A-Za-z])([a-z]{1,2})$/.exec(nm))) { base = mi(mm[1]); subs = letters(mm[2]); }
+    else base = code(nm);
+    if (subs) return T ? subsup(base, subs, tr()) : sub(base, subs);
+    return T ? sup(base, tr()) : base;
+  }
+  /** The parts a canonical name is written as (PyTorch's b_h is two arrays). */
+  const parts = (canon) => String(names[canon] ?? canon).split(" + ");
+
+  /** Time-indexed state (h or x): h_t, h^{(t)} (Goodfellow) or a^{⟨t⟩} (course notebook). */
+  function timed(letter, i, T = false) {
+    const ix = idx(i);
+    if (style === "sub") return T ? subsup(mi(letter), ix, tr()) : sub(mi(letter), ix);
+    const [l, r] = style === "angle" ? ["⟨", "⟩"] : ["(", ")"];
+    return sup(mi(letter), row(op(l), ix, op(r), T ? tr() : null));
+  }
+  const hName = names.h || "h";
+  return {
+    P, parts,
+    h: (i, T) => timed(hName, i, T),
+    x: (i, T) => timed("x", i, T),
+    d: (t, k) => sub(mi("δ"), pair(t, k)),
+    eps: (t, k) => sub(mi("ε"), pair(t, k)),
+    z: (k) => sub(mi("z"), idx(k)),
+    L: (t) => (t == null ? mi("L") : sub(mi("L"), idx(t))),
+    e: (t) => sub(mi("e"), idx(t)),
+    g: (t) => sub(mi("g"), idx(t)),
+    o: (t) => sub(mi("o"), idx(t)),
+    J: (t) => sub(mi("J"), idx(t)),
+  };
+}
+
+// ---------------------------------------------------------------- the panel
+
+export function renderFormula(el, ctx) {
+  const lang = ctx && ctx.lang === "zh" ? "zh" : "en";
+  const S = STRINGS[lang];
+  const panel = html("div", "fx-panel");
+  panel.lang = lang === "zh" ? "zh-Hans" : "en";
+  try {
+    build(panel, ctx || {}, S);
+  } catch (err) {
+    panel.append(html("p", "fx-note fx-err", ...fill(S.fail, { msg: String(err && err.message ? err.message : err) })));
+  }
+  el.replaceChildren(panel);
+}
+
+function build(panel, ctx, S) {
+  const { req = {}, resp } = ctx;
+  if (!resp || !resp.shapes) {
+    panel.append(html("p", "fx-note", S.none));
+    return;
+  }
+  const shapes = resp.shapes;
+  const T = shapes.T, m = shapes.m, Bn = shapes.batch;
+  const batched = Bn != null;
+  const t = clampInt(ctx.t, 0, T - 1), k = clampInt(ctx.k, 0, T - 1);
+  const b = batched ? clampInt(ctx.b, 0, Bn - 1) : 0;
+  const seq = (a) => (batched && Array.isArray(a) ? a[b] : a);
+  const N = notationOf(resp);
+  const t1 = t + 1, k1 = k + 1;
+
+  const fw = resp.forward || {};
+  const D = {
+    fprime: seq(fw.fprime), h: seq(fw.h),
+    e: resp.e ? seq(resp.e) : null,
+    epstt: seq(resp.eps_tt),
+    delta: resp.delta ? seq(resp.delta) : null,
+    dnorm: seq(resp.delta_norm),
+    jn: seq(resp.diagnostics && resp.diagnostics.jacobian_norm),
+    bound: seq(resp.diagnostics && resp.diagnostics.delta_bound),
+  };
+  const inputs = Array.isArray(req.inputs) ? (Array.isArray(req.inputs[0] && req.inputs[0][0]) ? req.inputs[b] : req.inputs) : null;
+  const h0Given = Array.isArray(req.h0);
+  const h0 = !h0Given ? zeros(m) : Array.isArray(req.h0[0]) ? req.h0[b] : req.h0;
+  const Whh = resp.params && resp.params[N.parts("W_hh")[0]];
+  const hasOut = resp.loss !== "upstream" && D.e != null && (shapes.p != null);
+  const K = resp.truncation;
+  const inLoss = !Array.isArray(resp.loss_steps) || resp.loss_steps[t] !== false;
+  const truncated = K != null && t - k >= K;
+  const normsOnly = !D.delta;
+  const kgt = k > t;
+  const at = (a, ...ix) => ix.reduce((v, i) => (Array.isArray(v) ? v[i] : undefined), a);
+  const deltaVec = (tt, kk) => (D.delta && Array.isArray(D.delta[tt]) ? D.delta[tt][kk] : null);
+  const st = { S, N, resp, req, D, T, m, t, k, t1, k1, b, batched, Bn, inputs, h0, h0Given, Whh, hasOut, K, inLoss, truncated, normsOnly, kgt, at, deltaVec };
+
+  // ---- heading
+  const head = html("div", "fx-head");
+  head.append(html("div", "fx-title", ...fill(S.title, { t: String(t1), k: String(k1) }),
+    batched ? ` · ${fill(S.seq, { b: String(b + 1), B: String(Bn) }).join("")}` : ""));
+  const meta = html("div", "fx-meta");
+  const roleBits = [["W_xh", S.role_xh], ["W_hh", S.role_hh]];
+  if (hasOut) roleBits.push(["W_hy", S.role_hy]);
+  const metaBits = [`${S.notation}: ${resp.notation}`, " · ", S["cell_" + resp.cell] || resp.cell, ` · f = ${resp.activation} · `, S["loss_" + resp.loss] || resp.loss];
+  meta.append(...metaBits, html("br"));
+  roleBits.forEach(([c, role], i) => meta.append(i ? " · " : "", im(N.P(c)), ` ${role}`));
+  meta.append(" · ", im(N.h("t")), ` ${S.role_h}`);
+  head.append(meta);
+  panel.append(head);
+
+  // ---- general notes
+  const notes = [];
+  if (batched) notes.push(["", fill(S.note_batch, { b: String(b + 1), B: String(Bn) })]);
+  if (Array.isArray(resp.nonfinite) && resp.nonfinite.length) notes.push(["fx-warn", fill(S.note_overflow)]);
+  if (resp.reduction === "mean") {
+    const nS = Array.isArray(resp.loss_steps) ? resp.loss_steps.filter(Boolean).length : T;
+    const NB = nS * (batched ? Bn : 1);
+    const Lmean = row(mi("L"), eq(), frac(mn(1), row(mo("|"), mi("S"), mo("|"), mo("·"), mi("B"))),
+      bigop("∑", row(mi("t"), mo("∈"), mi("S"))), N.L("t"));
+    notes.push(["", fill(S.note_mean, { L: Lmean, f: `1/${NB}` })]);
+  }
+  if (m > VEC_MAX) notes.push(["", fill(S.note_bigm, { m: String(m), c: String(VEC_HEAD) })]);
+  for (const [cls, kids] of notes) panel.append(html("p", `fx-note ${cls}`.trim(), ...kids));
+
+  section(panel, "delta", S.s1, st, sectionDelta);
+  section(panel, "step", S.s2, st, sectionRecursion);
+  section(panel, "closed", S.s3, st, sectionClosed);
+  section(panel, "grads", S.s4, st, sectionGrads);
+}
+
+function clampInt(v, lo, hi) {
+  const n = Number.isFinite(Number(v)) ? Math.trunc(Number(v)) : lo;
+  return Math.min(hi, Math.max(lo, n));
+}
+
+/** Which foldable parts the reader opened or closed, kept across re-renders. */
+const OPEN = new Map();
+
+/** A <details> part with a remembered open state; returns its body. */
+function fold(parent, key, summaryKids, defaultOpen, cls) {
+  const d = html("details", cls);
+  d.open = OPEN.has(key) ? OPEN.get(key) : defaultOpen;
+  d.dataset.fx = key;
+  d.addEventListener("toggle", () => OPEN.set(key, d.open));
+  d.append(html("summary", null, ...summaryKids));
+  const body = html("div", "fx-body");
+  d.append(body);
+  parent.append(d);
+  return body;
+}
+
+function section(panel, key, title, st, fn) {
+  const body = fold(panel, key, [html("h3", "fx-h", title)], true, "fx-sec");
+  try {
+    fn(body, st);
+  } catch (err) {
+    body.append(html("p", "fx-note fx-err", ...fill(st.S.fail, { msg: String(err && err.message ? err.message : err) })));
+  }
+}
+
+/** One horizontally scrollable row of display-style math. */
+function line(parent, ...kids) {
+  parent.append(html("div", "fx-row", M("math", { displaystyle: "true" }, row(...kids))));
+}
+const note = (parent, cls, kids) => parent.append(html("p", `fx-note ${cls || ""}`.trim(), ...kids));
+const label = (parent, kids) => parent.append(html("div", "fx-lbl", ...kids));
+
+// ---- 1. δ_{t,k}
+function sectionDelta(sec, st) {
+  const { S, N, t1, k1, t, k } = st;
+  label(sec, fill(S.s1_def, { z: N.z(k1), L: N.L(t1) }));
+  if (st.kgt) { note(sec, "", fill(S.note_kgt, { d: N.d(t1, k1) })); return; }
+  const nrm = st.at(st.D.dnorm, t, k);
+  const lhs = [N.d(t1, k1), eq(), diff(N.L(t1), N.z(k1)), eq()];
+  if (!st.inLoss) {
+    line(sec, ...lhs, mn(0));
+    note(sec, "", fill(S.note_notloss, { t: String(t1), Lt: N.L(t1), zero: row(N.d(t1, mo("·")), eq(), mn(0)) }));
+    return;
+  }
+  if (st.truncated) {
+    line(sec, ...lhs, mn(0));
+    note(sec, "", fill(S.note_trunc, { K: String(st.K), d: String(t - k), dtk: N.d(t1, k1) }));
+    return;
+  }
+  if (st.normsOnly) {
+    line(sec, norm(N.d(t1, k1)), eq(), numNode(nrm, S));
+    note(sec, "", fill(S.note_norms, { d: N.d(t1, k1) }));
+    return;
+  }
+  line(sec, ...lhs, colVec(st.deltaVec(t, k), S));
+  line(sec, norm(N.d(t1, k1)), eq(), numNode(nrm, S));
+}
+
+// ---- 2. the recursion step
+function sectionRecursion(sec, st) {
+  const { S, N, t1, k1, t, k, D, m, resp } = st;
+  if (st.kgt) return;
+  const residual = resp.cell === "residual";
+  const fp = (kk) => fprimeOf(N.z(kk));
+  const hadam = mo("⊙");
+  const WhhT = () => N.P("W_hh", true);
+  if (k === t) {
+    if (resp.loss === "upstream" || !st.hasOut) {
+      label(sec, fill(S.s2_start_up, { g: N.g(t1), dh: diff(N.L(t1), N.h(t1)) }));
+      line(sec, N.d(t1, t1), eq(), fp(t1), hadam, N.eps(t1, t1), sp(), N.eps(t1, t1), eq(), N.g(t1));
+    } else {
+      const eDef = resp.loss === "softmax_ce" ? row(sub(mi("ŷ"), mn(t1)), mo("−"), sub(mi("y"), mn(t1)))
+        : row(N.o(t1), mo("−"), sub(mi("y"), mn(t1)));
+      label(sec, fill(S.s2_start, { e: row(N.e(t1), eq(), diff(N.L(t1), N.o(t1)), eq(), eDef) }));
+      line(sec, N.d(t1, t1), eq(), fp(t1), hadam, N.eps(t1, t1), sp(), N.eps(t1, t1), eq(), N.P("W_hy", true), N.e(t1));
+    }
+    line(sec, activationHint(resp, N, t1));
+    if (!st.inLoss) { note(sec, "", fill(S.s2_none, { zero: row(N.eps(t1, t1), eq(), mn(0)) })); return; }
+    if (st.normsOnly) { note(sec, "", fill(S.note_norms, { d: N.d(t1, t1) })); return; }
+    const eps = at1(D.epstt, t);
+    if (st.hasOut && resp.loss !== "upstream") {
+      const Why = st.resp.params && st.resp.params[N.parts("W_hy")[0]];
+      const WhyT = small(Why) ? matrix(transpose(Why), S) : N.P("W_hy", true);
+      line(sec, N.eps(t1, t1), eq(), WhyT, colVec(at1(D.e, t), S), eq(), colVec(eps, S));
+    } else {
+      line(sec, N.eps(t1, t1), eq(), N.g(t1), eq(), colVec(eps, S));
+    }
+    line(sec, N.d(t1, t1), eq(), colVec(at1(D.fprime, t), S), hadam, colVec(eps, S), eq(), colVec(st.deltaVec(t, t), S));
+    return;
+  }
+  // k < t
+  label(sec, fill(S.s2_back, { d: N.d(t1, k1 + 1) }));
+  if (residual) {
+    line(sec, N.eps(t1, k1), eq(), N.eps(t1, k1 + 1), mo("+"), WhhT(), N.d(t1, k1 + 1));
+    line(sec, N.d(t1, k1), eq(), fp(k1), hadam, N.eps(t1, k1));
+  } else {
+    line(sec, N.d(t1, k1), eq(), row(mi("diag"), par(fp(k1))), WhhT(), N.d(t1, k1 + 1),
+      eq(), fp(k1), hadam, par(WhhT(), N.d(t1, k1 + 1)));
+  }
+  if (!st.inLoss) { note(sec, "", fill(S.s2_none, { zero: row(N.d(t1, mo("·")), eq(), mn(0)) })); return; }
+  if (st.truncated) { note(sec, "", fill(S.note_trunc, { K: String(st.K), d: String(t - k), dtk: N.d(t1, k1) })); return; }
+  if (st.normsOnly) { note(sec, "", fill(S.note_norms, { d: N.d(t1, k1 + 1) })); return; }
+  const W = st.Whh;
+  const Wnode = small(W) ? matrix(transpose(W), S) : WhhT();
+  const dNext = st.deltaVec(t, k + 1);
+  const fpk = at1(D.fprime, k);
+  if (residual) {
+    // ε_{t,j} = ε_{t,j+1} + W_hhᵀ δ_{t,j+1}, from ε_{t,t} down to ε_{t,k+1}
+    let epsNext = at1(D.epstt, t).map(toNum);
+    for (let j = t - 1; j > k; j--) epsNext = add(epsNext, matTvec(W, st.deltaVec(t, j + 1)));
+    const epsK = add(epsNext, matTvec(W, dNext));
+    if (k + 1 < t) label(sec, fill(S.s2_res_eps, { eps: N.eps(t1, k1 + 1), epstt: N.eps(t1, t1) }));
+    line(sec, N.eps(t1, k1), eq(), colVec(epsNext, S), mo("+"), Wnode, colVec(dNext, S), eq(), colVec(epsK, S));
+    line(sec, N.d(t1, k1), eq(), colVec(fpk, S), hadam, colVec(epsK, S), eq(), colVec(st.deltaVec(t, k), S));
+  } else {
+    line(sec, N.d(t1, k1), eq(), colVec(fpk, S), hadam, par(Wnode, colVec(dNext, S)), eq(), colVec(st.deltaVec(t, k), S));
+  }
+  if (!small(W)) line(sec, N.P("W_hh"), mo("∈"), reals(m, m));
+}
+
+const at1 = (a, i) => (Array.isArray(a) ? a[i] : null);
+
+function activationHint(resp, N, t1) {
+  const z = N.z(t1), f = (a) => fprimeOf(a);
+  switch (resp.activation) {
+    case "tanh":
+      return resp.cell === "vanilla"
+        ? row(f(z), eq(), mn(1), mo("−"), sup(N.h(t1), mn(2)), sp("1em"), mtext("(f = tanh)"))
+        : row(f(z), eq(), mn(1), mo("−"), sup(mi("tanh"), mn(2)), z);
+    case "sigmoid":
+      return row(f(z), eq(), mi("σ"), par(z), par(mn(1), mo("−"), mi("σ"), par(z)));
+    case "relu":
+      return row(f(z), eq(), sub(mn(1), row(z, mo(">"), mn(0))));
+    case "identity":
+      return row(f(z), eq(), mn(1), sp("1em"), mtext("(f = identity)"));
+    default:
+      return row(f(z));
+  }
+}
+
+// ---- 3. closed form and the bound
+function sectionClosed(sec, st) {
+  const { S, N, t1, k1, t, k, D, resp } = st;
+  if (st.kgt) return;
+  const residual = resp.cell === "residual";
+  const tau = () => mi("τ");
+  const WhhT = () => N.P("W_hh", true), Whh = () => N.P("W_hh");
+  const diagF = (z) => row(mi("diag"), par(fprimeOf(z)));
+  const prodJ = () => bigop("∏", row(tau(), eq(), mn(k1 + 1)), mn(t1));
+  if (!residual) {
+    line(sec, N.d(t1, k1), eq(),
+      par(bigop("∏", row(tau(), eq(), mn(k1)), row(mn(t1), mo("−"), mn(1))), diagF(N.z(tau())), WhhT()),
+      N.d(t1, t1));
+  } else {
+    line(sec, N.d(t1, k1), eq(), diagF(N.z(k1)), par(prodJ(), sup(N.J(tau()), tr())), N.eps(t1, t1));
+  }
+  if (k === t) note(sec, "", fill(S.s3_empty, { d: N.d(t1, t1) }));
+  // the step Jacobian and the bound it gives
+  const hPrev = N.h(row(tau(), mo("−"), mn(1)));
+  line(sec, N.J(tau()), eq(), diff(N.h(tau()), hPrev), eq(),
+    ...(residual ? [upright("I"), mo("+")] : []), diagF(N.z(tau())), Whh());
+  label(sec, fill(S.s3_bound, { J: N.J(mi("τ")) }));
+  const maxf = row(M("munder", null, upright("max"), mi("i")), row(mo("|"), fprimeOf(sub(mi("z"), pair(k1, mi("i")))), mo("|")));
+  line(sec, norm(N.d(t1, k1)), mo("≤"), maxf, mo("·"), prodJ(), norm(N.J(tau())), mo("·"), norm(N.eps(t1, t1)));
+  const nrm = st.truncated ? 0 : st.at(D.dnorm, t, k);
+  const bnd = st.at(D.bound, t, k);
+  line(sec, norm(N.d(t1, k1)), eq(), numNode(nrm, S), sp("0.6em"), mo("≤"), sp("0.6em"), numNode(bnd, S));
+  if (st.truncated) note(sec, "", fill(S.note_trunc, { K: String(st.K), d: String(t - k), dtk: N.d(t1, k1) }));
+  // the step Jacobians involved: τ = k+2 … t+1 (1-based), jacobian_norm indices k+1 … t
+  if (t > k && Array.isArray(D.jn)) {
+    const js = D.jn.slice(k + 1, t + 1);
+    const range = row(tau(), eq(), mn(k1 + 1), mo("…"), mn(t1));
+    label(sec, fill(S.s3_jac, { J: norm(N.J(tau())), range }));
+    const shown = js.length <= 7 ? js.map((x) => numNode(x, S))
+      : [...js.slice(0, 3).map((x) => numNode(x, S)), mo("⋯"), ...js.slice(-2).map((x) => numNode(x, S))];
+    const list = shown.flatMap((n, i) => (i ? [mo(",", { separator: "true" }), n] : [n]));
+    line(sec, ...list);
+    const prod = js.reduce((p, x) => p * toNum(x), 1);
+    line(sec, prodJ(), norm(N.J(tau())), eq(), numNode(prod, S));
+    const g = Math.pow(prod, 1 / js.length);
+    if (isNum(g)) note(sec, "", fill(g < 1 ? S.s3_vanish : S.s3_explode, { g: numText(g, S) }));
+  }
+  const dg = resp.diagnostics || {};
+  const smax = () => row(sub(mi("σ"), upright("max")), par(Whh()));
+  line(sec, row(mi("ρ"), par(Whh())), eq(), numNode(dg.spectral_radius, S), mo(",", { separator: "true" }), sp(),
+    smax(), eq(), numNode(dg.sigma_max, S));
+  const gam = row(M("munder", null, upright("sup"), mi("z")), row(mo("|"), fprimeOf(mi("z")), mo("|")));
+  if (!residual) {
+    line(sec, norm(N.J(tau())), mo("≤"), mi("γ"), smax(), eq(), numNode(toNum(dg.gamma) * toNum(dg.sigma_max), S),
+      sp("1em"), mi("γ"), eq(), gam, eq(), numNode(dg.gamma, S));
+  } else {
+    line(sec, mi("γ"), eq(), gam, eq(), numNode(dg.gamma, S));
+  }
+}
+
+// ---- 4. sums over the unrolled copies
+function sectionGrads(sec, st) {
+  const { S, N, t1, k1, t, k, D, resp, m } = st;
+  if (st.kgt) return;
+  const grads = resp.grads || {};
+  const clip = resp.clip;
+  const unclipped = clip ? resp.grads_unclipped : null;
+  note(sec, "", st.K != null ? fill(S.s4_shared_trunc, { K: String(st.K) }) : fill(S.s4_shared));
+  if (st.batched) note(sec, "", fill(S.s4_batch, { b: String(st.b + 1) }));
+  if (clip) {
+    if (clip.method === "norm") {
+      const s = clip.norm_before ? clip.threshold / clip.norm_before : NaN;
+      note(sec, "fx-warn", fill(clip.clipped ? S.clip_norm : S.clip_norm_no,
+        { a: numText(clip.norm_before, S), c: numText(clip.threshold, S), s: numText(s, S) }));
+    } else {
+      note(sec, "fx-warn", fill(S.clip_value, { c: numText(clip.threshold, S), a: numText(clip.norm_before, S), b: numText(clip.norm_after, S) }));
+    }
+  }
+  const tI = () => mi("t"), kI = () => mi("k");
+  const batchSum = () => (st.batched ? [bigop("∑", row(mi("b"), eq(), mn(1)), mi("B"))] : []);
+  const sums = () => [...batchSum(), bigop("∑", row(tI(), eq(), mn(1)), mi("T")),
+    st.K != null ? bigop("∑", row(tI(), mo("−"), mi("K"), mo("<"), kI(), mo("≤"), tI()))
+      : bigop("∑", row(kI(), eq(), mn(1)), tI())];
+  const dL = (c) => diff(mi("L"), c);
+  const frob = (v) => row(M("msub", null, norm(mo("·")), upright("F")), eq(), numNode(fnorm(v), S));
+  const showTot = (v) => (Array.isArray(v) && Array.isArray(v[0]) ? (small(v) ? matrix(v, S) : frob(v)) : colVec(v, S));
+  const dVec = st.truncated || !st.inLoss ? zeros(m) : st.deltaVec(t, k);
+  const termState = !st.inLoss ? fill(S.zero_notloss, { t: String(t1) })
+    : st.truncated ? fill(S.zero_trunc) : st.normsOnly ? fill(S.term_na) : null;
+  const hPrev = k === 0 ? st.h0 : at1(D.h, k - 1);
+
+  /** The total of one shown array, before and after clipping. */
+  const totals = (body, canonList) => {
+    const useUn = unclipped && canonList.every((c) => unclipped[N.parts(c)[0]] != null);
+    label(body, [useUn ? S.total_clip : S.total]);
+    for (const c of canonList) line(body, dL(N.P(c)), eq(), showTot((useUn ? unclipped : grads)[N.parts(c)[0]]));
+    if (useUn) {
+      label(body, [S.after_clip]);
+      for (const c of canonList) line(body, dL(N.P(c)), mo("←"), showTot(grads[N.parts(c)[0]]));
+    }
+  };
+  const item = (canon, summary, termRows, open) => {
+    const body = fold(sec, "g-" + canon, [M("math", { displaystyle: "true" }, row(...summary))], open, "fx-g");
+    label(body, fill(S.term, { t: String(t1), k: String(k1) }));
+    if (termState) note(body, "", termState);
+    else termRows(body);
+    return body;
+  };
+
+  // W_hh: δ_{t,k} h_{k−1}ᵀ
+  const Whh = resp.params && resp.params[N.parts("W_hh")[0]];
+  let body = item("W_hh", [dL(N.P("W_hh")), eq(), ...sums(), N.d(tI(), kI()), N.h(row(kI(), mo("−"), mn(1)), true)], (b) => {
+    const term = outer(dVec, hPrev || zeros(m));
+    if (small(Whh)) {
+      line(b, N.d(t1, k1), N.h(k1 - 1, true), eq(), colVec(dVec, S), rowVec(hPrev, S));
+      line(b, sp("1em"), eq(), matrix(term, S));
+    } else {
+      line(b, norm(row(N.d(t1, k1), N.h(k1 - 1, true))), eq(), norm(N.d(t1, k1)), norm(N.h(k1 - 1)), eq(), numNode(fnorm(term), S));
+    }
+    if (k === 0 && !st.h0Given) note(b, "", fill(S.h0_zero, { h0: N.h(0) }));
+  }, true);
+  totals(body, ["W_hh"]);
+
+  // W_xh: δ_{t,k} x_kᵀ
+  const xk = Array.isArray(st.inputs) ? st.inputs[k] : null;
+  const Wxh = resp.params && resp.params[N.parts("W_xh")[0]];
+  body = item("W_xh", [dL(N.P("W_xh")), eq(), ...sums(), N.d(tI(), kI()), N.x(kI(), true)], (b) => {
+    if (!Array.isArray(xk)) { line(b, N.d(t1, k1), N.x(k1, true), eq(), mtext(S.unavailable, { class: "fx-ovf" })); return; }
+    const term = outer(dVec, xk);
+    if (small(Wxh)) {
+      line(b, N.d(t1, k1), N.x(k1, true), eq(), colVec(dVec, S), rowVec(xk, S));
+      line(b, sp("1em"), eq(), matrix(term, S));
+    } else {
+      line(b, norm(row(N.d(t1, k1), N.x(k1, true))), eq(), numNode(fnorm(term), S));
+    }
+  }, false);
+  totals(body, ["W_xh"]);
+
+  // b_h: δ_{t,k}
+  body = item("b_h", [dL(N.P("b_h")), eq(), ...sums(), N.d(tI(), kI())], (b) => {
+    line(b, N.d(t1, k1), eq(), colVec(dVec, S));
+  }, false);
+  totals(body, ["b_h"]);
+  if (N.parts("b_h").length > 1) note(body, "", fill(S.bias_both, { z: N.z("t") }));
+
+  // output layer: ∂L_t/∂W_hy = e_t h_tᵀ, ∂L_t/∂b_y = e_t (no k: the output layer is not recurrent)
+  if (st.hasOut) {
+    const Why = resp.params && resp.params[N.parts("W_hy")[0]];
+    const eT = at1(D.e, t), hT = at1(D.h, t);
+    const sumT = () => [...batchSum(), bigop("∑", row(tI(), eq(), mn(1)), mi("T"))];
+    body = fold(sec, "g-W_hy", [M("math", { displaystyle: "true" }, row(dL(N.P("W_hy")), eq(), ...sumT(), N.e(tI()), N.h(tI(), true),
+      sp("1em"), dL(N.P("b_y")), eq(), ...sumT(), N.e(tI())))], false, "fx-g");
+    label(body, fill(S.term_out, { t: String(t1) }));
+    const ok = (v) => Array.isArray(v) && v.length && !allBad(v);
+    if (!st.inLoss) note(body, "", fill(S.zero_notloss, { t: String(t1) }));
+    else if (!ok(eT) || !ok(hT)) {
+      line(body, diff(N.L(t1), N.P("W_hy")), eq(), N.e(t1), N.h(t1, true), eq(), ovfNode(S));
+    } else if (small(Why)) {
+      line(body, diff(N.L(t1), N.P("W_hy")), eq(), N.e(t1), N.h(t1, true), eq(), colVec(eT, S), rowVec(hT, S));
+      line(body, sp("1em"), eq(), matrix(outer(eT, hT), S));
+    } else {
+      line(body, norm(row(N.e(t1), N.h(t1, true))), eq(), numNode(vnorm(eT) * vnorm(hT), S));
+    }
+    if (st.inLoss) line(body, diff(N.L(t1), N.P("b_y")), eq(), N.e(t1), eq(), colVec(eT, S));
+    totals(body, ["W_hy", "b_y"]);
+  }
+}

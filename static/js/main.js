@@ -1,0 +1,400 @@
+// BPTT Explorer page: state → POST /api/v1/bptt → every view. Plain ES modules, no build.
+
+import { computeBptt, getJSON } from "./api.js";
+import { clearErrors, initEditor, renderEditor, renderPresets, showError, toggleStep } from "./editor.js";
+import { renderFormula, CSS as FORMULA_CSS } from "./formula.js";
+import { graphFigure } from "./graph.js";
+import { apply as applyLang, lang, tr } from "./i18n.js";
+import { contribFigure, deltaNormFigure, deltaRowFigure, gradsFigure, hiddenFigure, paramList, vanishFigure, vanishReading } from "./plots.js";
+import { defaultView, isBatched, readURL, setNotations, sizes, writeURL } from "./state.js";
+import { clone, debounce, download, fmt } from "./util.js";
+
+const $ = (id) => document.getElementById(id);
+const DEBOUNCE_MS = 60;
+
+const state = { lang: "en", preset: null, req: null, sel: { t: 0, k: 0, b: 0 }, view: defaultView(), hide: [] };
+let resp = null; // last good response
+let sentReq = null; // the request that produced resp
+let presets = [];
+let inflight = null;
+let changeAt = 0;
+const perf = { renders: 0, lastMs: null, lastComputeMs: null };
+window.bptt = { perf, state, response: () => resp };
+
+const PLOT_CONFIG = {
+  displaylogo: false, responsive: true,
+  modeBarButtonsToRemove: ["select2d", "lasso2d", "autoScale2d", "zoomIn2d", "zoomOut2d"],
+  toImageButtonOptions: { format: "png", scale: 2 },
+};
+
+// ------------------------------------------------------------------ compute
+
+function change(mutate, opts = {}) {
+  const r = clone(state.req);
+  const out = mutate(r);
+  state.req = out && typeof out === "object" ? out : r;
+  state.preset = null;
+  $("preset").value = "";
+  $("preset-desc").textContent = "";
+  changeAt = performance.now();
+  renderEditor(state, resp, { rebuild: !!opts.rebuild });
+  scheduleCompute();
+}
+
+const scheduleCompute = debounce(() => compute(), DEBOUNCE_MS);
+
+async function compute() {
+  if (inflight) inflight.abort();
+  const ctl = new AbortController();
+  inflight = ctl;
+  const body = clone(state.req);
+  $("status").textContent = tr("status.computing");
+  let res;
+  try {
+    res = await computeBptt(body, ctl.signal);
+  } catch (e) {
+    if (e.name === "AbortError") return;
+    $("status").textContent = tr("status.offline");
+    return;
+  }
+  if (inflight !== ctl) return;
+  inflight = null;
+  if (!res.ok) {
+    const placed = showError(res.error);
+    setBanner("banner-error", placed ? tr("status.error") : res.error.message);
+    $("status").textContent = `${res.status}`;
+    return;
+  }
+  clearErrors();
+  setBanner("banner-error", "");
+  resp = res.data;
+  sentReq = body;
+  perf.lastComputeMs = res.ms;
+  clampSelection();
+  renderEditor(state, resp, { rebuild: !document.querySelector("#grid-params .grid") && !!resp.params });
+  await renderAll();
+  const ms = performance.now() - (changeAt || performance.now());
+  perf.lastMs = ms;
+  perf.renders += 1;
+  document.body.dataset.renders = String(perf.renders);
+  $("status").textContent = tr("status.ready", { ms: Math.round(ms) });
+  writeURL(state);
+}
+
+function clampSelection() {
+  const T = resp.shapes.T;
+  const B = resp.shapes.batch;
+  state.sel.b = B === null ? 0 : Math.min(Math.max(0, state.sel.b), B - 1);
+  state.sel.t = Math.min(Math.max(0, state.sel.t), T - 1);
+  state.sel.k = Math.min(Math.max(0, state.sel.k), state.sel.t);
+}
+
+// ------------------------------------------------------------------ render
+
+function ctx() {
+  const b = state.sel.b;
+  const batched = resp.shapes.batch !== null;
+  const seq = (v) => (batched && v !== null && v !== undefined ? v[b] : v);
+  const { m } = sizes(sentReq);
+  const h0 = sentReq.h0 ? (isBatched(sentReq) && Array.isArray(sentReq.h0[0]) ? sentReq.h0[b] : sentReq.h0) : Array(m).fill(0);
+  const h0For = (bb) => (sentReq.h0 ? (isBatched(sentReq) && Array.isArray(sentReq.h0[0]) ? sentReq.h0[bb] : sentReq.h0) : Array(m).fill(0));
+  return { resp, req: sentReq, sel: state.sel, view: state.view, names: resp.names, seq, h0, h0For, lang: state.lang };
+}
+
+async function react(id, fig) {
+  const el = $(id);
+  if (!el || el.closest(".hidden-by-link")) return;
+  await Plotly.react(el, fig.data, fig.layout, { ...PLOT_CONFIG, toImageButtonOptions: { ...PLOT_CONFIG.toImageButtonOptions, filename: `bptt-${id}` } });
+}
+
+async function renderAll() {
+  const c = ctx();
+  renderBanners();
+  renderContribOptions();
+  await Promise.all([
+    react("graph", graphFigure(c)),
+    react("heat-delta", deltaNormFigure(c)),
+    react("heat-deltarow", deltaRowFigure(c)),
+    react("heat-hidden", hiddenFigure(c)),
+    react("heat-grads", gradsFigure(c)),
+    react("heat-contrib", contribFigure(c)),
+    react("plot-vanish", vanishFigure(c)),
+  ]);
+  renderSelectionText(c);
+  renderFormulaPanel();
+  renderVanishText(c);
+  renderCheck();
+  bindPlotEvents();
+}
+
+async function renderSelection() {
+  const c = ctx();
+  await Promise.all([
+    react("graph", graphFigure(c)),
+    react("heat-delta", deltaNormFigure(c)),
+    react("heat-deltarow", deltaRowFigure(c)),
+    react("plot-vanish", vanishFigure(c)),
+  ]);
+  renderSelectionText(c);
+  renderFormulaPanel();
+  writeURL(state);
+}
+
+function renderFormulaPanel() {
+  try {
+    renderFormula($("formula"), { req: sentReq, resp, t: state.sel.t, k: state.sel.k, b: state.sel.b, lang: state.lang });
+  } catch (e) {
+    console.error("formula panel", e);
+  }
+}
+
+function renderSelectionText(c) {
+  const { t, k } = state.sel;
+  const el = $("selection");
+  el.replaceChildren();
+  const b1 = document.createElement("b");
+  b1.textContent = tr("sel.t", { t: sub(t + 1) });
+  const b2 = document.createElement("b");
+  b2.textContent = tr("sel.k", { k: k + 1 });
+  const dn = c.seq(resp.delta_norm)[t][k];
+  el.append(`${tr("sel")}: `, b1, " · ", b2, ` · ‖δ${sub(t + 1)},${sub(k + 1)}‖ = ${fmt(dn)}`);
+}
+
+const SUBS = "₀₁₂₃₄₅₆₇₈₉";
+const sub = (n) => String(n).split("").map((d) => SUBS[d]).join("");
+
+function renderVanishText(c) {
+  $("vanish-reading").textContent = vanishReading(c);
+  const d = resp.diagnostics;
+  const jn = c.seq(d.jacobian_norm).filter((v) => v !== null).sort((a, b) => a - b);
+  const jmed = jn.length ? jn[Math.floor(jn.length / 2)] : null;
+  $("vanish-stats").textContent = tr("vanish.stats", { W: resp.names.W_hh, rho: fmt(d.spectral_radius), smax: fmt(d.sigma_max), jmed: fmt(jmed) });
+}
+
+function renderCheck() {
+  const box = $("check");
+  box.replaceChildren();
+  const gc = resp.gradient_check;
+  if (!gc) {
+    const p = document.createElement("p");
+    p.className = "muted";
+    p.textContent = tr("check.none");
+    box.append(p);
+  } else {
+    const p = document.createElement("p");
+    p.className = gc.ok ? "ok" : "bad";
+    p.textContent = tr(gc.ok ? "check.summary.ok" : "check.summary.bad", { tol: gc.tolerance });
+    const tbl = document.createElement("table");
+    const head = tbl.insertRow();
+    for (const h of ["check.array", "check.maxrel", "check.checked", ""]) { const th = document.createElement("th"); th.textContent = h ? tr(h) : ""; head.append(th); }
+    for (const [name, a] of Object.entries(gc.arrays)) {
+      const r = tbl.insertRow();
+      const ok = a.max_rel_error !== null && a.max_rel_error < gc.tolerance;
+      r.insertCell().textContent = name;
+      r.insertCell().textContent = fmt(a.max_rel_error, 2);
+      r.insertCell().textContent = `${a.checked} / ${a.of}`;
+      const cell = r.insertCell();
+      cell.textContent = ok ? tr("check.ok") : tr("check.bad");
+      cell.className = ok ? "ok" : "bad";
+    }
+    box.append(p, tbl);
+  }
+  const cl = resp.clip;
+  $("clip-info").textContent = cl ? tr("clip.info", { before: fmt(cl.norm_before), after: fmt(cl.norm_after), clipped: tr(cl.clipped ? "clip.clipped" : "clip.not") }) : "";
+}
+
+function renderBanners() {
+  setBanner("banner-overflow", resp.nonfinite.length ? tr("banner.overflow", { fields: resp.nonfinite.join(", ") }) : "");
+  const info = [];
+  if (resp.detail === "norms") info.push(tr("banner.norms"));
+  for (const w of resp.warnings) if (!w.startsWith("overflow")) info.push(w);
+  setBanner("banner-info", info.join(" "));
+}
+
+function setBanner(id, text) {
+  const el = $(id);
+  el.textContent = text;
+  el.hidden = !text;
+}
+
+function renderContribOptions() {
+  const sel = $("contrib-param");
+  const ps = paramList(resp);
+  const seen = new Set();
+  const opts = ps.filter((p) => !seen.has(p.canon) && seen.add(p.canon));
+  const key = opts.map((p) => `${p.canon}:${p.name}`).join();
+  if (sel.dataset.key !== key) {
+    sel.replaceChildren(...opts.map((p) => new Option(p.name, p.canon)));
+    sel.dataset.key = key;
+  }
+  if (!opts.some((p) => p.canon === state.view.contribParam)) state.view.contribParam = opts[0]?.canon;
+  sel.value = state.view.contribParam;
+  $("contrib-by").value = state.view.contribBy;
+}
+
+// ------------------------------------------------------------------ selection and events
+
+function select(t, k, b) {
+  if (!resp) return;
+  if (b !== null && b !== undefined) state.sel.b = b;
+  if (t !== null && t !== undefined) state.sel.t = t;
+  if (k !== null && k !== undefined) state.sel.k = k;
+  if (k !== null && k !== undefined && state.sel.k > state.sel.t) state.sel.t = state.sel.k;
+  clampSelection();
+  if (b !== null && b !== undefined) { renderEditor(state, resp, { rebuild: true }); renderAll(); return; }
+  renderSelection();
+}
+
+let bound = false;
+function bindPlotEvents() {
+  if (bound) return;
+  bound = true;
+  $("graph").on("plotly_click", (ev) => {
+    const cd = ev.points?.[0]?.customdata;
+    if (!cd) return;
+    const [kind, step] = cd;
+    if (kind === "t") {
+      const isLossNode = ev.points[0].data.name === tr("legend.L");
+      if (isLossNode && Array.isArray(state.req.loss_steps)) { toggleStep(step); return; }
+      select(step, Math.min(state.sel.k, step));
+    } else {
+      select(null, step);
+    }
+  });
+  $("heat-delta").on("plotly_click", (ev) => {
+    const p = ev.points?.[0];
+    if (!p) return;
+    const t = p.y - 1, k = p.x - 1;
+    if (k <= t) select(t, k);
+  });
+  $("heat-deltarow").on("plotly_click", (ev) => { const p = ev.points?.[0]; if (p) select(null, p.y - 1); });
+}
+
+function onKey(e) {
+  if (!resp) return;
+  const tag = (e.target.tagName || "").toLowerCase();
+  if (["input", "textarea", "select"].includes(tag)) return;
+  const { t, k } = state.sel;
+  const T = resp.shapes.T;
+  const moves = { ArrowLeft: [t, k - 1], ArrowRight: [t, k + 1], ArrowUp: [t - 1, k], ArrowDown: [t + 1, k], Home: [t, 0], End: [t, t] };
+  const mv = moves[e.key];
+  if (!mv) return;
+  e.preventDefault();
+  let [nt, nk] = mv;
+  nt = Math.min(Math.max(nt, 0), T - 1);
+  nk = Math.min(Math.max(nk, 0), nt);
+  select(nt, nk);
+}
+
+// ------------------------------------------------------------------ presets, JSON, export, share
+
+async function loadPreset(id) {
+  if (!id) return;
+  const req = await getJSON(`/api/v1/presets/${encodeURIComponent(id)}`);
+  loadRequest(req, id);
+}
+
+function loadRequest(req, presetId = null, sel = null) {
+  state.req = req;
+  state.preset = presetId;
+  const mask = Array.isArray(req.loss_steps) ? req.loss_steps : null;
+  const { T } = sizes(req);
+  const last = req.loss_steps === "last" ? T - 1 : (mask ? mask.lastIndexOf(true) : T - 1);
+  state.sel = sel || { t: Math.max(0, last), k: 0, b: 0 };
+  renderPresets(presets, presetId, state.lang);
+  changeAt = performance.now();
+  resp = null;
+  renderEditor(state, null, { rebuild: true });
+  compute();
+}
+
+function applyJSON(text) {
+  let req;
+  try {
+    req = JSON.parse(text);
+  } catch (e) {
+    showError({ field: "json", message: `JSON: ${e.message}` });
+    return;
+  }
+  if (!req || typeof req !== "object" || Array.isArray(req)) {
+    showError({ field: "json", message: tr("json.hint") });
+    return;
+  }
+  loadRequest(req);
+}
+
+function exportCSV() {
+  if (!resp) return;
+  const rows = ["sequence,t,k,unit,delta"];
+  const B = resp.shapes.batch ?? 1;
+  for (let b = 0; b < B; b++) {
+    const D = resp.shapes.batch === null ? resp.delta : resp.delta?.[b];
+    const N = resp.shapes.batch === null ? resp.delta_norm : resp.delta_norm[b];
+    for (let t = 0; t < resp.shapes.T; t++) for (let k = 0; k <= t; k++) {
+      if (D) D[t][k].forEach((v, i) => rows.push(`${b + 1},${t + 1},${k + 1},${i + 1},${v ?? ""}`));
+      else rows.push(`${b + 1},${t + 1},${k + 1},norm,${N[t][k] ?? ""}`);
+    }
+  }
+  download("bptt-delta.csv", rows.join("\n") + "\n", "text/csv");
+}
+
+async function share() {
+  const href = await writeURL(state);
+  try {
+    await navigator.clipboard.writeText(href);
+    setBanner("banner-share", tr("share.done"));
+  } catch {
+    setBanner("banner-share", tr("share.failed"));
+  }
+  setTimeout(() => setBanner("banner-share", ""), 4000);
+}
+
+function setLang(l) {
+  state.lang = l;
+  applyLang(l);
+  renderPresets(presets, state.preset, l);
+  if (resp) { renderEditor(state, resp, { rebuild: true }); renderAll(); writeURL(state); }
+}
+
+function applyHide(flags) {
+  for (const f of flags) for (const el of document.querySelectorAll(`[data-hide="${CSS.escape(f)}"], #panel-${CSS.escape(f)}`)) el.classList.add("hidden-by-link");
+  $("hide-note").hidden = flags.length === 0;
+}
+
+// ------------------------------------------------------------------ start
+
+async function start() {
+  if (FORMULA_CSS) {
+    const sheet = new CSSStyleSheet();
+    sheet.replaceSync(FORMULA_CSS);
+    document.adoptedStyleSheets = [...document.adoptedStyleSheets, sheet];
+  }
+  const url = await readURL();
+  const fallbackLang = document.querySelector('meta[name="bptt-default-lang"]')?.content || "en";
+  state.lang = url.lang === "zh" || url.lang === "en" ? url.lang : fallbackLang;
+  state.hide = url.hide;
+  if (url.view) state.view = { ...defaultView(), ...url.view };
+  applyLang(state.lang);
+  applyHide(state.hide);
+  const [nots, list] = await Promise.all([getJSON("/api/v1/notations"), getJSON("/api/v1/presets")]);
+  setNotations(nots);
+  presets = list;
+  initEditor({ state: () => state, response: () => resp, change, select, loadPreset, applyJSON });
+  $("lang").addEventListener("click", () => setLang(lang() === "zh" ? "en" : "zh"));
+  $("share").addEventListener("click", share);
+  $("export-request").addEventListener("click", () => download("bptt-request.json", JSON.stringify(state.req, null, 1)));
+  $("export-response").addEventListener("click", () => resp && download("bptt-response.json", JSON.stringify(resp)));
+  $("export-csv").addEventListener("click", exportCSV);
+  $("delta-log").addEventListener("change", (e) => { state.view.log = e.target.checked; if (resp) renderAll(); });
+  $("contrib-param").addEventListener("change", (e) => { state.view.contribParam = e.target.value; react("heat-contrib", contribFigure(ctx())); writeURL(state); });
+  $("contrib-by").addEventListener("change", (e) => { state.view.contribBy = e.target.value; react("heat-contrib", contribFigure(ctx())); writeURL(state); });
+  $("delta-log").checked = state.view.log;
+  document.addEventListener("keydown", onKey);
+  if (url.req) loadRequest(url.req, url.preset, url.sel);
+  else await loadPreset(url.preset && presets.some((p) => p.id === url.preset) ? url.preset : presets[0]?.id);
+}
+
+start().catch((e) => {
+  console.error(e);
+  setBanner("banner-error", String(e));
+});

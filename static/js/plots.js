@@ -1,0 +1,252 @@
+// Heatmaps and the vanishing/exploding plot (figures for Plotly.react).
+
+import { tr } from "./i18n.js";
+import { CANONICAL } from "./state.js";
+import { fmt, subName } from "./util.js";
+
+// colour-blind-safe scales: viridis (sequential) and RdBu reversed (diverging, centred on 0)
+const DIVERGING = [[0, "#2166ac"], [0.25, "#92c5de"], [0.5, "#f7f7f7"], [0.75, "#f4a582"], [1, "#b2182b"]];
+const OVERFLOW = [[0, "#9aa1ab"], [1, "#9aa1ab"]];
+const base = (extra = {}) => ({
+  margin: { l: 48, r: 10, t: 8, b: 40 }, font: { size: 11 }, plot_bgcolor: "#fff", paper_bgcolor: "#fff", ...extra,
+});
+const steps = (n) => Array.from({ length: n }, (_, i) => i + 1);
+const absMax = (z) => Math.max(1e-300, ...z.flat(Infinity).filter((v) => v !== null).map(Math.abs));
+
+/** Grey cells where a number overflowed (null where a value should be). */
+function overflowLayer(z, x, y, inLower = () => true) {
+  const g = z.map((row, i) => row.map((v, j) => (v === null && inLower(i, j) ? 1 : null)));
+  if (!g.flat().some((v) => v === 1)) return null;
+  return { type: "heatmap", z: g, x, y, colorscale: OVERFLOW, showscale: false, hoverinfo: "skip" };
+}
+
+export function deltaNormFigure(ctx) {
+  const { resp, sel, seq, view } = ctx;
+  const T = resp.shapes.T;
+  const dn = seq(resp.delta_norm);
+  const z = view.log ? dn.map((r) => r.map((v) => (v === null || !(v > 0) ? null : Math.log10(v)))) : dn;
+  const text = dn.map((r, t) => r.map((v, k) => (k > t ? "" : `t = ${t + 1}, k = ${k + 1}<br>‖δ<sub>${t + 1},${k + 1}</sub>‖ = ${fmt(v)}`)));
+  const data = [{
+    type: "heatmap", z, x: steps(T), y: steps(T), text, hovertemplate: "%{text}<extra></extra>",
+    colorscale: "Viridis", colorbar: { title: { text: view.log ? "log₁₀‖δ‖" : "‖δ‖", side: "right" }, thickness: 10 },
+    hoverongaps: false,
+  }];
+  const grey = overflowLayer(dn, steps(T), steps(T), (t, k) => k <= t);
+  if (grey) data.push(grey);
+  const layout = base({
+    xaxis: { title: { text: tr("axis.step.k") }, dtick: T > 20 ? 5 : 1, constrain: "domain" },
+    yaxis: { title: { text: tr("axis.step.t") }, autorange: "reversed", dtick: T > 20 ? 5 : 1 },
+    shapes: [{ type: "rect", x0: sel.k + 0.5, x1: sel.k + 1.5, y0: sel.t + 0.5, y1: sel.t + 1.5, line: { color: "#d1495b", width: 2.5 } }],
+  });
+  return { data, layout };
+}
+
+export function deltaRowFigure(ctx) {
+  const { resp, sel, seq } = ctx;
+  const t = sel.t;
+  if (!resp.delta) {
+    return { data: [], layout: base({ xaxis: { visible: false }, yaxis: { visible: false },
+      annotations: [{ text: tr("banner.norms"), showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5, font: { size: 12 } }] }) };
+  }
+  const rows = seq(resp.delta)[t];
+  const m = resp.shapes.m;
+  const M = absMax(rows);
+  const data = [{
+    type: "heatmap", z: rows, x: steps(m), y: steps(t + 1), zmin: -M, zmax: M, colorscale: DIVERGING,
+    colorbar: { thickness: 10, title: { text: "δ" } },
+    hovertemplate: `δ<sub>${t + 1},%{y}</sub>[%{x}] = %{z:.4g}<extra></extra>`,
+  }];
+  const grey = overflowLayer(rows, steps(m), steps(t + 1));
+  if (grey) data.push(grey);
+  return {
+    data, layout: base({
+      xaxis: { title: { text: tr("axis.unit") }, dtick: m > 20 ? 5 : 1 },
+      yaxis: { title: { text: `${tr("axis.step.k")} (t = ${t + 1})` }, autorange: "reversed", dtick: t > 20 ? 5 : 1 },
+      shapes: [{ type: "rect", xref: "paper", x0: 0, x1: 1, y0: sel.k + 0.5, y1: sel.k + 1.5, line: { color: "#2b83ba", width: 2 } }],
+    }),
+  };
+}
+
+export function hiddenFigure(ctx) {
+  const { resp, seq, names } = ctx;
+  const h = seq(resp.forward.h);
+  const M = absMax(h);
+  const hn = names.h === "a" ? "a" : "h";
+  const data = [{
+    type: "heatmap", z: h, x: steps(resp.shapes.m), y: steps(resp.shapes.T), zmin: -M, zmax: M, colorscale: DIVERGING,
+    colorbar: { thickness: 10 }, hovertemplate: `${hn}<sub>%{y}</sub>[%{x}] = %{z:.4g}<extra></extra>`,
+  }];
+  const grey = overflowLayer(h, steps(resp.shapes.m), steps(resp.shapes.T));
+  if (grey) data.push(grey);
+  return { data, layout: base({
+    xaxis: { title: { text: tr("axis.unit") }, dtick: resp.shapes.m > 20 ? 5 : 1 },
+    yaxis: { title: { text: "t" }, autorange: "reversed", dtick: resp.shapes.T > 20 ? 5 : 1 },
+  }) };
+}
+
+/** The parameters of the response in display order: [{canon, name, value}] (PyTorch's biases: both). */
+export function paramList(resp, field = "grads") {
+  const out = [];
+  for (const c of CANONICAL) {
+    const shown = resp.names[c];
+    if (!shown) continue;
+    for (const name of shown.split(" + ")) if (resp[field]?.[name] !== undefined) out.push({ canon: c, name, value: resp[field][name] });
+  }
+  return out;
+}
+
+export function gradsFigure(ctx) {
+  const { resp } = ctx;
+  const ps = paramList(resp);
+  const n = ps.length;
+  const gap = 0.05;
+  const w = (1 - gap * (n - 1)) / n;
+  const data = [], layout = base({ margin: { l: 30, r: 10, t: 34, b: 24 }, annotations: [] });
+  ps.forEach((p, i) => {
+    const z = Array.isArray(p.value[0]) ? p.value : p.value.map((v) => [v]);
+    const M = absMax(z);
+    const ax = i === 0 ? "" : String(i + 1);
+    data.push({
+      type: "heatmap", z, xaxis: `x${ax}`, yaxis: `y${ax}`, zmin: -M, zmax: M, colorscale: DIVERGING, showscale: false,
+      x: steps(z[0].length), y: steps(z.length),
+      hovertemplate: `∂L/∂${p.name}[%{y},%{x}] = %{z:.6g}<extra></extra>`,
+    });
+    const x0 = i * (w + gap);
+    layout[`xaxis${ax}`] = { domain: [x0, x0 + w], anchor: `y${ax}`, dtick: z[0].length > 12 ? 5 : 1, tickfont: { size: 9 } };
+    layout[`yaxis${ax}`] = { anchor: `x${ax}`, autorange: "reversed", dtick: z.length > 12 ? 5 : 1, tickfont: { size: 9 } };
+    layout.annotations.push({ text: `∂L/∂${subName(p.name)}<br>max|·| ${fmt(M, 3)}`,
+      xref: "paper", yref: "paper", x: x0 + w / 2, y: 1.0, yanchor: "bottom", showarrow: false, font: { size: 11 } });
+  });
+  const grey = ps.some((p) => JSON.stringify(p.value).includes("null"));
+  if (grey) layout.plot_bgcolor = "#9aa1ab";
+  return { data, layout };
+}
+
+/** The term of unrolled copy k in each sum (dz_k h_{k−1}ᵀ, dz_k x_kᵀ, dz_k, e_k h_kᵀ, e_k),
+ *  summed over the batch: formed here from dz, h, x and e, so the response need not carry it. */
+function perCopy(ctx, canon) {
+  const { resp, req } = ctx;
+  const B = resp.shapes.batch;
+  const seqs = B === null ? [0] : Array.from({ length: B }, (_, b) => b);
+  const pick = (v, b) => (B === null ? v : v[b]);
+  const T = resp.shapes.T;
+  const outer = (a, b) => a.map((x) => b.map((y) => x * y));
+  const add = (A, Bm) => (A === null ? Bm : Array.isArray(A[0]) ? A.map((r, i) => r.map((x, j) => x + Bm[i][j])) : A.map((x, i) => x + Bm[i]));
+  const out = [];
+  for (let k = 0; k < T; k++) {
+    let acc = null;
+    for (const b of seqs) {
+      const dz = pick(resp.dz, b)[k];
+      const e = resp.e ? pick(resp.e, b)[k] : null;
+      const h = pick(resp.forward.h, b);
+      const hPrev = k > 0 ? h[k - 1] : ctx.h0For(b);
+      const term = { W_hh: () => outer(dz, hPrev), W_xh: () => outer(dz, pick(req.inputs, b)[k]), b_h: () => dz,
+        W_hy: () => outer(e, h[k]), b_y: () => e }[canon]();
+      acc = add(acc, term);
+    }
+    out.push(acc);
+  }
+  return out;
+}
+
+export function contribFigure(ctx) {
+  const { resp, view } = ctx;
+  const byCopy = view.contribBy === "copy";
+  if (!byCopy && !resp.grads_per_step) {
+    return { data: [], layout: base({ xaxis: { visible: false }, yaxis: { visible: false },
+      annotations: [{ text: tr("banner.norms"), showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5 }] }) };
+  }
+  const ps = paramList(resp);
+  const p = ps.find((q) => q.canon === view.contribParam) || ps[0];
+  const value = byCopy ? perCopy(ctx, p.canon) : resp.grads_per_step[p.name];
+  const T = resp.shapes.T;
+  const labels = [];
+  const z = value.map((g, t) => {
+    const flat = [];
+    if (Array.isArray(g[0])) g.forEach((row, i) => row.forEach((v, j) => { flat.push(v); if (t === 0) labels.push(`${i + 1},${j + 1}`); }));
+    else g.forEach((v, i) => { flat.push(v); if (t === 0) labels.push(`${i + 1}`); });
+    return flat;
+  });
+  const M = absMax(z);
+  const data = [{
+    type: "heatmap", z, x: labels, y: steps(T), zmin: -M, zmax: M, colorscale: DIVERGING, colorbar: { thickness: 10 },
+    hovertemplate: (byCopy ? `copy k = %{y}: ${p.name}[%{x}]` : `∂L<sub>%{y}</sub>/∂${p.name}[%{x}]`) + " = %{z:.4g}<extra></extra>",
+  }];
+  return { data, layout: base({
+    xaxis: { title: { text: `${tr("axis.entry")} (${p.name})` }, type: "category", tickfont: { size: 9 }, nticks: 20 },
+    yaxis: { title: { text: byCopy ? tr("axis.step.k") : tr("axis.step.t") }, autorange: "reversed", dtick: T > 20 ? 5 : 1 },
+  }) };
+}
+
+/** The bound max|f'(z_k)| Π_{τ=k+1}^{t} ‖J_τ‖ ‖ε_{t,t}‖ on ‖δ_{t,k}‖ for k = 0…t: the response's
+ *  delta_bound row, or (detail "norms", where it is null) formed from its ingredients. */
+export function deltaBoundRow(ctx, t) {
+  const { resp, seq } = ctx;
+  const given = seq(resp.diagnostics.delta_bound);
+  if (given) return given[t].slice(0, t + 1);
+  const J = seq(resp.diagnostics.jacobian_norm);
+  const fp = seq(resp.forward.fprime);
+  const eps = seq(resp.eps_tt)[t];
+  const epsNorm = Math.sqrt(eps.reduce((s, v) => s + v * v, 0));
+  const row = Array(t + 1).fill(null);
+  let prod = 1;
+  for (let k = t; k >= 0; k--) {
+    const fmax = Math.max(...fp[k].map(Math.abs));
+    row[k] = fmax * prod * epsNorm;
+    prod *= J[k] ?? NaN;
+  }
+  return row.map((v) => (Number.isFinite(v) ? v : null));
+}
+
+/** ‖δ_{t,k}‖ against t − k on a log axis, the selected row, and its bound from ‖J_k‖. */
+export function vanishFigure(ctx) {
+  const { resp, sel, seq } = ctx;
+  const dn = seq(resp.delta_norm);
+  const T = resp.shapes.T;
+  const ax = [], ay = [], at = [];
+  for (let t = 0; t < T; t++) for (let k = 0; k <= t; k++) {
+    const v = dn[t][k];
+    if (v !== null && v > 0) { ax.push(t - k); ay.push(v); at.push(`t = ${t + 1}, k = ${k + 1}: ${fmt(v)}`); }
+  }
+  const t = sel.t;
+  const boundRow = deltaBoundRow(ctx, t);
+  const sx = [], sy = [], bx = [], byv = [];
+  for (let k = t; k >= 0; k--) {
+    const v = dn[t][k];
+    if (v !== null && v > 0) { sx.push(t - k); sy.push(v); }
+    const b = boundRow[k];
+    if (b !== null && b > 0) { bx.push(t - k); byv.push(b); }
+  }
+  const data = [
+    { x: ax, y: ay, text: at, mode: "markers", name: tr("vanish.all"), marker: { size: 5, color: "#b8c0cc" }, hovertemplate: "%{text}<extra></extra>" },
+    { x: bx, y: byv, mode: "lines", name: tr("vanish.bound"), line: { color: "#f28e2b", dash: "dash", width: 2 }, hovertemplate: "bound %{y:.3g}<extra></extra>" },
+    { x: sx, y: sy, mode: "lines+markers", name: `${tr("vanish.selected")} (t = ${t + 1})`, line: { color: "#1f4e79", width: 2 }, marker: { size: 7 },
+      hovertemplate: `‖δ<sub>${t + 1},k</sub>‖ at t − k = %{x}: %{y:.4g}<extra></extra>` },
+  ];
+  return { data, layout: base({
+    margin: { l: 56, r: 10, t: 8, b: 40 },
+    xaxis: { title: { text: tr("axis.distance") }, dtick: T > 20 ? 5 : 1, rangemode: "tozero" },
+    yaxis: { title: { text: tr("axis.norm") }, type: "log", exponentformat: "power", dtick: 1 },
+    legend: { orientation: "h", y: -0.25, font: { size: 10 } },
+  }) };
+}
+
+/** A plain-language reading of the decay or growth along the last loss row. */
+export function vanishReading(ctx) {
+  const { resp, seq } = ctx;
+  const dn = seq(resp.delta_norm);
+  const mask = resp.loss_steps;
+  let t = mask.lastIndexOf(true);
+  if (t < 3) return tr("vanish.reading.short");
+  const xs = [], ys = [];
+  for (let k = 0; k <= t; k++) { const v = dn[t][k]; if (v !== null && v > 0) { xs.push(t - k); ys.push(Math.log(v)); } }
+  if (xs.length < 3) return tr("vanish.reading.short");
+  const mx = xs.reduce((a, b) => a + b) / xs.length, my = ys.reduce((a, b) => a + b) / ys.length;
+  let num = 0, den = 0;
+  xs.forEach((x, i) => { num += (x - mx) * (ys[i] - my); den += (x - mx) ** 2; });
+  const f = Math.exp(num / den);
+  const ff = fmt(f, 2);
+  if (f < 0.8) return tr("vanish.reading.vanish", { d: t, f: ff });
+  if (f > 1.25) return tr("vanish.reading.explode", { f: ff });
+  return tr("vanish.reading.stable", { f: ff });
+}
