@@ -6,7 +6,9 @@ from pathlib import Path
 
 import orjson
 import plotly
+import swagger_ui_bundle
 from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -17,6 +19,7 @@ from .api import errors
 from .api.routes import router
 from .api.schemas import BPTTRequest
 from .presets import load_all
+from .security import RateLimit, SecurityHeaders
 from .settings import Settings, get_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,6 +56,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "unrolled copies. Notation and formulas: see the README."
         ),
         root_path=settings.root_path,
+        docs_url=None,  # served below from local files: no CDN, no inline script
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.presets = load_all(settings)
@@ -75,6 +80,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return FileResponse(PLOTLY_JS, media_type="text/javascript",
                             headers={"Cache-Control": "public, max-age=86400"})
 
+    @app.get("/docs", include_in_schema=False)
+    async def docs(request: Request) -> Response:
+        return templates.TemplateResponse(
+            request, "docs.html", {"root": request.scope.get("root_path", "").rstrip("/")}
+        )
+
+    app.mount("/static/swagger-ui", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="swagger-ui")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/healthz", summary="Liveness and readiness")
@@ -87,6 +99,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         return {"version": __version__, "api": "v1", "numpy": numpy.__version__, "plotly": plotly.__version__}
 
+    # outermost last: the rate limit answers before anything else runs
+    if settings.cors_origin_list:
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.cors_origin_list, allow_methods=["GET", "POST"],
+            allow_headers=["content-type"], expose_headers=["server-timing"],
+        )
+    app.add_middleware(SecurityHeaders, settings=settings)
+    if settings.rate_limit_per_minute:
+        app.add_middleware(RateLimit, per_minute=settings.rate_limit_per_minute)
     return app
 
 

@@ -39,11 +39,30 @@ class Settings(BaseSettings):
         256, ge=1, description="Entries checked per array by finite differences (a fixed sample above it)."
     )
 
+    # security
+    cors_origins: str = Field(
+        "", description="Origins allowed to call the API from other sites, comma-separated (none by default)."
+    )
+    frame_ancestors: str = Field(
+        "'self'", description="CSP frame-ancestors: who may embed the page, e.g. 'self' https://course.example.edu."
+    )
+    rate_limit_per_minute: int = Field(
+        0, ge=0, description="POST requests a minute per client address (0: no limit). Per worker process."
+    )
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1", description="Proxies trusted for X-Forwarded-For/-Proto (uvicorn's forwarded_allow_ips)."
+    )
+
     # browser page
     default_language: str = Field("en", pattern="^(en|zh)$", description="Page language: en or zh.")
     presets_dir: Path | None = Field(
         None, description="Folder of extra JSON presets, validated at start."
     )
+
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
 
 
 @lru_cache

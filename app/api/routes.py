@@ -60,7 +60,7 @@ def _run(parsed: Parsed) -> tuple[bytes, float, float]:
     "/bptt",
     summary="Run BPTT on a small RNN",
     description=(
-        "Forward pass, every error term δ_{t,k} = ∂L_t/∂z_k (k ≤ t), and the gradients of the shared "
+        "Forward pass, every error term δₜ,ₖ = ∂Lₜ/∂zₖ (k ≤ t), and the gradients of the shared "
         "weights as sums over the unrolled copies. Arrays are 0-based: index i is step t = i + 1. "
         "Overflow is not an error: overflowed numbers are null and listed in `nonfinite`."
     ),

@@ -41,7 +41,7 @@ export const STRINGS = {
     s3_explode: "Each step back multiplies the bound by {g} on average (geometric mean of ‖J‖): above 1, so the gradient can explode as t − k grows.",
     s4_shared: "The weights are shared by all unrolled copies: every pair (t, k) adds one term.",
     s4_shared_trunc: "The weights are shared by all unrolled copies: every pair (t, k) with t − k < K = {K} adds one term.",
-    s4_batch: "Summed over the batch too: the term below is that of sequence {b}.",
+    s4_batch: "Summed over the batch too: z, h and δ below belong to sequence {b}.",
     term: "term of (t, k) = ({t}, {k}):",
     term_out: "term of step t = {t}:",
     total: "total:",
@@ -58,10 +58,11 @@ export const STRINGS = {
     note_notloss: "Step {t} carries no loss: {Lt} is not part of L, so {zero}.",
     note_trunc: "Dropped by truncation: K = {K} and t − k = {d} ≥ K, so {dtk} is taken as 0 (the loss at step t sends its gradient back at most K steps).",
     note_norms: "Only the norms were computed (detail “norms”): the vector {d} is not in the response, only its norm.",
-    note_mean: "Reduction “mean”: δ is the error term of {L}, so every δ here carries the factor 1 / (|S|·B) = {f}.",
+    note_mean: "Reduction “mean”: δ is the error term of {L}, so e, ε and every δ here carry the factor 1 / (|S|·B) = {f}.",
     note_overflow: "Some numbers overflowed float64; they are shown as “overflow”.",
-    note_batch: "Sequence {b} of {B}: z, h and δ belong to this sequence; the parameter gradients are summed over the batch.",
     note_bigm: "m = {m} hidden units: vectors show their first {c} entries and their norm; matrices larger than 6 × 6 are shown by name and shape.",
+    trunc_step: "Dropped by truncation (t − k = {d} ≥ K = {K}): this step of the recursion is not taken.",
+    trunc_closed: "The closed form and the bound describe the untruncated δ; truncation (t − k = {d} ≥ K = {K}) replaces it by 0.",
     note_kgt: "k > t: {d} does not exist (the loss at step t does not depend on later steps).",
     overflow: "overflow",
     unavailable: "not in the response",
@@ -99,7 +100,7 @@ export const STRINGS = {
     s3_explode: "每向前回传一步，上界平均乘以 {g}（‖J‖ 的几何平均）：大于 1，所以随 t − k 增大梯度可能爆炸。",
     s4_shared: "所有展开的副本共享同一组权重：每一对 (t, k) 贡献一项。",
     s4_shared_trunc: "所有展开的副本共享同一组权重：每一对满足 t − k < K = {K} 的 (t, k) 贡献一项。",
-    s4_batch: "还要对整个批次求和：下面的一项属于第 {b} 个序列。",
+    s4_batch: "还要对整个批次求和：下面的 z、h 和 δ 属于第 {b} 个序列。",
     term: "(t, k) = ({t}, {k}) 这一项：",
     term_out: "时刻 t = {t} 这一项：",
     total: "总和：",
@@ -116,10 +117,11 @@ export const STRINGS = {
     note_notloss: "时刻 {t} 没有损失：{Lt} 不计入 L，所以 {zero}。",
     note_trunc: "被截断：K = {K}，t − k = {d} ≥ K，所以 {dtk} 记为 0（时刻 t 的损失最多向前回传 K 步）。",
     note_norms: "只计算了范数（detail 为 “norms”）：响应中没有向量 {d}，只有它的范数。",
-    note_mean: "归约方式为 “mean”：δ 是 {L} 的误差项，所以这里每个 δ 都带有因子 1 / (|S|·B) = {f}。",
+    note_mean: "归约方式为 “mean”：δ 是 {L} 的误差项，所以这里的 e、ε 和每个 δ 都带有因子 1 / (|S|·B) = {f}。",
     note_overflow: "部分数值超出了 float64 的范围，显示为 “溢出”。",
-    note_batch: "第 {b} 个序列（共 {B} 个）：z、h 和 δ 都属于这个序列；参数梯度对整个批次求和。",
     note_bigm: "隐藏单元数 m = {m}：向量只显示前 {c} 个分量及其范数；大于 6 × 6 的矩阵只显示名称和形状。",
+    trunc_step: "被截断（t − k = {d} ≥ K = {K}）：递推不再走这一步。",
+    trunc_closed: "闭式和上界描述的是未截断的 δ；截断（t − k = {d} ≥ K = {K}）把它置为 0。",
     note_kgt: "k > t：{d} 不存在（时刻 t 的损失不依赖于之后的时刻）。",
     overflow: "溢出",
     unavailable: "响应中没有",
@@ -143,7 +145,7 @@ export const CSS = `
 .fx-warn{border-left-color:#e0b060;background:#fdf7ea}
 .fx-err{border-left-color:#d05050;background:#fdf0f0}
 .fx-ovf{color:#b00020;font-style:italic}
-.fx-code{font-family:ui-monospace,"DejaVu Sans Mono",Menlo,Consolas,monospace;font-size:.85em}
+.fx-code{font-family:ui-monospace,"DejaVu Sans Mono",Menlo,Consolas,monospace;font-size:.9em}
 .fx-aside{color:#666}
 .fx-panel mtd{padding:.15ex .3em;text-align:right;text-align:-webkit-right}
 .fx-panel mtd.fx-c{text-align:center;text-align:-webkit-center}
@@ -251,7 +253,8 @@ function numNode(x, S) {
 function numText(x, S) {
   if (!isNum(x)) return S.overflow;
   const p = fmtParts(x);
-  return p.e == null ? p.m : `${p.m}×10^${p.e}`;
+  const SUP = { "−": "⁻", 0: "⁰", 1: "¹", 2: "²", 3: "³", 4: "⁴", 5: "⁵", 6: "⁶", 7: "⁷", 8: "⁸", 9: "⁹" };
+  return p.e == null ? p.m : `${p.m}×10${[...p.e].map((c) => SUP[c] ?? c).join("")}`;
 }
 
 // ---------------------------------------------------------------- arrays
@@ -287,7 +290,7 @@ function colVec(v, S) {
   if (cut) rows.push(M("mtr", null, cell(mo("⋮"), true)));
   const t = fenced(M("mtable", null, rows));
   if (!cut) return t;
-  return row(t, sp("0.3em"), M("mrow", { class: "fx-aside" }, par(norm(mo("·")), eq(), numNode(vnorm(v), S))));
+  return M("munder", null, t, M("mrow", { class: "fx-aside" }, norm(mo("·")), eq(), numNode(vnorm(v), S)));
 }
 /** Row vector (for h_{k−1}ᵀ, x_kᵀ). */
 function rowVec(v, S) {
@@ -343,6 +346,10 @@ function notationOf(resp) {
   const hName = names.h || "h";
   return {
     P, parts,
+    /** one shown name on its own (PyTorch's bias_ih_l0) */
+    named: (s) => (/^[A-Za-z]$/.test(s) ? mi(s) : code(s)),
+    /** the square of a state: h_t², (a^{⟨t⟩})² */
+    sq: (node) => sup(style === "sub" ? node : par(node), mn(2)),
     h: (i, T) => timed(hName, i, T),
     x: (i, T) => timed("x", i, T),
     d: (t, k) => sub(mi("δ"), pair(t, k)),
@@ -426,7 +433,6 @@ function build(panel, ctx, S) {
 
   // ---- general notes
   const notes = [];
-  if (batched) notes.push(["", fill(S.note_batch, { b: String(b + 1), B: String(Bn) })]);
   if (Array.isArray(resp.nonfinite) && resp.nonfinite.length) notes.push(["fx-warn", fill(S.note_overflow)]);
   if (resp.reduction === "mean") {
     const nS = Array.isArray(resp.loss_steps) ? resp.loss_steps.filter(Boolean).length : T;
@@ -518,16 +524,15 @@ function sectionRecursion(sec, st) {
   if (k === t) {
     if (resp.loss === "upstream" || !st.hasOut) {
       label(sec, fill(S.s2_start_up, { g: N.g(t1), dh: diff(N.L(t1), N.h(t1)) }));
-      line(sec, N.d(t1, t1), eq(), fp(t1), hadam, N.eps(t1, t1), sp(), N.eps(t1, t1), eq(), N.g(t1));
+      line(sec, N.d(t1, t1), eq(), fp(t1), hadam, N.eps(t1, t1), mo(",", { separator: "true" }), sp("1em"), N.eps(t1, t1), eq(), N.g(t1));
     } else {
       const eDef = resp.loss === "softmax_ce" ? row(sub(mi("ŷ"), mn(t1)), mo("−"), sub(mi("y"), mn(t1)))
         : row(N.o(t1), mo("−"), sub(mi("y"), mn(t1)));
       label(sec, fill(S.s2_start, { e: row(N.e(t1), eq(), diff(N.L(t1), N.o(t1)), eq(), eDef) }));
-      line(sec, N.d(t1, t1), eq(), fp(t1), hadam, N.eps(t1, t1), sp(), N.eps(t1, t1), eq(), N.P("W_hy", true), N.e(t1));
+      line(sec, N.d(t1, t1), eq(), fp(t1), hadam, N.eps(t1, t1), mo(",", { separator: "true" }), sp("1em"), N.eps(t1, t1), eq(), N.P("W_hy", true), N.e(t1));
     }
     line(sec, activationHint(resp, N, t1));
     if (!st.inLoss) { note(sec, "", fill(S.s2_none, { zero: row(N.eps(t1, t1), eq(), mn(0)) })); return; }
-    if (st.normsOnly) { note(sec, "", fill(S.note_norms, { d: N.d(t1, t1) })); return; }
     const eps = at1(D.epstt, t);
     if (st.hasOut && resp.loss !== "upstream") {
       const Why = st.resp.params && st.resp.params[N.parts("W_hy")[0]];
@@ -536,6 +541,7 @@ function sectionRecursion(sec, st) {
     } else {
       line(sec, N.eps(t1, t1), eq(), N.g(t1), eq(), colVec(eps, S));
     }
+    if (st.normsOnly) { note(sec, "", fill(S.note_norms, { d: N.d(t1, t1) })); return; }
     line(sec, N.d(t1, t1), eq(), colVec(at1(D.fprime, t), S), hadam, colVec(eps, S), eq(), colVec(st.deltaVec(t, t), S));
     return;
   }
@@ -549,7 +555,7 @@ function sectionRecursion(sec, st) {
       eq(), fp(k1), hadam, par(WhhT(), N.d(t1, k1 + 1)));
   }
   if (!st.inLoss) { note(sec, "", fill(S.s2_none, { zero: row(N.d(t1, mo("·")), eq(), mn(0)) })); return; }
-  if (st.truncated) { note(sec, "", fill(S.note_trunc, { K: String(st.K), d: String(t - k), dtk: N.d(t1, k1) })); return; }
+  if (st.truncated) { note(sec, "", fill(S.trunc_step, { K: String(st.K), d: String(t - k) })); return; }
   if (st.normsOnly) { note(sec, "", fill(S.note_norms, { d: N.d(t1, k1 + 1) })); return; }
   const W = st.Whh;
   const Wnode = small(W) ? matrix(transpose(W), S) : WhhT();
@@ -576,7 +582,7 @@ function activationHint(resp, N, t1) {
   switch (resp.activation) {
     case "tanh":
       return resp.cell === "vanilla"
-        ? row(f(z), eq(), mn(1), mo("−"), sup(N.h(t1), mn(2)), sp("1em"), mtext("(f = tanh)"))
+        ? row(f(z), eq(), mn(1), mo("−"), N.sq(N.h(t1)), sp("1em"), mtext("(f = tanh)"))
         : row(f(z), eq(), mn(1), mo("−"), sup(mi("tanh"), mn(2)), z);
     case "sigmoid":
       return row(f(z), eq(), mi("σ"), par(z), par(mn(1), mo("−"), mi("σ"), par(z)));
@@ -616,7 +622,7 @@ function sectionClosed(sec, st) {
   const nrm = st.truncated ? 0 : st.at(D.dnorm, t, k);
   const bnd = st.at(D.bound, t, k);
   line(sec, norm(N.d(t1, k1)), eq(), numNode(nrm, S), sp("0.6em"), mo("≤"), sp("0.6em"), numNode(bnd, S));
-  if (st.truncated) note(sec, "", fill(S.note_trunc, { K: String(st.K), d: String(t - k), dtk: N.d(t1, k1) }));
+  if (st.truncated) note(sec, "", fill(S.trunc_closed, { K: String(st.K), d: String(t - k) }));
   // the step Jacobians involved: τ = k+2 … t+1 (1-based), jacobian_norm indices k+1 … t
   if (t > k && Array.isArray(D.jn)) {
     const js = D.jn.slice(k + 1, t + 1);
@@ -668,21 +674,30 @@ function sectionGrads(sec, st) {
     st.K != null ? bigop("∑", row(tI(), mo("−"), mi("K"), mo("<"), kI(), mo("≤"), tI()))
       : bigop("∑", row(kI(), eq(), mn(1)), tI())];
   const dL = (c) => diff(mi("L"), c);
-  const frob = (v) => row(M("msub", null, norm(mo("·")), upright("F")), eq(), numNode(fnorm(v), S));
-  const showTot = (v) => (Array.isArray(v) && Array.isArray(v[0]) ? (small(v) ? matrix(v, S) : frob(v)) : colVec(v, S));
+  const showTot = (v) => (Array.isArray(v) && Array.isArray(v[0]) ? matrix(v, S) : colVec(v, S));
   const dVec = st.truncated || !st.inLoss ? zeros(m) : st.deltaVec(t, k);
   const termState = !st.inLoss ? fill(S.zero_notloss, { t: String(t1) })
     : st.truncated ? fill(S.zero_trunc) : st.normsOnly ? fill(S.term_na) : null;
   const hPrev = k === 0 ? st.h0 : at1(D.h, k - 1);
 
-  /** The total of one shown array, before and after clipping. */
+  /** The total of one shown array, before and after clipping. PyTorch's two biases each get
+   *  the b_h gradient: ∂L/∂bias_ih_l0 = ∂L/∂bias_hh_l0. */
+  const totLine = (body, canon, rel, src) => {
+    const shown = N.parts(canon);
+    const v = src[shown[0]];
+    const lhs = () => (shown.length > 1 ? shown.flatMap((nm, i) => [i ? eq() : null, dL(N.named(nm))]) : [dL(N.P(canon))]);
+    if (Array.isArray(v) && Array.isArray(v[0]) && !small(v)) {
+      line(body, ...lhs(), mo("∈"), reals(v.length, v[0].length), mo(",", { separator: "true" }), sp("1em"),
+        sub(norm(...lhs()), upright("F")), mo(rel), numNode(fnorm(v), S));
+    } else line(body, ...lhs(), mo(rel), showTot(v));
+  };
   const totals = (body, canonList) => {
     const useUn = unclipped && canonList.every((c) => unclipped[N.parts(c)[0]] != null);
     label(body, [useUn ? S.total_clip : S.total]);
-    for (const c of canonList) line(body, dL(N.P(c)), eq(), showTot((useUn ? unclipped : grads)[N.parts(c)[0]]));
+    for (const c of canonList) totLine(body, c, "=", useUn ? unclipped : grads);
     if (useUn) {
       label(body, [S.after_clip]);
-      for (const c of canonList) line(body, dL(N.P(c)), mo("←"), showTot(grads[N.parts(c)[0]]));
+      for (const c of canonList) totLine(body, c, "←", grads);
     }
   };
   const item = (canon, summary, termRows, open) => {
