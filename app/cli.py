@@ -20,6 +20,7 @@ def main(argv: list[str] | None = None) -> None:
     uvicorn.run(
         "app.main:app", host=args.host, port=args.port, workers=args.workers,
         log_level=args.log_level, root_path=s.root_path, proxy_headers=True,
+        forwarded_allow_ips=s.forwarded_allow_ips,
     )
 
 

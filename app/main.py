@@ -28,6 +28,21 @@ TEMPLATES_DIR = ROOT / "templates"
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 
 
+class RootPathPrefix:
+    """Behind a proxy that strips the sub-path (/bptt/x → /x), put it back so that routes and
+    static mounts see the full path, as the ASGI spec has it; a proxy that keeps it is untouched."""
+
+    def __init__(self, app, root_path: str) -> None:
+        self.app = app
+        self.root = root_path.rstrip("/")
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] in ("http", "websocket") and not scope["path"].startswith(self.root + "/") \
+                and scope["path"] != self.root:
+            scope = {**scope, "path": self.root + scope["path"], "raw_path": (self.root + scope["path"]).encode()}
+        await self.app(scope, receive, send)
+
+
 def _openapi(app: FastAPI) -> dict:
     if app.openapi_schema:
         return app.openapi_schema
@@ -52,7 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=(
             "Backpropagation Through Time, visible and checkable: every hidden state, every error "
-            "term δ_{t,k} = ∂L_t/∂z_k and the gradients of the shared weights as sums over the "
+            "term δₜ,ₖ = ∂Lₜ/∂zₖ and the gradients of the shared weights as sums over the "
             "unrolled copies. Notation and formulas: see the README."
         ),
         root_path=settings.root_path,
@@ -105,6 +120,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             CORSMiddleware, allow_origins=settings.cors_origin_list, allow_methods=["GET", "POST"],
             allow_headers=["content-type"], expose_headers=["server-timing"],
         )
+    if settings.root_path.rstrip("/"):
+        app.add_middleware(RootPathPrefix, root_path=settings.root_path)
     app.add_middleware(SecurityHeaders, settings=settings)
     if settings.rate_limit_per_minute:
         app.add_middleware(RateLimit, per_minute=settings.rate_limit_per_minute)

@@ -32,7 +32,7 @@ class Settings(BaseSettings):
     )
     max_full_floats: int = Field(
         1_500_000, ge=0,
-        description="Size budget of detail 'full' (numbers in δ and the per-step/per-copy gradients); "
+        description="Size budget of detail 'full' (numbers in δ and the per-step gradients); "
         "above it the response carries norms and says so.",
     )
     gradient_check_max_entries: int = Field(

@@ -19,6 +19,11 @@ export const STRINGS = {
     loss_mse: "squared error",
     loss_upstream: "given upstream gradient",
     notation: "notation",
+    nota_canonical: "canonical",
+    nota_goodfellow: "Goodfellow, Deep Learning",
+    nota_nndl: "NNDL (Qiu Xipeng)",
+    nota_coursera: "course notebook",
+    nota_pytorch: "PyTorch",
     role_xh: "input → hidden",
     role_hh: "hidden → hidden",
     role_bh: "hidden bias",
@@ -78,6 +83,11 @@ export const STRINGS = {
     loss_mse: "平方误差",
     loss_upstream: "给定的上游梯度",
     notation: "记号",
+    nota_canonical: "规范记号",
+    nota_goodfellow: "Goodfellow《深度学习》",
+    nota_nndl: "邱锡鹏《神经网络与深度学习》",
+    nota_coursera: "课程 notebook",
+    nota_pytorch: "PyTorch",
     role_xh: "输入 → 隐状态",
     role_hh: "隐状态 → 隐状态",
     role_bh: "隐藏层偏置",
@@ -247,7 +257,7 @@ function numNode(x, S) {
   };
   const p = fmtParts(x);
   if (p.e == null) return tok(p.m);
-  return row(tok(p.m), mo("×"), sup(tok("10"), mn(p.e)));
+  return row(tok(p.m), mo("×", { lspace: "0.05em", rspace: "0.05em" }), sup(tok("10"), mn(p.e)));
 }
 /** Plain-text number for notes. */
 function numText(x, S) {
@@ -424,7 +434,7 @@ function build(panel, ctx, S) {
   const meta = html("div", "fx-meta");
   const roleBits = [["W_xh", S.role_xh], ["W_hh", S.role_hh]];
   if (hasOut) roleBits.push(["W_hy", S.role_hy]);
-  const metaBits = [`${S.notation}: ${resp.notation}`, " · ", S["cell_" + resp.cell] || resp.cell, ` · f = ${resp.activation} · `, S["loss_" + resp.loss] || resp.loss];
+  const metaBits = [`${S.notation}: ${S["nota_" + resp.notation] || resp.notation}`, " · ", S["cell_" + resp.cell] || resp.cell, ` · f = ${resp.activation} · `, S["loss_" + resp.loss] || resp.loss];
   meta.append(...metaBits, html("br"));
   roleBits.forEach(([c, role], i) => meta.append(i ? " · " : "", im(N.P(c)), ` ${role}`));
   meta.append(" · ", im(N.h("t")), ` ${S.role_h}`);
@@ -445,6 +455,7 @@ function build(panel, ctx, S) {
   for (const [cls, kids] of notes) panel.append(html("p", `fx-note ${cls}`.trim(), ...kids));
 
   section(panel, "delta", S.s1, st, sectionDelta);
+  if (kgt) return;
   section(panel, "step", S.s2, st, sectionRecursion);
   section(panel, "closed", S.s3, st, sectionClosed);
   section(panel, "grads", S.s4, st, sectionGrads);
@@ -609,7 +620,7 @@ function sectionClosed(sec, st) {
       par(bigop("∏", row(tau(), eq(), mn(k1)), row(mn(t1), mo("−"), mn(1))), diagF(N.z(tau())), WhhT()),
       N.d(t1, t1));
   } else {
-    line(sec, N.d(t1, k1), eq(), diagF(N.z(k1)), par(prodJ(), sup(N.J(tau()), tr())), N.eps(t1, t1));
+    line(sec, N.d(t1, k1), eq(), diagF(N.z(k1)), par(prodJ(), subsup(mi("J"), tau(), tr())), N.eps(t1, t1));
   }
   if (k === t) note(sec, "", fill(S.s3_empty, { d: N.d(t1, t1) }));
   // the step Jacobian and the bound it gives
@@ -625,6 +636,14 @@ function sectionClosed(sec, st) {
   if (st.truncated) note(sec, "", fill(S.trunc_closed, { K: String(st.K), d: String(t - k) }));
   // the step Jacobians involved: τ = k+2 … t+1 (1-based), jacobian_norm indices k+1 … t
   if (t > k && Array.isArray(D.jn)) {
+    const js = D.jn.slice(k + 1, t + 1);
+    if (js.length === 1) {
+      line(sec, norm(N.J(t1)), eq(), numNode(js[0], S));
+      const g1 = toNum(js[0]);
+      if (isNum(g1)) note(sec, "", fill(g1 < 1 ? S.s3_vanish : S.s3_explode, { g: numText(g1, S) }));
+    }
+  }
+  if (t > k + 1 && Array.isArray(D.jn)) {
     const js = D.jn.slice(k + 1, t + 1);
     const range = row(tau(), eq(), mn(k1 + 1), mo("…"), mn(t1));
     label(sec, fill(S.s3_jac, { J: norm(N.J(tau())), range }));

@@ -1,0 +1,317 @@
+"""End-to-end tests of the page at "/" in headless Chromium (Playwright) against the real app
+under uvicorn (tests/server.py).
+
+One server and one browser per module; every test gets a fresh browser context and page with
+listeners for console errors, uncaught page errors and every request URL. Without Chromium
+(or Playwright) the tests are skipped, except under CI=true, where that is a failure. When a
+test fails, a screenshot of its page is saved to a temporary directory (path printed).
+
+    python -m pytest -q tests/test_page_e2e.py
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from browser import (
+    VIEWPORT, BrowserMissing, Watch, decode_state, launch, open_page, renders, response,
+    wait_render, wait_url_change,
+)
+from server import running_server
+
+SUBS = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
+CONSOLE_422 = "status of 422"  # Chromium logs every 4xx fetch as a console error
+
+
+def _no_browser(reason: str):
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"browser tests cannot run under CI: {reason}", pytrace=False)
+    pytest.skip(f"browser tests skipped: {reason}")
+
+
+@pytest.fixture(scope="module")
+def base():
+    with running_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as e:
+        _no_browser(f"Playwright is not installed ({e})")
+    with sync_playwright() as pw:
+        try:
+            b = launch(pw)
+        except BrowserMissing as e:
+            _no_browser(str(e))
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def watched(browser, request):
+    """A fresh context + page at 1366×768 with its Watch; a screenshot when the test failed."""
+    ctx = browser.new_context(viewport=VIEWPORT)
+    ctx.set_default_timeout(15_000)
+    page = ctx.new_page()
+    watch = Watch()
+    watch.attach(page)
+    failed_before = request.session.testsfailed
+    yield page, watch
+    if request.session.testsfailed > failed_before:
+        out = Path(tempfile.mkdtemp(prefix="bptt-e2e-")) / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', request.node.name)}.png"
+        try:
+            page.screenshot(path=str(out), full_page=True)
+            print(f"\nscreenshot of the failed page: {out}")
+        except Exception as e:  # the page may be gone
+            print(f"\nno screenshot: {e}")
+    ctx.close()
+
+
+def assert_clean(watch: Watch, allow: tuple[str, ...] = ()) -> None:
+    assert watch.page_errors == [], f"uncaught errors in the page: {watch.page_errors}"
+    bad = watch.unexpected_console_errors(allow)
+    assert bad == [], f"console errors: {bad}"
+
+
+def selection_text(page) -> str:
+    return page.inner_text("#selection")
+
+
+def wait_text_change(page, selector: str, old: str, timeout: float = 5_000) -> str:
+    page.wait_for_function("([sel, old]) => document.querySelector(sel).innerText !== old",
+                           arg=[selector, old], timeout=timeout)
+    return page.inner_text(selector)
+
+
+# ---------------------------------------------------------------------------------- tests
+
+
+def test_loads_without_errors_and_stays_on_origin(watched, base):
+    page, watch = watched
+    open_page(page, base)
+    assert page.title() == "BPTT Explorer"
+    resp = response(page)
+    assert resp and resp["shapes"]["T"] >= 1
+    assert page.evaluate("() => document.getElementById('graph').data.length") > 0
+    assert page.inner_text("#formula").strip() != ""
+    # the page fetched what it needs from its own server...
+    assert any(u.startswith(base + "/api/v1/bptt") for u in watch.requests), watch.requests
+    assert any(u.startswith(base + "/static/vendor/plotly") for u in watch.requests), watch.requests
+    # ...and nothing from anywhere else (no CDN, fonts, analytics)
+    foreign = [u for u in watch.requests if not u.startswith(base + "/")]
+    assert foreign == [], f"requests leaving {base}: {foreign}"
+    assert_clean(watch)
+
+
+def test_preset_switch_changes_heatmap_and_response(watched, base):
+    page, watch = watched
+    open_page(page, base)
+    heat = "() => document.getElementById('heat-delta').data[0].z"
+    seen = {"start": (page.evaluate(heat), response(page))}
+    for preset in ("vanishing", "exploding"):
+        n = renders(page)
+        page.select_option("#preset", preset)
+        wait_render(page, n)
+        z, resp = page.evaluate(heat), response(page)
+        assert page.evaluate("() => window.bptt.state.preset") == preset
+        # the heatmap shows this response: z = log10 ‖δ_{t,k}‖ (log scale is the default view)
+        dn = resp["delta_norm"]
+        assert len(z) == resp["shapes"]["T"] == len(dn)
+        for t, row in enumerate(dn):
+            for k in range(t + 1):
+                if row[k] is not None and row[k] > 0:
+                    assert z[t][k] == pytest.approx(math.log10(row[k]), rel=1e-12, abs=1e-12), (preset, t, k)
+        for name, (z0, r0) in seen.items():
+            assert z != z0, f"δ-norm heatmap unchanged from {name} to {preset}"
+            assert r0["delta_norm"] != dn and r0["forward"]["loss"] != resp["forward"]["loss"], (name, preset)
+        seen[preset] = (z, resp)
+    assert_clean(watch)
+
+
+def _loss_node_px(page, step: int) -> dict:
+    """Viewport pixel of the graph's L node for step index `step` (from the Plotly figure)."""
+    return page.evaluate("""(step) => {
+        const gd = document.getElementById('graph');
+        const nodes = gd.data.filter((d) => Array.isArray(d.customdata) && d.customdata.length
+            && Array.isArray(d.customdata[0]) && d.customdata[0][0] === 't' && d.mode && d.mode.includes('markers'));
+        // ŷ (row 2) and L (row 3) both carry ["t", step]; L is the top row
+        const L = nodes.reduce((a, b) => (b.y[0] > a.y[0] ? b : a));
+        const i = L.customdata.findIndex((c) => c[1] === step);
+        const fl = gd._fullLayout;
+        const r = gd.getBoundingClientRect();
+        return {
+            name: L.name, x: r.left + fl._size.l + fl.xaxis.l2p(L.x[i]), y: r.top + fl._size.t + fl.yaxis.l2p(L.y[i]),
+        };
+    }""", step)
+
+
+def test_clicking_a_loss_node_selects_it(watched, base):
+    page, watch = watched
+    open_page(page, base)
+    mask = response(page)["loss_steps"]
+    t0 = page.evaluate("() => window.bptt.state.sel.t")
+    target = next(s for s in (2, 1, 3, 0) if s != t0 and mask[s])
+    sel0, formula0 = selection_text(page), page.inner_text("#formula")
+    page.locator("#graph").scroll_into_view_if_needed()
+    px = _loss_node_px(page, target)
+    assert px["name"] == "loss Lₜ", px
+    page.mouse.move(px["x"], px["y"])
+    page.mouse.click(px["x"], px["y"])
+    sel1 = wait_text_change(page, "#selection", sel0)
+    assert f"L{str(target + 1).translate(SUBS)} " in sel1 + " ", sel1
+    assert page.evaluate("() => window.bptt.state.sel.t") == target
+    page.wait_for_function("(old) => document.getElementById('formula').innerText !== old", arg=formula0)
+    formula1 = page.inner_text("#formula")
+    assert f"t = {target + 1}," in formula1, formula1[:200]
+    assert_clean(watch)
+
+
+def test_copied_url_reproduces_the_numbers(watched, browser, base):
+    page, watch = watched
+    open_page(page, base)
+    before = response(page)
+    href0 = page.evaluate("() => location.href")
+    seed = int(page.input_value("#seed")) + 5
+    n = renders(page)
+    page.fill("#seed", str(seed))
+    page.dispatch_event("#seed", "change")
+    wait_render(page, n)
+    href = wait_url_change(page, href0)
+    state = decode_state(href)
+    assert state["r"]["init"]["seed"] == seed, state["r"].get("init")
+    after = response(page)
+    assert after["grads"] != before["grads"], "changing the seed did not change the gradients"
+    sel = selection_text(page)
+
+    ctx2 = browser.new_context(viewport=VIEWPORT)
+    try:
+        page2 = ctx2.new_page()
+        watch2 = Watch()
+        watch2.attach(page2)
+        page2.goto(href)
+        wait_render(page2, 0)
+        again = response(page2)
+        assert again["grads"] == after["grads"]
+        assert again["forward"]["loss"] == after["forward"]["loss"]
+        assert again["delta_norm"] == after["delta_norm"]
+        assert page2.input_value("#seed") == str(seed)
+        assert selection_text(page2) == sel
+        assert_clean(watch2)
+    finally:
+        ctx2.close()
+    assert_clean(watch)
+
+
+def test_language_switch_and_it_survives_reload(watched, base):
+    page, watch = watched
+    open_page(page, base)
+    heading = "#panel-graph h2"
+    assert page.get_attribute("html", "lang") == "en"
+    en = page.inner_text(heading)
+    assert en == "The unrolled network"
+    href0 = page.evaluate("() => location.href")
+    page.click("#lang")
+    page.wait_for_function("() => document.documentElement.lang === 'zh-CN'")
+    zh = page.inner_text(heading)
+    assert zh != en and re.search(r"[\u4e00-\u9fff]", zh), zh
+    assert re.search(r"[\u4e00-\u9fff]", selection_text(page)), selection_text(page)
+    href = wait_url_change(page, href0)
+    assert decode_state(href)["query"].get("lang") == "zh", href
+    n_before_reload = renders(page)
+    page.reload()
+    wait_render(page, 0)
+    assert n_before_reload >= 1
+    assert page.get_attribute("html", "lang") == "zh-CN"
+    assert page.inner_text(heading) == zh
+    assert page.inner_text("#lang") == "English"
+    assert_clean(watch)
+
+
+def test_invalid_weight_shows_the_api_error_by_the_field(watched, base):
+    page, watch = watched
+    open_page(page, base)
+    page.click("#box-params > summary")
+    path = "params.W_hh[0][1]"
+    cell = page.locator(f'input[data-field="{path}"]')
+    box = page.locator('.field-error[data-for~="params"]')
+    assert box.inner_text() == ""
+    cell.click()
+    cell.press("Control+a")
+    cell.press_sequentially("abc")
+    page.wait_for_function("() => document.querySelector('.field-error[data-for~=\"params\"]').textContent !== ''")
+    msg = box.inner_text()
+    assert path in msg and "abc" in msg, msg
+    assert box.is_visible()
+    assert "invalid" in cell.get_attribute("class").split()
+    assert page.is_visible("#banner-error")
+
+    n = renders(page)
+    cell.press("Control+a")
+    cell.press_sequentially("0.5")
+    wait_render(page, n)
+    page.wait_for_function("() => document.querySelector('.field-error[data-for~=\"params\"]').textContent === ''")
+    assert "invalid" not in (cell.get_attribute("class") or "").split()
+    assert not page.is_visible("#banner-error")
+    assert response(page)["params"]["W_hh"][0][1] == 0.5
+    assert_clean(watch, allow=(CONSOLE_422,))
+
+
+def test_arrow_keys_move_the_selection(watched, base):
+    page, watch = watched
+    open_page(page, base)
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")
+    sel = lambda: page.evaluate("() => [window.bptt.state.sel.t, window.bptt.state.sel.k]")  # noqa: E731
+    t, k = sel()
+    assert t >= 3, "the default preset should select a late loss"
+    for key, want in (("ArrowRight", (t, k + 1)), ("ArrowRight", (t, k + 2)),
+                      ("ArrowLeft", (t, k + 1)), ("ArrowUp", (t - 1, k + 1))):
+        old = selection_text(page)
+        page.keyboard.press(key)
+        new = wait_text_change(page, "#selection", old)
+        assert tuple(sel()) == want, (key, sel(), want)
+        assert f"L{str(want[0] + 1).translate(SUBS)}" in new and f"k = {want[1] + 1}" in new, (key, new)
+    # in a grid cell the arrows move the caret, not the selection
+    page.click("#box-inputs > summary")
+    page.click('input[data-field="inputs[0][0]"]')
+    before = (sel(), selection_text(page))
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("ArrowUp")
+    page.wait_for_timeout(300)
+    assert (sel(), selection_text(page)) == before
+    assert_clean(watch)
+
+
+@pytest.mark.parametrize("size", [(1366, 768), (1024, 768), (768, 1024)], ids=lambda s: f"{s[0]}x{s[1]}")
+def test_readable_without_horizontal_scroll(watched, base, size):
+    page, watch = watched
+    page.set_viewport_size({"width": size[0], "height": size[1]})
+    open_page(page, base)
+    sw, cw = page.evaluate("() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+    assert sw <= cw, f"horizontal scrollbar at {size}: scrollWidth {sw} > clientWidth {cw}"
+    wide = page.evaluate("""(cw) => [...document.querySelectorAll('#topbar, #editor, .panel')]
+        .filter((el) => el.offsetParent !== null)
+        .map((el) => [el.id || el.className, el.getBoundingClientRect().left, el.getBoundingClientRect().right])
+        .filter(([, l, r]) => l < 0 || r > cw + 0.5)""", cw)
+    assert wide == [], f"boxes sticking out of the {cw}px viewport: {wide}"
+    graph = page.locator("#graph")
+    graph.scroll_into_view_if_needed()
+    assert graph.is_visible()
+    bb = graph.bounding_box()
+    assert bb["x"] >= 0 and bb["x"] + bb["width"] <= cw + 0.5, bb
+    assert bb["width"] >= 0.6 * cw and bb["height"] >= 200, bb
+    assert 0 <= bb["y"] < size[1], f"graph not in the viewport after scrolling to it: {bb}"
+    # Plotly drew at the container's width (not a stale width), with the loss nodes inside it
+    svg_w = page.evaluate("() => document.querySelector('#graph .main-svg').getBoundingClientRect().width")
+    assert abs(svg_w - bb["width"]) <= 2, (svg_w, bb)
+    px = _loss_node_px(page, 0)
+    assert bb["x"] <= px["x"] <= bb["x"] + bb["width"] and bb["y"] <= px["y"] <= bb["y"] + bb["height"], (px, bb)
+    assert_clean(watch)
