@@ -139,6 +139,8 @@ export const STRINGS = {
     "unit": "unit",
     "value": "value",
     "seq": "sequence",
+    "hover.copy": "copy",
+    "hover.bound": "bound",
   },
   zh: {
     "app.title": "BPTT 可视化",
@@ -276,6 +278,8 @@ export const STRINGS = {
     "unit": "单元",
     "value": "数值",
     "seq": "序列",
+    "hover.copy": "副本",
+    "hover.bound": "上界",
   },
 };
 

@@ -27,6 +27,19 @@ const PLOT_CONFIG = {
   toImageButtonOptions: { format: "png", scale: 2 },
 };
 
+// Plotly's own words (modebar tooltips) in Chinese
+const PLOTLY_ZH = {
+  moduleType: "locale", name: "zh-CN",
+  dictionary: {
+    "Download plot as a png": "下载图片（PNG）", "Download plot": "下载图片", "Zoom": "缩放", "Pan": "平移",
+    "Zoom in": "放大", "Zoom out": "缩小", "Reset axes": "重置坐标轴", "Autoscale": "自动缩放",
+    "Toggle Spike Lines": "切换辅助线", "Show closest data on hover": "悬停显示最近的数据",
+    "Compare data on hover": "悬停比较数据", "Produced with Plotly.js": "由 Plotly.js 绘制",
+    "Reset view": "重置视图", "Double-click to zoom back out": "双击恢复原始大小",
+  },
+  format: { decimal: ".", thousands: "," },
+};
+
 // ------------------------------------------------------------------ compute
 
 function change(mutate, opts = {}) {
@@ -104,7 +117,10 @@ function ctx() {
 async function react(id, fig) {
   const el = $(id);
   if (!el || el.closest(".hidden-by-link")) return;
-  await Plotly.react(el, fig.data, fig.layout, { ...PLOT_CONFIG, toImageButtonOptions: { ...PLOT_CONFIG.toImageButtonOptions, filename: `bptt-${id}` } });
+  await Plotly.react(el, fig.data, fig.layout, {
+    ...PLOT_CONFIG, locale: state.lang === "zh" ? "zh-CN" : "en",
+    toImageButtonOptions: { ...PLOT_CONFIG.toImageButtonOptions, filename: `bptt-${id}` },
+  });
 }
 
 async function renderAll() {
@@ -364,6 +380,7 @@ function applyHide(flags) {
 // ------------------------------------------------------------------ start
 
 async function start() {
+  Plotly.register(PLOTLY_ZH);
   if (FORMULA_CSS) {
     const sheet = new CSSStyleSheet();
     sheet.replaceSync(FORMULA_CSS);

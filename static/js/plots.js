@@ -11,6 +11,8 @@ const base = (extra = {}) => ({
   margin: { l: 48, r: 10, t: 8, b: 40 }, font: { size: 11 }, plot_bgcolor: "#fff", paper_bgcolor: "#fff", ...extra,
 });
 const steps = (n) => Array.from({ length: n }, (_, i) => i + 1);
+/** Tick spacing for an axis of n steps: every step up to 20, then 5, 10, 25, 50, … */
+const tick = (n) => (n <= 20 ? 1 : [5, 10, 25, 50, 100, 250].find((d) => n / d <= 12) || 500);
 const absMax = (z) => Math.max(1e-300, ...z.flat(Infinity).filter((v) => v !== null).map(Math.abs));
 
 /** Grey cells where a number overflowed (null where a value should be). */
@@ -34,8 +36,8 @@ export function deltaNormFigure(ctx) {
   const grey = overflowLayer(dn, steps(T), steps(T), (t, k) => k <= t);
   if (grey) data.push(grey);
   const layout = base({
-    xaxis: { title: { text: tr("axis.step.k") }, dtick: T > 20 ? 5 : 1, constrain: "domain" },
-    yaxis: { title: { text: tr("axis.step.t") }, autorange: "reversed", dtick: T > 20 ? 5 : 1 },
+    xaxis: { title: { text: tr("axis.step.k") }, dtick: tick(T), constrain: "domain" },
+    yaxis: { title: { text: tr("axis.step.t") }, autorange: "reversed", dtick: tick(T) },
     shapes: [{ type: "rect", x0: sel.k + 0.5, x1: sel.k + 1.5, y0: sel.t + 0.5, y1: sel.t + 1.5, line: { color: "#d1495b", width: 2.5 } }],
   });
   return { data, layout };
@@ -54,14 +56,14 @@ export function deltaRowFigure(ctx) {
   const data = [{
     type: "heatmap", z: rows, x: steps(m), y: steps(t + 1), zmin: -M, zmax: M, colorscale: DIVERGING,
     colorbar: { thickness: 10, title: { text: "δ" } },
-    hovertemplate: `δ<sub>${t + 1},%{y}</sub>[%{x}] = %{z:.4g}<extra></extra>`,
+    hovertemplate: `δ<sub>${t + 1},%{y}</sub>[%{x}] = %{z:.10g}<extra></extra>`,
   }];
   const grey = overflowLayer(rows, steps(m), steps(t + 1));
   if (grey) data.push(grey);
   return {
     data, layout: base({
-      xaxis: { title: { text: tr("axis.unit") }, dtick: m > 20 ? 5 : 1 },
-      yaxis: { title: { text: `${tr("axis.step.k")} (t = ${t + 1})` }, autorange: "reversed", dtick: t > 20 ? 5 : 1 },
+      xaxis: { title: { text: tr("axis.unit") }, dtick: tick(m) },
+      yaxis: { title: { text: `${tr("axis.step.k")} (t = ${t + 1})` }, autorange: "reversed", dtick: tick(t) },
       shapes: [{ type: "rect", xref: "paper", x0: 0, x1: 1, y0: sel.k + 0.5, y1: sel.k + 1.5, line: { color: "#2b83ba", width: 2 } }],
     }),
   };
@@ -74,13 +76,13 @@ export function hiddenFigure(ctx) {
   const hn = names.h === "a" ? "a" : "h";
   const data = [{
     type: "heatmap", z: h, x: steps(resp.shapes.m), y: steps(resp.shapes.T), zmin: -M, zmax: M, colorscale: DIVERGING,
-    colorbar: { thickness: 10 }, hovertemplate: `${hn}<sub>%{y}</sub>[%{x}] = %{z:.4g}<extra></extra>`,
+    colorbar: { thickness: 10 }, hovertemplate: `${hn}<sub>%{y}</sub>[%{x}] = %{z:.10g}<extra></extra>`,
   }];
   const grey = overflowLayer(h, steps(resp.shapes.m), steps(resp.shapes.T));
   if (grey) data.push(grey);
   return { data, layout: base({
-    xaxis: { title: { text: tr("axis.unit") }, dtick: resp.shapes.m > 20 ? 5 : 1 },
-    yaxis: { title: { text: "t" }, autorange: "reversed", dtick: resp.shapes.T > 20 ? 5 : 1 },
+    xaxis: { title: { text: tr("axis.unit") }, dtick: tick(resp.shapes.m) },
+    yaxis: { title: { text: "t" }, autorange: "reversed", dtick: tick(resp.shapes.T) },
   }) };
 }
 
@@ -109,11 +111,11 @@ export function gradsFigure(ctx) {
     data.push({
       type: "heatmap", z, xaxis: `x${ax}`, yaxis: `y${ax}`, zmin: -M, zmax: M, colorscale: DIVERGING, showscale: false,
       x: steps(z[0].length), y: steps(z.length),
-      hovertemplate: `∂L/∂${p.name}[%{y},%{x}] = %{z:.6g}<extra></extra>`,
+      hovertemplate: `∂L/∂${p.name}[%{y},%{x}] = %{z:.10g}<extra></extra>`,
     });
     const x0 = i * (w + gap);
-    layout[`xaxis${ax}`] = { domain: [x0, x0 + w], anchor: `y${ax}`, dtick: z[0].length > 12 ? 5 : 1, tickfont: { size: 9 } };
-    layout[`yaxis${ax}`] = { anchor: `x${ax}`, autorange: "reversed", dtick: z.length > 12 ? 5 : 1, tickfont: { size: 9 } };
+    layout[`xaxis${ax}`] = { domain: [x0, x0 + w], anchor: `y${ax}`, dtick: tick(z[0].length), tickfont: { size: 9 } };
+    layout[`yaxis${ax}`] = { anchor: `x${ax}`, autorange: "reversed", dtick: tick(z.length), tickfont: { size: 9 } };
     layout.annotations.push({ text: `∂L/∂${subName(p.name)}<br>max|·| ${fmt(M, 3)}`,
       xref: "paper", yref: "paper", x: x0 + w / 2, y: 1.0, yanchor: "bottom", showarrow: false, font: { size: 11 } });
   });
@@ -170,11 +172,11 @@ export function contribFigure(ctx) {
   const M = absMax(z);
   const data = [{
     type: "heatmap", z, x: labels, y: steps(T), zmin: -M, zmax: M, colorscale: DIVERGING, colorbar: { thickness: 10 },
-    hovertemplate: (byCopy ? `copy k = %{y}: ${p.name}[%{x}]` : `∂L<sub>%{y}</sub>/∂${p.name}[%{x}]`) + " = %{z:.4g}<extra></extra>",
+    hovertemplate: (byCopy ? `${tr("hover.copy")} k = %{y}: ${p.name}[%{x}]` : `∂L<sub>%{y}</sub>/∂${p.name}[%{x}]`) + " = %{z:.10g}<extra></extra>",
   }];
   return { data, layout: base({
     xaxis: { title: { text: `${tr("axis.entry")} (${p.name})` }, type: "category", tickfont: { size: 9 }, nticks: 20 },
-    yaxis: { title: { text: byCopy ? tr("axis.step.k") : tr("axis.step.t") }, autorange: "reversed", dtick: T > 20 ? 5 : 1 },
+    yaxis: { title: { text: byCopy ? tr("axis.step.k") : tr("axis.step.t") }, autorange: "reversed", dtick: tick(T) },
   }) };
 }
 
@@ -219,13 +221,13 @@ export function vanishFigure(ctx) {
   }
   const data = [
     { x: ax, y: ay, text: at, mode: "markers", name: tr("vanish.all"), marker: { size: 5, color: "#b8c0cc" }, hovertemplate: "%{text}<extra></extra>" },
-    { x: bx, y: byv, mode: "lines", name: tr("vanish.bound"), line: { color: "#f28e2b", dash: "dash", width: 2 }, hovertemplate: "bound %{y:.3g}<extra></extra>" },
+    { x: bx, y: byv, mode: "lines", name: tr("vanish.bound"), line: { color: "#f28e2b", dash: "dash", width: 2 }, hovertemplate: `${tr("hover.bound")} %{y:.4g}<extra></extra>` },
     { x: sx, y: sy, mode: "lines+markers", name: `${tr("vanish.selected")} (t = ${t + 1})`, line: { color: "#1f4e79", width: 2 }, marker: { size: 7 },
       hovertemplate: `‖δ<sub>${t + 1},k</sub>‖ at t − k = %{x}: %{y:.4g}<extra></extra>` },
   ];
   return { data, layout: base({
     margin: { l: 56, r: 10, t: 8, b: 40 },
-    xaxis: { title: { text: tr("axis.distance") }, dtick: T > 20 ? 5 : 1, rangemode: "tozero" },
+    xaxis: { title: { text: tr("axis.distance") }, dtick: tick(T), rangemode: "tozero" },
     yaxis: { title: { text: tr("axis.norm") }, type: "log", exponentformat: "power", dtick: 1 },
     legend: { orientation: "h", y: -0.25, font: { size: 10 } },
   }) };
