@@ -60,7 +60,7 @@ def browser():
 def watched(browser, request):
     """A fresh context + page at 1366×768 with its Watch; a screenshot when the test failed."""
     ctx = browser.new_context(viewport=VIEWPORT)
-    ctx.set_default_timeout(15_000)
+    ctx.set_default_timeout(10_000)
     page = ctx.new_page()
     watch = Watch()
     watch.attach(page)
@@ -251,7 +251,7 @@ def test_invalid_weight_shows_the_api_error_by_the_field(watched, base):
     msg = box.inner_text()
     assert path in msg and "abc" in msg, msg
     assert box.is_visible()
-    assert "invalid" in cell.get_attribute("class").split()
+    assert "invalid" in (cell.get_attribute("class") or "").split()
     assert page.is_visible("#banner-error")
 
     n = renders(page)

@@ -93,7 +93,8 @@ export function graphFigure(ctx) {
   }
   const lt = seq(resp.forward.loss_t);
   node(tr("legend.L"), Lrow, steps.map((s) => (mask[s - 1] ? C.L : C.off)), steps, steps.map((s) => `L${s}`),
-    steps.map((s) => (mask[s - 1] ? `L<sub>${s}</sub> = ${fmt(lt[s - 1])}` : tr("legend.L.off"))), steps.map((s) => ["t", s - 1]));
+    steps.map((s) => (mask[s - 1] ? `L<sub>${s}</sub> = ${fmt(lt[s - 1])}` : tr("legend.L.off"))), steps.map((s) => ["t", s - 1]),
+    { meta: "loss" });
   // selection rings
   traces.push({
     x: [t + 1, k + 1], y: [Lrow, ROW.h], mode: "markers", hoverinfo: "skip", showlegend: false,

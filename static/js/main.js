@@ -88,10 +88,17 @@ async function compute() {
   await renderAll();
   const ms = performance.now() - (changeAt || performance.now());
   perf.lastMs = ms;
+  $("status").textContent = tr("status.ready", { ms: Math.round(ms) });
+  await writeURL(state);
   perf.renders += 1;
   document.body.dataset.renders = String(perf.renders);
-  $("status").textContent = tr("status.ready", { ms: Math.round(ms) });
-  writeURL(state);
+  markViewed();
+}
+
+/** Every redraw (a computation, a new selection, a language switch) bumps data-views. */
+function markViewed() {
+  perf.views = (perf.views || 0) + 1;
+  document.body.dataset.views = String(perf.views);
 }
 
 function clampSelection() {
@@ -153,7 +160,8 @@ async function renderSelection() {
   ]);
   renderSelectionText(c);
   renderFormulaPanel();
-  writeURL(state);
+  await writeURL(state);
+  markViewed();
 }
 
 function renderFormulaPanel() {
@@ -270,8 +278,8 @@ function bindPlotEvents() {
     if (!cd) return;
     const [kind, step] = cd;
     if (kind === "t") {
-      const isLossNode = ev.points[0].data.name === tr("legend.L");
-      if (isLossNode && Array.isArray(state.req.loss_steps)) { toggleStep(step); return; }
+      // Shift+click on a loss node switches its loss on or off (the "pick" steps mode)
+      if (ev.event?.shiftKey && ev.points[0].data.meta === "loss") { toggleStep(step); return; }
       select(step, Math.min(state.sel.k, step));
     } else {
       select(null, step);
@@ -369,7 +377,10 @@ function setLang(l) {
   state.lang = l;
   applyLang(l);
   renderPresets(presets, state.preset, l);
-  if (resp) { renderEditor(state, resp, { rebuild: true }); renderAll(); writeURL(state); }
+  if (resp) {
+    renderEditor(state, resp, { rebuild: true });
+    renderAll().then(() => writeURL(state)).then(markViewed);
+  }
 }
 
 function applyHide(flags) {
