@@ -78,9 +78,9 @@ def main() -> None:
     write(
         4, "vanishing", "Vanishing gradients: small W_hh, 30 steps",
         "梯度消失：W_hh 很小，30 个时刻",
-        "W_hh has spectral radius about 0.5, so every step back multiplies ‖δ‖ by at most ‖Jₖ‖ < 1: "
-        "the loss at the last step hardly reaches the first inputs.",
-        "W_hh 的谱半径约为 0.5，每向前传一步，‖δ‖ 至多乘以 ‖Jₖ‖ < 1：最后时刻的损失几乎传不到最初的输入。",
+        "W_hh has spectral radius about 0.25 and largest singular value about 0.5, so every step back multiplies "
+        "‖δ‖ by at most ‖Jₖ‖ < 1: the loss at the last step hardly reaches the first inputs.",
+        "W_hh 的谱半径约为 0.25，最大奇异值约为 0.5，每往回传一步，‖δ‖ 至多乘以 ‖Jₖ‖ < 1：最后时刻的损失几乎传不到最初的输入。",
         {
             "notation": "canonical", "cell": "vanilla", "activation": "tanh", "loss": "mse",
             "inputs": r(rng.normal(size=(30, 2))), "targets": [[1.0]], "loss_steps": "last",
@@ -120,9 +120,9 @@ def main() -> None:
     write(
         7, "residual-6-3", "Exercise 6-3: the residual cell hₜ = hₜ₋₁ + f(zₜ)",
         "习题 6-3：残差单元 hₜ = hₜ₋₁ + f(zₜ)",
-        "∂hₜ/∂hₜ₋₁ = I + diag(f′(zₜ)) Wₕₕ: the identity path keeps the gradient from vanishing, "
-        "but when diag(f′) Wₕₕ adds positive gain the product grows and can explode.",
-        "∂hₜ/∂hₜ₋₁ = I + diag(f′(zₜ)) Wₕₕ：恒等路径使梯度不会消失，但当 diag(f′) Wₕₕ 带来正增益时，连乘会增长，可能爆炸。",
+        "In NNDL notation (U is the hidden-to-hidden matrix): ∂hₜ/∂hₜ₋₁ = I + diag(f′(zₜ)) U. The identity path "
+        "keeps the gradient from vanishing, but when diag(f′) U adds positive gain the product grows and can explode.",
+        "采用邱锡鹏书中的记号（U 是隐藏层到隐藏层的矩阵）：∂hₜ/∂hₜ₋₁ = I + diag(f′(zₜ)) U。恒等路径使梯度不会消失，但当 diag(f′) U 带来正增益时，连乘会增长，可能爆炸。",
         {
             "notation": "nndl", "cell": "residual", "activation": "tanh", "loss": "mse",
             "inputs": r(rng.normal(size=(12, 2))), "targets": [[0.5]], "loss_steps": "last",

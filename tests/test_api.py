@@ -215,7 +215,7 @@ BAD = [
     (small(foo=1), 422, "foo", "unknown field"),
     (small(notation="bishop"), 422, "notation", "expected one of canonical, goodfellow, nndl, coursera, pytorch"),
     (small(activation="gelu"), 422, "activation", "one of tanh, sigmoid, relu, identity"),
-    (small(params={**small()["params"], "U": [[0.0]]}), 422, "params.U", "unknown parameter"),
+    (small(params={**small()["params"], "U": [[0.0]]}), 422, "params.U", "U is W_xh in notation goodfellow; W_hh in notation nndl"),
     (small(notation="nndl"), 422, "params.W_xh", "W_xh is W_xh in notation canonical; in notation nndl it is W"),
     (small(loss="softmax_ce", targets=[0, 0, 5]), 422, "targets[2]", "expected a class index in 0…0 (p = 1 outputs), got 5"),
     (small(loss="softmax_ce", targets=[[0.5], [0.2], [1.0]]), 422, "targets[0]", "probability row"),

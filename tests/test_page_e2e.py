@@ -272,6 +272,12 @@ def test_arrow_keys_move_the_selection(watched, base):
     sel = lambda: page.evaluate("() => [window.bptt.state.sel.t, window.bptt.state.sel.k]")  # noqa: E731
     t, k = sel()
     assert t >= 3, "the default preset should select a late loss"
+    if k != 0:  # Home: back to the first step k = 0 of the selected loss
+        old = selection_text(page)
+        page.keyboard.press("Home")
+        wait_text_change(page, "#selection", old)
+        k = 0
+    assert tuple(sel()) == (t, 0)
     for key, want in (("ArrowRight", (t, k + 1)), ("ArrowRight", (t, k + 2)),
                       ("ArrowLeft", (t, k + 1)), ("ArrowUp", (t - 1, k + 1))):
         old = selection_text(page)

@@ -299,25 +299,10 @@ def _params(v: Any, notation: str, has_output: bool, n: int, s: Settings):
     canon_of = dict(expected)
     for key in v:
         if key not in canon_of:
-            hint = ""
-            for other, table in NOTATIONS.items():
-                for c, names in table.items():
-                    names = names if isinstance(names, tuple) else (names,)
-                    if key in names and c in CANONICAL and other != notation:
-                        if c in ("W_hy", "b_y") and not has_output:
-                            hint = " (loss upstream has no output layer)"
-                        else:
-                            mine = NOTATIONS[notation][c]
-                            mine = " and ".join(mine) if isinstance(mine, tuple) else mine
-                            hint = f" ({key} is {c} in notation {other}; in notation {notation} it is {mine})"
-                        break
-                if hint:
-                    break
-            if not hint and key in ("W_hy", "b_y", "V", "c", "Wya", "by", "linear.weight", "linear.bias") and not has_output:
-                hint = " (loss upstream has no output layer)"
             raise ApiError(
                 f"params.{key}", None, None,
-                message=f"params.{key}: unknown parameter{hint}; notation {notation} expects " + ", ".join(shown),
+                message=f"params.{key}: unknown parameter{_name_hint(key, notation, has_output)}; notation {notation} expects "
+                + ", ".join(shown),
             )
     for name in shown:
         if name not in v:
@@ -348,6 +333,28 @@ def _params(v: Any, notation: str, has_output: bool, n: int, s: Settings):
             raise ApiError(f"params.{name}", exp, dims(a.shape))
         named[name] = a
     return named, m, p
+
+
+def _name_hint(key: str, notation: str, has_output: bool) -> str:
+    """Where a parameter name comes from, e.g. ' (W is W_hh in notation goodfellow and W_xh in
+    notation nndl; set "notation" to match the names you use)'."""
+    meanings: dict[str, list[str]] = {}
+    for other, table in NOTATIONS.items():
+        for c in CANONICAL:
+            names = table[c] if isinstance(table[c], tuple) else (table[c],)
+            if key in names:
+                meanings.setdefault(c, []).append(other)
+    if not meanings:
+        return ""
+    if not has_output and set(meanings) <= {"W_hy", "b_y"}:
+        return " (loss upstream has no output layer)"
+    parts = [f"{c} in notation {' and '.join(where)}" for c, where in meanings.items()]
+    hint = f" ({key} is " + "; ".join(parts)
+    if len(meanings) == 1:
+        c = next(iter(meanings))
+        mine = NOTATIONS[notation][c]
+        hint += f"; in notation {notation} it is {' and '.join(mine) if isinstance(mine, tuple) else mine}"
+    return hint + '; set "notation" to match the names you use)'
 
 
 def _init(v: Any, notation: str, has_output: bool, n: int, body: dict, loss: str, s: Settings):

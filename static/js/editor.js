@@ -35,10 +35,16 @@ export function initEditor(controller) {
   }));
   for (const dim of ["T", "n", "m", "p"]) {
     $(`size-${dim}`).addEventListener("change", (e) => {
-      const v = Math.round(Number(e.target.value));
+      const v = Number(e.target.value);
       const max = Number(e.target.max) || 256;
-      if (!(v >= 1 && v <= max)) { e.target.classList.add("invalid"); return; }
+      const box = document.querySelector('.field-error[data-for~="inputs"]');
+      if (!(Number.isInteger(v) && v >= 1 && v <= max)) {
+        e.target.classList.add("invalid");
+        box.textContent = tr("size.range", { name: tr(`size.${dim}`), lo: 1, hi: max });
+        return;
+      }
       e.target.classList.remove("invalid");
+      box.textContent = "";
       ctrl.change((req) => resize(req, dim, v, (req.init?.seed ?? 0) + 1), { rebuild: true });
     });
   }
@@ -112,8 +118,7 @@ function toInit(req, seed) {
 
 function applyTruncation(req) {
   const on = $("trunc-on").checked;
-  const K = Math.round(Number($("trunc-K").value));
-  if (on) req.truncation = Number.isFinite(K) ? K : $("trunc-K").value; else delete req.truncation;
+  if (on) req.truncation = parseCell($("trunc-K").value); else delete req.truncation;
 }
 
 function applyClip(req) {
@@ -246,6 +251,8 @@ function paramSources(state, resp) {
 function renderGrids(state, resp) {
   const req = state.req;
   for (const g of gridSources(state, resp)) $(g.box).replaceChildren(table(g.field, g.value, g.rowLabel));
+  const hn = ctrl.response()?.names?.h === "a" || req.notation === "coursera" ? "a" : "h";
+  $("h0-title").textContent = tr("data.h0", { h: `${hn}₀` });
   $("targets-title").textContent = !hasOutput(req) ? tr("data.upstream")
     : (req.loss === "softmax_ce" && shape(isBatched(req) ? req.targets?.[0] : req.targets).length === 1 ? tr("data.targets.indices") : tr("data.targets"));
   const box = $("grid-params");
@@ -329,9 +336,21 @@ function table(field, value, rowLabel) {
 
 export function clearErrors() {
   for (const el of document.querySelectorAll(".field-error")) el.textContent = "";
+  const je = document.getElementById("json-error");
+  if (je) je.textContent = "";
   for (const el of document.querySelectorAll("#editor .invalid")) {
     if (!(el.dataset.field && typeof parseCell(el.value) !== "number")) el.classList.remove("invalid");
   }
+}
+
+/** "params.W_hh[0][1]: expected …" → "W_hh, row 1, column 2: expected …" (the grids count from 1). */
+function humanMessage(err) {
+  const m = /^(?:params\.)?([A-Za-z_.0-9]+?)((?:\[\d+\])+)$/.exec(err.field || "");
+  if (!m || err.expected === null || err.expected === undefined) return err.message;
+  const idx = [...m[2].matchAll(/\[(\d+)\]/g)].map((x) => Number(x[1]) + 1);
+  const where = idx.length >= 2 ? tr("err.at", { name: m[1], i: idx[idx.length - 2], j: idx[idx.length - 1] })
+    : tr("err.at1", { name: m[1], i: idx[0] });
+  return `${where} (${err.field}): ${err.message.slice(err.message.indexOf(": ") + 2)}`;
 }
 
 /** Put an API error next to the field it names; returns false when no place fits. */
@@ -357,7 +376,7 @@ export function showError(err) {
   const whole = document.querySelector(`[data-param="${CSS.escape(field)}"]`);
   if (whole) whole.closest("details")?.setAttribute("open", "");
   if (box) {
-    box.textContent = err.message;
+    box.textContent = humanMessage(err);
     box.closest("details")?.setAttribute("open", "");
     return true;
   }

@@ -83,7 +83,7 @@ export const STRINGS = {
     loss_mse: "平方误差",
     loss_upstream: "给定的上游梯度",
     notation: "记号",
-    nota_canonical: "规范记号",
+    nota_canonical: "标准记号",
     nota_goodfellow: "Goodfellow《深度学习》",
     nota_nndl: "邱锡鹏《神经网络与深度学习》",
     nota_coursera: "课程 notebook",
@@ -106,8 +106,8 @@ export const STRINGS = {
     s3_empty: "k = t：连乘为空，{d} 就是递推的起点。",
     s3_bound: "因此 ‖δ‖ 的上界由各步雅可比矩阵 {J} 的范数决定（Pascanu 等，2013）：",
     s3_jac: "各步雅可比矩阵的范数 {J}，{range}：",
-    s3_vanish: "每向前回传一步，上界平均乘以 {g}（‖J‖ 的几何平均）：小于 1，所以随 t − k 增大梯度消失。",
-    s3_explode: "每向前回传一步，上界平均乘以 {g}（‖J‖ 的几何平均）：大于 1，所以随 t − k 增大梯度可能爆炸。",
+    s3_vanish: "每往回传一步，上界平均乘以 {g}（‖J‖ 的几何平均）：小于 1，所以随 t − k 增大梯度消失。",
+    s3_explode: "每往回传一步，上界平均乘以 {g}（‖J‖ 的几何平均）：大于 1，所以随 t − k 增大梯度可能爆炸。",
     s4_shared: "所有展开的副本共享同一组权重：每一对 (t, k) 贡献一项。",
     s4_shared_trunc: "所有展开的副本共享同一组权重：每一对满足 t − k < K = {K} 的 (t, k) 贡献一项。",
     s4_batch: "还要对整个批次求和：下面的 z、h 和 δ 属于第 {b} 个序列。",
@@ -125,7 +125,7 @@ export const STRINGS = {
     clip_norm_no: "按全局范数裁剪：‖g‖ = {a} ≤ c = {c}，未裁剪。",
     clip_value: "按值裁剪：每个分量裁剪到 [−c, c]，c = {c}；‖g‖ = {a} → {b}。",
     note_notloss: "时刻 {t} 没有损失：{Lt} 不计入 L，所以 {zero}。",
-    note_trunc: "被截断：K = {K}，t − k = {d} ≥ K，所以 {dtk} 记为 0（时刻 t 的损失最多向前回传 K 步）。",
+    note_trunc: "被截断：K = {K}，t − k = {d} ≥ K，所以 {dtk} 记为 0（时刻 t 的损失最多往回传 K 步）。",
     note_norms: "只计算了范数（detail 为 “norms”）：响应中没有向量 {d}，只有它的范数。",
     note_mean: "归约方式为 “mean”：δ 是 {L} 的误差项，所以这里的 e、ε 和每个 δ 都带有因子 1 / (|S|·B) = {f}。",
     note_overflow: "部分数值超出了 float64 的范围，显示为 “溢出”。",
@@ -434,7 +434,7 @@ function build(panel, ctx, S) {
   const meta = html("div", "fx-meta");
   const roleBits = [["W_xh", S.role_xh], ["W_hh", S.role_hh]];
   if (hasOut) roleBits.push(["W_hy", S.role_hy]);
-  const metaBits = [`${S.notation}: ${S["nota_" + resp.notation] || resp.notation}`, " · ", S["cell_" + resp.cell] || resp.cell, ` · f = ${resp.activation} · `, S["loss_" + resp.loss] || resp.loss];
+  const metaBits = [`${S.notation}${lang === "zh" ? "：" : ": "}${S["nota_" + resp.notation] || resp.notation}`, " · ", S["cell_" + resp.cell] || resp.cell, ` · f = ${resp.activation} · `, S["loss_" + resp.loss] || resp.loss];
   meta.append(...metaBits, html("br"));
   roleBits.forEach(([c, role], i) => meta.append(i ? " · " : "", im(N.P(c)), ` ${role}`));
   meta.append(" · ", im(N.h("t")), ` ${S.role_h}`);
@@ -572,16 +572,19 @@ function sectionRecursion(sec, st) {
   const Wnode = small(W) ? matrix(transpose(W), S) : WhhT();
   const dNext = st.deltaVec(t, k + 1);
   const fpk = at1(D.fprime, k);
+  // one line per operation, so that each fits the panel: first W_hhᵀ δ_{t,k+1}, then the rest
+  const WtD = matTvec(W, dNext);
+  line(sec, WhhT(), N.d(t1, k1 + 1), eq(), Wnode, colVec(dNext, S), eq(), colVec(WtD, S));
   if (residual) {
     // ε_{t,j} = ε_{t,j+1} + W_hhᵀ δ_{t,j+1}, from ε_{t,t} down to ε_{t,k+1}
     let epsNext = at1(D.epstt, t).map(toNum);
     for (let j = t - 1; j > k; j--) epsNext = add(epsNext, matTvec(W, st.deltaVec(t, j + 1)));
-    const epsK = add(epsNext, matTvec(W, dNext));
+    const epsK = add(epsNext, WtD);
     if (k + 1 < t) label(sec, fill(S.s2_res_eps, { eps: N.eps(t1, k1 + 1), epstt: N.eps(t1, t1) }));
-    line(sec, N.eps(t1, k1), eq(), colVec(epsNext, S), mo("+"), Wnode, colVec(dNext, S), eq(), colVec(epsK, S));
+    line(sec, N.eps(t1, k1), eq(), colVec(epsNext, S), mo("+"), colVec(WtD, S), eq(), colVec(epsK, S));
     line(sec, N.d(t1, k1), eq(), colVec(fpk, S), hadam, colVec(epsK, S), eq(), colVec(st.deltaVec(t, k), S));
   } else {
-    line(sec, N.d(t1, k1), eq(), colVec(fpk, S), hadam, par(Wnode, colVec(dNext, S)), eq(), colVec(st.deltaVec(t, k), S));
+    line(sec, N.d(t1, k1), eq(), colVec(fpk, S), hadam, colVec(WtD, S), eq(), colVec(st.deltaVec(t, k), S));
   }
   if (!small(W)) line(sec, N.P("W_hh"), mo("∈"), reals(m, m));
 }

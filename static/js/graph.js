@@ -75,11 +75,14 @@ export function graphFigure(ctx) {
   // nodes
   const hName = names.h === "a" ? "a" : "h";
   const labels = T <= 16;
+  // long sequences: label the first, the selected, every 5th and the last column
+  const shownAt = (s) => labels || s === 0 || s === 1 || s === T || s % 5 === 0 || s === t + 1 || s === k + 1;
   const h = seq(resp.forward.h);
   const vec = (v) => (v ? `[${v.slice(0, 4).map((x) => fmt(x, 3)).join(", ")}${v.length > 4 ? ", …" : ""}]` : "");
   const node = (name, row, color, xs, text, hover, custom, extra = {}) => traces.push({
-    name, x: xs, y: xs.map(() => row), mode: labels ? "markers+text" : "markers", text, textposition: "middle center",
-    textfont: { color: "#fff", size: 11 }, marker: { size: labels ? 26 : 12, color, line: { width: 0 } },
+    name, x: xs, y: xs.map(() => row), mode: "markers+text", text: labels ? text : text.map((s, i) => (shownAt(xs[i]) ? s : "")),
+    textposition: labels ? "middle center" : "bottom center",
+    textfont: { color: labels ? "#fff" : "#1d232b", size: labels ? 11 : 9 }, marker: { size: labels ? 26 : 10, color, line: { width: 0 } },
     hovertemplate: hover.map((s) => `${s}<extra></extra>`), customdata: custom, showlegend: false, ...extra,
   });
   const steps = Array.from({ length: T }, (_, i) => i + 1);
@@ -101,11 +104,11 @@ export function graphFigure(ctx) {
     marker: { size: labels ? 36 : 20, color: "rgba(0,0,0,0)", line: { width: 3, color: ["#111", C.in] } },
   });
 
-  // weight names on the first step's edges (every step's when T is small)
+  // weight names on the edges of the selected step k (every step's when T is small)
   const every = T <= 6;
-  for (let s = 1; s <= (every ? T : 1); s++) {
+  for (const s of every ? steps : [k + 1]) {
     annotations.push(label(s, 0.5, subName(names.W_xh)));
-    annotations.push(label(s - 0.5, ROW.h + 0.18, subName(names.W_hh)));
+    annotations.push(label(s - 0.5, ROW.h + 0.22, subName(names.W_hh), 0));
     if (out) annotations.push(label(s, 1.5, subName(names.W_hy)));
   }
   const layout = {
@@ -117,6 +120,6 @@ export function graphFigure(ctx) {
   return { data: traces, layout };
 }
 
-function label(x, y, text) {
-  return { x, y, text, showarrow: false, font: { size: 11, color: "#5b6573" }, bgcolor: "rgba(255,255,255,0.85)", xshift: 14 };
+function label(x, y, text, xshift = 14) {
+  return { x, y, text, showarrow: false, font: { size: 11, color: "#5b6573" }, bgcolor: "rgba(255,255,255,0.85)", xshift };
 }

@@ -18,6 +18,7 @@ let sentReq = null; // the request that produced resp
 let presets = [];
 let inflight = null;
 let changeAt = 0;
+let fromJSON = false; // the request being computed came from the JSON box
 const perf = { renders: 0, lastMs: null, lastComputeMs: null };
 window.bptt = { perf, state, response: () => resp };
 
@@ -73,13 +74,19 @@ async function compute() {
   if (inflight !== ctl) return;
   inflight = null;
   if (!res.ok) {
-    const placed = showError(res.error);
+    const placed = showError(res.error, sizes(state.req));
+    if (fromJSON) $("json-error").textContent = tr("json.refused", { msg: res.error.message });
     setBanner("banner-error", placed ? tr("status.error") : res.error.message);
     $("status").textContent = `${res.status}`;
+    $("panels").classList.toggle("stale", !!resp);
+    setBanner("banner-info", resp ? tr("stale") : "");
+    markViewed();
     return;
   }
+  fromJSON = false;
   clearErrors();
   setBanner("banner-error", "");
+  $("panels").classList.remove("stale");
   resp = res.data;
   sentReq = body;
   perf.lastComputeMs = res.ms;
@@ -147,6 +154,7 @@ async function renderAll() {
   renderFormulaPanel();
   renderVanishText(c);
   renderCheck();
+  renderNotes();
   bindPlotEvents();
 }
 
@@ -181,7 +189,7 @@ function renderSelectionText(c) {
   const b2 = document.createElement("b");
   b2.textContent = tr("sel.k", { k: k + 1 });
   const dn = c.seq(resp.delta_norm)[t][k];
-  el.append(`${tr("sel")}: `, b1, " · ", b2, ` · ‖δ${sub(t + 1)},${sub(k + 1)}‖ = ${fmt(dn)}`);
+  el.append(tr("sel"), b1, " · ", b2, ` · ‖δ${sub(t + 1)},${sub(k + 1)}‖ = ${fmt(dn)}`);
 }
 
 const SUBS = "₀₁₂₃₄₅₆₇₈₉";
@@ -193,6 +201,18 @@ function renderVanishText(c) {
   const jn = c.seq(d.jacobian_norm).filter((v) => v !== null).sort((a, b) => a - b);
   const jmed = jn.length ? jn[Math.floor(jn.length / 2)] : null;
   $("vanish-stats").textContent = tr("vanish.stats", { W: resp.names.W_hh, rho: fmt(d.spectral_radius), smax: fmt(d.sigma_max), jmed: fmt(jmed) });
+}
+
+function renderNotes() {
+  const notes = [];
+  if (resp.clip) {
+    const how = tr(resp.clip.method === "norm" ? "clip.max_norm" : "clip.max_value") + ` c = ${fmt(resp.clip.threshold)}`;
+    notes.push(tr("grads.note.clip", { how, before: fmt(resp.clip.norm_before), after: fmt(resp.clip.norm_after) }));
+  }
+  if (resp.truncation && resp.truncation < resp.shapes.T) notes.push(tr("grads.note.trunc", { K: resp.truncation }));
+  $("grads-note").textContent = notes.join(" ");
+  const hn = resp.names.h === "a" ? "a" : "h";
+  $("hidden-title").textContent = tr("panel.hidden", { h: `${hn}ₜ` });
 }
 
 function renderCheck() {
@@ -222,6 +242,12 @@ function renderCheck() {
       cell.className = ok ? "ok" : "bad";
     }
     box.append(p, tbl);
+    if (resp.clip || (resp.truncation && resp.truncation < resp.shapes.T)) {
+      const n = document.createElement("p");
+      n.className = "muted";
+      n.textContent = tr("check.note.exact");
+      box.append(n);
+    }
   }
   const cl = resp.clip;
   $("clip-info").textContent = cl ? tr("clip.info", { before: fmt(cl.norm_before), after: fmt(cl.norm_after), clipped: tr(cl.clipped ? "clip.clipped" : "clip.not") }) : "";
@@ -324,7 +350,8 @@ function loadRequest(req, presetId = null, sel = null) {
   const mask = Array.isArray(req.loss_steps) ? req.loss_steps : null;
   const { T } = sizes(req);
   const last = req.loss_steps === "last" ? T - 1 : (mask ? mask.lastIndexOf(true) : T - 1);
-  state.sel = sel || { t: Math.max(0, last), k: 0, b: 0 };
+  // default: the last loss, one step back (the first step of the recursion with numbers in it)
+  state.sel = sel || { t: Math.max(0, last), k: Math.max(0, last - 1), b: 0 };
   renderPresets(presets, presetId, state.lang);
   changeAt = performance.now();
   resp = null;
@@ -344,6 +371,7 @@ function applyJSON(text) {
     showError({ field: "json", message: tr("json.hint") });
     return;
   }
+  fromJSON = true;
   loadRequest(req);
 }
 

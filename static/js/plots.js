@@ -111,13 +111,14 @@ export function gradsFigure(ctx) {
     data.push({
       type: "heatmap", z, xaxis: `x${ax}`, yaxis: `y${ax}`, zmin: -M, zmax: M, colorscale: DIVERGING, showscale: false,
       x: steps(z[0].length), y: steps(z.length),
-      hovertemplate: `∂L/∂${p.name}[%{y},%{x}] = %{z:.10g}<extra></extra>`,
+      hovertemplate: `∂L/∂${p.name}[%{y},%{x}] = %{z:.10g}<br>max |·| = ${fmt(M, 4)}<extra></extra>`,
     });
     const x0 = i * (w + gap);
     layout[`xaxis${ax}`] = { domain: [x0, x0 + w], anchor: `y${ax}`, dtick: tick(z[0].length), tickfont: { size: 9 } };
     layout[`yaxis${ax}`] = { anchor: `x${ax}`, autorange: "reversed", dtick: tick(z.length), tickfont: { size: 9 } };
-    layout.annotations.push({ text: `∂L/∂${subName(p.name)}<br>max|·| ${fmt(M, 3)}`,
-      xref: "paper", yref: "paper", x: x0 + w / 2, y: 1.0, yanchor: "bottom", showarrow: false, font: { size: 11 } });
+    const long = p.name.length > 6;
+    layout.annotations.push({ text: long ? `∂L/∂<br>${p.name}` : `∂L/∂${subName(p.name)}`,
+      xref: "paper", yref: "paper", x: x0 + w / 2, y: 1.0, yanchor: "bottom", showarrow: false, font: { size: long ? 9 : 11 } });
   });
   const grey = ps.some((p) => JSON.stringify(p.value).includes("null"));
   if (grey) layout.plot_bgcolor = "#9aa1ab";
@@ -228,27 +229,36 @@ export function vanishFigure(ctx) {
   return { data, layout: base({
     margin: { l: 56, r: 10, t: 8, b: 40 },
     xaxis: { title: { text: tr("axis.distance") }, dtick: tick(T), rangemode: "tozero" },
-    yaxis: { title: { text: tr("axis.norm") }, type: "log", exponentformat: "power", dtick: 1 },
+    yaxis: { title: { text: tr("axis.norm") }, type: "log", exponentformat: "power", nticks: 6 },
     legend: { orientation: "h", y: -0.25, font: { size: 10 } },
   }) };
 }
 
-/** A plain-language reading of the decay or growth along the last loss row. */
+/** A plain-language reading of the decay or growth along the last loss row: the geometric
+ *  mean factor per step back (a least-squares slope of log ‖δₜ,ₖ‖ against t − k), read only
+ *  over the terms truncation keeps, with the remedies that apply. */
 export function vanishReading(ctx) {
   const { resp, seq } = ctx;
   const dn = seq(resp.delta_norm);
-  const mask = resp.loss_steps;
-  let t = mask.lastIndexOf(true);
+  const t = resp.loss_steps.lastIndexOf(true);
   if (t < 3) return tr("vanish.reading.short");
+  const K = resp.truncation ?? Infinity;
   const xs = [], ys = [];
-  for (let k = 0; k <= t; k++) { const v = dn[t][k]; if (v !== null && v > 0) { xs.push(t - k); ys.push(Math.log(v)); } }
-  if (xs.length < 3) return tr("vanish.reading.short");
+  for (let k = 0; k <= t; k++) {
+    const v = dn[t][k];
+    if (t - k < K && v !== null && v > 0) { xs.push(t - k); ys.push(Math.log(v)); }
+  }
+  if (xs.length < 3) return tr("vanish.reading.few");
   const mx = xs.reduce((a, b) => a + b) / xs.length, my = ys.reduce((a, b) => a + b) / ys.length;
   let num = 0, den = 0;
   xs.forEach((x, i) => { num += (x - mx) * (ys[i] - my); den += (x - mx) ** 2; });
   const f = Math.exp(num / den);
-  const ff = fmt(f, 2);
-  if (f < 0.8) return tr("vanish.reading.vanish", { d: t, f: ff });
-  if (f > 1.25) return tr("vanish.reading.explode", { f: ff });
-  return tr("vanish.reading.stable", { f: ff });
+  const d = Math.max(...xs);
+  const truncNote = Number.isFinite(K) && K <= t ? tr("vanish.reading.trunc", { K }) : "";
+  if (f < 0.8) {
+    const F = f ** d;
+    return tr("vanish.reading.vanish", { f: fmt(f, 2) }) + (d >= 8 && F < 1e-3 ? tr("vanish.long", { d, F: fmt(F, 2) }) : "") + truncNote;
+  }
+  if (f > 1.25) return tr("vanish.reading.explode", { f: fmt(f, 2) }) + tr(resp.clip ? "vanish.clip" : "vanish.noclip") + truncNote;
+  return tr("vanish.reading.stable", { f: fmt(f, 2) }) + truncNote;
 }
