@@ -321,3 +321,23 @@ def test_readable_without_horizontal_scroll(watched, base, size):
     px = _loss_node_px(page, 0)
     assert bb["x"] <= px["x"] <= bb["x"] + bb["width"] and bb["y"] <= px["y"] <= bb["y"] + bb["height"], (px, bb)
     assert_clean(watch)
+
+
+def test_api_docs_work_offline(watched, base):
+    """/docs is Swagger UI from local files under the same CSP: it renders the operations,
+    logs no error and asks no other host for anything."""
+    page, watch = watched
+    page.goto(base + "/docs")
+    page.wait_for_selector(".opblock-summary-path", timeout=15_000)
+    assert page.locator(".opblock").count() >= 5
+    assert_clean(watch)
+
+
+def test_hide_flags_give_a_focused_exercise(watched, base):
+    page, watch = watched
+    open_page(page, base, "/?preset=vanishing&hide=weights,json,check")
+    assert page.evaluate("() => window.bptt.state.req.init.scale") == 0.25  # the preset is loaded
+    for sel in ("#box-params", 'section[data-hide="json"]', "#panel-check"):
+        assert not page.locator(sel).is_visible(), sel
+    assert page.locator("#graph").is_visible() and page.locator("#hide-note").is_visible()
+    assert_clean(watch)
