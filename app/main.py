@@ -29,24 +29,30 @@ PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 
 
 class RootPathPrefix:
-    """Behind a proxy that strips the sub-path (/bptt/x → /x), put it back so that routes and
-    static mounts see the full path, as the ASGI spec has it; a proxy that keeps it is untouched."""
+    """Serve under BPTT_ROOT_PATH: set the ASGI root_path, and behind a proxy that strips the
+    sub-path (/bptt/x → /x) put it back, so that routes and static mounts see the full path as
+    the ASGI spec has it; a proxy that keeps it is untouched."""
 
     def __init__(self, app, root_path: str) -> None:
         self.app = app
         self.root = root_path.rstrip("/")
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] in ("http", "websocket") and not scope["path"].startswith(self.root + "/") \
-                and scope["path"] != self.root:
-            scope = {**scope, "path": self.root + scope["path"], "raw_path": (self.root + scope["path"]).encode()}
+        if scope["type"] in ("http", "websocket"):
+            scope = {**scope, "root_path": self.root}
+            if not scope["path"].startswith(self.root + "/") and scope["path"] != self.root:
+                scope["path"] = self.root + scope["path"]
+                scope["raw_path"] = scope["path"].encode()
         await self.app(scope, receive, send)
 
 
 def _openapi(app: FastAPI) -> dict:
     if app.openapi_schema:
         return app.openapi_schema
-    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    schema = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes,
+        servers=app.servers or None,  # FastAPI adds the root path here, for Swagger's "Try it out"
+    )
     req = BPTTRequest.model_json_schema(ref_template="#/components/schemas/{model}")
     comps = schema.setdefault("components", {}).setdefault("schemas", {})
     comps.update(req.pop("$defs", {}))
@@ -70,7 +76,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "term δₜ,ₖ = ∂Lₜ/∂zₖ and the gradients of the shared weights as sums over the "
             "unrolled copies. Notation and formulas: see the README."
         ),
-        root_path=settings.root_path,
         docs_url=None,  # served below from local files: no CDN, no inline script
         redoc_url=None,
     )

@@ -258,13 +258,14 @@ def test_bad_input_is_a_4xx_naming_the_field(client, body, status, field, fragme
     ('{"inputs": [[1, 2]', "body", "invalid JSON"),
     ("not json", "body", "invalid JSON"),
     ("", "body", "empty body"),
-    ("[" * 100000 + "]" * 100000, "body", "a JSON object"),
+    ("[" * 100000 + "]" * 100000, "body", ("a JSON object", "depth")),  # refused by the parser or as not an object
 ], ids=["nan", "infinity", "1e400", "minus-infinity", "truncated", "text", "empty", "deep"])
 def test_non_json_and_non_finite_numbers(client, text, field, fragment):
     r = client.post("/api/v1/bptt", content=text.encode(), headers={"content-type": "application/json"})
     assert 400 <= r.status_code < 500
     err = r.json()["error"]
-    assert err["field"] == field and fragment in err["message"], err
+    fragments = fragment if isinstance(fragment, tuple) else (fragment,)
+    assert err["field"] == field and any(f in err["message"] for f in fragments), err
 
 
 def test_limits_come_from_settings_and_are_named():

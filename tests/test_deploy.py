@@ -40,6 +40,7 @@ def test_sub_path_behind_a_proxy_serves_page_static_and_api():
             assert c.get(f"{prefix}/static/vendor/plotly.min.js").status_code == 200
             r = c.post(f"{prefix}/api/v1/bptt", json=c.get(f"{prefix}/api/v1/presets/note-003").json())
             assert r.status_code == 200
+        assert c.get("/bptt/openapi.json").json()["servers"] == [{"url": "/bptt"}]
         docs = c.get("/bptt/docs").text
         assert "/bptt/static/swagger-ui/swagger-ui-bundle.js" in docs
         assert c.get("/bptt/static/swagger-ui/swagger-ui-bundle.js").status_code == 200

@@ -1,0 +1,281 @@
+"""The engine's fast code paths against the plain formulas they replace:
+
+- ‖J_k‖₂ by Lanczos (diagnostics.spectral_norms) against np.linalg.norm(J_k, 2), including
+  the cases that go to the SVD (not finite, very large or small, not settled);
+- the Laguerre / Sturm helpers against np.linalg.eigvalsh;
+- the T×T bound, built in place, against one cumprod per k;
+- the per-step gradients, by blocks of steps, against the explicit sums (and 0 · inf = NaN
+  exactly as in one whole product);
+- the δ table (one ε array overwritten in place, k-major table) against the plain recursion;
+- the forward pass with leading perturbation axes (the gradient check) against one copy at a time;
+- Cell.jvp against J_k v, run.core against run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from test_engine_fd import make_problem
+
+from app.engine import bptt, diagnostics, gradients, run
+from app.engine.activations import ACTIVATIONS
+from app.engine.cells import CELLS
+from app.engine.run import core
+
+RTOL = 1e-12
+
+
+def svd_norms(cell, fprime, W):
+    return np.array([np.linalg.norm(cell.jacobian(f, W), 2) for f in fprime])
+
+
+def random_fprime(rng, N, m, act="tanh"):
+    z = rng.normal(size=(N, m)) * 1.5
+    a = ACTIVATIONS[act].f(z)
+    return ACTIVATIONS[act].fprime(z, a)
+
+
+@pytest.mark.parametrize("cell", ["vanilla", "residual"])
+@pytest.mark.parametrize("m", [1, 2, 3, 7, 19, 20, 21, 33, 64])
+def test_spectral_norms_match_the_svd(cell, m):
+    rng = np.random.default_rng(m)
+    W = rng.uniform(-1, 1, (m, m)) / np.sqrt(m) * 1.3
+    F = random_fprime(rng, 40, m)
+    got = diagnostics.spectral_norms(CELLS[cell], F, W)
+    np.testing.assert_allclose(got, svd_norms(CELLS[cell], F, W), rtol=RTOL)
+
+
+@pytest.mark.parametrize("cell", ["vanilla", "residual"])
+@pytest.mark.parametrize(
+    "kind", ["identity", "scaled-orthogonal", "diagonal-ties", "near-degenerate", "rank-one", "relu"]
+)
+def test_spectral_norms_on_structured_matrices(cell, kind):
+    """Repeated and nearly repeated singular values, rank deficiency, f' with zeros."""
+    rng = np.random.default_rng(7)
+    m = 24
+    Q, _ = np.linalg.qr(rng.normal(size=(m, m)))
+    W = {
+        "identity": np.eye(m),
+        "scaled-orthogonal": 0.9 * Q,
+        "diagonal-ties": np.diag(np.repeat([1.0, 0.5, 0.25], m // 3)),
+        "near-degenerate": Q @ np.diag(1 - np.arange(m) * 1e-9) @ Q.T,
+        "rank-one": np.outer(rng.normal(size=m), rng.normal(size=m)) / m,
+        "relu": rng.normal(size=(m, m)) / np.sqrt(m),
+    }[kind]
+    F = random_fprime(rng, 30, m, "relu" if kind == "relu" else "tanh")
+    if kind != "relu":
+        F[:3] = 1.0  # J_k = W_hh exactly (residual: I + W_hh)
+    F[3] = 0.0  # J_k = 0 (residual: I)
+    got = diagnostics.spectral_norms(CELLS[cell], F, W)
+    np.testing.assert_allclose(got, svd_norms(CELLS[cell], F, W), rtol=RTOL, atol=0)
+
+
+@pytest.mark.parametrize("cell", ["vanilla", "residual"])
+def test_spectral_norms_outside_the_safe_range_and_not_finite(cell):
+    """Very large or small J_k go to the SVD; J_k with inf or NaN give NaN, as before."""
+    rng = np.random.default_rng(3)
+    m = 6
+    W = rng.normal(size=(m, m))
+    W[0, 0] = 3.0
+    F = random_fprime(rng, 8, m)
+    F[0] *= 1e150
+    F[1] *= 1e-150
+    F[2, 1] = np.inf
+    F[3, 0] = np.nan
+    F[4, 0] = 1e308  # J_k overflows
+    with np.errstate(all="ignore"):
+        got = diagnostics.spectral_norms(CELLS[cell], F, W)
+        J = CELLS[cell].jacobian(F, W)
+    ok = np.isfinite(J).all(axis=(1, 2))
+    assert list(ok) == [True, True, False, False, False, True, True, True]
+    assert np.isnan(got[~ok]).all()
+    np.testing.assert_allclose(got[ok], [np.linalg.norm(j, 2) for j in J[ok]], rtol=RTOL)
+    with np.errstate(all="ignore"):
+        assert np.isnan(diagnostics.spectral_norms(CELLS[cell], F[5:], W * np.inf)).all()
+
+
+def test_spectral_norms_fall_back_to_the_svd_when_lanczos_has_not_settled(monkeypatch):
+    rng = np.random.default_rng(5)
+    m = 40
+    W = rng.normal(size=(m, m)) / np.sqrt(m)
+    F = random_fprime(rng, 25, m)
+    calls = []
+    real = diagnostics._svd_norms
+    monkeypatch.setattr(diagnostics, "_svd_norms", lambda J: calls.append(len(J)) or real(J))
+    monkeypatch.setattr(diagnostics, "_MAX_STEPS", 8)  # too few steps for any estimate
+    got = diagnostics.spectral_norms(CELLS["vanilla"], F, W)
+    assert calls == [25]
+    np.testing.assert_allclose(got, svd_norms(CELLS["vanilla"], F, W), rtol=RTOL)
+
+
+def test_tridiagonal_helpers_match_eigvalsh():
+    rng = np.random.default_rng(11)
+    for j in (1, 2, 3, 8, 20, 30):
+        N = 200
+        alpha = rng.uniform(0, 2, (N, j)) * rng.choice([1e-3, 1.0, 1e3], (N, 1))
+        beta2 = rng.uniform(0, 1, (N, j - 1)) ** 2
+        beta2[:10] = 0.0  # decoupled blocks
+        T = np.zeros((N, j, j))
+        i = np.arange(j)
+        T[:, i, i] = alpha
+        T[:, i[:-1], i[1:]] = T[:, i[1:], i[:-1]] = np.sqrt(beta2)
+        top = np.linalg.eigvalsh(T)[:, -1]
+        with np.errstate(all="ignore"):
+            theta = diagnostics._top_eigenvalue_tridiagonal(alpha, beta2)
+            ok = ~np.isnan(theta)
+            assert ok[10:].all()
+            np.testing.assert_allclose(theta[ok], top[ok], rtol=1e-13)
+            below, _ = diagnostics._negative_definite(alpha, beta2, top * (1 + 1e-12))
+            _, reached = diagnostics._negative_definite(alpha, beta2, top * (1 - 1e-12))
+        assert below.all() and reached.all()
+
+
+def test_delta_bound_equals_one_cumprod_per_k():
+    """The bound, built in place for all k, equals the plain loop bit for bit, also with zero,
+    infinite and NaN Jacobian norms."""
+    rng = np.random.default_rng(2)
+    B, T, m = 2, 9, 4
+    fprime = rng.uniform(0, 1, (B, T, m))
+    eps_tt = rng.normal(size=(B, T, m))
+    W = rng.normal(size=(m, m))
+    d = diagnostics.compute(CELLS["vanilla"], fprime, W, eps_tt, 1.0)
+
+    def plain(jn):
+        fmax = np.abs(fprime).max(axis=-1)
+        eps_norm = np.sqrt(np.einsum("btm,btm->bt", eps_tt, eps_tt))
+        bound = np.zeros((B, T, T))
+        for k in range(T):
+            prod = np.concatenate([np.ones((B, 1)), np.cumprod(jn[:, k + 1 :], axis=1)], axis=1)
+            bound[:, k:, k] = fmax[:, k, None] * prod * eps_norm[:, k:]
+        return bound
+
+    np.testing.assert_array_equal(d.delta_bound, plain(d.jacobian_norm))
+    jn = d.jacobian_norm.copy()
+    jn[0, 3], jn[0, 6], jn[1, 2], jn[1, 5] = 0.0, np.inf, np.nan, 1e300
+    original = diagnostics.spectral_norms
+    try:
+        diagnostics.spectral_norms = lambda cell, f, W: jn.reshape(-1)
+        with np.errstate(all="ignore"):
+            d2 = diagnostics.compute(CELLS["vanilla"], fprime, W, eps_tt, 1.0)
+            want = plain(jn)
+    finally:
+        diagnostics.spectral_norms = original
+    np.testing.assert_array_equal(d2.delta_bound, want)
+    assert (d2.delta_bound[:, np.triu_indices(T, 1)[0], np.triu_indices(T, 1)[1]] == 0).all()
+
+
+@pytest.mark.parametrize("B", [1, 2, 3])
+@pytest.mark.parametrize("T", [1, 5, 8, 13])
+def test_per_step_gradients_by_blocks(B, T):
+    rng = np.random.default_rng(B * 100 + T)
+    m, n, p = 3, 2, 2
+    delta = np.tril(np.ones((T, T)))[None, :, :, None] * rng.normal(size=(B, T, T, m))  # [b, t, k]
+    h_prev, h = rng.normal(size=(B, T, m)), rng.normal(size=(B, T, m))
+    X, e = rng.normal(size=(B, T, n)), rng.normal(size=(B, T, p))
+    g = gradients.per_step(delta, h_prev, X, h, e)
+    np.testing.assert_allclose(g["W_xh"], np.einsum("btki,bkj->tij", delta, X), rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(g["W_hh"], np.einsum("btki,bkj->tij", delta, h_prev), rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(g["b_h"], delta.sum(axis=(0, 2)), rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(g["W_hy"], np.einsum("bti,btj->tij", e, h), rtol=1e-13)
+    np.testing.assert_allclose(g["b_y"], e.sum(axis=0), rtol=1e-13)
+
+
+def test_per_step_gradients_with_an_infinite_input_are_nan_as_one_product():
+    """x_k = inf: 0 · inf = NaN reaches every step's gradient, as with one whole product."""
+    rng = np.random.default_rng(1)
+    B, T, m, n = 1, 16, 3, 2
+    delta = np.tril(np.ones((T, T)))[None, :, :, None] * rng.normal(size=(B, T, T, m))
+    h_prev, X = rng.normal(size=(B, T, m)), rng.normal(size=(B, T, n))
+    X[0, 12, 1] = np.inf
+    with np.errstate(all="ignore"):
+        g = gradients.per_step(delta, h_prev, X, h_prev, None)
+        whole = delta[0].transpose(0, 2, 1).reshape(T * m, T) @ X[0]
+    np.testing.assert_array_equal(np.isnan(g["W_xh"]).reshape(T * m, n), np.isnan(whole))
+    assert np.isnan(g["W_xh"][0, :, 1]).all() and np.isfinite(g["W_hh"]).all()
+
+
+def plain_table(cell, fprime, eps_tt, W, K):
+    """The recursion as written in bptt-math.md, one t at a time."""
+    B, T, m = fprime.shape
+    K = T if K is None else K
+    delta = np.zeros((B, T, T, m))
+    for b in range(B):
+        for t in range(T):
+            eps = eps_tt[b, t]
+            delta[b, t, t] = fprime[b, t] * eps
+            for k in range(t - 1, max(t - K, -1), -1):
+                eps = W.T @ delta[b, t, k + 1] + (eps if cell.residual else 0.0)
+                delta[b, t, k] = fprime[b, k] * eps
+    return delta
+
+
+@pytest.mark.parametrize("cell", ["vanilla", "residual"])
+@pytest.mark.parametrize("K", [None, 1, 3])
+def test_delta_table_against_the_plain_recursion(cell, K):
+    rng = np.random.default_rng(4)
+    B, T, m = 2, 7, 4
+    fprime, eps_tt = rng.uniform(0, 1, (B, T, m)), rng.normal(size=(B, T, m))
+    W = rng.normal(size=(m, m))
+    full = bptt.delta_table(CELLS[cell], fprime, eps_tt, W, K, keep=True)
+    norms = bptt.delta_table(CELLS[cell], fprime, eps_tt, W, K, keep=False)
+    want = plain_table(CELLS[cell], fprime, eps_tt, W, K)
+    np.testing.assert_allclose(full.delta, want, rtol=1e-13, atol=1e-15)
+    assert full.delta.transpose(2, 0, 1, 3).flags.c_contiguous  # what per_step relies on
+    np.testing.assert_allclose(full.delta_norm, np.linalg.norm(want, axis=-1), rtol=1e-13, atol=1e-15)
+    for f in ("delta_norm", "dz", "dh", "dh0"):
+        np.testing.assert_array_equal(getattr(norms, f), getattr(full, f), err_msg=f)
+    np.testing.assert_allclose(full.dz, want.sum(axis=1), rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("cell", ["vanilla", "residual"])
+def test_forward_with_perturbation_axes_equals_one_copy_at_a_time(cell):
+    rng = np.random.default_rng(8)
+    B, T, n, m = 2, 5, 3, 4
+    act = ACTIVATIONS["tanh"]
+    W_xh, W_hh, b_h = rng.normal(size=(m, n)), rng.normal(size=(m, m)), rng.normal(size=m)
+    X, h0 = rng.normal(size=(B, T, n)), rng.normal(size=(B, m))
+    stack = W_hh + rng.normal(size=(6, m, m)) * 1e-3  # six perturbed copies of W_hh
+    many = CELLS[cell].forward(act, W_xh, stack, b_h, X, h0)
+    for c in range(6):
+        one = CELLS[cell].forward(act, W_xh, stack[c], b_h, X, h0)
+        for f in ("z", "a", "h", "h_prev", "fprime"):
+            np.testing.assert_array_equal(getattr(many, f)[c], getattr(one, f), err_msg=f)
+    Xs = X + rng.normal(size=(3, B, T, n)) * 1e-3  # perturbed inputs
+    many = CELLS[cell].forward(act, W_xh, W_hh, b_h, Xs, h0)
+    np.testing.assert_array_equal(many.h[1], CELLS[cell].forward(act, W_xh, W_hh, b_h, Xs[1], h0).h)
+
+
+@pytest.mark.parametrize("cell", ["vanilla", "residual"])
+def test_jvp_and_carry_apply_the_jacobian(cell):
+    rng = np.random.default_rng(9)
+    m = 5
+    W, f, v = rng.normal(size=(m, m)), rng.uniform(0, 1, (7, m)), rng.normal(size=(7, m))
+    J = CELLS[cell].jacobian(f, W)
+    np.testing.assert_allclose(CELLS[cell].jvp(f, v, W), np.einsum("nij,nj->ni", J, v), rtol=1e-13)
+    np.testing.assert_allclose(CELLS[cell].carry(f * v, v, W), np.einsum("nji,nj->ni", J, v), rtol=1e-13)
+    eps = v.copy()  # out= eps_next itself: ε_{t,k} replaces ε_{t,k+1}
+    CELLS[cell].carry(f * v, eps, W, out=eps)
+    np.testing.assert_allclose(eps, np.einsum("nji,nj->ni", J, v), rtol=1e-13)
+
+
+@pytest.mark.parametrize("detail", ["full", "norms"])
+def test_core_is_what_run_returns(detail):
+    p = dataclasses.replace(make_problem("residual", "tanh", "mse", "all", 3, 2, T=6), detail=detail)
+    with np.errstate(all="ignore"):
+        c = core(p)
+    r = run(p)
+    np.testing.assert_array_equal(c.table.dz, r.table.dz)
+    for k in r.grads:
+        np.testing.assert_array_equal(c.grads[k], r.grads[k])
+        if detail == "full":
+            np.testing.assert_array_equal(c.per_step[k], r.per_step[k])
+    assert (c.per_step is None) == (detail == "norms")
+
+
+def test_run_diagnostics_match_the_svd_on_a_longer_sequence():
+    p = make_problem("vanilla", "tanh", "mse", "all", None, 2, T=60, m=30, n=4)
+    r = run(p)
+    J = CELLS["vanilla"].jacobian(r.forward.fprime, p.params["W_hh"])
+    np.testing.assert_allclose(r.diagnostics.jacobian_norm, np.linalg.norm(J, 2, axis=(-2, -1)), rtol=RTOL)
