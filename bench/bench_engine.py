@@ -3,29 +3,57 @@
 Cases (vanilla tanh cell, mse loss on every step, one sequence, float64, seeded parameters
 drawn from U(-1/sqrt(m), 1/sqrt(m)) so tanh does not saturate):
 
-- full:  T=64,  n=16, m=32, p=8, detail "full": every δ_{t,k} = ∂L_t/∂z_k (k ≤ t) and the
-         summed parameter gradients.
-- norms: T=512, n=16, m=64, p=8, detail "norms": the T×T matrix ‖δ_{t,k}‖ and the gradients.
+- full:  T=64,  n=16, m=32, p=8, detail "full": every δ_{t,k} = ∂L_t/∂z_k (k ≤ t), the
+         per-step gradients ∂L_t/∂θ (the response's grads_per_step) and the summed gradients.
+- norms: T=512, n=16, m=64, p=8, detail "norms": the T×T matrix ‖δ_{t,k}‖ and the summed
+         gradients (a norms response has no per-step gradients).
 
-Ours is timed as parse+run (request dict → Problem → Result), run alone, and the whole
-in-process pipeline (orjson bytes → decode+parse+run+respond.build+respond.dumps → bytes).
-PyTorch (float64, default threads) is timed as (a) a loop of one autograd.grad(L_t, z[:t+1])
-per t plus one backward of L, and (b) torch.func.jacrev of the vector (L_1 … L_T) with
-respect to a zero perturbation added to every z_k (which gives δ[t, k]) plus one backward of
-L; the faster of the two is "PyTorch" in the ratios. Before timing, both are checked against
-ours (max abs diff of the table and of the gradients < 1e-10).
+Ours is timed as
+  core            forward + losses + δ table + summed (and, in full, per-step) gradients:
+                  ``app.engine.run.core``, the numbers PyTorch computes too;
+  run             the whole engine run: core + diagnostics (‖J_k‖₂ for every step, spectral
+                  radius, σ_max, the T×T bound on ‖δ_{t,k}‖), which PyTorch is not asked for;
+  parse+run       request dict → Problem → Result;
+  bytes→bytes     the whole in-process pipeline (orjson bytes → decode+parse+run+
+                  respond.build+respond.dumps → bytes).
+PyTorch (float64, default threads) is timed as (a) a loop of one autograd.grad per t of L_t
+with respect to z_0 … z_t and (full) the parameters, which gives row t of the δ table and
+∂L_t/∂θ, the summed gradients being the sum of the per-step ones (norms: one backward of L
+gives them); and (b) torch.func.jacrev of the vector (L_1 … L_T) with respect to a zero
+perturbation added to every z_k (which gives δ[t, k]) and (full) the parameters (which gives
+∂L_t/∂θ), the summed gradients again being their sum (norms: one backward of L). The faster
+of the two is "PyTorch" in the ratios. Before timing, both are checked against ours (max abs
+difference of the table, the summed gradients and the per-step gradients < 1e-10).
 Every figure is the median wall time of --repeat runs (after one warm-up run), in ms.
 
-    python bench/bench_engine.py [--repeat 20] [--repeat-norms 5]
+The machine is printed first: cores, load average, OpenBLAS threads (numpy) and torch
+threads. --blas-threads N sets OPENBLAS_NUM_THREADS=N for numpy (before it is imported);
+the server of bench_http.py runs one process per core, where 1 is the realistic setting.
+
+    python bench/bench_engine.py [--repeat 20] [--repeat-norms 5] [--blas-threads N]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
 from pathlib import Path
+
+
+def blas_threads_from_argv() -> None:
+    """--blas-threads N → OPENBLAS_NUM_THREADS=N, which OpenBLAS reads when numpy loads it."""
+    for i, a in enumerate(sys.argv):
+        if a == "--blas-threads" and i + 1 < len(sys.argv):
+            os.environ["OPENBLAS_NUM_THREADS"] = sys.argv[i + 1]
+        elif a.startswith("--blas-threads="):
+            os.environ["OPENBLAS_NUM_THREADS"] = a.split("=", 1)[1]
+
+
+if __name__ == "__main__":
+    blas_threads_from_argv()
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -35,6 +63,7 @@ import orjson  # noqa: E402
 from app.api import respond  # noqa: E402
 from app.api.parse import decode, parse  # noqa: E402
 from app.engine import run  # noqa: E402
+from app.engine.run import core  # noqa: E402
 from app.settings import Settings  # noqa: E402
 
 FULL = {"T": 64, "n": 16, "m": 32, "p": 8, "detail": "full"}
@@ -114,51 +143,74 @@ def _param_grads(body: dict) -> dict:
 
 
 def torch_loop(body: dict, norms: bool = False):
-    """(a) One autograd.grad(L_t, z_0..z_t) per t, then one backward of L for the gradients.
-    Returns the δ table (T, T, m), or ‖δ‖ (T, T) when norms, and the summed gradients."""
+    """(a) One autograd.grad(L_t, z_0..z_t [, θ]) per t. Returns the δ table (T, T, m), or ‖δ‖
+    (T, T) when norms; the summed gradients; the per-step gradients (T, *shape) (None when
+    norms: one backward of L then gives the summed gradients)."""
     import torch
 
     P, X, Y = _tensors(body)
     zs, Ls = _forward(P, X, Y)
     T, m = len(zs), zs[0].shape[0]
     out = torch.zeros((T, T) if norms else (T, T, m), dtype=torch.float64)
+    if norms:
+        for t in range(T):
+            d = torch.stack(torch.autograd.grad(Ls[t], zs[: t + 1], retain_graph=True))
+            out[t, : t + 1] = d.norm(dim=1)
+        grads = torch.autograd.grad(torch.stack(Ls).sum(), [P[k] for k in PARAMS])
+        return out.numpy(), {k: g.numpy() for k, g in zip(PARAMS, grads)}, None
+    params = [P[k] for k in PARAMS]
+    per_step = {k: torch.empty((T,) + P[k].shape, dtype=torch.float64) for k in PARAMS}
     for t in range(T):
-        d = torch.stack(torch.autograd.grad(Ls[t], zs[: t + 1], retain_graph=True))
-        out[t, : t + 1] = d.norm(dim=1) if norms else d
-    grads = torch.autograd.grad(torch.stack(Ls).sum(), [P[k] for k in PARAMS])
-    return out.numpy(), {k: g.numpy() for k, g in zip(PARAMS, grads)}
+        g = torch.autograd.grad(Ls[t], zs[: t + 1] + params, retain_graph=True)
+        out[t, : t + 1] = torch.stack(g[: t + 1])
+        for k, gk in zip(PARAMS, g[t + 1 :]):
+            per_step[k][t] = gk
+    return (out.numpy(), {k: v.sum(0).numpy() for k, v in per_step.items()},
+            {k: v.numpy() for k, v in per_step.items()})
 
 
 def torch_jacrev(body: dict, norms: bool = False):
     """(b) torch.func.jacrev of (L_1 … L_T) w.r.t. a zero perturbation eps_k added to every
-    z_k, so that ∂L_t/∂eps_k = δ_{t,k}; then one backward of L for the gradients (a jacrev
-    w.r.t. the parameters too would form every per-step gradient: ~8× slower at T=512)."""
+    z_k, so that ∂L_t/∂eps_k = δ_{t,k}, and (full) w.r.t. the parameters, which gives ∂L_t/∂θ;
+    the summed gradients are their sum. norms: one backward of L gives the summed gradients
+    (a jacrev w.r.t. the parameters too would form every per-step gradient: ~8× slower at
+    T=512, and a norms response has none)."""
     import torch
     from torch.func import jacrev
 
     P, X, Y = _tensors(body)
     P0 = {k: v.detach() for k, v in P.items()}
     eps = X.new_zeros(X.shape[0], P0["W_hh"].shape[0])
-    d = jacrev(lambda e: torch.stack(_forward(P0, X, Y, e)[1]))(eps)
-    return (d.norm(dim=2) if norms else d).numpy(), _param_grads(body)
+    if norms:
+        d = jacrev(lambda e: torch.stack(_forward(P0, X, Y, e)[1]))(eps)
+        return d.norm(dim=2).numpy(), _param_grads(body), None
+    d, per_step = jacrev(lambda e, P: torch.stack(_forward(P, X, Y, e)[1]), argnums=(0, 1))(eps, P0)
+    return (d.numpy(), {k: per_step[k].sum(0).numpy() for k in PARAMS},
+            {k: per_step[k].numpy() for k in PARAMS})
 
 
 TORCH_VARIANTS = {"autograd.grad loop": torch_loop, "func.jacrev": torch_jacrev}
 
 
 def ours(body: dict, norms: bool):
-    """Our δ table (T, T, m), or ‖δ‖ (T, T) when norms, and summed gradients: the reference."""
+    """Our δ table (T, T, m), or ‖δ‖ (T, T) when norms, summed gradients and per-step
+    gradients (None when norms): the reference."""
     r = run(parse(body, SETTINGS).problem)
-    return (r.table.delta_norm[0] if norms else r.table.delta[0]), r.grads
+    if norms:
+        return r.table.delta_norm[0], r.grads, None
+    return r.table.delta[0], r.grads, r.per_step
 
 
 def check(name: str, got, ref, norms: bool) -> bool:
-    """Print max|Δ| of a (table, grads) pair from the reference; True when both < TOL."""
+    """Print max|Δ| of a (table, grads, per-step grads) triple from the reference; True when
+    all are < TOL."""
     d_tab = float(np.abs(got[0] - ref[0]).max())
     d_grad = max(float(np.abs(got[1][k] - ref[1][k]).max()) for k in PARAMS)
-    ok = d_tab < TOL and d_grad < TOL
+    d_step = 0.0 if norms else max(float(np.abs(got[2][k] - ref[2][k]).max()) for k in PARAMS)
+    ok = d_tab < TOL and d_grad < TOL and d_step < TOL
     print(f"  check {name:<26}max|Δ| {'‖δ‖' if norms else 'δ'} table {d_tab:.2e}, "
-          f"grads {d_grad:.2e}  {'OK' if ok else 'MISMATCH'}")
+          f"grads {d_grad:.2e}" + ("" if norms else f", per-step grads {d_step:.2e}")
+          + f"  {'OK' if ok else 'MISMATCH'}")
     return ok
 
 
@@ -171,18 +223,24 @@ def time_torch(body: dict, norms: bool, repeat: int) -> dict[str, float]:
             for name, fn in TORCH_VARIANTS.items()}
 
 
+def time_core(problem) -> None:
+    with np.errstate(all="ignore"):  # as run does
+        core(problem)
+
+
 def title(case: dict, repeat: int) -> str:
     return (f"\n{case['detail']}: T={case['T']} n={case['n']} m={case['m']} p={case['p']}, "
             f"median of {repeat} runs (ms)")
 
 
 def print_times(t: dict[str, float], ok: bool) -> None:
-    """The medians, then PyTorch (the faster variant) over each of ours."""
+    """The medians, then PyTorch over each of ours: the faster variant first, then the other."""
     for name, ms in t.items():
         print(f"  {name:<28} {ms:10.2f}")
-    best = min((k for k in t if k.startswith("torch")), key=t.get)
+    variants = sorted((k for k in t if k.startswith("torch")), key=t.get)
     for k in (k for k in t if not k.startswith("torch")):
-        print(f"  PyTorch ({best}) / {k}: {t[best] / t[k]:.1f}×")
+        others = "".join(f", {t[v] / t[k]:.1f}× ({v})" for v in variants[1:])
+        print(f"  PyTorch / {k}: {t[variants[0]] / t[k]:.1f}× ({variants[0]}, the faster){others}")
     if not ok:
         print("  VERIFICATION FAILED: the figures above compare different numbers")
 
@@ -195,20 +253,30 @@ def bench_case(case: dict, repeat: int) -> None:
     ok = verify_torch(body, norms, ours(body, norms))
     problem = parse(body, SETTINGS).problem
     t = {
-        "ours parse+run": median_ms(lambda: run(parse(body, SETTINGS).problem), repeat),
+        "ours core": median_ms(lambda: time_core(problem), repeat),
         "ours run": median_ms(lambda: run(problem), repeat),
+        "ours parse+run": median_ms(lambda: run(parse(body, SETTINGS).problem), repeat),
         "ours bytes→bytes": median_ms(lambda: pipeline(raw), repeat),
     }
     print_times(t | time_torch(body, norms, repeat), ok)
+
+
+def machine() -> str:
+    """Cores, load, and the thread counts of both libraries."""
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    blas = os.environ.get("OPENBLAS_NUM_THREADS", f"default = {os.cpu_count()}")
+    return (f"{os.cpu_count()} cores, load average {load}; numpy {np.__version__}, "
+            f"OpenBLAS threads {blas}")
 
 
 def have_torch() -> bool:
     try:
         import torch
     except ImportError:
+        print(machine())
         print("PyTorch is not installed (pip install torch, or the 'bench' extra): nothing to compare.")
         return False
-    print(f"numpy {np.__version__}, torch {torch.__version__} ({torch.get_num_threads()} threads)")
+    print(f"{machine()}; torch {torch.__version__} ({torch.get_num_threads()} threads)")
     return True
 
 
@@ -216,6 +284,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeat", type=int, default=20, help="runs per figure, full case")
     ap.add_argument("--repeat-norms", type=int, default=5, help="runs per figure, norms case")
+    ap.add_argument("--blas-threads", type=int, help="OPENBLAS_NUM_THREADS for numpy (default: unset)")
     args = ap.parse_args()
     if not have_torch():
         return

@@ -6,15 +6,22 @@ waits for GET /healthz, then for the two cases of bench_engine.py (full: T=64, n
 p=8; norms: T=512, m=64) times the round trip with one keep-alive httpx.Client: the body is
 posted as orjson bytes and the response decoded with orjson.loads. Prints the median of
 --repeat round trips (after one warm-up), the server's own Server-Timing split (parse,
-compute, serialize), request and response sizes, a check of the response's δ table and
-gradients against PyTorch, and the PyTorch medians. The server is stopped at the end.
+compute, serialize), request and response sizes, a check of the response's δ table, summed
+gradients and (full) per-step gradients against PyTorch, and the PyTorch medians (the two
+variants of bench_engine.py, which compute those same numbers). The server is stopped at the
+end. "HTTP round trip" includes what the server does beyond computing (parse, build and
+serialize the JSON response) and what the client does (read and orjson.loads the body).
 
-    python bench/bench_http.py [--repeat 20] [--repeat-norms 5]
+--blas-threads N starts the server with OPENBLAS_NUM_THREADS=N (one process per core in
+production: 1 is the realistic setting); PyTorch in this process keeps its default threads.
+
+    python bench/bench_http.py [--repeat 20] [--repeat-norms 5] [--blas-threads N]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import socket
 import statistics
@@ -29,7 +36,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_engine import (  # noqa: E402
-    FULL, NORMS, PARAMS, have_torch, make_body, median_ms, print_times, time_torch,
+    FULL, NORMS, PARAMS, have_torch, machine, make_body, median_ms, print_times, time_torch,
     title, verify_torch,
 )
 
@@ -42,11 +49,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(port: int) -> subprocess.Popen:
+def start_server(port: int, blas_threads: int | None = None) -> subprocess.Popen:
+    env = dict(os.environ)
+    if blas_threads is not None:
+        env["OPENBLAS_NUM_THREADS"] = str(blas_threads)
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port), "--loop", "uvloop",
          "--http", "httptools", "--log-level", "warning"],
-        cwd=ROOT,
+        cwd=ROOT, env=env,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -62,15 +72,17 @@ def start_server(port: int) -> subprocess.Popen:
 
 
 def from_response(doc: dict, norms: bool):
-    """The response's δ table (T, T, m), or ‖δ‖ (T, T) when norms, and its gradients."""
+    """The response's δ table (T, T, m), or ‖δ‖ (T, T) when norms, its summed gradients and
+    its per-step gradients (None when norms)."""
+    grads = {k: np.array(doc["grads"][k]) for k in PARAMS}
     if norms:
         table = np.nan_to_num(np.array(doc["delta_norm"], dtype=float))  # null above the diagonal
-    else:
-        rows = doc["delta"]
-        table = np.zeros((len(rows), len(rows), len(rows[0][0])))
-        for t, row in enumerate(rows):
-            table[t, : t + 1] = row
-    return table, {k: np.array(doc["grads"][k]) for k in PARAMS}
+        return table, grads, None
+    rows = doc["delta"]
+    table = np.zeros((len(rows), len(rows), len(rows[0][0])))
+    for t, row in enumerate(rows):
+        table[t, : t + 1] = row
+    return table, grads, {k: np.array(doc["grads_per_step"][k]) for k in PARAMS}
 
 
 def bench_case(client: httpx.Client, case: dict, repeat: int) -> dict:
@@ -98,8 +110,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeat", type=int, default=20, help="runs per figure, full case")
     ap.add_argument("--repeat-norms", type=int, default=5, help="runs per figure, norms case")
+    ap.add_argument("--blas-threads", type=int, help="OPENBLAS_NUM_THREADS of the server (default: unset)")
     args = ap.parse_args()
-    proc = start_server(free_port())
+    print(f"before the round trips: {machine()}")
+    proc = start_server(free_port(), args.blas_threads)
     try:
         port = proc.args[proc.args.index("--port") + 1]
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
@@ -111,6 +125,8 @@ def main() -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
     torch = have_torch()
+    server_blas = "unset" if args.blas_threads is None else args.blas_threads
+    print(f"server: one uvicorn process, OPENBLAS_NUM_THREADS {server_blas}")
     for r in runs:
         norms = r["case"]["detail"] == "norms"
         print("\n".join((title(r["case"], r["repeat"]), r["sizes"], r["split"])))

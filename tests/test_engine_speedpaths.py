@@ -1,6 +1,6 @@
 """The engine's fast code paths against the plain formulas they replace:
 
-- ‖J_k‖₂ by Lanczos (diagnostics.spectral_norms) against np.linalg.norm(J_k, 2), including
+- ‖J_k‖₂ by Lanczos (spectral.spectral_norms) against np.linalg.norm(J_k, 2), including
   the cases that go to the SVD (not finite, very large or small, not settled);
 - the Laguerre / Sturm helpers against np.linalg.eigvalsh;
 - the T×T bound, built in place, against one cumprod per k;
@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from test_engine_fd import make_problem
 
-from app.engine import bptt, diagnostics, gradients, run
+from app.engine import bptt, diagnostics, gradients, run, spectral
 from app.engine.activations import ACTIVATIONS
 from app.engine.cells import CELLS
 from app.engine.run import core
@@ -43,7 +43,7 @@ def test_spectral_norms_match_the_svd(cell, m):
     rng = np.random.default_rng(m)
     W = rng.uniform(-1, 1, (m, m)) / np.sqrt(m) * 1.3
     F = random_fprime(rng, 40, m)
-    got = diagnostics.spectral_norms(CELLS[cell], F, W)
+    got = spectral.spectral_norms(CELLS[cell], F, W)
     np.testing.assert_allclose(got, svd_norms(CELLS[cell], F, W), rtol=RTOL)
 
 
@@ -68,7 +68,7 @@ def test_spectral_norms_on_structured_matrices(cell, kind):
     if kind != "relu":
         F[:3] = 1.0  # J_k = W_hh exactly (residual: I + W_hh)
     F[3] = 0.0  # J_k = 0 (residual: I)
-    got = diagnostics.spectral_norms(CELLS[cell], F, W)
+    got = spectral.spectral_norms(CELLS[cell], F, W)
     np.testing.assert_allclose(got, svd_norms(CELLS[cell], F, W), rtol=RTOL, atol=0)
 
 
@@ -86,14 +86,14 @@ def test_spectral_norms_outside_the_safe_range_and_not_finite(cell):
     F[3, 0] = np.nan
     F[4, 0] = 1e308  # J_k overflows
     with np.errstate(all="ignore"):
-        got = diagnostics.spectral_norms(CELLS[cell], F, W)
+        got = spectral.spectral_norms(CELLS[cell], F, W)
         J = CELLS[cell].jacobian(F, W)
     ok = np.isfinite(J).all(axis=(1, 2))
     assert list(ok) == [True, True, False, False, False, True, True, True]
     assert np.isnan(got[~ok]).all()
     np.testing.assert_allclose(got[ok], [np.linalg.norm(j, 2) for j in J[ok]], rtol=RTOL)
     with np.errstate(all="ignore"):
-        assert np.isnan(diagnostics.spectral_norms(CELLS[cell], F[5:], W * np.inf)).all()
+        assert np.isnan(spectral.spectral_norms(CELLS[cell], F[5:], W * np.inf)).all()
 
 
 def test_spectral_norms_fall_back_to_the_svd_when_lanczos_has_not_settled(monkeypatch):
@@ -102,10 +102,10 @@ def test_spectral_norms_fall_back_to_the_svd_when_lanczos_has_not_settled(monkey
     W = rng.normal(size=(m, m)) / np.sqrt(m)
     F = random_fprime(rng, 25, m)
     calls = []
-    real = diagnostics._svd_norms
-    monkeypatch.setattr(diagnostics, "_svd_norms", lambda J: calls.append(len(J)) or real(J))
-    monkeypatch.setattr(diagnostics, "_MAX_STEPS", 8)  # too few steps for any estimate
-    got = diagnostics.spectral_norms(CELLS["vanilla"], F, W)
+    real = spectral._svd_norms
+    monkeypatch.setattr(spectral, "_svd_norms", lambda J: calls.append(len(J)) or real(J))
+    monkeypatch.setattr(spectral, "_MAX_STEPS", 8)  # too few steps for any estimate
+    got = spectral.spectral_norms(CELLS["vanilla"], F, W)
     assert calls == [25]
     np.testing.assert_allclose(got, svd_norms(CELLS["vanilla"], F, W), rtol=RTOL)
 
@@ -123,12 +123,12 @@ def test_tridiagonal_helpers_match_eigvalsh():
         T[:, i[:-1], i[1:]] = T[:, i[1:], i[:-1]] = np.sqrt(beta2)
         top = np.linalg.eigvalsh(T)[:, -1]
         with np.errstate(all="ignore"):
-            theta = diagnostics._top_eigenvalue_tridiagonal(alpha, beta2)
+            theta = spectral._top_eigenvalue_tridiagonal(alpha, beta2)
             ok = ~np.isnan(theta)
             assert ok[10:].all()
             np.testing.assert_allclose(theta[ok], top[ok], rtol=1e-13)
-            below, _ = diagnostics._negative_definite(alpha, beta2, top * (1 + 1e-12))
-            _, reached = diagnostics._negative_definite(alpha, beta2, top * (1 - 1e-12))
+            below, _ = spectral._negative_definite(alpha, beta2, top * (1 + 1e-12))
+            _, reached = spectral._negative_definite(alpha, beta2, top * (1 - 1e-12))
         assert below.all() and reached.all()
 
 

@@ -9,6 +9,7 @@ Modules, one job each:
 - ``gradients``    parameter gradients as sums over the unrolled copies
 - ``clipping``     clipping by global norm or by value
 - ``diagnostics``  ‖J_k‖₂, spectral radius, σ_max, the Pascanu bound on ‖δ_{t,k}‖
+- ``spectral``     ‖J_k‖₂ of all steps at once (Lanczos, checked; SVD where it cannot settle)
 - ``gradcheck``    central finite differences
 - ``init``         seeded parameter initialisation
 - ``notation``     canonical names ↔ the names of each textbook

@@ -11,6 +11,17 @@ carries the stack of vectors δ_{t,k+1} for every t > k, so each step is one mat
 (rows t) × W_hh instead of one backward pass per t. Truncation with window K keeps only
 δ_{t,k} with t − k < K, so the stack never holds more than K rows.
 
+Where the stacks live:
+
+- the ε stack lives in one (B, T, m) array indexed by t, overwritten in place as k goes down
+  (the rows t > k of step k only need the rows of step k + 1);
+- δ with detail "full" (``keep=True``) goes straight into the table, stored k-major
+  (``table[k, b, t] = δ_{t,k}``), so that the stack of step k is one block; its norms and
+  sums over t are taken once after the loop. ``DeltaTable.delta`` is the (b, t, k) view of
+  it, and ``gradients.per_step`` reads it as a (k, b) × (t, i) matrix without a copy;
+- δ with detail "norms" (``keep=False``) lives in one (B, T, m) array like ε, with the norms
+  and sums taken at each k, so that no (B, T, T, m) tensor is ever formed.
+
 ``dh_next_pass`` is the textbook pass (course notes 003, min-char-rnn) that never forms
 δ_{t,k}: it carries dh_next backwards and yields dz_k = Σ_{t≥k} δ_{t,k} directly.
 Both must give the same dz; the tests check it.
@@ -30,9 +41,10 @@ class DeltaTable:
     """Error terms of a batch of B sequences, T steps, m hidden units (0-based steps)."""
 
     #: (B, T, T, m) δ[b, t, k] = ∂L_t/∂z_k, zero for k > t and for dropped (truncated) terms;
-    #: None when only norms were asked for (detail "norms")
+    #: None when only norms were asked for (detail "norms"). A view of a k-major array
+    #: (``delta.transpose(2, 0, 1, 3)`` is C-contiguous), which ``gradients.per_step`` uses.
     delta: np.ndarray | None
-    #: (B, T, T) ‖δ_{t,k}‖₂, zero above the diagonal
+    #: (B, T, T) ‖δ_{t,k}‖₂ [b, t, k], zero above the diagonal (a view of a k-major array)
     delta_norm: np.ndarray
     #: (B, T, m) dz_k = Σ_{t≥k} δ_{t,k} = ∂L/∂z_k
     dz: np.ndarray
@@ -52,26 +64,42 @@ def delta_table(
     """
     B, T, m = fprime.shape
     K = T if truncation is None else min(truncation, T)
-    delta = np.zeros((B, T, T, m)) if keep else None
-    delta_norm = np.zeros((B, T, T))
     dz = np.empty((B, T, m))
     dh = np.empty((B, T, m))
-    # delta_next[:, j] = δ_{k+1+j, k+1} and eps_next[:, j] = ε_{k+1+j, k+1}: rows t = k+1, k+2, …
-    delta_next = eps_next = np.zeros((B, 0, m))
+    # Squared norms, k-major: sq_norm[b, k, t] = ‖δ_{t,k}‖², zero where t < k or t − k ≥ K.
+    sq_norm = np.zeros((B, T, T))
+    # eps[b, t] = ε_{t,k} for the k at hand: it starts as ε_{t,t} = W_hyᵀ e_t, and at step k the
+    # rows t > k are overwritten by ε_{t,k}, computed from δ_{t,k+1} (and ε_{t,k+1} in place).
+    eps = eps_tt.copy()
+    if keep:
+        table = np.zeros((T, B, T, m))  # table[k, b, t] = δ_{t,k}: zero unless k ≤ t < k + K
+    else:
+        delta_stack = np.empty((B, T, m))  # delta_stack[b, t] = δ_{t,k} for the k at hand, like eps
+
+    fprime_row = fprime[:, :, None, :]  # f'(z_k) as one row, to multiply every row t
+    delta_next = np.zeros((B, 0, m))  # δ_{t,k+1} for t = k+1, k+2, … (none at k = T)
     for k in range(T - 1, -1, -1):
         rows = min(T, k + K) - k  # t = k … k+rows−1 (t − k < K)
-        eps = np.empty((B, rows, m))
-        eps[:, 0] = eps_tt[:, k]  # ε_{k,k} = W_hyᵀ e_k
-        eps[:, 1:] = cell.carry(delta_next[:, : rows - 1], eps_next[:, : rows - 1], W_hh)
-        delta_k = fprime[:, k, None, :] * eps  # δ_{t,k} = f'(z_k) ⊙ ε_{t,k}
-        if keep:
-            delta[:, k : k + rows, k] = delta_k
-        delta_norm[:, k : k + rows, k] = np.sqrt(np.einsum("btm,btm->bt", delta_k, delta_k))
-        dz[:, k] = delta_k.sum(axis=1)
-        dh[:, k] = eps.sum(axis=1)
-        delta_next, eps_next = delta_k, eps
+        eps_k = eps[:, k : k + rows]  # ε_{k,k} (in place already), ε_{k+1,k}, …
+        eps_later = eps_k[:, 1:]  # t > k: ε_{t,k+1} becomes ε_{t,k}
+        # ε_{t,k} = W_hhᵀ δ_{t,k+1} (residual: + ε_{t,k+1})
+        cell.carry(delta_next[:, : rows - 1], eps_later, W_hh, out=eps_later)
+        delta_k = table[k, :, k : k + rows] if keep else delta_stack[:, k : k + rows]
+        np.multiply(fprime_row[:, k], eps_k, out=delta_k)  # δ_{t,k} = f'(z_k) ⊙ ε_{t,k}
+        np.einsum("btm->bm", eps_k, out=dh[:, k])  # dh_k = Σ_t ε_{t,k}  (einsum: a fast sum)
+        if not keep:
+            np.einsum("btm->bm", delta_k, out=dz[:, k])  # dz_k = Σ_t δ_{t,k}
+            np.einsum("btm,btm->bt", delta_k, delta_k, out=sq_norm[:, k, k : k + rows])
+        delta_next = delta_k
     # h_0 is reached from δ_{t,1} (0-based δ[t, 0]) for the rows still kept.
-    dh0 = cell.carry(delta_next, eps_next, W_hh).sum(axis=1)
+    dh0 = cell.carry(delta_next, eps_k, W_hh).sum(axis=1)
+
+    delta = None
+    if keep:  # the sums and norms of the whole table at once
+        np.einsum("kbtm->bkm", table, out=dz)  # dz_k = Σ_t δ_{t,k}
+        np.einsum("kbtm,kbtm->bkt", table, table, out=sq_norm)
+        delta = table.transpose(1, 2, 0, 3)  # δ[b, t, k]
+    delta_norm = np.sqrt(sq_norm, out=sq_norm).transpose(0, 2, 1)  # ‖δ_{t,k}‖ [b, t, k]
     return DeltaTable(delta=delta, delta_norm=delta_norm, dz=dz, dh=dh, dh0=dh0)
 
 

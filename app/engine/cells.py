@@ -6,11 +6,12 @@ form of ``z_t = W_xh x_t + W_hh h_{t−1} + b_h``, and ``δ @ W_hh`` is the row 
 Every function accepts optional leading axes ("...") on parameters and inputs, so that the
 finite-difference check can run many perturbed copies of the network in one vectorised pass.
 
-A cell exposes three things, which is all ``bptt`` needs; a gated cell (LSTM, GRU) would add
-its own state to ``carry`` and its gate pre-activations to ``z`` without changing the API:
+A cell exposes these, which is all ``bptt`` and ``diagnostics`` need; a gated cell (LSTM, GRU)
+would add its own state to ``carry`` and its gate pre-activations to ``z`` without changing the API:
 
 - ``forward``   z, a = f(z), h for every step
-- ``carry``     ε_{t,k} from δ_{t,k+1} (and ε_{t,k+1})
+- ``carry``     ε_{t,k} from δ_{t,k+1} (and ε_{t,k+1}); with δ = f' ⊙ u it is J_{k+1}ᵀ u
+- ``jvp``       J_k v without forming J_k
 - ``jacobian``  J_k = ∂h_k/∂h_{k−1}
 """
 
@@ -29,7 +30,7 @@ class Forward:
 
     #: (..., B, T, m) pre-activations z_t ("net input")
     z: np.ndarray
-    #: (..., B, T, m) f(z_t)
+    #: (..., B, T, m) f(z_t) (vanilla cell: the same array as h)
     a: np.ndarray
     #: (..., B, T, m) hidden states h_t
     h: np.ndarray
@@ -57,30 +58,46 @@ class Cell:
         lead = np.broadcast_shapes(xw.shape[:-2], h0.shape[:-1], W_hh.shape[:-2] + (1,))
         m = xw.shape[-1]
         z = np.empty(lead + (T, m))
-        a = np.empty_like(z)
         h = np.empty_like(z)
+        a = np.empty_like(z) if self.residual else h  # vanilla: h_t = f(z_t), the same numbers
+        h_t = np.broadcast_to(h0, lead + (m,))  # h_{t−1}, read from h itself after step 0
+        # views of step t, t = 0 … T−1 (the step axis moved to the front)
+        steps = zip(*(np.moveaxis(v, -2, 0) for v in (xw, z, a, h)))
+        for xw_t, z_t, a_t, h_next in steps:
+            np.matmul(h_t, W_hhT, out=z_t)
+            z_t += xw_t  # z_t = W_xh x_t + W_hh h_{t−1} + b_h
+            a_t[...] = act.f(z_t)
+            if self.residual:
+                np.add(h_t, a_t, out=h_next)  # h_t = h_{t−1} + f(z_t)
+            h_t = h_next
         h_prev = np.empty_like(z)
-        h_t = np.broadcast_to(h0, lead + (m,))
-        for t in range(T):
-            h_prev[..., t, :] = h_t
-            z_t = xw[..., t, :] + h_t @ W_hhT  # z_t = W_xh x_t + W_hh h_{t−1} + b_h
-            a_t = act.f(z_t)
-            h_t = h_t + a_t if self.residual else a_t
-            z[..., t, :] = z_t
-            a[..., t, :] = a_t
-            h[..., t, :] = h_t
+        h_prev[..., 0, :] = h0
+        h_prev[..., 1:, :] = h[..., :-1, :]
         return Forward(z=z, a=a, h=h, h_prev=h_prev, fprime=act.fprime(z, a))
 
-    def carry(self, delta_next: np.ndarray, eps_next: np.ndarray, W_hh: np.ndarray) -> np.ndarray:
-        """ε_{t,k} from δ_{t,k+1} and ε_{t,k+1} (rows t).
+    def carry(
+        self, delta_next: np.ndarray, eps_next: np.ndarray, W_hh: np.ndarray, out: np.ndarray | None = None
+    ) -> np.ndarray:
+        """ε_{t,k} from δ_{t,k+1} and ε_{t,k+1} (rows t); written into ``out`` when given
+        (``out`` may be ``eps_next``: ε_{t,k} replaces ε_{t,k+1}).
 
         vanilla:  ε_{t,k} = W_hhᵀ δ_{t,k+1}
         residual: ε_{t,k} = ε_{t,k+1} + W_hhᵀ δ_{t,k+1}
         """
-        eps = delta_next @ W_hh
+        if self.residual:  # out may be eps_next itself: the product is formed first
+            return np.add(eps_next, delta_next @ W_hh, out=out)
+        return np.matmul(delta_next, W_hh, out=out)
+
+    def jvp(self, fprime_k: np.ndarray, v: np.ndarray, W_hh: np.ndarray) -> np.ndarray:
+        """J_k v for row vectors v, without forming J_k: fprime_k (..., m), v (..., m).
+
+        vanilla:  J_k v = f'(z_k) ⊙ (W_hh v)       residual: + v
+        (and J_kᵀ u = W_hhᵀ (f'(z_k) ⊙ u) (+ u) is ``carry(fprime_k * u, u, W_hh)``)
+        """
+        u = (v @ W_hh.T) * fprime_k
         if self.residual:
-            eps += eps_next
-        return eps
+            u += v
+        return u
 
     def jacobian(self, fprime_k: np.ndarray, W_hh: np.ndarray) -> np.ndarray:
         """J_k = ∂h_k/∂h_{k−1} = diag(f'(z_k)) W_hh  (residual: I + diag(f'(z_k)) W_hh).

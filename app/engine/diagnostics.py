@@ -5,6 +5,7 @@
     ‖δ_{t,k}‖ ≤ max|f'(z_k)| · Π_{τ=k+1}^{t} ‖J_τ‖₂ · ‖ε_{t,t}‖          (Pascanu et al. 2013)
 
 and ‖J_k‖₂ ≤ γ σ_max(W_hh) for the vanilla cell, γ = sup|f'| (1 for tanh, ¼ for sigmoid).
+‖J_k‖₂ of every step comes from ``spectral.spectral_norms``.
 """
 
 from __future__ import annotations
@@ -14,13 +15,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from .cells import Cell
+from .spectral import spectral_norms
 
 
 @dataclass(frozen=True)
 class Diagnostics:
     #: (B, T) ‖J_k‖₂ for every step k (NaN where J_k overflowed)
     jacobian_norm: np.ndarray
-    #: (B, T, T) the bound above on ‖δ_{t,k}‖, zero above the diagonal
+    #: (B, T, T) the bound above on ‖δ_{t,k}‖ [b, t, k], zero above the diagonal (a view of
+    #: a k-major array)
     delta_bound: np.ndarray
     #: max |λ(W_hh)|
     spectral_radius: float
@@ -30,29 +33,28 @@ class Diagnostics:
     gamma: float
 
 
-def _spectral_norms(J: np.ndarray) -> np.ndarray:
-    """Largest singular value of each (m, m) matrix in J (..., m, m); NaN where not finite."""
-    out = np.full(J.shape[:-2], np.nan)
-    ok = np.isfinite(J).all(axis=(-1, -2))
-    if ok.any():
-        out[ok] = np.linalg.svd(J[ok], compute_uv=False)[..., 0]
-    return out
-
-
 def compute(
     cell: Cell, fprime: np.ndarray, W_hh: np.ndarray, eps_tt: np.ndarray, gamma: float
 ) -> Diagnostics:
     """fprime (B, T, m), W_hh (m, m), eps_tt (B, T, m) ε_{t,t}."""
-    B, T, _ = fprime.shape
+    B, T, m = fprime.shape
     with np.errstate(all="ignore"):
-        jn = _spectral_norms(cell.jacobian(fprime, W_hh))  # (B, T)
+        jn = spectral_norms(cell, fprime.reshape(B * T, m), W_hh).reshape(B, T)
         fmax = np.abs(fprime).max(axis=-1)  # (B, T)
         eps_norm = np.sqrt(np.einsum("btm,btm->bt", eps_tt, eps_tt))  # (B, T)
-        bound = np.zeros((B, T, T))
-        for k in range(T):
-            # Π_{τ=k+1}^{t} ‖J_τ‖ for t = k … T−1 (the empty product is 1 at t = k)
-            prod = np.concatenate([np.ones((B, 1)), np.cumprod(jn[:, k + 1 :], axis=1)], axis=1)
-            bound[:, k:, k] = fmax[:, k, None] * prod * eps_norm[:, k:]
+        # bound[b, k, t] = max|f'(z_k)| · Π_{τ=k+1}^{t} ‖J_τ‖ · ‖ε_{t,t}‖ for t ≥ k, built in
+        # place: the product is a running product along t of ‖J_τ‖ where τ > k and of 1 where
+        # τ ≤ k (the empty product is 1 at t = k), the same products in the same order as one
+        # cumprod of ‖J_{k+1}‖, ‖J_{k+2}‖, … per k.
+        later = np.tri(T, k=-1, dtype=bool).T  # [k, τ]: τ > k
+        bound = np.empty((B, T, T))
+        bound[:] = jn[:, None, :]
+        np.copyto(bound, 1.0, where=~later)
+        np.cumprod(bound, axis=-1, out=bound)
+        np.multiply(fmax[:, :, None], bound, out=bound)
+        bound *= eps_norm[:, None, :]
+        np.copyto(bound, 0.0, where=np.tri(T, k=-1, dtype=bool))  # t < k
+        bound = bound.transpose(0, 2, 1)  # [b, t, k]
         finite = bool(np.isfinite(W_hh).all())
         rho = float(np.max(np.abs(np.linalg.eigvals(W_hh)))) if finite else float("nan")
         smax = float(np.linalg.svd(W_hh, compute_uv=False)[0]) if finite else float("nan")

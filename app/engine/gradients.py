@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
+#: per_step forms the per-step gradients by this many blocks of steps
+_BLOCKS = 8
+
 
 def _outer_sum(A: np.ndarray, Bm: np.ndarray) -> np.ndarray:
     """Σ over all leading axes of a_i b_jᵀ: A (..., i), Bm (..., j) → (i, j)."""
@@ -39,13 +42,25 @@ def per_step(
 ) -> dict[str, np.ndarray]:
     """∂L_t/∂θ for every t: delta (B, T, T, m) = δ[b, t, k]; each result has a leading T axis."""
     B, T, _, m = delta.shape
-    # (t, i) × (b, k) matrix of δ, so each gradient is one matrix product over (b, k).
-    D = delta.transpose(1, 3, 0, 2).reshape(T * m, B * T)
-    g = {
-        "W_xh": (D @ X.reshape(B * T, -1)).reshape(T, m, -1),  # Σ_k δ_{t,k} x_kᵀ
-        "W_hh": (D @ h_prev.reshape(B * T, m)).reshape(T, m, m),  # Σ_k δ_{t,k} h_{k−1}ᵀ
-        "b_h": delta.sum(axis=(0, 2)),  # Σ_k δ_{t,k}
-    }
+    n = X.shape[-1]
+    # δ as a (k, b) × (t, i) matrix, so that each gradient is a matrix product over (k, b): a
+    # view for the k-major table of bptt.delta_table. δ_{t,k} = 0 for k > t, so the columns
+    # of steps t < t1 only need the rows k < t1: the products go by blocks of steps. (Not
+    # when an input is not finite: 0 · inf = NaN, and every block then gets the NaN the whole
+    # product gives, as before.)
+    D = delta.transpose(2, 0, 1, 3).reshape(T * B, T * m)
+    xs = X.transpose(1, 0, 2).reshape(T * B, n)  # x_k, rows (k, b)
+    hs = h_prev.transpose(1, 0, 2).reshape(T * B, m)  # h_{k−1}
+    g_xh = np.empty((T, m, n))
+    g_hh = np.empty((T, m, m))
+    finite = np.isfinite(xs).all() and np.isfinite(hs).all()
+    step = -(-T // _BLOCKS) if finite else T
+    for t0 in range(0, T, step):
+        t1 = min(T, t0 + step)
+        D_block = D[: t1 * B, t0 * m : t1 * m].T  # (t, i) × (k, b), k < t1
+        np.matmul(D_block, xs[: t1 * B], out=g_xh[t0:t1].reshape(-1, n))  # Σ_k δ_{t,k} x_kᵀ
+        np.matmul(D_block, hs[: t1 * B], out=g_hh[t0:t1].reshape(-1, m))  # Σ_k δ_{t,k} h_{k−1}ᵀ
+    g = {"W_xh": g_xh, "W_hh": g_hh, "b_h": D.sum(axis=0).reshape(T, m)}  # b_h: Σ_k δ_{t,k}
     if e is not None:
         g["W_hy"] = np.einsum("bti,btj->tij", e, h)  # e_t h_tᵀ
         g["b_y"] = e.sum(axis=0)  # e_t

@@ -1,35 +1,61 @@
-"""Runs a ``Problem``: forward pass → losses → δ table → gradients → clipping →
+"""Runs a ``Problem``: forward pass → losses → δ table → gradients (``core``) → clipping →
 diagnostics → gradient check. Overflow is not an error: numpy's warnings are silenced and
 non-finite numbers travel on to the caller, which reports where they are."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from . import bptt, clipping, diagnostics, gradcheck, gradients, losses
 from .activations import ACTIVATIONS
-from .cells import CELLS
+from .bptt import DeltaTable
+from .cells import CELLS, Forward
+from .losses import LossOut
 from .notation import to_canonical
 from .problem import Problem, Result
 
 
-def run(p: Problem) -> Result:
+@dataclass(frozen=True)
+class Core:
+    """What ``core`` computes: the numbers of the δ table and the gradients, before clipping."""
+
+    theta: dict[str, np.ndarray]
+    forward: Forward
+    out: LossOut
+    table: DeltaTable
+    #: canonical → summed gradient ∂L/∂θ
+    grads: dict[str, np.ndarray]
+    #: (B, T, n) ∂L/∂x_k = W_xhᵀ dz_k
+    dX: np.ndarray
+    #: canonical → (T, *shape) ∂L_t/∂θ; None with detail "norms"
+    per_step: dict[str, np.ndarray] | None
+
+
+def core(p: Problem) -> Core:
+    """Forward pass → losses → δ table → summed and per-step gradients (call it under
+    ``np.errstate(all="ignore")``, as ``run`` does)."""
     cell, act = CELLS[p.cell], ACTIVATIONS[p.activation]
     theta = to_canonical(p.notation, p.params, p.has_output)
+    fw = cell.forward(act, theta["W_xh"], theta["W_hh"], theta["b_h"], p.X, p.h0)
+    out = losses.compute(
+        p.loss, fw.h, p.step_weights, W_hy=theta.get("W_hy"), b_y=theta.get("b_y"), Y=p.Y, G=p.G
+    )
+    keep = p.detail == "full"
+    table = bptt.delta_table(cell, fw.fprime, out.eps_tt, theta["W_hh"], p.truncation, keep)
+    grads = gradients.summed(table.dz, fw.h_prev, p.X, fw.h, out.e)
+    dX = table.dz @ theta["W_xh"]
+    per_step = gradients.per_step(table.delta, fw.h_prev, p.X, fw.h, out.e) if keep else None
+    return Core(theta, fw, out, table, grads, dX, per_step)
+
+
+def run(p: Problem) -> Result:
+    cell, act = CELLS[p.cell], ACTIVATIONS[p.activation]
     warnings: list[str] = []
     with np.errstate(all="ignore"):
-        fw = cell.forward(act, theta["W_xh"], theta["W_hh"], theta["b_h"], p.X, p.h0)
-        w = p.step_weights
-        out = losses.compute(
-            p.loss, fw.h, w, W_hy=theta.get("W_hy"), b_y=theta.get("b_y"), Y=p.Y, G=p.G
-        )
-        keep = p.detail == "full"
-        table = bptt.delta_table(cell, fw.fprime, out.eps_tt, theta["W_hh"], p.truncation, keep)
-        grads = gradients.summed(table.dz, fw.h_prev, p.X, fw.h, out.e)
-        dX = table.dz @ theta["W_xh"]
-        per_step = None
-        if keep:
-            per_step = gradients.per_step(table.delta, fw.h_prev, p.X, fw.h, out.e)
+        c = core(p)
+        theta, fw, out, table, grads, dX = c.theta, c.forward, c.out, c.table, c.grads, c.dX
         grads_unclipped = None
         report = None
         if p.clip is not None:
@@ -49,7 +75,7 @@ def run(p: Problem) -> Result:
                     )
     return Result(
         problem=p, theta=theta, forward=fw, out=out, table=table, grads=grads,
-        grads_unclipped=grads_unclipped, dX=dX, clip=report, per_step=per_step,
+        grads_unclipped=grads_unclipped, dX=dX, clip=report, per_step=c.per_step,
         diagnostics=diag, check=check,
         warnings=warnings,
     )
