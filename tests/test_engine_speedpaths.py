@@ -27,6 +27,28 @@ from app.engine.run import core
 RTOL = 1e-12
 
 
+@pytest.fixture(autouse=True)
+def lanczos_for_every_size(monkeypatch):
+    """spectral_norms sends small problems to the SVD; here every size takes the Lanczos path,
+    which is what these tests check."""
+    monkeypatch.setattr(spectral, "_LANCZOS_MIN_M", 1)
+    monkeypatch.setattr(spectral, "_LANCZOS_MIN_WORK", 0)
+
+
+def test_small_problems_take_the_svd(monkeypatch):
+    monkeypatch.setattr(spectral, "_LANCZOS_MIN_M", 32)
+    monkeypatch.setattr(spectral, "_LANCZOS_MIN_WORK", 2e6)
+    used = []
+    monkeypatch.setattr(spectral, "_spectral_norms", lambda *a: used.append("lanczos"))
+    rng = np.random.default_rng(0)
+    W = rng.normal(size=(8, 8)) / 3
+    F = random_fprime(rng, 10, 8)
+    np.testing.assert_allclose(spectral.spectral_norms(CELLS["vanilla"], F, W), svd_norms(CELLS["vanilla"], F, W), rtol=RTOL)
+    assert used == []
+    spectral.spectral_norms(CELLS["vanilla"], random_fprime(rng, 64, 32), rng.normal(size=(32, 32)))
+    assert used == ["lanczos"]
+
+
 def svd_norms(cell, fprime, W):
     return np.array([np.linalg.norm(cell.jacobian(f, W), 2) for f in fprime])
 

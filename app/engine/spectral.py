@@ -29,6 +29,8 @@ _BREAKDOWN = 16 * np.finfo(float).eps
 #: θ ≈ ‖J_k‖₂² nor the squares the Lanczos recurrence forms (≈ θ²) over- or underflow
 _SAFE_RANGE = (1e-60, 1e60)
 _EPS = np.finfo(float).eps
+#: below these sizes the SVD is cheaper than the Lanczos loop (see ``spectral_norms``)
+_LANCZOS_MIN_M, _LANCZOS_MIN_WORK = 32, 2e6
 
 
 def _svd_norms(J: np.ndarray) -> np.ndarray:
@@ -107,7 +109,14 @@ def spectral_norms(cell: Cell, fprime: np.ndarray, W_hh: np.ndarray) -> np.ndarr
     a row is accepted when Sturm sequences put λ_max(T_j) within θ(1 ± _TOLERANCE): it has
     stopped moving, at rounding level. Rows not accepted within _MAX_STEPS, and rows whose J_k
     is not finite or very large or small, go to ``np.linalg.svd`` (``_svd_norms``).
+
+    Small problems go to the SVD directly: below m = 32 or N·m³ = 2e6 its per-call cost is lower
+    than the Lanczos loop's fixed numpy overhead (measured: T=10, m=4 0.03 ms against 0.3 ms;
+    T=512, m=64 9 ms against 77 ms the other way).
     """
+    N, m = fprime.shape
+    if m < _LANCZOS_MIN_M or N * m**3 < _LANCZOS_MIN_WORK:
+        return _svd_norms(cell.jacobian(fprime, W_hh))
     with np.errstate(all="ignore"):  # the recurrences divide by zero where a step is settled
         return _spectral_norms(cell, fprime, W_hh)
 
