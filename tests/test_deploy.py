@@ -108,6 +108,10 @@ def test_cli_options(monkeypatch):
 
     seen = {}
     monkeypatch.setattr(cli.uvicorn, "run", lambda app, **kw: seen.update(kw, app=app))
-    cli.main(["--workers", "2", "--port", "9001"])
-    assert seen["app"] == "app.main:app" and seen["workers"] == 2 and seen["port"] == 9001
-    assert seen["host"] == "127.0.0.1"
+    monkeypatch.setattr(cli, "_supervise", lambda n, host, port, kw: seen.update(kw, workers=n, port=port, host=host))
+    cli.main(["--port", "9001"])
+    assert seen["app"] == "app.main:app" and seen["workers"] == 1 and seen["port"] == 9001
+    assert seen["host"] == "127.0.0.1" and seen["forwarded_allow_ips"] == "127.0.0.1"
+    seen.clear()
+    cli.main(["--workers", "2", "--port", "9002"])
+    assert seen["workers"] == 2 and seen["port"] == 9002 and "app" not in seen

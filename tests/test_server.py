@@ -23,3 +23,36 @@ def test_real_server_round_trip():
         over = http.post("/api/v1/bptt", content=json.dumps({**body, "inputs": [[1.0]] * 5000}))
         assert over.status_code == 422 and "BPTT_MAX_T" in over.json()["error"]["message"]
         assert http.get("/").status_code == 200
+
+
+def test_two_workers_serve_and_stop_cleanly():
+    """bptt-explorer --workers 2: two processes, each with its own SO_REUSEPORT socket."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from server import ROOT, free_port
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "--workers", "2", "--port", str(port), "--log-level", "warning"],
+                            cwd=ROOT, env={**os.environ}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, "the workers did not start"
+                time.sleep(0.2)
+        body = httpx.get(f"http://127.0.0.1:{port}/api/v1/presets/note-003").json()
+        for _ in range(20):  # new connections each time: the kernel spreads them over the workers
+            assert httpx.post(f"http://127.0.0.1:{port}/api/v1/bptt", json=body).status_code == 200
+        children = subprocess.run(["pgrep", "-P", str(proc.pid), "-f", "spawn_main"], capture_output=True, text=True).stdout.split()
+        assert len(children) == 2  # the workers (multiprocessing's resource tracker is a third child)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+    assert proc.returncode == 0
