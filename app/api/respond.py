@@ -105,7 +105,8 @@ def build(r: Result, parsed: Parsed) -> dict[str, Any]:
             "norm_after": r.clip.norm_after, "clipped": r.clip.clipped,
         },
         "diagnostics": {
-            "jacobian_norm": sq(diag.jacobian_norm), "delta_bound": sq(diag.delta_bound),
+            "jacobian_norm": sq(diag.jacobian_norm),
+            "delta_bound": None if diag.delta_bound is None else sq(diag.delta_bound),
             "spectral_radius": diag.spectral_radius, "sigma_max": diag.sigma_max, "gamma": diag.gamma,
         },
         "gradient_check": check,
@@ -118,10 +119,9 @@ def build(r: Result, parsed: Parsed) -> dict[str, Any]:
             "overflow: some numbers are not finite (listed in nonfinite) and are written as null"
         )
     doc["delta_norm"] = _upper_null(doc["delta_norm"])
-    if p.detail == "full":
+    if doc["diagnostics"]["delta_bound"] is not None:  # null with detail "norms": the client can
+        # form it from jacobian_norm, forward.fprime and eps_tt
         doc["diagnostics"]["delta_bound"] = _upper_null(doc["diagnostics"]["delta_bound"])
-    else:  # T×T numbers the client can form from jacobian_norm, forward.fprime and eps_tt
-        doc["diagnostics"]["delta_bound"] = None
     return doc
 
 

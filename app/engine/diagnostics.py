@@ -23,8 +23,8 @@ class Diagnostics:
     #: (B, T) ‖J_k‖₂ for every step k (NaN where J_k overflowed)
     jacobian_norm: np.ndarray
     #: (B, T, T) the bound above on ‖δ_{t,k}‖ [b, t, k], zero above the diagonal (a view of
-    #: a k-major array)
-    delta_bound: np.ndarray
+    #: a k-major array); None when not asked for
+    delta_bound: np.ndarray | None
     #: max |λ(W_hh)|
     spectral_radius: float
     #: largest singular value of W_hh
@@ -34,14 +34,28 @@ class Diagnostics:
 
 
 def compute(
-    cell: Cell, fprime: np.ndarray, W_hh: np.ndarray, eps_tt: np.ndarray, gamma: float
+    cell: Cell, fprime: np.ndarray, W_hh: np.ndarray, eps_tt: np.ndarray, gamma: float,
+    with_bound: bool = True,
 ) -> Diagnostics:
-    """fprime (B, T, m), W_hh (m, m), eps_tt (B, T, m) ε_{t,t}."""
+    """fprime (B, T, m), W_hh (m, m), eps_tt (B, T, m) ε_{t,t}; with_bound=False leaves the
+    T×T bound out (delta_bound None), as detail "norms" does."""
     B, T, m = fprime.shape
     with np.errstate(all="ignore"):
         jn = spectral_norms(cell, fprime.reshape(B * T, m), W_hh).reshape(B, T)
         fmax = np.abs(fprime).max(axis=-1)  # (B, T)
         eps_norm = np.sqrt(np.einsum("btm,btm->bt", eps_tt, eps_tt))  # (B, T)
+    bound = _bound(jn, fmax, eps_norm) if with_bound else None
+    with np.errstate(all="ignore"):
+        finite = bool(np.isfinite(W_hh).all())
+        rho = float(np.max(np.abs(np.linalg.eigvals(W_hh)))) if finite else float("nan")
+        smax = float(np.linalg.svd(W_hh, compute_uv=False)[0]) if finite else float("nan")
+    return Diagnostics(jn, bound, rho, smax, gamma)
+
+
+def _bound(jn: np.ndarray, fmax: np.ndarray, eps_norm: np.ndarray) -> np.ndarray:
+    """(B, T, T) [b, t, k] from ‖J_k‖ (B, T), max|f'(z_k)| (B, T) and ‖ε_{t,t}‖ (B, T)."""
+    B, T = jn.shape
+    with np.errstate(all="ignore"):
         # bound[b, k, t] = max|f'(z_k)| · Π_{τ=k+1}^{t} ‖J_τ‖ · ‖ε_{t,t}‖ for t ≥ k, built in
         # place: the product is a running product along t of ‖J_τ‖ where τ > k and of 1 where
         # τ ≤ k (the empty product is 1 at t = k), the same products in the same order as one
@@ -54,8 +68,4 @@ def compute(
         np.multiply(fmax[:, :, None], bound, out=bound)
         bound *= eps_norm[:, None, :]
         np.copyto(bound, 0.0, where=np.tri(T, k=-1, dtype=bool))  # t < k
-        bound = bound.transpose(0, 2, 1)  # [b, t, k]
-        finite = bool(np.isfinite(W_hh).all())
-        rho = float(np.max(np.abs(np.linalg.eigvals(W_hh)))) if finite else float("nan")
-        smax = float(np.linalg.svd(W_hh, compute_uv=False)[0]) if finite else float("nan")
-    return Diagnostics(jn, bound, rho, smax, gamma)
+        return bound.transpose(0, 2, 1)  # [b, t, k]

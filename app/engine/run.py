@@ -61,7 +61,9 @@ def run(p: Problem) -> Result:
         if p.clip is not None:
             grads_unclipped = grads
             grads, report = clipping.clip(grads, *p.clip)
-        diag = diagnostics.compute(cell, fw.fprime, theta["W_hh"], out.eps_tt, act.gamma)
+        diag = diagnostics.compute(
+            cell, fw.fprime, theta["W_hh"], out.eps_tt, act.gamma, with_bound=p.detail == "full"
+        )
         check = None
         if p.gradient_check:
             if not np.isfinite(out.loss):
