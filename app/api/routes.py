@@ -9,9 +9,10 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from ..engine import run
+from ..engine.notation import NOTATIONS
+from ..settings import Settings
 from . import respond
 from .errors import ApiError
-from ..settings import Settings
 from .parse import Parsed, decode, parse
 from .schemas import BPTTRequest, BPTTResponse, ErrorResponse, PresetSummary
 
@@ -104,6 +105,4 @@ async def preset(preset_id: str, request: Request) -> Response:
 @router.get("/notations", summary="The names of the parameters in every notation")
 async def notations() -> dict:
     """notation → canonical name → shown name (PyTorch's b_h is two arrays)."""
-    from ..engine.notation import NOTATIONS
-
     return {k: {c: list(v) if isinstance(v, tuple) else v for c, v in table.items()} for k, table in NOTATIONS.items()}
