@@ -19,6 +19,7 @@ from .api import errors
 from .api.routes import router
 from .api.schemas import BPTTRequest
 from .presets import load_all
+from .runtime import tune_malloc
 from .security import RateLimit, SecurityHeaders
 from .settings import Settings, get_settings
 
@@ -133,4 +134,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
+tune_malloc()
 app = create_app()

@@ -64,6 +64,7 @@ from app.api import respond  # noqa: E402
 from app.api.parse import decode, parse  # noqa: E402
 from app.engine import run  # noqa: E402
 from app.engine.run import core  # noqa: E402
+from app.runtime import tune_malloc  # noqa: E402
 from app.settings import Settings  # noqa: E402
 
 FULL = {"T": 64, "n": 16, "m": 32, "p": 8, "detail": "full"}
@@ -71,6 +72,7 @@ NORMS = {"T": 512, "n": 16, "m": 64, "p": 8, "detail": "norms"}
 PARAMS = ("W_xh", "W_hh", "b_h", "W_hy", "b_y")
 TOL = 1e-10
 SETTINGS = Settings()
+tune_malloc()  # the allocator settings the server's workers run with (app/main.py)
 
 
 def make_body(T: int, n: int, m: int, p: int, detail: str, seed: int = 0) -> dict:

@@ -115,3 +115,11 @@ def test_cli_options(monkeypatch):
     seen.clear()
     cli.main(["--workers", "2", "--port", "9002"])
     assert seen["workers"] == 2 and seen["port"] == 9002 and "app" not in seen
+
+
+def test_malloc_tuning_applies_on_linux():
+    import sys
+
+    from app.runtime import tune_malloc
+
+    assert tune_malloc() == sys.platform.startswith("linux")
