@@ -20,7 +20,7 @@ EXCLUDE = [c for c in (getattr(checks, "positive_data_acceptance", None),) if c 
 
 
 @schema.parametrize()
-@settings(max_examples=1500, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=2000, deadline=None, suppress_health_check=list(HealthCheck))
 def test_api_conforms_to_its_schema(case):
     response = case.call_and_validate(excluded_checks=EXCLUDE)
     assert response.status_code < 500
