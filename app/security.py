@@ -59,6 +59,7 @@ class RateLimit:
         self.rate = per_minute / 60.0
         self.burst = float(per_minute)
         self.buckets: dict[str, tuple[float, float]] = {}
+        self.pruned = 0.0
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["method"] != "POST" or "/api/" not in scope["path"]:
@@ -79,7 +80,8 @@ class RateLimit:
             await send({"type": "http.response.body", "body": body})
             return
         self.buckets[client] = (tokens - 1.0, now)
-        if len(self.buckets) > 50_000:  # forget idle clients; bounded memory
+        if len(self.buckets) > 50_000 and now - self.pruned > 10.0:  # forget full buckets, at most
+            self.pruned = now  # every 10 s, so that many recent clients do not cost O(n) per request
             cutoff = now - self.burst / max(self.rate, 1e-9)
             self.buckets = {k: v for k, v in self.buckets.items() if v[1] > cutoff}
         await self.app(scope, receive, send)

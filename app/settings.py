@@ -35,6 +35,10 @@ class Settings(BaseSettings):
         description="Size budget of detail 'full' (numbers in δ and the per-step gradients); "
         "above it the response carries norms and says so.",
     )
+    max_norm_floats: int = Field(
+        4_200_000, ge=1,
+        description="Largest B·T² (the ‖δ_{t,k}‖ matrices every response carries), refused up front.",
+    )
     gradient_check_max_entries: int = Field(
         256, ge=1, description="Entries checked per array by finite differences (a fixed sample above it)."
     )

@@ -237,6 +237,15 @@ BAD = [
     ({"inputs": [[1.0]], "targets": [[0.0]], "init": {"hidden": 0}}, 422, "init.hidden", "≥ 1"),
     ({"inputs": [[1.0]], "targets": [[0.0]], "init": {"hidden": 2, "sead": 1}}, 422, "init.sead", "unknown field"),
     ([1, 2], 422, "body", "expected a JSON object, got an array of 2"),
+    # numbers that fit JSON but not the computation (were 500s)
+    (small(truncation=1e20), 422, "truncation", "≤ 1024"),
+    (small(truncation=18446744073709551616), 422, "truncation", "≤ 1024"),
+    (small(clip={"max_norm": 10**309}), 422, "clip.max_norm", "a finite number > 0"),
+    ({"inputs": [[1.0]], "targets": [[0.0]], "init": {"hidden": 2, "scale": 1e308}}, 422, "init.scale", "≤ 1e+300"),
+    ({"loss": "softmax_ce", "inputs": [[[1.0], [0.5], [0.2]]], "init": {"hidden": 2}, "targets": [[1.0, 0.0, 1.0]]},
+     422, "init.outputs", "class-index"),
+    (small(params={**small()["params"], "W_hh": [[[0.1]] * 4] * 4}), 422, "params.W_hh[0][0]", "expected a number, got an array of 1"),
+    ({"inputs": [[[1.0]] * 1024] * 5, "targets": [[[0.0]] * 1024] * 5, "init": {"hidden": 1}}, 422, "inputs", "BPTT_MAX_NORM_FLOATS"),
 ]
 
 
@@ -310,3 +319,15 @@ def test_health_and_version(client):
 def test_loss_steps_mask_all_false_is_a_zero_loss(client):
     d = client.post("/api/v1/bptt", json=small(loss_steps=[False] * 3, reduction="mean")).json()
     assert d["forward"]["loss"] == 0.0 and not math.isnan(d["grads"]["W_hh"][0][0])
+
+
+def test_clipping_by_norm_counts_pytorchs_two_biases(client):
+    """torch.nn.utils.clip_grad_norm_ runs over every parameter tensor: both biases count."""
+    req = client.get("/api/v1/presets/pytorch-rnn").json()
+    raw = client.post("/api/v1/bptt", json=req).json()["grads"]
+    names = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
+    norm = float(np.sqrt(sum((np.array(raw[k]) ** 2).sum() for k in names)))
+    d = client.post("/api/v1/bptt", json={**req, "clip": {"max_norm": norm / 3}}).json()
+    assert d["clip"]["norm_before"] == pytest.approx(norm, rel=1e-12)
+    after = float(np.sqrt(sum((np.array(d["grads"][k]) ** 2).sum() for k in names)))
+    assert after == pytest.approx(norm / 3, rel=1e-12) == pytest.approx(d["clip"]["norm_after"], rel=1e-12)

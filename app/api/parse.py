@@ -76,9 +76,8 @@ def describe(v: Any) -> str:
         return "an object"
     if isinstance(v, list):
         return f"an array of {len(v)}"
-    if isinstance(v, float) and v.is_integer():
-        return repr(v)
-    return repr(v)
+    text = repr(v)
+    return text if len(text) <= 40 else text[:20] + "…" + f" ({len(text)} digits)"
 
 
 def dims(shape: tuple[int, ...]) -> str:
@@ -107,6 +106,8 @@ def _walk(v: Any, field: str, index: tuple[int, ...], depth_left: int) -> tuple[
                 if tx is float or (tx is int and abs(x) < 1e308):
                     continue
                 if isinstance(x, list):
+                    if depth_left == 1:  # nested deeper than the field allows
+                        raise ApiError(_path(field, index + (i,)), "a number", describe(x))
                     raise ApiError(_path(field, index), "rows of equal shape", f"a ragged array (row 0 is a number, row {i} an array)")
                 exp = "a finite number" if tx in (int, NonFinite) else "a number"
                 raise ApiError(_path(field, index + (i,)), exp, describe(x))
@@ -156,15 +157,20 @@ def _int(v: Any, field: str, lo: int, hi: int | None, what: str) -> int:
     if type(v) is float and v.is_integer():
         v = int(v)
     if type(v) is not int or v < lo or (hi is not None and v > hi):
-        return_exp = f"{what}: an integer ≥ {lo}" + (f" and ≤ {hi}" if hi is not None else "")
-        raise ApiError(field, return_exp, describe(v))
+        expected = f"{what}: an integer ≥ {lo}" + (f" and ≤ {hi}" if hi is not None else "")
+        raise ApiError(field, expected, describe(v))
     return v
 
 
-def _positive(v: Any, field: str, what: str) -> float:
-    if type(v) not in (int, float) or not (0 < v < math.inf):
-        raise ApiError(field, f"{what}: a finite number > 0", describe(v))
-    return float(v)
+def _positive(v: Any, field: str, what: str, hi: float = math.inf) -> float:
+    try:
+        x = float(v) if type(v) in (int, float) else math.nan
+    except OverflowError:  # an integer literal beyond float64
+        x = math.inf
+    if not (0 < x < math.inf) or x > hi:
+        limit = "" if hi == math.inf else f" and ≤ {hi:g}"
+        raise ApiError(field, f"{what}: a finite number > 0{limit}", describe(v))
+    return x
 
 
 def _limit(value: int, limit: int, field: str, what: str, setting: str) -> None:
@@ -208,7 +214,7 @@ def parse(body: Any, s: Settings) -> Parsed:
     if "params" in body:
         named, m, p = _params(body["params"], notation, has_output, n, s)
     elif "init" in body:
-        named, m, p = _init(body["init"], notation, has_output, n, body, loss, s)
+        named, m, p = _init(body["init"], notation, has_output, n, body, batched, s)
     else:
         raise ApiError("params", "the parameters (or init: {\"seed\": 0, \"hidden\": m})", "nothing")
 
@@ -232,7 +238,7 @@ def parse(body: Any, s: Settings) -> Parsed:
 
     truncation = body.get("truncation")
     if truncation is not None:
-        truncation = _int(truncation, "truncation", 1, None, "the window K")
+        truncation = _int(truncation, "truncation", 1, s.max_t, "the window K")
     clip = _clip(body.get("clip"))
     gradient_check = body.get("gradient_check", False)
     if type(gradient_check) is not bool:
@@ -260,7 +266,14 @@ def parse(body: Any, s: Settings) -> Parsed:
     if gradient_check:
         checked = sum(min(a.size, s.gradient_check_max_entries) for a in named.values())
         checked += min(B * m, s.gradient_check_max_entries) + min(B * T * n, s.gradient_check_max_entries)
-        work += 2 * checked * B * T * m * (n + m + (p or 0))
+        # each perturbed copy runs the forward pass and the loss (softmax: exp and log per output)
+        work += 2 * checked * B * T * (m * (n + m + (p or 0)) + 30 * (p or 0))
+    # ‖δ_{t,k}‖ is B×T×T numbers in every detail (null above the diagonal)
+    if B * T * T > s.max_norm_floats:
+        raise ApiError(
+            "inputs", f"at most {s.max_norm_floats} numbers B·T² in delta_norm (limit BPTT_MAX_NORM_FLOATS)",
+            f"B·T² = {B}·{T}² = {B * T * T}",
+        )
     if work > s.max_work:
         raise ApiError(
             "body", f"at most {s.max_work:.3g} estimated operations per request (limit BPTT_MAX_WORK)",
@@ -357,7 +370,7 @@ def _name_hint(key: str, notation: str, has_output: bool) -> str:
     return hint + '; set "notation" to match the names you use)'
 
 
-def _init(v: Any, notation: str, has_output: bool, n: int, body: dict, loss: str, s: Settings):
+def _init(v: Any, notation: str, has_output: bool, n: int, body: dict, batched: bool, s: Settings):
     if not isinstance(v, dict):
         raise ApiError("init", 'an object {"seed", "hidden", "outputs", "scale"}', describe(v))
     for key in v:
@@ -368,35 +381,30 @@ def _init(v: Any, notation: str, has_output: bool, n: int, body: dict, loss: str
         raise ApiError("init.hidden", "the number of hidden units m", "nothing (missing)")
     m = _int(v["hidden"], "init.hidden", 1, None, "hidden units m")
     _limit(m, s.max_m, "init.hidden", "hidden units m", "BPTT_MAX_M")
-    scale = None if v.get("scale") is None else _positive(v["scale"], "init.scale", "the scale s of U(−s, s)")
+    scale = None if v.get("scale") is None else _positive(v["scale"], "init.scale", "the scale s of U(−s, s)", hi=1e300)
     p = None
     if has_output:
         if v.get("outputs") is not None:
             p = _int(v["outputs"], "init.outputs", 1, None, "outputs p")
         else:
-            p = _target_width(body.get("targets"), loss)
+            p = _target_width(body.get("targets"), batched)
         _limit(p, s.max_p, "init.outputs", "outputs p", "BPTT_MAX_P")
     elif v.get("outputs") is not None:
         raise ApiError("init.outputs", "nothing with loss upstream (no output layer)", describe(v["outputs"]))
     return init_params(notation, seed, n, m, p, scale), m, p
 
 
-def _target_width(t: Any, loss: str) -> int:
-    """p read off target rows when init does not say it."""
-    row = t
-    while isinstance(row, list) and row and isinstance(row[0], list):
-        row = row[0]
-    if isinstance(row, list) and row and isinstance(t, list) and isinstance(t[0], list) and (
-        loss == "mse" or isinstance(t[0][0], list) or not _looks_like_indices(t)
-    ):
-        return len(row)
+def _target_width(t: Any, batched: bool) -> int:
+    """p read off target rows (T×p, or B×T×p for a batch) when init does not say it; class
+    indices (T, or B×T) do not tell it."""
+    depth, row = 0, t
+    while isinstance(row, list) and row:
+        depth, last, row = depth + 1, row, row[0]
+    if depth == (3 if batched else 2):
+        return len(last)
     raise ApiError(
         "init.outputs", "the number of outputs p (it cannot be read off class-index targets)", "nothing",
     )
-
-
-def _looks_like_indices(t: list) -> bool:
-    return all(isinstance(r, list) and all(type(x) is int for x in r) for r in t)
 
 
 def _rows(v: Any, field: str, batched: bool, B: int, T: int, width: int, mask: np.ndarray,

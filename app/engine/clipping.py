@@ -20,14 +20,17 @@ class ClipReport:
     clipped: bool
 
 
-def global_norm(grads: dict[str, np.ndarray]) -> float:
-    return float(np.sqrt(sum(float(np.sum(g * g)) for g in grads.values())))
+def global_norm(grads: dict[str, np.ndarray], copies: dict[str, int] | None = None) -> float:
+    """sqrt(Σ g²) over every entry; ``copies[name]`` counts an array that many times (an
+    array shown under several names, as PyTorch's two biases)."""
+    copies = copies or {}
+    return float(np.sqrt(sum(copies.get(k, 1) * float(np.sum(g * g)) for k, g in grads.items())))
 
 
 def clip(
-    grads: dict[str, np.ndarray], method: str, threshold: float
+    grads: dict[str, np.ndarray], method: str, threshold: float, copies: dict[str, int] | None = None
 ) -> tuple[dict[str, np.ndarray], ClipReport]:
-    before = global_norm(grads)
+    before = global_norm(grads, copies)
     if method == "norm":
         scale = min(1.0, threshold / before) if before > 0 else 1.0
         out = {k: g * scale for k, g in grads.items()}
@@ -35,4 +38,4 @@ def clip(
     else:
         out = {k: np.clip(g, -threshold, threshold) for k, g in grads.items()}
         clipped = any(bool(np.any(np.abs(g) > threshold)) for g in grads.values())
-    return out, ClipReport(method, threshold, before, global_norm(out), clipped)
+    return out, ClipReport(method, threshold, before, global_norm(out, copies), clipped)

@@ -13,7 +13,7 @@ from .activations import ACTIVATIONS
 from .bptt import DeltaTable
 from .cells import CELLS, Forward
 from .losses import LossOut
-from .notation import to_canonical
+from .notation import shown_names, to_canonical
 from .problem import Problem, Result
 
 
@@ -60,7 +60,10 @@ def run(p: Problem) -> Result:
         report = None
         if p.clip is not None:
             grads_unclipped = grads
-            grads, report = clipping.clip(grads, *p.clip)
+            # the global norm runs over the arrays the notation has: PyTorch's two biases each
+            # carry the b_h gradient, so it counts twice there, as in torch's clip_grad_norm_
+            copies = {c: len(shown_names(p.notation, c)) for c in grads}
+            grads, report = clipping.clip(grads, *p.clip, copies=copies)
         diag = diagnostics.compute(
             cell, fw.fprime, theta["W_hh"], out.eps_tt, act.gamma, with_bound=p.detail == "full"
         )
@@ -69,7 +72,10 @@ def run(p: Problem) -> Result:
             if not np.isfinite(out.loss):
                 warnings.append("gradient_check: skipped, the loss is not finite")
             else:
-                check = _check(p, cell, act, theta, fw, out, table, grads_unclipped or grads, dX)
+                check = _check(
+                    p, cell, act, theta, fw, out, table,
+                    grads_unclipped if grads_unclipped is not None else grads, dX,
+                )
                 if p.truncation is not None and p.truncation < p.X.shape[1]:
                     warnings.append(
                         "gradient_check: compares the exact (untruncated) BPTT gradient with "
@@ -105,6 +111,8 @@ def _check(p, cell, act, theta, fw, out, table, grads, dX) -> gradcheck.CheckRep
     analytic = dict(grads, h0=dh0, inputs=dX)
     B, T, _ = p.X.shape
     return gradcheck.check(
-        loss_of, values, analytic, floats_per_copy=5 * B * T * W_hh.shape[0],
+        loss_of, values, analytic,
+        # z, a, h, h_prev per hidden unit; o, ŷ / log ŷ, e and a temporary per output
+        floats_per_copy=B * T * (5 * W_hh.shape[0] + 4 * (p.Y.shape[-1] if p.Y is not None else 0)),
         max_entries=p.gradient_check_max_entries,
     )

@@ -25,7 +25,7 @@ export function initEditor(controller) {
   $("loss").addEventListener("change", (e) => ctrl.change((req) => setLoss(req, e.target.value)));
   $("notation").addEventListener("change", (e) => ctrl.change((req) => {
     const to = e.target.value;
-    const params = req.params ?? ctrl.response()?.params;
+    const params = req.params ?? lastParams(req);
     if (params) {
       // keep the very same numbers under the new names
       req.params = convertParams(params, req.notation || "canonical", to);
@@ -88,15 +88,31 @@ export function initEditor(controller) {
     if (!path) return;
     const value = parseCell(e.target.value);
     e.target.classList.toggle("invalid", typeof value !== "number");
-    ctrl.change((req) => setPath(materialise(req, path), path, value), { fromGrid: true });
+    ctrl.change((req) => {
+      materialise(req, path);
+      // seeded weights not known yet (no fresh response): the edit waits for the next one
+      if (path.startsWith("params.") && !req.params) return req;
+      return setPath(req, path, value);
+    }, { fromGrid: true });
   });
+}
+
+/** The weights of the last response, when they are the ones this request would use (same
+ *  notation, loss and sizes); null when the response is stale or of another model. */
+function lastParams(req) {
+  const resp = ctrl.response();
+  if (!resp?.params || document.getElementById("panels").classList.contains("stale")) return null;
+  const { n, m, p } = sizes(req);
+  const same = resp.notation === (req.notation || "canonical") && resp.loss === (req.loss || "mse")
+    && resp.shapes.n === n && resp.shapes.m === m && (resp.shapes.p ?? null) === (p ?? null);
+  return same ? clone(resp.params) : null;
 }
 
 /** With weights from a seed, editing one weight first writes the seeded numbers out. */
 function materialise(req, path) {
   if (path.startsWith("params.") && !req.params) {
-    const resp = ctrl.response();
-    if (resp?.params) { req.params = clone(resp.params); delete req.init; }
+    const params = lastParams(req);
+    if (params) { req.params = params; delete req.init; }
   }
   if (path.startsWith("h0") && !req.h0) {
     const { m, B } = sizes(req);

@@ -103,7 +103,7 @@ export function setLoss(req, loss, lastParams) {
   const next = rng(99);
   if (loss === "upstream") {
     delete r.targets;
-    r.upstream = perSeq(r, isBatched(r) ? r.inputs : r.inputs, () => resize2([], T, m, () => round(normal(next), 3)));
+    r.upstream = perSeq(r, r.inputs, () => resize2([], T, m, () => round(normal(next), 3)));
     if (r.params) for (const c of ["W_hy", "b_y"]) for (const nm of namesOf(r.notation, c)) delete r.params[nm];
     if (r.init) delete r.init.outputs;
   } else {
