@@ -21,13 +21,9 @@ production: 1 is the realistic setting); PyTorch in this process keeps its defau
 from __future__ import annotations
 
 import argparse
-import os
 import re
-import socket
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -35,40 +31,14 @@ import numpy as np
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from server import running_server  # noqa: E402  (the tests' real-server helper)
 from bench_engine import (  # noqa: E402
     FULL, NORMS, PARAMS, have_torch, machine, make_body, median_ms, print_times, time_torch,
     title, verify_torch,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(port: int, blas_threads: int | None = None) -> subprocess.Popen:
-    env = dict(os.environ)
-    if blas_threads is not None:
-        env["OPENBLAS_NUM_THREADS"] = str(blas_threads)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port), "--loop", "uvloop",
-         "--http", "httptools", "--log-level", "warning"],
-        cwd=ROOT, env=env,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the server exited with code {proc.returncode}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("the server did not answer /healthz within 30 s")
 
 
 def from_response(doc: dict, norms: bool):
@@ -113,17 +83,10 @@ def main() -> None:
     ap.add_argument("--blas-threads", type=int, help="OPENBLAS_NUM_THREADS of the server (default: unset)")
     args = ap.parse_args()
     print(f"before the round trips: {machine()}")
-    proc = start_server(free_port(), args.blas_threads)
-    try:
-        port = proc.args[proc.args.index("--port") + 1]
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
-            runs = [bench_case(client, FULL, args.repeat), bench_case(client, NORMS, args.repeat_norms)]
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    env = {} if args.blas_threads is None else {"OPENBLAS_NUM_THREADS": str(args.blas_threads)}
+    with running_server(env=env, args=("--loop", "uvloop", "--http", "httptools")) as base, \
+            httpx.Client(base_url=base, timeout=120) as client:
+        runs = [bench_case(client, FULL, args.repeat), bench_case(client, NORMS, args.repeat_norms)]
     torch = have_torch()
     server_blas = "unset" if args.blas_threads is None else args.blas_threads
     print(f"server: one uvicorn process, OPENBLAS_NUM_THREADS {server_blas}")
