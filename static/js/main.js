@@ -137,21 +137,25 @@ async function react(id, fig) {
   });
 }
 
-async function renderAll() {
+/** Every plot: element id → figure; the first four depend on the selection. */
+const FIGURES = {
+  "graph": graphFigure, "heat-delta": deltaNormFigure, "heat-deltarow": deltaRowFigure, "plot-vanish": vanishFigure,
+  "heat-hidden": hiddenFigure, "heat-grads": gradsFigure, "heat-contrib": contribFigure,
+};
+const SELECTION_FIGURES = ["graph", "heat-delta", "heat-deltarow", "plot-vanish"];
+
+async function redraw(ids) {
   const c = ctx();
-  renderBanners();
-  renderContribOptions();
-  await Promise.all([
-    react("graph", graphFigure(c)),
-    react("heat-delta", deltaNormFigure(c)),
-    react("heat-deltarow", deltaRowFigure(c)),
-    react("heat-hidden", hiddenFigure(c)),
-    react("heat-grads", gradsFigure(c)),
-    react("heat-contrib", contribFigure(c)),
-    react("plot-vanish", vanishFigure(c)),
-  ]);
+  await Promise.all(ids.map((id) => react(id, FIGURES[id](c))));
   renderSelectionText(c);
   renderFormulaPanel();
+  return c;
+}
+
+async function renderAll() {
+  renderBanners();
+  renderContribOptions();
+  const c = await redraw(Object.keys(FIGURES));
   renderVanishText(c);
   renderCheck();
   renderNotes();
@@ -159,15 +163,7 @@ async function renderAll() {
 }
 
 async function renderSelection() {
-  const c = ctx();
-  await Promise.all([
-    react("graph", graphFigure(c)),
-    react("heat-delta", deltaNormFigure(c)),
-    react("heat-deltarow", deltaRowFigure(c)),
-    react("plot-vanish", vanishFigure(c)),
-  ]);
-  renderSelectionText(c);
-  renderFormulaPanel();
+  await redraw(SELECTION_FIGURES);
   await writeURL(state);
   markViewed();
 }
