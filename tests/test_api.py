@@ -331,3 +331,12 @@ def test_clipping_by_norm_counts_pytorchs_two_biases(client):
     assert d["clip"]["norm_before"] == pytest.approx(norm, rel=1e-12)
     after = float(np.sqrt(sum((np.array(d["grads"][k]) ** 2).sum() for k in names)))
     assert after == pytest.approx(norm / 3, rel=1e-12) == pytest.approx(d["clip"]["norm_after"], rel=1e-12)
+
+
+def test_overflow_in_full_detail_flags_the_delta_table(client):
+    body = {"activation": "identity", "inputs": [[1.0]] * 60, "targets": [[0.0]] * 60,
+            "params": {"W_xh": [[1.0]], "W_hh": [[1e7]], "b_h": [0.0], "W_hy": [[1.0]], "b_y": [0.0]}}
+    r = client.post("/api/v1/bptt", json=body)
+    d = strict_json(r.text)
+    assert d["detail"] == "full" and {"delta", "delta_norm", "grads_per_step.W_hh"} <= set(d["nonfinite"])
+    assert d["delta"][59][0] == [None] and d["delta"][0][0][0] is not None

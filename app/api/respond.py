@@ -93,7 +93,7 @@ def build(r: Result, parsed: Parsed) -> dict[str, Any]:
         },
         "e": None if out.e is None else sq(out.e),
         "eps_tt": sq(out.eps_tt),
-        "delta": delta,
+        "delta": tab.delta,  # the dense table while looking for non-finite numbers (one pass)
         "delta_norm": sq(tab.delta_norm),
         "dz": sq(tab.dz),
         "dh": sq(tab.dh),
@@ -113,6 +113,7 @@ def build(r: Result, parsed: Parsed) -> dict[str, Any]:
     }
     found: list[str] = []
     _nonfinite(doc, "", found)
+    doc["delta"] = delta  # ragged: delta[t][k] for k ≤ t
     doc["nonfinite"] = found
     if found:
         doc["warnings"].append(
