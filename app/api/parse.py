@@ -140,8 +140,6 @@ class Parsed:
     problem: Problem
     #: the request had a batch axis (B×T×n inputs)
     batched: bool
-    #: the request left ``detail`` to the size budget
-    detail_auto: bool
     warnings: list[str]
     work: float
 
@@ -195,8 +193,7 @@ def parse(body: Any, s: Settings) -> Parsed:
     # inputs: T×n or B×T×n
     if "inputs" not in body:
         raise ApiError("inputs", "T×n (steps×inputs) or B×T×n", "nothing (the field is required)")
-    raw = body["inputs"]
-    X = number_array(raw, "inputs", (2, 3), "T×n (steps×inputs) or B×T×n (batch×steps×inputs)")
+    X = number_array(body["inputs"], "inputs", (2, 3), "T×n (steps×inputs) or B×T×n (batch×steps×inputs)")
     batched = X.ndim == 3
     if not batched:
         X = X[None]
@@ -204,6 +201,12 @@ def parse(body: Any, s: Settings) -> Parsed:
     _limit(T, s.max_t, "inputs", "steps T", "BPTT_MAX_T")
     _limit(n, s.max_n, "inputs", "inputs per step n", "BPTT_MAX_N")
     _limit(B, s.max_batch, "inputs", "sequences B", "BPTT_MAX_BATCH")
+    # ‖δ_{t,k}‖ is B×T×T numbers in every detail (null above the diagonal)
+    if B * T * T > s.max_norm_floats:
+        raise ApiError(
+            "inputs", f"at most {s.max_norm_floats} numbers B·T² in delta_norm (limit BPTT_MAX_NORM_FLOATS)",
+            f"B·T² = {B}·{T}² = {B * T * T}",
+        )
 
     mask = _loss_steps(body.get("loss_steps", "all"), T)
     n_loss = int(mask.sum())
@@ -244,13 +247,24 @@ def parse(body: Any, s: Settings) -> Parsed:
     if type(gradient_check) is not bool:
         raise ApiError("gradient_check", "true or false", describe(gradient_check))
 
-    # size budget of the full δ table, and the work budget
-    n_params = sum(a.size for a in named.values())
-    full_floats = B * T * (T + 1) // 2 * m + T * n_params
-    detail = body.get("detail")
-    detail_auto = detail is None
+    detail, work = _budget(body.get("detail"), named, B, T, n, m, p, truncation, gradient_check, s, warnings)
+    problem = Problem(
+        cell=cell, activation=activation, loss=loss, notation=notation, params=named, X=X, h0=h0,
+        mask=mask, Y=Y, G=G, reduction=reduction, truncation=truncation, clip=clip, detail=detail,
+        gradient_check=gradient_check, gradient_check_max_entries=s.gradient_check_max_entries,
+    )
+    return Parsed(problem, batched, warnings, float(work))
+
+
+def _budget(detail: Any, named: dict, B: int, T: int, n: int, m: int, p: int | None,
+            truncation: int | None, gradient_check: bool, s: Settings, warnings: list[str]) -> tuple[str, float]:
+    """The detail to answer with (full while the δ table and per-step gradients fit
+    BPTT_MAX_FULL_FLOATS, else norms, said in warnings when full was asked for) and the estimated
+    work in multiply-adds, refused above BPTT_MAX_WORK."""
     if detail is not None and detail not in DETAILS:
         raise ApiError("detail", "full or norms", describe(detail))
+    n_params = sum(a.size for a in named.values())
+    full_floats = B * T * (T + 1) // 2 * m + T * n_params
     if detail in (None, "full") and full_floats > s.max_full_floats:
         if detail == "full":
             warnings.append(
@@ -268,24 +282,13 @@ def parse(body: Any, s: Settings) -> Parsed:
         checked += min(B * m, s.gradient_check_max_entries) + min(B * T * n, s.gradient_check_max_entries)
         # each perturbed copy runs the forward pass and the loss (softmax: exp and log per output)
         work += 2 * checked * B * T * (m * (n + m + (p or 0)) + 30 * (p or 0))
-    # ‖δ_{t,k}‖ is B×T×T numbers in every detail (null above the diagonal)
-    if B * T * T > s.max_norm_floats:
-        raise ApiError(
-            "inputs", f"at most {s.max_norm_floats} numbers B·T² in delta_norm (limit BPTT_MAX_NORM_FLOATS)",
-            f"B·T² = {B}·{T}² = {B * T * T}",
-        )
     if work > s.max_work:
         raise ApiError(
             "body", f"at most {s.max_work:.3g} estimated operations per request (limit BPTT_MAX_WORK)",
             f"{work:.3g} for B={B}, T={T}, n={n}, m={m}, p={p or 0}"
             + (", gradient_check" if gradient_check else "") + f", detail {detail}",
         )
-    problem = Problem(
-        cell=cell, activation=activation, loss=loss, notation=notation, params=named, X=X, h0=h0,
-        mask=mask, Y=Y, G=G, reduction=reduction, truncation=truncation, clip=clip, detail=detail,
-        gradient_check=gradient_check, gradient_check_max_entries=s.gradient_check_max_entries,
-    )
-    return Parsed(problem, batched, detail_auto, warnings, float(work))
+    return detail, work
 
 
 def _loss_steps(v: Any, T: int) -> np.ndarray:

@@ -20,6 +20,7 @@ API_VERSION = "1"
 
 
 def _nonfinite(doc: Any, path: str, found: list[str]) -> None:
+    """Append the path of every array or number in doc (nested dicts) that is not finite."""
     if isinstance(doc, np.ndarray):
         if doc.dtype.kind == "f" and not np.isfinite(doc).all():
             found.append(path)
@@ -29,15 +30,6 @@ def _nonfinite(doc: Any, path: str, found: list[str]) -> None:
     elif isinstance(doc, dict):
         for k, v in doc.items():
             _nonfinite(v, f"{path}.{k}" if path else k, found)
-    elif isinstance(doc, list):
-        if any(isinstance(x, np.ndarray) and x.dtype.kind == "f" and not np.isfinite(x).all() for x in doc):
-            found.append(path)
-        elif doc and isinstance(doc[0], (list, dict)):
-            for x in doc:
-                before = len(found)
-                _nonfinite(x, path, found)
-                if len(found) > before:
-                    break
 
 
 def _upper_null(a: np.ndarray) -> np.ndarray:

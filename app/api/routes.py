@@ -31,14 +31,18 @@ _ERRORS = {
 
 
 async def read_body(request: Request, cap: int) -> bytes:
+    """The body, refused with 413 as soon as it is known to exceed cap (declared or read)."""
+    def too_large(got: str) -> ApiError:
+        return ApiError("body", f"at most {cap} bytes (limit BPTT_MAX_BODY_BYTES)", got, status=413)
+
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > cap:
-        raise ApiError("body", f"at most {cap} bytes (limit BPTT_MAX_BODY_BYTES)", f"{declared} bytes", status=413)
+        raise too_large(f"{declared} bytes")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > cap:
-            raise ApiError("body", f"at most {cap} bytes (limit BPTT_MAX_BODY_BYTES)", f"more than {cap} bytes", status=413)
+            raise too_large(f"more than {cap} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
 
