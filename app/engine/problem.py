@@ -49,6 +49,11 @@ class Problem:
         return self.loss != "upstream"
 
     @property
+    def truncates(self) -> bool:
+        """The window K drops some δ_{t,k} (K < T)."""
+        return self.truncation is not None and self.truncation < self.X.shape[1]
+
+    @property
     def step_weights(self) -> np.ndarray:
         """(T,) w_t: 0 off S; 1 (sum) or 1/(|S|·B) (mean) on S."""
         w = self.mask.astype(float)

@@ -76,7 +76,7 @@ def run(p: Problem) -> Result:
                     p, cell, act, theta, fw, out, table,
                     grads_unclipped if grads_unclipped is not None else grads, dX,
                 )
-                if p.truncation is not None and p.truncation < p.X.shape[1]:
+                if p.truncates:
                     warnings.append(
                         "gradient_check: compares the exact (untruncated) BPTT gradient with "
                         "finite differences; the truncated gradients in grads differ by design"
@@ -93,7 +93,7 @@ def _check(p, cell, act, theta, fw, out, table, grads, dX) -> gradcheck.CheckRep
     """Finite differences against the exact gradient: the table's when untruncated, the
     dh_next pass's when truncated (finite differences know nothing of truncation)."""
     W_hh = theta["W_hh"]
-    if p.truncation is not None and p.truncation < p.X.shape[1]:
+    if p.truncates:
         dz, _, dh0 = bptt.dh_next_pass(cell, fw.fprime, out.eps_tt, W_hh)
         grads = gradients.summed(dz, fw.h_prev, p.X, fw.h, out.e)
         dX = dz @ theta["W_xh"]
@@ -107,11 +107,10 @@ def _check(p, cell, act, theta, fw, out, table, grads, dX) -> gradcheck.CheckRep
         f = cell.forward(act, v["W_xh"], v["W_hh"], v["b_h"], v["inputs"], v["h0"])
         return losses.compute(p.loss, f.h, w, W_hy=v.get("W_hy"), b_y=v.get("b_y"), Y=p.Y, G=p.G).loss
 
-    values = dict(theta, h0=p.h0, inputs=p.X)
     analytic = dict(grads, h0=dh0, inputs=dX)
     B, T, _ = p.X.shape
     return gradcheck.check(
-        loss_of, values, analytic,
+        loss_of, base, analytic,
         # z, a, h, h_prev per hidden unit; o, ŷ / log ŷ, e and a temporary per output
         floats_per_copy=B * T * (5 * W_hh.shape[0] + 4 * (p.Y.shape[-1] if p.Y is not None else 0)),
         max_entries=p.gradient_check_max_entries,
