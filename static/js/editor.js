@@ -1,7 +1,7 @@
 // The model editor: controls and numeric grids that edit the request body.
 
 import { tr } from "./i18n.js";
-import { CANONICAL, convertParams, hasOutput, isBatched, namesOf, resize, setLoss, sizes } from "./state.js";
+import { CANONICAL, convertParams, h0Of, h0PerSequence, hasOutput, isBatched, namesOf, resize, setLoss, sizes } from "./state.js";
 import { clone, normal, rng, round, shape } from "./util.js";
 
 const $ = (id) => document.getElementById(id);
@@ -144,7 +144,7 @@ function applyClip(req) {
 }
 
 /** Set a value at an API path such as params.W_hh[0][1], inputs[2][0], h0[1], targets[3]. */
-export function setPath(obj, path, value) {
+function setPath(obj, path, value) {
   const parts = [];
   for (const m of path.matchAll(/([^.[\]]+)|\[(\d+)\]/g)) parts.push(m[2] !== undefined ? Number(m[2]) : m[1]);
   // "linear.weight" is one PyTorch name: join a params key that the notation spells with a dot
@@ -243,9 +243,8 @@ function gridSources(state, resp) {
   const b = state.sel.b;
   const seq = (v) => (isBatched(req) && v ? v[b] : v);
   const pre = isBatched(req) ? `[${b}]` : "";
-  const { m } = sizes(req);
-  const h0 = req.h0 ? (isBatched(req) && Array.isArray(req.h0[0]) ? req.h0[b] : req.h0) : Array(m).fill(0);
-  const h0pre = req.h0 && isBatched(req) && Array.isArray(req.h0[0]) ? `h0[${b}]` : "h0";
+  const h0 = h0Of(req, b);
+  const h0pre = h0PerSequence(req) ? `h0[${b}]` : "h0";
   const out = [
     { box: "grid-inputs", field: `inputs${pre}`, value: seq(req.inputs), rowLabel: "t" },
     { box: "grid-h0", field: h0pre, value: h0 },

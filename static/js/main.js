@@ -6,7 +6,7 @@ import { renderFormula, CSS as FORMULA_CSS } from "./formula.js";
 import { graphFigure } from "./graph.js";
 import { apply as applyLang, lang, tr } from "./i18n.js";
 import { contribFigure, deltaNormFigure, deltaRowFigure, gradsFigure, hiddenFigure, paramList, vanishFigure, vanishReading } from "./plots.js";
-import { defaultView, isBatched, readURL, setNotations, sizes, writeURL } from "./state.js";
+import { defaultView, h0Of, readURL, setNotations, sizes, writeURL } from "./state.js";
 import { clone, debounce, download, fmt } from "./util.js";
 
 const $ = (id) => document.getElementById(id);
@@ -74,7 +74,7 @@ async function compute() {
   if (inflight !== ctl) return;
   inflight = null;
   if (!res.ok) {
-    const placed = showError(res.error, sizes(state.req));
+    const placed = showError(res.error);
     if (fromJSON) $("json-error").textContent = tr("json.refused", { msg: res.error.message });
     setBanner("banner-error", placed ? tr("status.error") : res.error.message);
     $("status").textContent = `${res.status}`;
@@ -122,10 +122,8 @@ function ctx() {
   const b = state.sel.b;
   const batched = resp.shapes.batch !== null;
   const seq = (v) => (batched && v !== null && v !== undefined ? v[b] : v);
-  const { m } = sizes(sentReq);
-  const h0 = sentReq.h0 ? (isBatched(sentReq) && Array.isArray(sentReq.h0[0]) ? sentReq.h0[b] : sentReq.h0) : Array(m).fill(0);
-  const h0For = (bb) => (sentReq.h0 ? (isBatched(sentReq) && Array.isArray(sentReq.h0[0]) ? sentReq.h0[bb] : sentReq.h0) : Array(m).fill(0));
-  return { resp, req: sentReq, sel: state.sel, view: state.view, names: resp.names, seq, h0, h0For, lang: state.lang };
+  const h0For = (bb) => h0Of(sentReq, bb);
+  return { resp, req: sentReq, sel: state.sel, view: state.view, names: resp.names, seq, h0: h0For(b), h0For, lang: state.lang };
 }
 
 async function react(id, fig) {

@@ -183,7 +183,7 @@ export function contribFigure(ctx) {
 
 /** The bound max|f'(z_k)| Π_{τ=k+1}^{t} ‖J_τ‖ ‖ε_{t,t}‖ on ‖δ_{t,k}‖ for k = 0…t: the response's
  *  delta_bound row, or (detail "norms", where it is null) formed from its ingredients. */
-export function deltaBoundRow(ctx, t) {
+function deltaBoundRow(ctx, t) {
   const { resp, seq } = ctx;
   const given = seq(resp.diagnostics.delta_bound);
   if (given) return given[t].slice(0, t + 1);

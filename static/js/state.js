@@ -17,6 +17,15 @@ export function namesOf(notation, canon) {
 export const hasOutput = (req) => (req.loss || "mse") !== "upstream";
 export const isBatched = (req) => shape(req.inputs).length === 3;
 
+/** Whether h0 is given per sequence (B×m) rather than shared (m). */
+export const h0PerSequence = (req) => !!req.h0 && isBatched(req) && Array.isArray(req.h0[0]);
+
+/** h_0 of sequence b: given per sequence, shared, or zeros. */
+export function h0Of(req, b) {
+  if (!req.h0) return Array(sizes(req).m).fill(0);
+  return h0PerSequence(req) ? req.h0[b] : req.h0;
+}
+
 /** T, n, m, p, B of a request. */
 export function sizes(req) {
   const s = shape(req.inputs);
@@ -71,7 +80,7 @@ export function resize(req, what, value, seed = 1) {
 }
 
 /** Targets that fit the loss: rows for mse, class indices for softmax_ce, none for upstream. */
-export function makeTargets(req, T, p, old, next = rng(5)) {
+function makeTargets(req, T, p, old, next = rng(5)) {
   const loss = req.loss || "mse";
   if (loss === "upstream") return undefined;
   const one = (seq, b) => {

@@ -24,8 +24,8 @@ export function fmt(x, digits = 4) {
   if (x === null || x === undefined || Number.isNaN(x)) return "—";
   if (x === 0) return "0";
   const a = Math.abs(x);
-  let s = a >= 1e-3 && a < 1e5 ? String(Number(x.toPrecision(digits))) : x.toExponential(digits - 1).replace("e", "e");
-  return s.replace("-", "−");
+  const s = a >= 1e-3 && a < 1e5 ? String(Number(x.toPrecision(digits))) : x.toExponential(digits - 1);
+  return s.replaceAll("-", "−");
 }
 
 export const clone = (x) => JSON.parse(JSON.stringify(x));
@@ -46,13 +46,6 @@ export function resize2(a, rows, cols, fill) {
     out.push(row);
   }
   return out;
-}
-
-export function norm(v) {
-  if (!v) return null;
-  let s = 0;
-  for (const x of v) { if (x === null) return null; s += x * x; }
-  return Math.sqrt(s);
 }
 
 export function download(name, text, type = "application/json") {
