@@ -12,15 +12,27 @@ from typing import Callable
 import numpy as np
 
 
-def _sigmoid(z: np.ndarray) -> np.ndarray:
+def _sigmoid(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     # 0.5·(1 + tanh(z/2)) is exact and never overflows, unlike 1/(1 + e^{−z}).
-    return 0.5 * (1.0 + np.tanh(0.5 * z))
+    a = np.multiply(z, 0.5, out=out)
+    np.tanh(a, out=a)
+    a += 1.0
+    a *= 0.5
+    return a
+
+
+def _identity(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    if out is None:
+        return z.copy()
+    np.copyto(out, z)
+    return out
 
 
 @dataclass(frozen=True)
 class Activation:
     name: str
-    f: Callable[[np.ndarray], np.ndarray]
+    #: f(z), written into ``out`` when given (the forward pass fills its arrays in place)
+    f: Callable[..., np.ndarray]
     #: f'(z) given z and a = f(z)
     fprime: Callable[[np.ndarray, np.ndarray], np.ndarray]
     #: sup |f'|: the factor γ in the bound ‖J_k‖ ≤ γ σ_max(W_hh) (vanilla cell)
@@ -35,8 +47,8 @@ ACTIVATIONS: dict[str, Activation] = {
         "sigmoid", _sigmoid, lambda z, a: a * (1.0 - a), 0.25, r"f'(z) = \sigma(z)(1 - \sigma(z))"
     ),
     "relu": Activation(
-        "relu", lambda z: np.maximum(z, 0.0), lambda z, a: (z > 0).astype(z.dtype), 1.0,
+        "relu", lambda z, out=None: np.maximum(z, 0.0, out=out), lambda z, a: (z > 0).astype(z.dtype), 1.0,
         r"f'(z) = [z > 0]",
     ),
-    "identity": Activation("identity", lambda z: z.copy(), lambda z, a: np.ones_like(z), 1.0, r"f'(z) = 1"),
+    "identity": Activation("identity", _identity, lambda z, a: np.ones_like(z), 1.0, r"f'(z) = 1"),
 }

@@ -64,7 +64,6 @@ def delta_table(
     """
     B, T, m = fprime.shape
     K = T if truncation is None else min(truncation, T)
-    dz = np.empty((B, T, m))
     dh = np.empty((B, T, m))
     # Squared norms, k-major: sq_norm[b, k, t] = ‖δ_{t,k}‖², zero where t < k or t − k ≥ K.
     sq_norm = np.zeros((B, T, T))
@@ -73,30 +72,40 @@ def delta_table(
     eps = eps_tt.copy()
     if keep:
         table = np.zeros((T, B, T, m))  # table[k, b, t] = δ_{t,k}: zero unless k ≤ t < k + K
+        stack = None
     else:
-        delta_stack = np.empty((B, T, m))  # delta_stack[b, t] = δ_{t,k} for the k at hand, like eps
+        table = None
+        stack = np.empty((B, T, m))  # stack[b, t] = δ_{t,k} for the k at hand, like eps
 
-    fprime_row = fprime[:, :, None, :]  # f'(z_k) as one row, to multiply every row t
-    delta_next = np.zeros((B, 0, m))  # δ_{t,k+1} for t = k+1, k+2, … (none at k = T)
+    # The loop is most of the time for small m, and numpy's cost per call matters there: with
+    # one sequence it runs on views without the batch axis ("..." stands for it or for nothing).
+    if B == 1:
+        f_, eps_, dh_, sq_ = fprime[0], eps[0], dh[0], sq_norm[0]
+        table_ = None if table is None else table[:, 0]
+        stack_ = None if stack is None else stack[0]
+    else:
+        f_, eps_, dh_, sq_, table_, stack_ = fprime, eps, dh, sq_norm, table, stack
+    f_row = f_[..., :, None, :]  # f'(z_k) as one row, to multiply every row t
+    add, multiply, einsum, carry = np.add, np.multiply, np.einsum, cell.carry
+    delta_next = eps_[..., T:, :]  # δ_{t,k+1} for t = k+1, k+2, … (none at k = T)
     for k in range(T - 1, -1, -1):
         rows = min(T, k + K) - k  # t = k … k+rows−1 (t − k < K)
-        eps_k = eps[:, k : k + rows]  # ε_{k,k} (in place already), ε_{k+1,k}, …
-        eps_later = eps_k[:, 1:]  # t > k: ε_{t,k+1} becomes ε_{t,k}
+        eps_k = eps_[..., k : k + rows, :]  # ε_{k,k} (in place already), ε_{k+1,k}, …
+        eps_later = eps_k[..., 1:, :]  # t > k: ε_{t,k+1} becomes ε_{t,k}
         # ε_{t,k} = W_hhᵀ δ_{t,k+1} (residual: + ε_{t,k+1})
-        cell.carry(delta_next[:, : rows - 1], eps_later, W_hh, out=eps_later)
-        delta_k = table[k, :, k : k + rows] if keep else delta_stack[:, k : k + rows]
-        np.multiply(fprime_row[:, k], eps_k, out=delta_k)  # δ_{t,k} = f'(z_k) ⊙ ε_{t,k}
-        np.einsum("btm->bm", eps_k, out=dh[:, k])  # dh_k = Σ_t ε_{t,k}  (einsum: a fast sum)
+        carry(delta_next[..., : rows - 1, :], eps_later, W_hh, out=eps_later)
+        delta_k = table_[k, ..., k : k + rows, :] if keep else stack_[..., k : k + rows, :]
+        multiply(f_row[..., k, :, :], eps_k, out=delta_k)  # δ_{t,k} = f'(z_k) ⊙ ε_{t,k}
+        add.reduce(eps_k, axis=-2, out=dh_[..., k, :])  # dh_k = Σ_t ε_{t,k}
         if not keep:
-            np.einsum("btm->bm", delta_k, out=dz[:, k])  # dz_k = Σ_t δ_{t,k}
-            np.einsum("btm,btm->bt", delta_k, delta_k, out=sq_norm[:, k, k : k + rows])
+            einsum("...tm,...tm->...t", delta_k, delta_k, out=sq_[..., k, k : k + rows])
         delta_next = delta_k
     # h_0 is reached from δ_{t,1} (0-based δ[t, 0]) for the rows still kept.
-    dh0 = cell.carry(delta_next, eps_k, W_hh).sum(axis=1)
+    dh0 = cell.carry(delta_next, eps_k, W_hh).sum(axis=-2).reshape(B, m)
+    dz = fprime * dh  # dz_k = Σ_t δ_{t,k} = f'(z_k) ⊙ Σ_t ε_{t,k}
 
     delta = None
-    if keep:  # the sums and norms of the whole table at once
-        np.einsum("kbtm->bkm", table, out=dz)  # dz_k = Σ_t δ_{t,k}
+    if keep:  # the norms of the whole table at once
         np.einsum("kbtm,kbtm->bkt", table, table, out=sq_norm)
         delta = table.transpose(1, 2, 0, 3)  # δ[b, t, k]
     delta_norm = np.sqrt(sq_norm, out=sq_norm).transpose(0, 2, 1)  # ‖δ_{t,k}‖ [b, t, k]

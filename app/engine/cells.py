@@ -63,12 +63,15 @@ class Cell:
         h_t = np.broadcast_to(h0, lead + (m,))  # h_{t−1}, read from h itself after step 0
         # views of step t, t = 0 … T−1 (the step axis moved to the front)
         steps = zip(*(np.moveaxis(v, -2, 0) for v in (xw, z, a, h)))
+        # one sequence, no perturbed copies: np.dot costs numpy less than matmul per call
+        product = np.dot if z.ndim == 3 and z.shape[0] == 1 and W_hhT.ndim == 2 else np.matmul
+        f, add = act.f, np.add
         for xw_t, z_t, a_t, h_next in steps:
-            np.matmul(h_t, W_hhT, out=z_t)
+            product(h_t, W_hhT, out=z_t)
             z_t += xw_t  # z_t = W_xh x_t + W_hh h_{t−1} + b_h
-            a_t[...] = act.f(z_t)
+            f(z_t, out=a_t)
             if self.residual:
-                np.add(h_t, a_t, out=h_next)  # h_t = h_{t−1} + f(z_t)
+                add(h_t, a_t, out=h_next)  # h_t = h_{t−1} + f(z_t)
             h_t = h_next
         h_prev = np.empty_like(z)
         h_prev[..., 0, :] = h0
@@ -86,6 +89,9 @@ class Cell:
         """
         if self.residual:  # out may be eps_next itself: the product is formed first
             return np.add(eps_next, delta_next @ W_hh, out=out)
+        if delta_next.ndim == 2 and (out is None or out.flags.c_contiguous):
+            # one sequence: np.dot costs numpy less than matmul per call
+            return np.dot(delta_next, W_hh, out=out)
         return np.matmul(delta_next, W_hh, out=out)
 
     def jvp(self, fprime_k: np.ndarray, v: np.ndarray, W_hh: np.ndarray) -> np.ndarray:
