@@ -232,6 +232,9 @@ BAD = [
     (small(upstream=[[0.0] * 4] * 3), 422, "upstream", "loss upstream"),
     (small(gradient_check="yes"), 422, "gradient_check", "true or false"),
     (small(detail="some"), 422, "detail", "full or norms"),
+    (small(fields="delta"), 422, "fields", "an array of response field names: params, forward"),
+    (small(fields=["delta", "grad"]), 422, "fields[1]", 'one of params, forward, e, eps_tt, delta, delta_norm, dz, dh, grads, grads_unclipped, grads_per_step, clip, diagnostics, gradient_check, got the string "grad"'),
+    (small(fields=[None]), 422, "fields[0]", "got null"),
     ({"inputs": [[1.0]]}, 422, "params", "init"),
     ({"inputs": [[1.0]], "loss": "softmax_ce", "targets": [0], "init": {"seed": 1, "hidden": 2}}, 422, "init.outputs", "class-index"),
     ({"inputs": [[1.0]], "targets": [[0.0]], "init": {"hidden": 0}}, 422, "init.hidden", "≥ 1"),
@@ -340,3 +343,45 @@ def test_overflow_in_full_detail_flags_the_delta_table(client):
     d = strict_json(r.text)
     assert d["detail"] == "full" and {"delta", "delta_norm", "grads_per_step.W_hh"} <= set(d["nonfinite"])
     assert d["delta"][59][0] == [None] and d["delta"][0][0][0] is not None
+
+
+HEADER = {"version", "notation", "names", "cell", "activation", "loss", "reduction", "loss_steps",
+          "truncation", "detail", "warnings", "shapes", "nonfinite"}
+
+
+def test_fields_choose_what_is_computed_and_sent(client):
+    full = client.post("/api/v1/bptt", json=small()).json()
+    d = client.post("/api/v1/bptt", json=small(fields=["delta", "grads"])).json()
+    assert set(d) == HEADER | {"delta", "grads"}
+    assert d["delta"] == full["delta"] and d["grads"] == full["grads"]
+    d = client.post("/api/v1/bptt", json=small(fields=["delta_norm", "dz", "diagnostics"])).json()
+    assert set(d) == HEADER | {"delta_norm", "dz", "diagnostics"}
+    assert d["delta_norm"] == full["delta_norm"] and d["diagnostics"] == full["diagnostics"]
+    assert set(client.post("/api/v1/bptt", json=small(fields=[])).json()) == HEADER
+    # the gradient check's report comes whenever the check is asked for
+    d = client.post("/api/v1/bptt", json=small(fields=["grads"], gradient_check=True)).json()
+    assert set(d) == HEADER | {"grads", "gradient_check"} and d["gradient_check"]["ok"]
+
+
+def test_fields_leave_out_the_work_they_do_not_need(client):
+    from app.api.parse import parse
+    from app.engine import run
+    from app.settings import Settings
+
+    s = Settings(max_full_floats=50)  # the δ table of small() holds 24 numbers, its per-step gradients 75
+    r = run(parse(small(fields=["delta", "grads"]), s).problem)
+    assert r.problem.detail == "full" and r.table.delta is not None
+    assert r.per_step is None and r.diagnostics is None
+    r = run(parse(small(fields=["grads_per_step"]), Settings()).problem)
+    assert r.per_step is not None and r.diagnostics is None
+    p = parse(small(fields=["grads", "dz"]), Settings()).problem
+    assert not p.keeps_table and run(p).table.delta is None
+    # the budget counts what is asked for: per-step gradients alone are over it, the table is not
+    assert parse(small(fields=["grads_per_step"]), s).problem.detail == "norms"
+
+
+def test_nonfinite_lists_the_fields_sent(client):
+    body = client.get("/api/v1/presets/overflow").json() | {"fields": ["grads"]}
+    d = strict_json(client.post("/api/v1/bptt", json=body).text)
+    assert "grads.W_hh" in d["nonfinite"] and not any(p.startswith("forward") for p in d["nonfinite"])
+    assert any("overflow" in w for w in d["warnings"])

@@ -23,7 +23,12 @@ from .errors import ApiError
 
 FIELDS = (
     "notation", "cell", "activation", "loss", "inputs", "targets", "upstream", "h0", "params",
-    "init", "loss_steps", "reduction", "truncation", "clip", "gradient_check", "detail",
+    "init", "loss_steps", "reduction", "truncation", "clip", "gradient_check", "detail", "fields",
+)
+#: response fields a request may choose with "fields" (the others are always there)
+RESPONSE_FIELDS = (
+    "params", "forward", "e", "eps_tt", "delta", "delta_norm", "dz", "dh", "grads",
+    "grads_unclipped", "grads_per_step", "clip", "diagnostics", "gradient_check",
 )
 INIT_FIELDS = ("seed", "hidden", "outputs", "scale")
 REDUCTIONS = ("sum", "mean")
@@ -142,6 +147,11 @@ class Parsed:
     batched: bool
     warnings: list[str]
     work: float
+    #: the response fields asked for (RESPONSE_FIELDS); None: all of them
+    fields: frozenset[str] | None = None
+
+    def wants(self, field: str) -> bool:
+        return self.fields is None or field in self.fields
 
 
 def _enum(body: dict, field: str, options: tuple[str, ...], default: str) -> str:
@@ -247,24 +257,44 @@ def parse(body: Any, s: Settings) -> Parsed:
     if type(gradient_check) is not bool:
         raise ApiError("gradient_check", "true or false", describe(gradient_check))
 
-    detail, work = _budget(body.get("detail"), named, B, T, n, m, p, truncation, gradient_check, s, warnings)
+    fields = _fields(body.get("fields"), gradient_check)
+    wants = lambda field: fields is None or field in fields  # noqa: E731
+    detail, work = _budget(body.get("detail"), named, B, T, n, m, p, truncation, gradient_check, s,
+                           warnings, wants)
     problem = Problem(
         cell=cell, activation=activation, loss=loss, notation=notation, params=named, X=X, h0=h0,
         mask=mask, Y=Y, G=G, reduction=reduction, truncation=truncation, clip=clip, detail=detail,
         gradient_check=gradient_check, gradient_check_max_entries=s.gradient_check_max_entries,
+        delta=wants("delta"), per_step=wants("grads_per_step"), diagnostics=wants("diagnostics"),
     )
-    return Parsed(problem, batched, warnings, float(work))
+    return Parsed(problem, batched, warnings, float(work), fields)
+
+
+def _fields(v: Any, gradient_check: bool) -> frozenset[str] | None:
+    """The response fields asked for; the gradient check's report comes whenever it is asked for."""
+    if v is None:
+        return None
+    expected = "an array of response field names: " + ", ".join(RESPONSE_FIELDS)
+    if not isinstance(v, list):
+        raise ApiError("fields", expected, describe(v))
+    for i, f in enumerate(v):
+        if not isinstance(f, str) or f not in RESPONSE_FIELDS:
+            raise ApiError(f"fields[{i}]", "one of " + ", ".join(RESPONSE_FIELDS), describe(f))
+    return frozenset(v) | ({"gradient_check"} if gradient_check else set())
 
 
 def _budget(detail: Any, named: dict, B: int, T: int, n: int, m: int, p: int | None,
-            truncation: int | None, gradient_check: bool, s: Settings, warnings: list[str]) -> tuple[str, float]:
-    """The detail to answer with (full while the δ table and per-step gradients fit
+            truncation: int | None, gradient_check: bool, s: Settings, warnings: list[str],
+            wants=lambda field: True) -> tuple[str, float]:
+    """The detail to answer with (full while the δ table and per-step gradients asked for fit
     BPTT_MAX_FULL_FLOATS, else norms, said in warnings when full was asked for) and the estimated
     work in multiply-adds, refused above BPTT_MAX_WORK."""
     if detail is not None and detail not in DETAILS:
         raise ApiError("detail", "full or norms", describe(detail))
     n_params = sum(a.size for a in named.values())
-    full_floats = B * T * (T + 1) // 2 * m + T * n_params
+    per_step = wants("grads_per_step")
+    table = wants("delta") or per_step
+    full_floats = table * B * T * (T + 1) // 2 * m + per_step * T * n_params
     if detail in (None, "full") and full_floats > s.max_full_floats:
         if detail == "full":
             warnings.append(
@@ -274,8 +304,10 @@ def _budget(detail: Any, named: dict, B: int, T: int, n: int, m: int, p: int | N
         detail = "norms"
     detail = detail or "full"
     K = T if truncation is None else min(truncation, T)
-    work = B * T * m * (n + m + (p or 0)) + B * T * K * m * m + 20 * B * T * m**3
-    if detail == "full":
+    work = B * T * m * (n + m + (p or 0)) + B * T * K * m * m
+    if wants("diagnostics"):
+        work += 20 * B * T * m**3
+    if detail == "full" and per_step:
         work += B * T * T * m * (n + m)
     if gradient_check:
         checked = sum(min(a.size, s.gradient_check_max_entries) for a in named.values())

@@ -39,6 +39,8 @@ def _upper_null(a: np.ndarray) -> np.ndarray:
 
 
 def build(r: Result, parsed: Parsed) -> dict[str, Any]:
+    """The response: the fields that describe the request always, then the fields asked for
+    (all of them unless the request named some in ``fields``), in the contract's order."""
     p = r.problem
     B, T, n = p.X.shape
     m = p.h0.shape[1]
@@ -46,22 +48,48 @@ def build(r: Result, parsed: Parsed) -> dict[str, Any]:
     fw, out, tab, diag = r.forward, r.out, r.table, r.diagnostics
     named = lambda d: None if d is None else from_canonical(p.notation, d)  # noqa: E731
 
-    delta = None
-    if tab.delta is not None:
-        rows = [[tab.delta[b, t, : t + 1] for t in range(T)] for b in range(B)]
-        delta = rows if parsed.batched else rows[0]
-    grads = named(r.grads) | {"h0": sq(tab.dh0), "inputs": sq(r.dX)}
-    check = None
-    if r.check is not None:
+    def check() -> dict[str, Any] | None:
+        if r.check is None:
+            return None
         per = {}
         for canon, stats in r.check.per_array.items():
             for shown in from_canonical(p.notation, {canon: 0}) or {canon: 0}:
                 per[shown] = stats
-        check = {
+        return {
             "step": r.check.step, "tolerance": r.check.tolerance, "ok": r.check.ok,
             "max_rel_error": r.check.max_rel_error, "compared": "exact BPTT gradient (untruncated, unclipped)",
             "arrays": per,
         }
+
+    # each field as a function, so that only the fields asked for are built
+    fields: dict[str, Any] = {
+        "params": lambda: dict(p.params),
+        "forward": lambda: {
+            "z": sq(fw.z), "h": sq(fw.h), "fprime": sq(fw.fprime),
+            "o": None if out.o is None else sq(out.o),
+            "y_hat": None if out.y_hat is None else sq(out.y_hat),
+            "loss_t": sq(out.loss_t), "loss": float(out.loss),
+        },
+        "e": lambda: None if out.e is None else sq(out.e),
+        "eps_tt": lambda: sq(out.eps_tt),
+        "delta": lambda: tab.delta,  # the dense table while looking for non-finite numbers (one pass)
+        "delta_norm": lambda: sq(tab.delta_norm),
+        "dz": lambda: sq(tab.dz),
+        "dh": lambda: sq(tab.dh),
+        "grads": lambda: named(r.grads) | {"h0": sq(tab.dh0), "inputs": sq(r.dX)},
+        "grads_unclipped": lambda: named(r.grads_unclipped),
+        "grads_per_step": lambda: named(r.per_step),
+        "clip": lambda: None if r.clip is None else {
+            "method": r.clip.method, "threshold": r.clip.threshold, "norm_before": r.clip.norm_before,
+            "norm_after": r.clip.norm_after, "clipped": r.clip.clipped,
+        },
+        "diagnostics": lambda: None if diag is None else {
+            "jacobian_norm": sq(diag.jacobian_norm),
+            "delta_bound": None if diag.delta_bound is None else sq(diag.delta_bound),
+            "spectral_radius": diag.spectral_radius, "sigma_max": diag.sigma_max, "gamma": diag.gamma,
+        },
+        "gradient_check": check,
+    }
     doc: dict[str, Any] = {
         "version": API_VERSION,
         "notation": p.notation,
@@ -76,44 +104,21 @@ def build(r: Result, parsed: Parsed) -> dict[str, Any]:
         "warnings": list(parsed.warnings) + list(r.warnings),
         "shapes": {"T": T, "n": n, "m": m, "p": None if out.o is None else out.o.shape[-1],
                    "batch": B if parsed.batched else None},
-        "params": dict(p.params),
-        "forward": {
-            "z": sq(fw.z), "h": sq(fw.h), "fprime": sq(fw.fprime),
-            "o": None if out.o is None else sq(out.o),
-            "y_hat": None if out.y_hat is None else sq(out.y_hat),
-            "loss_t": sq(out.loss_t), "loss": float(out.loss),
-        },
-        "e": None if out.e is None else sq(out.e),
-        "eps_tt": sq(out.eps_tt),
-        "delta": tab.delta,  # the dense table while looking for non-finite numbers (one pass)
-        "delta_norm": sq(tab.delta_norm),
-        "dz": sq(tab.dz),
-        "dh": sq(tab.dh),
-        "grads": grads,
-        "grads_unclipped": named(r.grads_unclipped),
-        "grads_per_step": named(r.per_step),
-        "clip": None if r.clip is None else {
-            "method": r.clip.method, "threshold": r.clip.threshold, "norm_before": r.clip.norm_before,
-            "norm_after": r.clip.norm_after, "clipped": r.clip.clipped,
-        },
-        "diagnostics": {
-            "jacobian_norm": sq(diag.jacobian_norm),
-            "delta_bound": None if diag.delta_bound is None else sq(diag.delta_bound),
-            "spectral_radius": diag.spectral_radius, "sigma_max": diag.sigma_max, "gamma": diag.gamma,
-        },
-        "gradient_check": check,
-    }
+    } | {k: make() for k, make in fields.items() if parsed.wants(k)}
     found: list[str] = []
     _nonfinite(doc, "", found)
-    doc["delta"] = delta  # ragged: delta[t][k] for k ≤ t
+    if "delta" in doc and tab.delta is not None:  # ragged: delta[t][k] for k ≤ t
+        rows = [[tab.delta[b, t, : t + 1] for t in range(T)] for b in range(B)]
+        doc["delta"] = rows if parsed.batched else rows[0]
     doc["nonfinite"] = found
     if found:
         doc["warnings"].append(
             "overflow: some numbers are not finite (listed in nonfinite) and are written as null"
         )
-    doc["delta_norm"] = _upper_null(doc["delta_norm"])
-    if doc["diagnostics"]["delta_bound"] is not None:  # null with detail "norms": the client can
-        # form it from jacobian_norm, forward.fprime and eps_tt
+    if "delta_norm" in doc:
+        doc["delta_norm"] = _upper_null(doc["delta_norm"])
+    if doc.get("diagnostics") and doc["diagnostics"]["delta_bound"] is not None:
+        # (null with detail "norms": the client can form it from jacobian_norm, forward.fprime and eps_tt)
         doc["diagnostics"]["delta_bound"] = _upper_null(doc["diagnostics"]["delta_bound"])
     return doc
 

@@ -13,6 +13,10 @@ Vector = list[Number]
 Matrix = list[list[Number]]
 Tensor3 = list[list[list[Number]]]
 NullableArray = list[Any]  # numbers, nested arrays, or null where a number overflowed / does not exist
+ResponseField = Literal[
+    "params", "forward", "e", "eps_tt", "delta", "delta_norm", "dz", "dh", "grads",
+    "grads_unclipped", "grads_per_step", "clip", "diagnostics", "gradient_check",
+]
 
 
 class Init(BaseModel):
@@ -72,6 +76,14 @@ class BPTTRequest(BaseModel):
     gradient_check: bool = Field(False, description="Compare with central finite differences.")
     detail: Literal["full", "norms"] | None = Field(
         None, description="full (default while the δ table fits the size budget) or norms."
+    )
+    fields: list[ResponseField] | None = Field(
+        None,
+        description="The response fields to compute and send (default: all). The fields that describe "
+        "the request (version … shapes) and nonfinite always come; gradient_check comes whenever it is "
+        "asked for. A client that needs only the δ table and the gradients sends "
+        '["delta", "grads"]: the response is then a third of the size, and the per-step gradients and '
+        "the diagnostics are not computed.",
     )
 
 
@@ -139,7 +151,14 @@ class Shapes(BaseModel):
     batch: int | None
 
 
+def _absent(description: str | None = None) -> Any:
+    """A response field the request's fields may leave out: not required, and no default."""
+    return Field(None, description=description, json_schema_extra=lambda schema: schema.pop("default", None))
+
+
 class BPTTResponse(BaseModel):
+    """Every field from params to gradient_check is there unless the request's fields left it out."""
+
     version: str
     notation: str
     names: dict[str, str] = Field(..., description="canonical name → the notation's name")
@@ -152,20 +171,20 @@ class BPTTResponse(BaseModel):
     detail: Literal["full", "norms"]
     warnings: list[str]
     shapes: Shapes
-    params: dict[str, NullableArray]
-    forward: Forward
-    e: NullableArray | None = Field(..., description="e_t = ∂L/∂o_t (the step's share of L), T×p; null with loss upstream.")
-    eps_tt: NullableArray = Field(..., description="ε_{t,t} = ∂L/∂h_t through the step's own loss: W_hyᵀ e_t (upstream: g_t), T×m.")
-    delta: NullableArray | None = Field(..., description="delta[t][k] = δ_{t,k} = ∂L_t/∂z_k for k ≤ t (0-based).")
-    delta_norm: NullableArray = Field(..., description="T×T ‖δ_{t,k}‖, null above the diagonal.")
-    dz: NullableArray = Field(..., description="dz_k = Σ_t δ_{t,k} = ∂L/∂z_k")
-    dh: NullableArray = Field(..., description="∂L/∂h_k")
-    grads: dict[str, NullableArray | float | None]
-    grads_unclipped: dict[str, NullableArray | float | None] | None
-    grads_per_step: dict[str, NullableArray] | None = Field(..., description="∂L_t/∂θ, leading T axis.")
-    clip: Clip | None
-    diagnostics: Diagnostics
-    gradient_check: GradientCheck | None
+    params: dict[str, NullableArray] = _absent()
+    forward: Forward = _absent()
+    e: NullableArray | None = _absent("e_t = ∂L/∂o_t (the step's share of L), T×p; null with loss upstream.")
+    eps_tt: NullableArray = _absent("ε_{t,t} = ∂L/∂h_t through the step's own loss: W_hyᵀ e_t (upstream: g_t), T×m.")
+    delta: NullableArray | None = _absent("delta[t][k] = δ_{t,k} = ∂L_t/∂z_k for k ≤ t (0-based); null with detail norms.")
+    delta_norm: NullableArray = _absent("T×T ‖δ_{t,k}‖, null above the diagonal.")
+    dz: NullableArray = _absent("dz_k = Σ_t δ_{t,k} = ∂L/∂z_k")
+    dh: NullableArray = _absent("∂L/∂h_k")
+    grads: dict[str, NullableArray | float | None] = _absent()
+    grads_unclipped: dict[str, NullableArray | float | None] | None = _absent()
+    grads_per_step: dict[str, NullableArray] | None = _absent("∂L_t/∂θ, leading T axis; null with detail norms.")
+    clip: Clip | None = _absent()
+    diagnostics: Diagnostics = _absent()
+    gradient_check: GradientCheck | None = _absent()
     nonfinite: list[str] = Field(..., description="Paths of fields holding numbers that overflowed.")
 
 

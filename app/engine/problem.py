@@ -43,6 +43,19 @@ class Problem:
     detail: str = "full"  # "full" | "norms" (no T×T×m tensor is formed)
     gradient_check: bool = False
     gradient_check_max_entries: int = 256
+    # What to compute besides the δ norms, dz, dh and the summed gradients (a caller that
+    # does not need some of it says so; the API's "fields"):
+    #: keep every vector δ_{t,k} (detail "full" only)
+    delta: bool = True
+    #: the per-step gradients ∂L_t/∂θ (detail "full" only: they are formed from the δ table)
+    per_step: bool = True
+    #: ‖J_k‖₂, spectral radius, σ_max and the bound on ‖δ_{t,k}‖
+    diagnostics: bool = True
+
+    @property
+    def keeps_table(self) -> bool:
+        """The δ vectors are kept: asked for, or needed by the per-step gradients."""
+        return self.detail == "full" and (self.delta or self.per_step)
 
     @property
     def has_output(self) -> bool:
@@ -77,8 +90,9 @@ class Result:
     #: (B, T, n) ∂L/∂x_k = W_xhᵀ dz_k
     dX: np.ndarray
     clip: ClipReport | None
-    #: canonical → (T, *shape) ∂L_t/∂θ; None with detail "norms"
+    #: canonical → (T, *shape) ∂L_t/∂θ; None with detail "norms" or when not asked for
     per_step: dict[str, np.ndarray] | None
-    diagnostics: Diagnostics
+    #: None when not asked for
+    diagnostics: Diagnostics | None
     check: CheckReport | None
     warnings: list[str] = field(default_factory=list)

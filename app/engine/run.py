@@ -42,11 +42,12 @@ def core(p: Problem) -> Core:
     out = losses.compute(
         p.loss, fw.h, p.step_weights, W_hy=theta.get("W_hy"), b_y=theta.get("b_y"), Y=p.Y, G=p.G
     )
-    keep = p.detail == "full"
-    table = bptt.delta_table(cell, fw.fprime, out.eps_tt, theta["W_hh"], p.truncation, keep)
+    table = bptt.delta_table(cell, fw.fprime, out.eps_tt, theta["W_hh"], p.truncation, p.keeps_table)
     grads = gradients.summed(table.dz, fw.h_prev, p.X, fw.h, out.e)
     dX = table.dz @ theta["W_xh"]
-    per_step = gradients.per_step(table.delta, fw.h_prev, p.X, fw.h, out.e) if keep else None
+    per_step = None
+    if p.detail == "full" and p.per_step:
+        per_step = gradients.per_step(table.delta, fw.h_prev, p.X, fw.h, out.e)
     return Core(theta, fw, out, table, grads, dX, per_step)
 
 
@@ -64,9 +65,11 @@ def run(p: Problem) -> Result:
             # carry the b_h gradient, so it counts twice there, as in torch's clip_grad_norm_
             copies = {c: len(shown_names(p.notation, c)) for c in grads}
             grads, report = clipping.clip(grads, *p.clip, copies=copies)
-        diag = diagnostics.compute(
-            cell, fw.fprime, theta["W_hh"], out.eps_tt, act.gamma, with_bound=p.detail == "full"
-        )
+        diag = None
+        if p.diagnostics:
+            diag = diagnostics.compute(
+                cell, fw.fprime, theta["W_hh"], out.eps_tt, act.gamma, with_bound=p.detail == "full"
+            )
         check = None
         if p.gradient_check:
             if not np.isfinite(out.loss):
