@@ -87,6 +87,9 @@ def delta_table(
         f_, eps_, dh_, sq_, table_, stack_ = fprime, eps, dh, sq_norm, table, stack
     f_row = f_[..., :, None, :]  # f'(z_k) as one row, to multiply every row t
     add, multiply, einsum, carry = np.add, np.multiply, np.einsum, cell.carry
+    # vanilla cell with the whole table: ε_{t,k} = W_hhᵀ δ_{t,k+1} for t > k, so the sums dh_k
+    # are taken from the table's sums after the loop rather than at each k
+    sums_after = keep and not cell.residual
     delta_next = eps_[..., T:, :]  # δ_{t,k+1} for t = k+1, k+2, … (none at k = T)
     for k in range(T - 1, -1, -1):
         rows = min(T, k + K) - k  # t = k … k+rows−1 (t − k < K)
@@ -96,13 +99,24 @@ def delta_table(
         carry(delta_next[..., : rows - 1, :], eps_later, W_hh, out=eps_later)
         delta_k = table_[k, ..., k : k + rows, :] if keep else stack_[..., k : k + rows, :]
         multiply(f_row[..., k, :, :], eps_k, out=delta_k)  # δ_{t,k} = f'(z_k) ⊙ ε_{t,k}
-        add.reduce(eps_k, axis=-2, out=dh_[..., k, :])  # dh_k = Σ_t ε_{t,k}
+        if not sums_after:
+            add.reduce(eps_k, axis=-2, out=dh_[..., k, :])  # dh_k = Σ_t ε_{t,k}
         if not keep:
             einsum("...tm,...tm->...t", delta_k, delta_k, out=sq_[..., k, k : k + rows])
         delta_next = delta_k
     # h_0 is reached from δ_{t,1} (0-based δ[t, 0]) for the rows still kept.
     dh0 = cell.carry(delta_next, eps_k, W_hh).sum(axis=-2).reshape(B, m)
-    dz = fprime * dh  # dz_k = Σ_t δ_{t,k} = f'(z_k) ⊙ Σ_t ε_{t,k}
+    if sums_after:
+        dz = np.einsum("kbtm->bkm", table)  # dz_k = Σ_t δ_{t,k}
+        # Σ_{k<t<k+K} δ_{t,k+1}: the sum dz_{k+1} without the row t = k + K that step k drops
+        later = dz[:, 1:].copy()
+        if K < T:
+            ks = np.arange(T - K)
+            later[:, ks] -= table[ks + 1, :, ks + K].transpose(1, 0, 2)
+        np.copyto(dh, eps_tt)
+        dh[:, :-1] += later @ W_hh  # dh_k = ε_{k,k} + Σ_{k<t<k+K} W_hhᵀ δ_{t,k+1}
+    else:
+        dz = fprime * dh  # dz_k = Σ_t δ_{t,k} = f'(z_k) ⊙ Σ_t ε_{t,k}
 
     delta = None
     if keep:  # the norms of the whole table at once

@@ -61,10 +61,14 @@ class Cell:
         h = np.empty_like(z)
         a = np.empty_like(z) if self.residual else h  # vanilla: h_t = f(z_t), the same numbers
         h_t = np.broadcast_to(h0, lead + (m,))  # h_{t−1}, read from h itself after step 0
-        # views of step t, t = 0 … T−1 (the step axis moved to the front)
-        steps = zip(*(np.moveaxis(v, -2, 0) for v in (xw, z, a, h)))
-        # one sequence, no perturbed copies: np.dot costs numpy less than matmul per call
-        product = np.dot if z.ndim == 3 and z.shape[0] == 1 and W_hhT.ndim == 2 else np.matmul
+        if z.ndim == 3 and z.shape[0] == 1 and W_hhT.ndim == 2:
+            # one sequence, no perturbed copies: the rows of (T, m) arrays, and np.dot, which
+            # costs numpy less than matmul per call (the loop is most of the time for small m)
+            steps = zip(xw[0], z[0], a[0], h[0])
+            h_t, product = h_t[0], np.dot
+        else:  # views of step t, t = 0 … T−1 (the step axis moved to the front)
+            steps = zip(*(np.moveaxis(v, -2, 0) for v in (xw, z, a, h)))
+            product = np.matmul
         f, add = act.f, np.add
         for xw_t, z_t, a_t, h_next in steps:
             product(h_t, W_hhT, out=z_t)
