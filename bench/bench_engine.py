@@ -3,27 +3,35 @@
 Cases (vanilla tanh cell, mse loss on every step, one sequence, float64, seeded parameters
 drawn from U(-1/sqrt(m), 1/sqrt(m)) so tanh does not saturate):
 
-- full:  T=64,  n=16, m=32, p=8, detail "full": every δ_{t,k} = ∂L_t/∂z_k (k ≤ t), the
-         per-step gradients ∂L_t/∂θ (the response's grads_per_step) and the summed gradients.
+- full:  T=64,  n=16, m=32, p=8, detail "full", timed twice:
+         (a) the issue's "full δ table + gradients": every δ_{t,k} = ∂L_t/∂z_k (k ≤ t) and the
+             summed gradients (what a request with fields ["delta", "grads"] computes);
+         (b) the whole full response's numbers: (a) and the per-step gradients ∂L_t/∂θ
+             (grads_per_step).
 - norms: T=512, n=16, m=64, p=8, detail "norms": the T×T matrix ‖δ_{t,k}‖ and the summed
          gradients (a norms response has no per-step gradients).
 
 Ours is timed as
-  core            forward + losses + δ table + summed (and, in full, per-step) gradients:
+  core            forward + losses + δ table + summed (and, in (b), per-step) gradients:
                   ``app.engine.run.core``, the numbers PyTorch computes too;
   run             the whole engine run: core + diagnostics (‖J_k‖₂ for every step, spectral
                   radius, σ_max, the T×T bound on ‖δ_{t,k}‖), which PyTorch is not asked for;
   parse+run       request dict → Problem → Result;
   bytes→bytes     the whole in-process pipeline (orjson bytes → decode+parse+run+
-                  respond.build+respond.dumps → bytes).
+                  respond.build+respond.dumps → bytes), of the whole response, and of the
+                  response with only the fields PyTorch computes ((a): delta, grads; norms:
+                  delta_norm, grads).
 PyTorch (float64, default threads) is timed as (a) a loop of one autograd.grad per t of L_t
 with respect to z_0 … z_t and (full) the parameters, which gives row t of the δ table and
 ∂L_t/∂θ, the summed gradients being the sum of the per-step ones (norms: one backward of L
-gives them); and (b) torch.func.jacrev of the vector (L_1 … L_T) with respect to a zero
+gives them); (b) torch.func.jacrev of the vector (L_1 … L_T) with respect to a zero
 perturbation added to every z_k (which gives δ[t, k]) and (full) the parameters (which gives
-∂L_t/∂θ), the summed gradients again being their sum (norms: one backward of L). The faster
-of the two is "PyTorch" in the ratios. Before timing, both are checked against ours (max abs
-difference of the table, the summed gradients and the per-step gradients < 1e-10).
+∂L_t/∂θ), the summed gradients again being their sum (norms: one backward of L); and, for
+the full case's δ table + summed gradients only, (c) jacrev with respect to the perturbation
+alone and one backward of L = Σ_t L_t for the summed gradients (no per-step gradients). The
+fastest variant that computes a row's numbers is "PyTorch" in its ratios. Before timing, every
+variant is checked against ours (max abs difference of the table, the summed gradients and
+the per-step gradients < 1e-10).
 Every figure is the median wall time of --repeat runs (after one warm-up run), in ms.
 
 The machine is printed first: cores, load average, OpenBLAS threads (numpy) and torch
@@ -191,7 +199,22 @@ def torch_jacrev(body: dict, norms: bool = False):
             {k: per_step[k].numpy() for k in PARAMS})
 
 
+def torch_jacrev_delta(body: dict, norms: bool = False):
+    """(c) full only: torch.func.jacrev of (L_1 … L_T) w.r.t. the zero perturbation alone, which
+    gives the δ table, and one backward of L for the summed gradients; no per-step gradients."""
+    import torch
+    from torch.func import jacrev
+
+    P, X, Y = _tensors(body)
+    P0 = {k: v.detach() for k, v in P.items()}
+    eps = X.new_zeros(X.shape[0], P0["W_hh"].shape[0])
+    d = jacrev(lambda e: torch.stack(_forward(P0, X, Y, e)[1]))(eps)
+    return d.numpy(), _param_grads(body), None
+
+
 TORCH_VARIANTS = {"autograd.grad loop": torch_loop, "func.jacrev": torch_jacrev}
+#: the variants that give the δ table and the summed gradients (two of them give more)
+TORCH_SUMMED_VARIANTS = TORCH_VARIANTS | {"func.jacrev δ + backward": torch_jacrev_delta}
 
 
 def ours(body: dict, norms: bool):
@@ -203,26 +226,33 @@ def ours(body: dict, norms: bool):
     return r.table.delta[0], r.grads, r.per_step
 
 
-def check(name: str, got, ref, norms: bool) -> bool:
-    """Print max|Δ| of a (table, grads, per-step grads) triple from the reference; True when
-    all are < TOL."""
+def check(name: str, got, ref, norms: bool, per_step: bool | None = None) -> bool:
+    """Print max|Δ| of a (table, grads, per-step grads) triple from the reference (the per-step
+    gradients when per_step, by default unless norms); True when all are < TOL."""
+    per_step = not norms if per_step is None else per_step
     d_tab = float(np.abs(got[0] - ref[0]).max())
     d_grad = max(float(np.abs(got[1][k] - ref[1][k]).max()) for k in PARAMS)
-    d_step = 0.0 if norms else max(float(np.abs(got[2][k] - ref[2][k]).max()) for k in PARAMS)
+    d_step = max(float(np.abs(got[2][k] - ref[2][k]).max()) for k in PARAMS) if per_step else 0.0
     ok = d_tab < TOL and d_grad < TOL and d_step < TOL
-    print(f"  check {name:<26}max|Δ| {'‖δ‖' if norms else 'δ'} table {d_tab:.2e}, "
-          f"grads {d_grad:.2e}" + ("" if norms else f", per-step grads {d_step:.2e}")
+    print(f"  check {name:<30}max|Δ| {'‖δ‖' if norms else 'δ'} table {d_tab:.2e}, "
+          f"grads {d_grad:.2e}" + (f", per-step grads {d_step:.2e}" if per_step else "")
           + f"  {'OK' if ok else 'MISMATCH'}")
     return ok
 
 
-def verify_torch(body: dict, norms: bool, ref) -> bool:
-    return all([check(f"torch {name}", fn(body, norms), ref, norms) for name, fn in TORCH_VARIANTS.items()])
+def verify_torch(body: dict, norms: bool, ref, variants: dict = TORCH_VARIANTS) -> bool:
+    """Check each variant's numbers against ref (per-step gradients where both have them)."""
+    oks = []
+    for name, fn in variants.items():
+        got = fn(body, norms)
+        per_step = not norms and got[2] is not None and ref[2] is not None
+        oks.append(check(f"torch {name}", got, ref, norms, per_step))
+    return all(oks)
 
 
-def time_torch(body: dict, norms: bool, repeat: int) -> dict[str, float]:
+def time_torch(body: dict, norms: bool, repeat: int, variants: dict = TORCH_VARIANTS) -> dict[str, float]:
     return {f"torch {name}": median_ms(lambda fn=fn: fn(body, norms), repeat)
-            for name, fn in TORCH_VARIANTS.items()}
+            for name, fn in variants.items()}
 
 
 def time_core(problem) -> None:
@@ -238,7 +268,7 @@ def title(case: dict, repeat: int) -> str:
 def print_times(t: dict[str, float], ok: bool) -> None:
     """The medians, then PyTorch over each of ours: the faster variant first, then the other."""
     for name, ms in t.items():
-        print(f"  {name:<28} {ms:10.2f}")
+        print(f"  {name:<44} {ms:10.2f}")
     variants = sorted((k for k in t if k.startswith("torch")), key=t.get)
     for k in (k for k in t if not k.startswith("torch")):
         others = "".join(f", {t[v] / t[k]:.1f}× ({v})" for v in variants[1:])
@@ -247,19 +277,38 @@ def print_times(t: dict[str, float], ok: bool) -> None:
         print("  VERIFICATION FAILED: the figures above compare different numbers")
 
 
+#: the response fields holding the numbers PyTorch computes in the summed comparisons
+FIELDS_OF = {"full": ["delta", "grads"], "norms": ["delta_norm", "grads"]}
+
+
 def bench_case(case: dict, repeat: int) -> None:
     body = make_body(**case)
     raw = orjson.dumps(body)
     norms = case["detail"] == "norms"
+    fields = FIELDS_OF[case["detail"]]
+    raw_fields = orjson.dumps(body | {"fields": fields})
     print(title(case, repeat))
-    ok = verify_torch(body, norms, ours(body, norms))
+    ref = ours(body, norms)
     problem = parse(body, SETTINGS).problem
+    summed = parse(body | {"fields": fields}, SETTINGS).problem  # no per-step gradients, no diagnostics
+    if not norms:
+        print("  (a) the δ table + the summed gradients (the issue's \"full δ table + gradients\")")
+        ok = verify_torch(body, norms, ref[:2] + (None,), TORCH_SUMMED_VARIANTS)
+        t = {
+            "ours core": median_ms(lambda: time_core(summed), repeat),
+            f"ours bytes→bytes, fields {fields}": median_ms(lambda: pipeline(raw_fields), repeat),
+        }
+        print_times(t | time_torch(body, norms, repeat, TORCH_SUMMED_VARIANTS), ok)
+        print("  (b) the same and the per-step gradients (every number of the full response)")
+    ok = verify_torch(body, norms, ref)
     t = {
         "ours core": median_ms(lambda: time_core(problem), repeat),
         "ours run": median_ms(lambda: run(problem), repeat),
         "ours parse+run": median_ms(lambda: run(parse(body, SETTINGS).problem), repeat),
         "ours bytes→bytes": median_ms(lambda: pipeline(raw), repeat),
     }
+    if norms:
+        t[f"ours bytes→bytes, fields {fields}"] = median_ms(lambda: pipeline(raw_fields), repeat)
     print_times(t | time_torch(body, norms, repeat), ok)
 
 
