@@ -32,6 +32,7 @@ fields = {
     "clip": st.one_of(st.none(), st.fixed_dictionaries({}, optional={"max_norm": st.floats(-1, 2), "max_value": numbers})),
     "gradient_check": st.one_of(st.booleans(), numbers),
     "detail": st.sampled_from(["full", "norms", None, "x"]),
+    "fields": st.one_of(st.none(), st.lists(st.sampled_from(["delta", "grads", "forward", "x"]), max_size=3), numbers),
 }
 bodies = st.fixed_dictionaries({}, optional=fields)
 
@@ -70,3 +71,36 @@ def test_random_bodies_get_a_4xx_or_a_200(client, body):
 def test_wellformed_bodies_compute(client, body):
     r = _check(client, body)
     assert r.status_code == 200, r.text
+
+
+@settings(max_examples=3000, deadline=None)
+@given(v=st.lists(arrays, max_size=4), depth=st.integers(1, 4))
+def test_the_fast_shape_of_float_lists_agrees_with_the_walk(v, depth):
+    """parse._float_shape (the C-speed path) answers only for rectangular lists of floats, and
+    then with the shape _walk finds."""
+    from app.api.errors import ApiError
+    from app.api.parse import _float_shape, _walk
+
+    fast = _float_shape(v, depth)
+    if fast is None:
+        return
+    assert fast == _walk(v, "x", (), depth)
+
+
+@settings(max_examples=500, deadline=None)
+@given(shape=st.lists(st.integers(1, 4), min_size=1, max_size=3), odd=st.sampled_from([1, True, None, "1", [1.0]]),
+       data=st.data())
+def test_the_fast_shape_reads_float_arrays_and_leaves_anything_else_to_the_walk(shape, odd, data):
+    import numpy as np
+
+    from app.api.parse import _float_shape
+
+    a = np.arange(float(np.prod(shape))).reshape(shape)
+    assert _float_shape(a.tolist(), len(shape)) == tuple(shape)
+    assert _float_shape(a.tolist(), len(shape) - 1 or 1) is None or len(shape) == 1  # too deep
+    spoilt = a.tolist()
+    row = spoilt
+    for n in shape[:-1]:
+        row = row[data.draw(st.integers(0, n - 1))]
+    row[data.draw(st.integers(0, shape[-1] - 1))] = odd
+    assert _float_shape(spoilt, len(shape)) is None
