@@ -3,14 +3,16 @@ autograd computing the same numbers in-process (the functions of bench_engine.py
 
 Starts ``python -m uvicorn app.main:app --loop uvloop --http httptools`` on a free port,
 waits for GET /healthz, then for the two cases of bench_engine.py (full: T=64, n=16, m=32,
-p=8; norms: T=512, m=64) times the round trip with one keep-alive httpx.Client: the body is
-posted as orjson bytes and the response decoded with orjson.loads. Prints the median of
---repeat round trips (after one warm-up), the server's own Server-Timing split (parse,
-compute, serialize), request and response sizes, a check of the response's δ table, summed
-gradients and (full) per-step gradients against PyTorch, and the PyTorch medians (the two
-variants of bench_engine.py, which compute those same numbers). The server is stopped at the
-end. "HTTP round trip" includes what the server does beyond computing (parse, build and
-serialize the JSON response) and what the client does (read and orjson.loads the body).
+p=8; norms: T=512, m=64), each asked for the whole response and for only the fields PyTorch
+computes (full: delta, grads; norms: delta_norm, grads), times the round trip with one
+keep-alive httpx.Client: the body is posted as orjson bytes and the response decoded with
+orjson.loads. Prints the median of --repeat round trips (after one warm-up), the server's own
+Server-Timing split (parse, compute, serialize), request and response sizes, a check of the
+response's δ table, summed gradients and (whole full response) per-step gradients against
+PyTorch, and the PyTorch medians (the variants of bench_engine.py that compute those same
+numbers). The server is stopped at the end. "HTTP round trip" includes what the server does
+beyond computing (parse, build and serialize the JSON response) and what the client does
+(read and orjson.loads the body).
 
 --blas-threads N starts the server with OPENBLAS_NUM_THREADS=N (one process per core in
 production: 1 is the realistic setting); PyTorch in this process keeps its default threads.
@@ -34,8 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from server import running_server  # noqa: E402  (the tests' real-server helper)
 from bench_engine import (  # noqa: E402
-    FULL, NORMS, PARAMS, have_torch, machine, make_body, median_ms, print_times, time_torch,
-    title, verify_torch,
+    FIELDS_OF, FULL, NORMS, PARAMS, TORCH_SUMMED_VARIANTS, TORCH_VARIANTS, have_torch, machine,
+    make_body, median_ms, print_times, time_torch, title, verify_torch,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,12 +54,15 @@ def from_response(doc: dict, norms: bool):
     table = np.zeros((len(rows), len(rows), len(rows[0][0])))
     for t, row in enumerate(rows):
         table[t, : t + 1] = row
+    if "grads_per_step" not in doc:  # a request with fields
+        return table, grads, None
     return table, grads, {k: np.array(doc["grads_per_step"][k]) for k in PARAMS}
 
 
-def bench_case(client: httpx.Client, case: dict, repeat: int) -> dict:
-    """Time the round trip; return what the PyTorch part needs."""
-    body = make_body(**case)
+def bench_case(client: httpx.Client, case: dict, repeat: int, fields: list[str] | None = None) -> dict:
+    """Time the round trip (of the response with only ``fields`` when given); return what the
+    PyTorch part needs."""
+    body = make_body(**case) | ({} if fields is None else {"fields": fields})
     raw = orjson.dumps(body)
     timings: list[str] = []
     last: dict = {}
@@ -71,7 +76,7 @@ def bench_case(client: httpx.Client, case: dict, repeat: int) -> dict:
     ms = median_ms(round_trip, repeat)
     split = {name: statistics.median(float(re.search(name + r";dur=([\d.]+)", s)[1]) for s in timings[1:])
              for name in ("parse", "compute", "serialize")}
-    return {"case": case, "repeat": repeat, "body": body, "doc": last["doc"], "http": ms,
+    return {"case": case, "repeat": repeat, "body": body, "doc": last["doc"], "http": ms, "fields": fields,
             "sizes": f"  request {len(raw):,} bytes, response {last['size']:,} bytes",
             "split": "  server-timing (ms) " + ", ".join(f"{k} {v:.2f}" for k, v in split.items())}
 
@@ -86,18 +91,24 @@ def main() -> None:
     env = {} if args.blas_threads is None else {"OPENBLAS_NUM_THREADS": str(args.blas_threads)}
     with running_server(env=env, args=("--loop", "uvloop", "--http", "httptools")) as base, \
             httpx.Client(base_url=base, timeout=120) as client:
-        runs = [bench_case(client, FULL, args.repeat), bench_case(client, NORMS, args.repeat_norms)]
+        runs = [bench_case(client, FULL, args.repeat), bench_case(client, FULL, args.repeat, FIELDS_OF["full"]),
+                bench_case(client, NORMS, args.repeat_norms),
+                bench_case(client, NORMS, args.repeat_norms, FIELDS_OF["norms"])]
     torch = have_torch()
     server_blas = "unset" if args.blas_threads is None else args.blas_threads
     print(f"server: one uvicorn process, OPENBLAS_NUM_THREADS {server_blas}")
     for r in runs:
         norms = r["case"]["detail"] == "norms"
-        print("\n".join((title(r["case"], r["repeat"]), r["sizes"], r["split"])))
+        what = "the whole response" if r["fields"] is None else f"fields {r['fields']}"
+        print("\n".join((title(r["case"], r["repeat"]) + f", {what}", r["sizes"], r["split"])))
         if not torch:
             print(f"  HTTP round trip {r['http']:.2f}")
             continue
-        ok = verify_torch(r["body"], norms, from_response(r["doc"], norms))
-        print_times({"HTTP round trip": r["http"]} | time_torch(r["body"], norms, r["repeat"]), ok)
+        # PyTorch computes the numbers of the response: with per-step gradients (the whole full
+        # response) or without them (fields, norms)
+        variants = TORCH_SUMMED_VARIANTS if r["fields"] is not None and not norms else TORCH_VARIANTS
+        ok = verify_torch(r["body"], norms, from_response(r["doc"], norms), variants)
+        print_times({"HTTP round trip": r["http"]} | time_torch(r["body"], norms, r["repeat"], variants), ok)
 
 
 if __name__ == "__main__":
