@@ -5,8 +5,9 @@ Starts ``python -m uvicorn app.main:app --loop uvloop --http httptools`` on a fr
 waits for GET /healthz, then for the two cases of bench_engine.py (full: T=64, n=16, m=32,
 p=8; norms: T=512, m=64), each asked for the whole response and for only the fields PyTorch
 computes (full: delta, grads; norms: delta_norm, grads), times the round trip with one
-keep-alive httpx.Client: the body is posted as orjson bytes and the response decoded with
-orjson.loads. Prints the median of --repeat round trips (after one warm-up), the server's own
+keep-alive httpx.Client, then with a keep-alive http.client.HTTPConnection (the standard
+library's client: less Python per byte read): the body is posted as orjson bytes and the
+response decoded with orjson.loads. Prints the median of --repeat round trips (after one warm-up), the server's own
 Server-Timing split (parse, compute, serialize), request and response sizes, a check of the
 response's δ table, summed gradients and (whole full response) per-step gradients against
 PyTorch, and the PyTorch medians (the variants of bench_engine.py that compute those same
@@ -23,10 +24,12 @@ production: 1 is the realistic setting); PyTorch in this process keeps its defau
 from __future__ import annotations
 
 import argparse
+import http.client
 import re
 import statistics
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
@@ -76,7 +79,20 @@ def bench_case(client: httpx.Client, case: dict, repeat: int, fields: list[str] 
     ms = median_ms(round_trip, repeat)
     split = {name: statistics.median(float(re.search(name + r";dur=([\d.]+)", s)[1]) for s in timings[1:])
              for name in ("parse", "compute", "serialize")}
-    return {"case": case, "repeat": repeat, "body": body, "doc": last["doc"], "http": ms, "fields": fields,
+    # the same with the standard library's client, which costs less per byte read than httpx
+    url = urlsplit(str(client.base_url))
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=120)
+
+    def round_trip_stdlib() -> None:
+        conn.request("POST", "/api/v1/bptt", body=raw, headers={"content-type": "application/json"})
+        r = conn.getresponse()
+        doc = orjson.loads(r.read())
+        assert r.status == 200 and doc["shapes"]["T"] == case["T"]
+
+    ms_stdlib = median_ms(round_trip_stdlib, repeat)
+    conn.close()
+    return {"case": case, "repeat": repeat, "body": body, "doc": last["doc"], "fields": fields,
+            "http": {"HTTP round trip, httpx": ms, "HTTP round trip, http.client": ms_stdlib},
             "sizes": f"  request {len(raw):,} bytes, response {last['size']:,} bytes",
             "split": "  server-timing (ms) " + ", ".join(f"{k} {v:.2f}" for k, v in split.items())}
 
@@ -102,13 +118,13 @@ def main() -> None:
         what = "the whole response" if r["fields"] is None else f"fields {r['fields']}"
         print("\n".join((title(r["case"], r["repeat"]) + f", {what}", r["sizes"], r["split"])))
         if not torch:
-            print(f"  HTTP round trip {r['http']:.2f}")
+            print("\n".join(f"  {k} {v:.2f}" for k, v in r["http"].items()))
             continue
         # PyTorch computes the numbers of the response: with per-step gradients (the whole full
         # response) or without them (fields, norms)
         variants = TORCH_SUMMED_VARIANTS if r["fields"] is not None and not norms else TORCH_VARIANTS
         ok = verify_torch(r["body"], norms, from_response(r["doc"], norms), variants)
-        print_times({"HTTP round trip": r["http"]} | time_torch(r["body"], norms, r["repeat"], variants), ok)
+        print_times(r["http"] | time_torch(r["body"], norms, r["repeat"], variants), ok)
 
 
 if __name__ == "__main__":
