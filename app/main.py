@@ -63,6 +63,13 @@ def _openapi(app: FastAPI) -> dict:
         p.id: {"summary": p.title["en"], "description": p.description["en"], "value": p.request}
         for p in app.state.presets.values()
     }
+    if "note-003" in app.state.presets:
+        body["examples"]["fields"] = {
+            "summary": "Only the δ table and the gradients (fields)",
+            "description": "Course note 003's sequence, answered with the fields that describe the "
+            "request and delta and grads only.",
+            "value": app.state.presets["note-003"].request | {"fields": ["delta", "grads"]},
+        }
     app.openapi_schema = schema
     return schema
 

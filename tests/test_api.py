@@ -311,6 +311,8 @@ def test_openapi_documents_the_request_with_examples(client):
     body = spec["paths"]["/api/v1/bptt"]["post"]["requestBody"]["content"]["application/json"]
     assert "note-003" in body["examples"]
     assert "BPTTRequest" in spec["components"]["schemas"]
+    d = client.post("/api/v1/bptt", json=body["examples"]["fields"]["value"]).json()
+    assert set(d) == HEADER | {"delta", "grads"}
     assert client.get("/docs").status_code == 200
 
 
