@@ -382,6 +382,12 @@ def test_fields_leave_out_the_work_they_do_not_need(client):
     assert parse(small(fields=["grads_per_step"]), s).problem.detail == "norms"
 
 
+def test_overflow_outside_the_fields_sent_is_still_said(client):
+    body = client.get("/api/v1/presets/overflow").json() | {"fields": ["params"]}
+    d = strict_json(client.post("/api/v1/bptt", json=body).text)
+    assert d["nonfinite"] == [] and any("overflow" in w and "not asked for" in w for w in d["warnings"])
+
+
 def test_nonfinite_lists_the_fields_sent(client):
     body = client.get("/api/v1/presets/overflow").json() | {"fields": ["grads"]}
     d = strict_json(client.post("/api/v1/bptt", json=body).text)

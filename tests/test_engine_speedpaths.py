@@ -251,6 +251,52 @@ def test_delta_table_against_the_plain_recursion(cell, K):
     np.testing.assert_allclose(full.dz, want.sum(axis=1), rtol=1e-13, atol=1e-15)
 
 
+def plain_sums(cell, fprime, eps_tt, W, K):
+    """dz_k = Σ_t δ_{t,k} and dh_k = Σ_t ε_{t,k}, term by term, one t at a time."""
+    B, T, m = fprime.shape
+    K = T if K is None else K
+    dz, dh = np.zeros((B, T, m)), np.zeros((B, T, m))
+    with np.errstate(all="ignore"):
+        for b in range(B):
+            for t in range(T):
+                eps = eps_tt[b, t]
+                for k in range(t, max(t - K, -1), -1):
+                    if k < t:
+                        eps = W.T @ (fprime[b, k + 1] * eps_prev) + (eps if cell.residual else 0.0)
+                    dh[b, k] += eps
+                    dz[b, k] += fprime[b, k] * eps
+                    eps_prev = eps
+    return dz, dh
+
+
+A = lambda *v: np.array(v, float).reshape(1, -1, 1)  # noqa: E731  one sequence, m = 1
+OVERFLOW_CASES = [  # cell, f'(z), ε_{t,t}, W_hh, K: sums that overflow or cancel where the terms do not
+    ("residual", A(0.25, 0), A(1e308, 1e308), [[1.0]], None),
+    ("vanilla", A(0, 1), A(1e308, 1e308), [[1.0]], None),  # f' = 0 times Σ ε = inf
+    ("vanilla", A(1, 1, 1), A(0, 1e308, 1e308), [[1e-3]], None),  # W_hhᵀ (Σ δ) overflows, Σ W_hhᵀ δ not
+    ("vanilla", A(1, 1, 1), A(0, 1, np.inf), [[1.0]], 2),  # the dropped term is inf
+    ("vanilla", A(1, 1, 1), A(0, 1, 1e17), [[1.0]], 2),  # the dropped term dwarfs the rest
+    ("vanilla", A(1, 1, 1), A(0, 1, np.inf), [[1.0]], 1),
+    ("vanilla", A(1, 1, 1), A(0, np.inf, np.inf), [[0.0]], None),  # inf · 0 = NaN, with m = 1 too
+]
+
+
+@pytest.mark.parametrize("keep", [True, False])
+@pytest.mark.parametrize("case", OVERFLOW_CASES)
+def test_sums_overflow_as_the_terms_do(case, keep):
+    """dz and dh are the sums of the terms the recursion defines, also where a shorter way to
+    the same sum would overflow, give NaN, or lose the small terms to a cancellation."""
+    cell, fprime, eps_tt, W, K = case
+    W = np.array(W)
+    want_dz, want_dh = plain_sums(CELLS[cell], fprime, eps_tt, W, K)
+    with np.errstate(all="ignore"):
+        got = bptt.delta_table(CELLS[cell], fprime, eps_tt, W, K, keep)
+        two = bptt.delta_table(CELLS[cell], np.repeat(fprime, 2, 0), np.repeat(eps_tt, 2, 0), W, K, keep)
+    np.testing.assert_allclose(got.dz, want_dz, rtol=1e-15)
+    np.testing.assert_allclose(got.dh, want_dh, rtol=1e-15)
+    np.testing.assert_allclose(two.dh[1], want_dh[0], rtol=1e-15)  # one sequence or two: the same
+
+
 @pytest.mark.parametrize("cell", ["vanilla", "residual"])
 def test_forward_with_perturbation_axes_equals_one_copy_at_a_time(cell):
     rng = np.random.default_rng(8)

@@ -323,8 +323,9 @@ def _budget(detail: Any, named: dict, B: int, T: int, n: int, m: int, p: int | N
     full_floats = table * B * T * (T + 1) // 2 * m + per_step * T * n_params
     if detail in (None, "full") and full_floats > s.max_full_floats:
         if detail == "full":
+            what = " and ".join(w for w, asked in (("the full δ table", table), ("the per-step gradients", per_step)) if asked)
             warnings.append(
-                f"detail: the full δ table and per-step gradients would hold {full_floats} numbers, "
+                f"detail: {what} would hold {full_floats} numbers, "
                 f"over the budget of {s.max_full_floats} (BPTT_MAX_FULL_FLOATS); answered with norms"
             )
         detail = "norms"

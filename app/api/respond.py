@@ -115,6 +115,10 @@ def build(r: Result, parsed: Parsed) -> dict[str, Any]:
         doc["warnings"].append(
             "overflow: some numbers are not finite (listed in nonfinite) and are written as null"
         )
+    elif parsed.fields is not None and not all(
+        np.isfinite(a).all() for a in (out.loss, tab.dz, tab.dh, *r.grads.values())
+    ):
+        doc["warnings"].append("overflow: some numbers of fields not asked for are not finite")
     if "delta_norm" in doc:
         doc["delta_norm"] = _upper_null(doc["delta_norm"])
     if doc.get("diagnostics") and doc["diagnostics"]["delta_bound"] is not None:

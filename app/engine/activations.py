@@ -14,7 +14,9 @@ import numpy as np
 
 def _sigmoid(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     # 0.5·(1 + tanh(z/2)) is exact and never overflows, unlike 1/(1 + e^{−z}).
-    a = np.multiply(z, 0.5, out=out)
+    if out is None:
+        return 0.5 * (1.0 + np.tanh(0.5 * z))
+    a = np.multiply(z, 0.5, out=out)  # the same operations, in place
     np.tanh(a, out=a)
     a += 1.0
     a *= 0.5

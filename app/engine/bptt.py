@@ -56,15 +56,23 @@ class DeltaTable:
 
 def delta_table(
     cell: Cell, fprime: np.ndarray, eps_tt: np.ndarray, W_hh: np.ndarray,
-    truncation: int | None = None, keep: bool = True,
+    truncation: int | None = None, keep: bool = True, exact_sums: bool = False,
 ) -> DeltaTable:
     """fprime (B, T, m) f'(z_k); eps_tt (B, T, m) ε_{t,t}; W_hh (m, m).
 
     keep=False computes the norms without ever holding the (B, T, T, m) tensor.
+
+    The sums dz_k = Σ_t δ_{t,k} and dh_k = Σ_t ε_{t,k} are taken the short way unless
+    exact_sums: dz_k = f'(z_k) ⊙ dh_k, and for the vanilla cell's whole untruncated table
+    dh_k = ε_{k,k} + W_hhᵀ dz_{k+1} (ε_{t,k} = W_hhᵀ δ_{t,k+1} for t > k) after the loop. Both
+    are the same sums in real numbers and round alike; but a sum taken first can overflow where
+    the terms' own sum does not (f'(z_k) = 0 times an infinite Σ_t ε_{t,k}), so when a short
+    sum is not finite they are taken again term by term, as the recursion defines them.
     """
     B, T, m = fprime.shape
     K = T if truncation is None else min(truncation, T)
     dh = np.empty((B, T, m))
+    dz = np.empty((B, T, m))
     # Squared norms, k-major: sq_norm[b, k, t] = ‖δ_{t,k}‖², zero where t < k or t − k ≥ K.
     sq_norm = np.zeros((B, T, T))
     # eps[b, t] = ε_{t,k} for the k at hand: it starts as ε_{t,t} = W_hyᵀ e_t, and at step k the
@@ -80,16 +88,15 @@ def delta_table(
     # The loop is most of the time for small m, and numpy's cost per call matters there: with
     # one sequence it runs on views without the batch axis ("..." stands for it or for nothing).
     if B == 1:
-        f_, eps_, dh_, sq_ = fprime[0], eps[0], dh[0], sq_norm[0]
+        f_, eps_, dh_, dz_, sq_ = fprime[0], eps[0], dh[0], dz[0], sq_norm[0]
         table_ = None if table is None else table[:, 0]
         stack_ = None if stack is None else stack[0]
     else:
-        f_, eps_, dh_, sq_, table_, stack_ = fprime, eps, dh, sq_norm, table, stack
+        f_, eps_, dh_, dz_, sq_, table_, stack_ = fprime, eps, dh, dz, sq_norm, table, stack
     f_row = f_[..., :, None, :]  # f'(z_k) as one row, to multiply every row t
     add, multiply, einsum, carry = np.add, np.multiply, np.einsum, cell.carry
-    # vanilla cell with the whole table: ε_{t,k} = W_hhᵀ δ_{t,k+1} for t > k, so the sums dh_k
-    # are taken from the table's sums after the loop rather than at each k
-    sums_after = keep and not cell.residual
+    # the vanilla cell's whole table: the sums dh_k after the loop, from the table's sums
+    sums_after = keep and not cell.residual and K == T and not exact_sums
     delta_next = eps_[..., T:, :]  # δ_{t,k+1} for t = k+1, k+2, … (none at k = T)
     for k in range(T - 1, -1, -1):
         rows = min(T, k + K) - k  # t = k … k+rows−1 (t − k < K)
@@ -101,22 +108,22 @@ def delta_table(
         multiply(f_row[..., k, :, :], eps_k, out=delta_k)  # δ_{t,k} = f'(z_k) ⊙ ε_{t,k}
         if not sums_after:
             add.reduce(eps_k, axis=-2, out=dh_[..., k, :])  # dh_k = Σ_t ε_{t,k}
+        if exact_sums and not keep:
+            add.reduce(delta_k, axis=-2, out=dz_[..., k, :])  # dz_k = Σ_t δ_{t,k}
         if not keep:
             einsum("...tm,...tm->...t", delta_k, delta_k, out=sq_[..., k, k : k + rows])
         delta_next = delta_k
     # h_0 is reached from δ_{t,1} (0-based δ[t, 0]) for the rows still kept.
     dh0 = cell.carry(delta_next, eps_k, W_hh).sum(axis=-2).reshape(B, m)
+    if keep and (sums_after or exact_sums):
+        np.einsum("kbtm->bkm", table, out=dz)  # dz_k = Σ_t δ_{t,k}
     if sums_after:
-        dz = np.einsum("kbtm->bkm", table)  # dz_k = Σ_t δ_{t,k}
-        # Σ_{k<t<k+K} δ_{t,k+1}: the sum dz_{k+1} without the row t = k + K that step k drops
-        later = dz[:, 1:].copy()
-        if K < T:
-            ks = np.arange(T - K)
-            later[:, ks] -= table[ks + 1, :, ks + K].transpose(1, 0, 2)
         np.copyto(dh, eps_tt)
-        dh[:, :-1] += later @ W_hh  # dh_k = ε_{k,k} + Σ_{k<t<k+K} W_hhᵀ δ_{t,k+1}
-    else:
-        dz = fprime * dh  # dz_k = Σ_t δ_{t,k} = f'(z_k) ⊙ Σ_t ε_{t,k}
+        dh[:, :-1] += dz[:, 1:] @ W_hh  # dh_k = ε_{k,k} + W_hhᵀ Σ_{t>k} δ_{t,k+1}
+    elif not exact_sums:
+        np.multiply(fprime, dh, out=dz)  # dz_k = Σ_t δ_{t,k} = f'(z_k) ⊙ Σ_t ε_{t,k}
+    if not exact_sums and not (np.isfinite(dh).all() and np.isfinite(dz).all()):
+        return delta_table(cell, fprime, eps_tt, W_hh, truncation, keep, exact_sums=True)
 
     delta = None
     if keep:  # the norms of the whole table at once

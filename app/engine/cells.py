@@ -93,8 +93,9 @@ class Cell:
         """
         if self.residual:  # out may be eps_next itself: the product is formed first
             return np.add(eps_next, delta_next @ W_hh, out=out)
-        if delta_next.ndim == 2 and (out is None or out.flags.c_contiguous):
-            # one sequence: np.dot costs numpy less than matmul per call
+        if delta_next.ndim == 2 and W_hh.shape[-1] > 1 and (out is None or out.flags.c_contiguous):
+            # one sequence: np.dot costs numpy less than matmul per call (not for m = 1, where
+            # OpenBLAS scales by W_hh instead of multiplying: inf · 0 would give 0, not NaN)
             return np.dot(delta_next, W_hh, out=out)
         return np.matmul(delta_next, W_hh, out=out)
 
