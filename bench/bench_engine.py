@@ -38,7 +38,7 @@ The machine is printed first: cores, load average, OpenBLAS threads (numpy) and 
 threads. --blas-threads N sets OPENBLAS_NUM_THREADS=N for numpy (before it is imported);
 the server of bench_http.py runs one process per core, where 1 is the realistic setting.
 
-    python bench/bench_engine.py [--repeat 20] [--repeat-norms 5] [--blas-threads N]
+    python bench/bench_engine.py [--repeat 100] [--repeat-norms 5] [--blas-threads N]
 """
 
 from __future__ import annotations
@@ -333,7 +333,7 @@ def have_torch() -> bool:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--repeat", type=int, default=20, help="runs per figure, full case")
+    ap.add_argument("--repeat", type=int, default=100, help="runs per figure, full case")
     ap.add_argument("--repeat-norms", type=int, default=5, help="runs per figure, norms case")
     ap.add_argument("--blas-threads", type=int, help="OPENBLAS_NUM_THREADS for numpy (default: unset)")
     args = ap.parse_args()

@@ -18,7 +18,7 @@ beyond computing (parse, build and serialize the JSON response) and what the cli
 --blas-threads N starts the server with OPENBLAS_NUM_THREADS=N (one process per core in
 production: 1 is the realistic setting); PyTorch in this process keeps its default threads.
 
-    python bench/bench_http.py [--repeat 20] [--repeat-norms 5] [--blas-threads N]
+    python bench/bench_http.py [--repeat 100] [--repeat-norms 5] [--blas-threads N]
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def bench_case(client: httpx.Client, case: dict, repeat: int, fields: list[str] 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--repeat", type=int, default=20, help="runs per figure, full case")
+    ap.add_argument("--repeat", type=int, default=100, help="runs per figure, full case")
     ap.add_argument("--repeat-norms", type=int, default=5, help="runs per figure, norms case")
     ap.add_argument("--blas-threads", type=int, help="OPENBLAS_NUM_THREADS of the server (default: unset)")
     args = ap.parse_args()

@@ -373,7 +373,7 @@ def test_fields_leave_out_the_work_they_do_not_need(client):
     s = Settings(max_full_floats=50)  # the δ table of small() holds 24 numbers, its per-step gradients 75
     r = run(parse(small(fields=["delta", "grads"]), s).problem)
     assert r.problem.detail == "full" and r.table.delta is not None
-    assert r.per_step is None and r.diagnostics is None
+    assert r.per_step is None and r.diagnostics is None and r.table.delta_norm is None
     r = run(parse(small(fields=["grads_per_step"]), Settings()).problem)
     assert r.per_step is not None and r.diagnostics is None
     p = parse(small(fields=["grads", "dz"]), Settings()).problem

@@ -291,7 +291,8 @@ def parse(body: Any, s: Settings) -> Parsed:
         cell=cell, activation=activation, loss=loss, notation=notation, params=named, X=X, h0=h0,
         mask=mask, Y=Y, G=G, reduction=reduction, truncation=truncation, clip=clip, detail=detail,
         gradient_check=gradient_check, gradient_check_max_entries=s.gradient_check_max_entries,
-        delta=wants("delta"), per_step=wants("grads_per_step"), diagnostics=wants("diagnostics"),
+        delta=wants("delta"), delta_norm=wants("delta_norm"), per_step=wants("grads_per_step"),
+        diagnostics=wants("diagnostics"),
     )
     return Parsed(problem, batched, warnings, float(work), fields)
 

@@ -44,8 +44,9 @@ class DeltaTable:
     #: None when only norms were asked for (detail "norms"). A view of a k-major array
     #: (``delta.transpose(2, 0, 1, 3)`` is C-contiguous), which ``gradients.per_step`` uses.
     delta: np.ndarray | None
-    #: (B, T, T) ‖δ_{t,k}‖₂ [b, t, k], zero above the diagonal (a view of a k-major array)
-    delta_norm: np.ndarray
+    #: (B, T, T) ‖δ_{t,k}‖₂ [b, t, k], zero above the diagonal (a view of a k-major array);
+    #: None when not asked for (``delta_table(norms=False)``, with the whole table)
+    delta_norm: np.ndarray | None
     #: (B, T, m) dz_k = Σ_{t≥k} δ_{t,k} = ∂L/∂z_k
     dz: np.ndarray
     #: (B, T, m) dh_k = Σ_{t≥k} ε_{t,k} = ∂L/∂h_k
@@ -56,11 +57,12 @@ class DeltaTable:
 
 def delta_table(
     cell: Cell, fprime: np.ndarray, eps_tt: np.ndarray, W_hh: np.ndarray,
-    truncation: int | None = None, keep: bool = True, exact_sums: bool = False,
+    truncation: int | None = None, keep: bool = True, exact_sums: bool = False, norms: bool = True,
 ) -> DeltaTable:
     """fprime (B, T, m) f'(z_k); eps_tt (B, T, m) ε_{t,t}; W_hh (m, m).
 
-    keep=False computes the norms without ever holding the (B, T, T, m) tensor.
+    keep=False computes the norms without ever holding the (B, T, T, m) tensor; keep=True with
+    norms=False leaves the norms out.
 
     The sums dz_k = Σ_t δ_{t,k} and dh_k = Σ_t ε_{t,k} are taken the short way unless
     exact_sums: dz_k = f'(z_k) ⊙ dh_k, and for the vanilla cell's whole untruncated table
@@ -123,12 +125,14 @@ def delta_table(
     elif not exact_sums:
         np.multiply(fprime, dh, out=dz)  # dz_k = Σ_t δ_{t,k} = f'(z_k) ⊙ Σ_t ε_{t,k}
     if not exact_sums and not (np.isfinite(dh).all() and np.isfinite(dz).all()):
-        return delta_table(cell, fprime, eps_tt, W_hh, truncation, keep, exact_sums=True)
+        return delta_table(cell, fprime, eps_tt, W_hh, truncation, keep, exact_sums=True, norms=norms)
 
     delta = None
-    if keep:  # the norms of the whole table at once
-        np.einsum("kbtm,kbtm->bkt", table, table, out=sq_norm)
+    if keep:
         delta = table.transpose(1, 2, 0, 3)  # δ[b, t, k]
+        if not norms:
+            return DeltaTable(delta=delta, delta_norm=None, dz=dz, dh=dh, dh0=dh0)
+        np.einsum("kbtm,kbtm->bkt", table, table, out=sq_norm)  # the norms of the whole table at once
     delta_norm = np.sqrt(sq_norm, out=sq_norm).transpose(0, 2, 1)  # ‖δ_{t,k}‖ [b, t, k]
     return DeltaTable(delta=delta, delta_norm=delta_norm, dz=dz, dh=dh, dh0=dh0)
 

@@ -47,6 +47,8 @@ class Problem:
     # does not need some of it says so; the API's "fields"):
     #: keep every vector δ_{t,k} (detail "full" only)
     delta: bool = True
+    #: ‖δ_{t,k}‖ for every t, k (always with detail "norms": they are what it computes)
+    delta_norm: bool = True
     #: the per-step gradients ∂L_t/∂θ (detail "full" only: they are formed from the δ table)
     per_step: bool = True
     #: ‖J_k‖₂, spectral radius, σ_max and the bound on ‖δ_{t,k}‖
