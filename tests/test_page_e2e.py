@@ -11,6 +11,7 @@ test fails, a screenshot of its page is saved to a temporary directory (path pri
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -340,4 +341,20 @@ def test_hide_flags_give_a_focused_exercise(watched, base):
     for sel in ("#box-params", 'section[data-hide="json"]', "#panel-check"):
         assert not page.locator(sel).is_visible(), sel
     assert page.locator("#graph").is_visible() and page.locator("#hide-note").is_visible()
+    assert_clean(watch)
+
+
+def test_a_pasted_request_with_fields_still_shows_everything(watched, base):
+    """The page needs every response field: "fields" in a pasted request is dropped."""
+    page, watch = watched
+    open_page(page, base)
+    body = page.evaluate("() => window.bptt.state.req")
+    page.click("#box-json summary")
+    page.fill("#json-box", json.dumps(body | {"fields": ["grads"]}))
+    n = renders(page)
+    page.click("#json-apply")
+    wait_render(page, n)
+    resp = response(page)
+    assert "fields" not in page.evaluate("() => window.bptt.state.req")
+    assert resp["delta"] is not None and resp["forward"] and resp["diagnostics"]
     assert_clean(watch)

@@ -339,6 +339,10 @@ async function loadPreset(id) {
 }
 
 function loadRequest(req, presetId = null, sel = null) {
+  // the page draws every field of the response: a pasted request's "fields" would leave it
+  // without some, so it is dropped here (the API keeps it for programs)
+  const { fields: _fields, ...whole } = req;
+  req = whole;
   state.req = req;
   state.preset = presetId;
   const mask = Array.isArray(req.loss_steps) ? req.loss_steps : null;
