@@ -16,11 +16,19 @@ Where the stacks live:
 - the ε stack lives in one (B, T, m) array indexed by t, overwritten in place as k goes down
   (the rows t > k of step k only need the rows of step k + 1);
 - δ with detail "full" (``keep=True``) goes straight into the table, stored k-major
-  (``table[k, b, t] = δ_{t,k}``), so that the stack of step k is one block; its norms and
-  sums over t are taken once after the loop. ``DeltaTable.delta`` is the (b, t, k) view of
-  it, and ``gradients.per_step`` reads it as a (k, b) × (t, i) matrix without a copy;
+  (``table[k, b, t] = δ_{t,k}``), so that the stack of step k is one block; its norms are
+  taken once after the loop. ``DeltaTable.delta`` is the (b, t, k) view of it, and
+  ``gradients.per_step`` reads it as a (k, b) × (t, i) matrix without a copy;
 - δ with detail "norms" (``keep=False``) lives in one (B, T, m) array like ε, with the norms
-  and sums taken at each k, so that no (B, T, T, m) tensor is ever formed.
+  taken at each k, so that no (B, T, T, m) tensor is ever formed.
+
+The sums over t, dh_k = Σ_t ε_{t,k} and dz_k = Σ_t δ_{t,k} = f'(z_k) ⊙ dh_k, are taken at each
+k (dh) or after the loop (dz; and dh too for the vanilla cell's whole untruncated table, where
+ε_{t,k} = W_hhᵀ δ_{t,k+1}); when one of these shorter sums is not finite they are taken again
+term by term (see ``delta_table``), so overflow looks as the recursion makes it.
+
+With one sequence the loop runs on views without the batch axis, and ``Cell.carry`` uses
+``np.dot``: the loop is most of the time for small m, and numpy's cost per call matters there.
 
 ``dh_next_pass`` is the textbook pass (course notes 003, min-char-rnn) that never forms
 δ_{t,k}: it carries dh_next backwards and yields dz_k = Σ_{t≥k} δ_{t,k} directly.
