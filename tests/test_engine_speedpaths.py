@@ -259,13 +259,12 @@ def plain_sums(cell, fprime, eps_tt, W, K):
     with np.errstate(all="ignore"):
         for b in range(B):
             for t in range(T):
-                eps = eps_tt[b, t]
+                eps = eps_tt[b, t]  # ε_{t,k}, k = t first
                 for k in range(t, max(t - K, -1), -1):
-                    if k < t:
-                        eps = W.T @ (fprime[b, k + 1] * eps_prev) + (eps if cell.residual else 0.0)
+                    if k < t:  # ε_{t,k} = W_hhᵀ δ_{t,k+1} (residual: + ε_{t,k+1}), δ_{t,k+1} = f' ⊙ ε_{t,k+1}
+                        eps = W.T @ (fprime[b, k + 1] * eps) + (eps if cell.residual else 0.0)
                     dh[b, k] += eps
                     dz[b, k] += fprime[b, k] * eps
-                    eps_prev = eps
     return dz, dh
 
 

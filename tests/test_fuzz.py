@@ -78,7 +78,6 @@ def test_wellformed_bodies_compute(client, body):
 def test_the_fast_shape_of_float_lists_agrees_with_the_walk(v, depth):
     """parse._float_shape (the C-speed path) answers only for rectangular lists of floats, and
     then with the shape _walk finds."""
-    from app.api.errors import ApiError
     from app.api.parse import _float_shape, _walk
 
     fast = _float_shape(v, depth)
