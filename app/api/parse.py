@@ -110,11 +110,7 @@ def _walk(v: Any, field: str, index: tuple[int, ...], depth_left: int) -> tuple[
         if not v:
             return (0,)
         if depth_left == 1 or not isinstance(v[0], list):
-            # innermost level, the hot loop: a row of floats is the common case, and
-            # set(map(type, …)) runs at C speed; anything else is looked at entry by entry
-            if set(map(type, v)) <= _FLOAT:
-                return (len(v),)
-            for i, x in enumerate(v):
+            for i, x in enumerate(v):  # innermost level (rows of floats were read by _float_shape)
                 tx = type(x)
                 if tx is float or (tx is int and abs(x) < 1e308):
                     continue
@@ -177,7 +173,11 @@ class Parsed:
     fields: frozenset[str] | None = None
 
     def wants(self, field: str) -> bool:
-        return self.fields is None or field in self.fields
+        return _wanted(self.fields, field)
+
+
+def _wanted(fields: frozenset[str] | None, field: str) -> bool:
+    return fields is None or field in fields
 
 
 def _enum(body: dict, field: str, options: tuple[str, ...], default: str) -> str:
@@ -284,15 +284,14 @@ def parse(body: Any, s: Settings) -> Parsed:
         raise ApiError("gradient_check", "true or false", describe(gradient_check))
 
     fields = _fields(body.get("fields"), gradient_check)
-    wants = lambda field: fields is None or field in fields  # noqa: E731
     detail, work = _budget(body.get("detail"), named, B, T, n, m, p, truncation, gradient_check, s,
-                           warnings, wants)
+                           warnings, fields)
     problem = Problem(
         cell=cell, activation=activation, loss=loss, notation=notation, params=named, X=X, h0=h0,
         mask=mask, Y=Y, G=G, reduction=reduction, truncation=truncation, clip=clip, detail=detail,
         gradient_check=gradient_check, gradient_check_max_entries=s.gradient_check_max_entries,
-        delta=wants("delta"), delta_norm=wants("delta_norm"), per_step=wants("grads_per_step"),
-        diagnostics=wants("diagnostics"),
+        delta=_wanted(fields, "delta"), delta_norm=_wanted(fields, "delta_norm"),
+        per_step=_wanted(fields, "grads_per_step"), diagnostics=_wanted(fields, "diagnostics"),
     )
     return Parsed(problem, batched, warnings, float(work), fields)
 
@@ -301,9 +300,8 @@ def _fields(v: Any, gradient_check: bool) -> frozenset[str] | None:
     """The response fields asked for; the gradient check's report comes whenever it is asked for."""
     if v is None:
         return None
-    expected = "an array of response field names: " + ", ".join(RESPONSE_FIELDS)
     if not isinstance(v, list):
-        raise ApiError("fields", expected, describe(v))
+        raise ApiError("fields", "an array of response field names: " + ", ".join(RESPONSE_FIELDS), describe(v))
     for i, f in enumerate(v):
         if not isinstance(f, str) or f not in RESPONSE_FIELDS:
             raise ApiError(f"fields[{i}]", "one of " + ", ".join(RESPONSE_FIELDS), describe(f))
@@ -312,15 +310,15 @@ def _fields(v: Any, gradient_check: bool) -> frozenset[str] | None:
 
 def _budget(detail: Any, named: dict, B: int, T: int, n: int, m: int, p: int | None,
             truncation: int | None, gradient_check: bool, s: Settings, warnings: list[str],
-            wants=lambda field: True) -> tuple[str, float]:
+            fields: frozenset[str] | None) -> tuple[str, float]:
     """The detail to answer with (full while the δ table and per-step gradients asked for fit
     BPTT_MAX_FULL_FLOATS, else norms, said in warnings when full was asked for) and the estimated
     work in multiply-adds, refused above BPTT_MAX_WORK."""
     if detail is not None and detail not in DETAILS:
         raise ApiError("detail", "full or norms", describe(detail))
     n_params = sum(a.size for a in named.values())
-    per_step = wants("grads_per_step")
-    table = wants("delta") or per_step
+    per_step = _wanted(fields, "grads_per_step")
+    table = _wanted(fields, "delta") or per_step
     full_floats = table * B * T * (T + 1) // 2 * m + per_step * T * n_params
     if detail in (None, "full") and full_floats > s.max_full_floats:
         if detail == "full":
@@ -333,7 +331,7 @@ def _budget(detail: Any, named: dict, B: int, T: int, n: int, m: int, p: int | N
     detail = detail or "full"
     K = T if truncation is None else min(truncation, T)
     work = B * T * m * (n + m + (p or 0)) + B * T * K * m * m
-    if wants("diagnostics"):
+    if _wanted(fields, "diagnostics"):
         work += 20 * B * T * m**3
     if detail == "full" and per_step:
         work += B * T * T * m * (n + m)

@@ -8,15 +8,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .parse import RESPONSE_FIELDS
+
 Number = float
 Vector = list[Number]
 Matrix = list[list[Number]]
 Tensor3 = list[list[list[Number]]]
 NullableArray = list[Any]  # numbers, nested arrays, or null where a number overflowed / does not exist
-ResponseField = Literal[
-    "params", "forward", "e", "eps_tt", "delta", "delta_norm", "dz", "dh", "grads",
-    "grads_unclipped", "grads_per_step", "clip", "diagnostics", "gradient_check",
-]
+ResponseField = Literal[RESPONSE_FIELDS]  # type: ignore[valid-type]  (the names parse accepts)
 
 
 class Init(BaseModel):

@@ -70,7 +70,7 @@ def delta_table(
     """fprime (B, T, m) f'(z_k); eps_tt (B, T, m) ε_{t,t}; W_hh (m, m).
 
     keep=False computes the norms without ever holding the (B, T, T, m) tensor; keep=True with
-    norms=False leaves the norms out.
+    norms=False leaves the norms out (keep=False computes them whatever norms says).
 
     The sums dz_k = Σ_t δ_{t,k} and dh_k = Σ_t ε_{t,k} are taken the short way unless
     exact_sums: dz_k = f'(z_k) ⊙ dh_k, and for the vanilla cell's whole untruncated table
@@ -83,8 +83,9 @@ def delta_table(
     K = T if truncation is None else min(truncation, T)
     dh = np.empty((B, T, m))
     dz = np.empty((B, T, m))
-    # Squared norms, k-major: sq_norm[b, k, t] = ‖δ_{t,k}‖², zero where t < k or t − k ≥ K.
-    sq_norm = np.zeros((B, T, T))
+    # Squared norms, k-major: sq_norm[b, k, t] = ‖δ_{t,k}‖², zero where t < k or t − k ≥ K
+    # (filled at each k; with the whole table, from it after the loop)
+    sq_norm = None if keep else np.zeros((B, T, T))
     # eps[b, t] = ε_{t,k} for the k at hand: it starts as ε_{t,t} = W_hyᵀ e_t, and at step k the
     # rows t > k are overwritten by ε_{t,k}, computed from δ_{t,k+1} (and ε_{t,k+1} in place).
     eps = eps_tt.copy()
@@ -98,7 +99,8 @@ def delta_table(
     # The loop is most of the time for small m, and numpy's cost per call matters there: with
     # one sequence it runs on views without the batch axis ("..." stands for it or for nothing).
     if B == 1:
-        f_, eps_, dh_, dz_, sq_ = fprime[0], eps[0], dh[0], dz[0], sq_norm[0]
+        f_, eps_, dh_, dz_ = fprime[0], eps[0], dh[0], dz[0]
+        sq_ = None if sq_norm is None else sq_norm[0]
         table_ = None if table is None else table[:, 0]
         stack_ = None if stack is None else stack[0]
     else:
@@ -135,13 +137,10 @@ def delta_table(
     if not exact_sums and not (np.isfinite(dh).all() and np.isfinite(dz).all()):
         return delta_table(cell, fprime, eps_tt, W_hh, truncation, keep, exact_sums=True, norms=norms)
 
-    delta = None
-    if keep:
-        delta = table.transpose(1, 2, 0, 3)  # δ[b, t, k]
-        if not norms:
-            return DeltaTable(delta=delta, delta_norm=None, dz=dz, dh=dh, dh0=dh0)
-        np.einsum("kbtm,kbtm->bkt", table, table, out=sq_norm)  # the norms of the whole table at once
-    delta_norm = np.sqrt(sq_norm, out=sq_norm).transpose(0, 2, 1)  # ‖δ_{t,k}‖ [b, t, k]
+    delta = None if table is None else table.transpose(1, 2, 0, 3)  # δ[b, t, k]
+    if keep and norms:
+        sq_norm = np.einsum("kbtm,kbtm->bkt", table, table)  # the norms of the whole table at once
+    delta_norm = None if sq_norm is None else np.sqrt(sq_norm, out=sq_norm).transpose(0, 2, 1)  # [b, t, k]
     return DeltaTable(delta=delta, delta_norm=delta_norm, dz=dz, dh=dh, dh0=dh0)
 
 

@@ -43,8 +43,7 @@ def core(p: Problem) -> Core:
         p.loss, fw.h, p.step_weights, W_hy=theta.get("W_hy"), b_y=theta.get("b_y"), Y=p.Y, G=p.G
     )
     table = bptt.delta_table(
-        cell, fw.fprime, out.eps_tt, theta["W_hh"], p.truncation, p.keeps_table,
-        norms=p.delta_norm or not p.keeps_table,
+        cell, fw.fprime, out.eps_tt, theta["W_hh"], p.truncation, p.keeps_table, norms=p.delta_norm
     )
     grads = gradients.summed(table.dz, fw.h_prev, p.X, fw.h, out.e)
     dX = table.dz @ theta["W_xh"]
