@@ -331,12 +331,17 @@ def have_torch() -> bool:
     return True
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def arguments(doc: str, blas_threads_of: str) -> argparse.Namespace:
+    """The arguments both benches take (bench_http.py's threads are the server's)."""
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
     ap.add_argument("--repeat", type=int, default=100, help="runs per figure, full case")
     ap.add_argument("--repeat-norms", type=int, default=5, help="runs per figure, norms case")
-    ap.add_argument("--blas-threads", type=int, help="OPENBLAS_NUM_THREADS for numpy (default: unset)")
-    args = ap.parse_args()
+    ap.add_argument("--blas-threads", type=int, help=f"OPENBLAS_NUM_THREADS {blas_threads_of} (default: unset)")
+    return ap.parse_args()
+
+
+def main() -> None:
+    args = arguments(__doc__, "for numpy")
     if not have_torch():
         return
     bench_case(FULL, args.repeat)

@@ -23,7 +23,6 @@ production: 1 is the realistic setting); PyTorch in this process keeps its defau
 
 from __future__ import annotations
 
-import argparse
 import http.client
 import re
 import statistics
@@ -39,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from server import running_server  # noqa: E402  (the tests' real-server helper)
 from bench_engine import (  # noqa: E402
-    FIELDS_OF, FULL, NORMS, PARAMS, TORCH_SUMMED_VARIANTS, TORCH_VARIANTS, have_torch, machine,
+    FIELDS_OF, FULL, NORMS, PARAMS, TORCH_SUMMED_VARIANTS, TORCH_VARIANTS, arguments, have_torch, machine,
     make_body, median_ms, print_times, time_torch, title, verify_torch,
 )
 
@@ -98,11 +97,7 @@ def bench_case(client: httpx.Client, case: dict, repeat: int, fields: list[str] 
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--repeat", type=int, default=100, help="runs per figure, full case")
-    ap.add_argument("--repeat-norms", type=int, default=5, help="runs per figure, norms case")
-    ap.add_argument("--blas-threads", type=int, help="OPENBLAS_NUM_THREADS of the server (default: unset)")
-    args = ap.parse_args()
+    args = arguments(__doc__, "of the server")
     print(f"before the round trips: {machine()}")
     env = {} if args.blas_threads is None else {"OPENBLAS_NUM_THREADS": str(args.blas_threads)}
     with running_server(env=env, args=("--loop", "uvloop", "--http", "httptools")) as base, \
