@@ -234,7 +234,7 @@ def check(name: str, got, ref, norms: bool, per_step: bool | None = None) -> boo
     d_grad = max(float(np.abs(got[1][k] - ref[1][k]).max()) for k in PARAMS)
     d_step = max(float(np.abs(got[2][k] - ref[2][k]).max()) for k in PARAMS) if per_step else 0.0
     ok = d_tab < TOL and d_grad < TOL and d_step < TOL
-    print(f"  check {name:<30}max|Δ| {'‖δ‖' if norms else 'δ'} table {d_tab:.2e}, "
+    print(f"  check {name:<32} max|Δ| {'‖δ‖' if norms else 'δ'} table {d_tab:.2e}, "
           f"grads {d_grad:.2e}" + (f", per-step grads {d_step:.2e}" if per_step else "")
           + f"  {'OK' if ok else 'MISMATCH'}")
     return ok
@@ -267,8 +267,9 @@ def title(case: dict, repeat: int) -> str:
 
 def print_times(t: dict[str, float], ok: bool) -> None:
     """The medians, then PyTorch over each of ours: the faster variant first, then the other."""
+    width = max(map(len, t))
     for name, ms in t.items():
-        print(f"  {name:<44} {ms:10.2f}")
+        print(f"  {name:<{width}} {ms:10.2f}")
     variants = sorted((k for k in t if k.startswith("torch")), key=t.get)
     for k in (k for k in t if not k.startswith("torch")):
         others = "".join(f", {t[v] / t[k]:.1f}× ({v})" for v in variants[1:])

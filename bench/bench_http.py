@@ -4,16 +4,17 @@ autograd computing the same numbers in-process (the functions of bench_engine.py
 Starts ``python -m uvicorn app.main:app --loop uvloop --http httptools`` on a free port,
 waits for GET /healthz, then for the two cases of bench_engine.py (full: T=64, n=16, m=32,
 p=8; norms: T=512, m=64), each asked for the whole response and for only the fields PyTorch
-computes (full: delta, grads; norms: delta_norm, grads), times the round trip with one
-keep-alive httpx.Client, then with a keep-alive http.client.HTTPConnection (the standard
-library's client: less Python per byte read): the body is posted as orjson bytes and the
-response decoded with orjson.loads. Prints the median of --repeat round trips (after one warm-up), the server's own
-Server-Timing split (parse, compute, serialize), request and response sizes, a check of the
+computes (full: delta, grads; norms: delta_norm, grads), times the round trip with each client
+(a keep-alive httpx.Client reading the body streamed; a keep-alive http.client.HTTPConnection,
+the standard library's client, less Python per byte read) and each decoder (orjson.loads into
+Python lists; for the full case also pysimdjson into numpy arrays, no Python object per number,
+when it is installed: the bench extra). The body is posted as orjson bytes. Prints the median
+of --repeat round trips (after one warm-up), the server's own Server-Timing split (parse, compute, serialize), request and response sizes, a check of the
 response's δ table, summed gradients and (whole full response) per-step gradients against
 PyTorch, and the PyTorch medians (the variants of bench_engine.py that compute those same
 numbers). The server is stopped at the end. "HTTP round trip" includes what the server does
 beyond computing (parse, build and serialize the JSON response) and what the client does
-(read and orjson.loads the body).
+(read and decode the body).
 
 --blas-threads N starts the server with OPENBLAS_NUM_THREADS=N (one process per core in
 production: 1 is the realistic setting); PyTorch in this process keeps its default threads.
@@ -27,6 +28,7 @@ import http.client
 import re
 import statistics
 import sys
+from itertools import product
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -61,38 +63,76 @@ def from_response(doc: dict, norms: bool):
     return table, grads, {k: np.array(doc["grads_per_step"][k]) for k in PARAMS}
 
 
-def bench_case(client: httpx.Client, case: dict, repeat: int, fields: list[str] | None = None) -> dict:
-    """Time the round trip (of the response with only ``fields`` when given); return what the
-    PyTorch part needs."""
+def numpy_decoder():
+    """simdjson (pysimdjson) → numpy, or None when pysimdjson is not installed. Parses the whole
+    document (every number, validated) and copies each array's doubles into numpy without making
+    a Python object per number: the δ rows (ragged: row t holds t + 1 vectors of m) and the summed
+    gradients. Only for responses without nulls (as_buffer refuses null: check ``nonfinite``
+    first, as a client must), so for the full case: ‖δ‖ tables are null above the diagonal."""
+    try:
+        import simdjson
+    except ImportError:
+        return None
+    parser = simdjson.Parser()
+
+    def decode(raw: bytes) -> dict:
+        doc = parser.parse(raw)
+        T, n, m, p = (doc["shapes"][k] for k in "Tnmp")
+        shape = {"W_xh": (m, n), "W_hh": (m, m), "b_h": (m,), "W_hy": (p, m), "b_y": (p,), "h0": (m,),
+                 "inputs": (T, n)}
+        flat = np.frombuffer(doc["delta"].as_buffer(of_type="d")).reshape(-1, m)
+        ends = np.cumsum(np.arange(1, T + 1))
+        grads = {k: np.frombuffer(doc["grads"][k].as_buffer(of_type="d")).reshape(s) for k, s in shape.items()}
+        return {"delta": np.split(flat, ends[:-1]), "grads": grads}
+
+    return decode
+
+
+def bench_case(base: str, case: dict, repeat: int, fields: list[str] | None = None) -> dict:
+    """Time the round trip (of the response with only ``fields`` when given) with each client and
+    decoder; return what the PyTorch part needs."""
     body = make_body(**case) | ({} if fields is None else {"fields": fields})
     raw = orjson.dumps(body)
+    headers = {"content-type": "application/json"}
     timings: list[str] = []
-    last: dict = {}
-
-    def round_trip() -> None:
-        r = client.post("/api/v1/bptt", content=raw, headers={"content-type": "application/json"})
-        r.raise_for_status()
-        last.update(doc=orjson.loads(r.content), size=len(r.content))
-        timings.append(r.headers["server-timing"])
-
-    ms = median_ms(round_trip, repeat)
-    split = {name: statistics.median(float(re.search(name + r";dur=([\d.]+)", s)[1]) for s in timings[1:])
-             for name in ("parse", "compute", "serialize")}
-    # the same with the standard library's client, which costs less per byte read than httpx
-    url = urlsplit(str(client.base_url))
+    url = urlsplit(base)
     conn = http.client.HTTPConnection(url.hostname, url.port, timeout=120)
 
-    def round_trip_stdlib() -> None:
-        conn.request("POST", "/api/v1/bptt", body=raw, headers={"content-type": "application/json"})
-        r = conn.getresponse()
-        doc = orjson.loads(r.read())
-        assert r.status == 200 and doc["shapes"]["T"] == case["T"]
+    def via_httpx(client: httpx.Client) -> bytes:
+        # streamed: r.content on a non-streamed response costs ~0.5 ms more per 1.5 MB (extra copies)
+        with client.stream("POST", "/api/v1/bptt", content=raw, headers=headers) as r:
+            r.raise_for_status()
+            timings.append(r.headers["server-timing"])
+            return b"".join(r.iter_bytes())
 
-    ms_stdlib = median_ms(round_trip_stdlib, repeat)
+    def via_stdlib() -> bytes:
+        conn.request("POST", "/api/v1/bptt", body=raw, headers=headers)
+        r = conn.getresponse()
+        out = r.read()
+        assert r.status == 200, out[:200]
+        return out
+
+    decoders = {"orjson": orjson.loads}
+    numpy_decode = numpy_decoder()
+    if numpy_decode is not None and case["detail"] == "full":
+        decoders["simdjson → numpy"] = numpy_decode
+    with httpx.Client(base_url=base, timeout=120) as client:
+        reply = via_httpx(client)
+        doc = orjson.loads(reply)
+        assert doc["shapes"]["T"] == case["T"] and not doc["nonfinite"]
+        if "simdjson → numpy" in decoders:  # the same numbers, bit for bit
+            arrays = decoders["simdjson → numpy"](reply)
+            assert all(np.array_equal(a, b) for a, b in zip(arrays["delta"], doc["delta"]))
+            assert all(np.array_equal(arrays["grads"][k], doc["grads"][k]) for k in arrays["grads"])
+        ms = {}
+        for (cname, get), (dname, dec) in product(
+                (("httpx", lambda: via_httpx(client)), ("http.client", via_stdlib)), decoders.items()):
+            ms[f"HTTP round trip, {cname} + {dname}"] = median_ms(lambda: dec(get()), repeat)
     conn.close()
-    return {"case": case, "repeat": repeat, "body": body, "doc": last["doc"], "fields": fields,
-            "http": {"HTTP round trip, httpx": ms, "HTTP round trip, http.client": ms_stdlib},
-            "sizes": f"  request {len(raw):,} bytes, response {last['size']:,} bytes",
+    split = {name: statistics.median(float(re.search(name + r";dur=([\d.]+)", s)[1]) for s in timings[1:])
+             for name in ("parse", "compute", "serialize")}
+    return {"case": case, "repeat": repeat, "body": body, "doc": doc, "fields": fields, "http": ms,
+            "sizes": f"  request {len(raw):,} bytes, response {len(reply):,} bytes",
             "split": "  server-timing (ms) " + ", ".join(f"{k} {v:.2f}" for k, v in split.items())}
 
 
@@ -100,11 +140,10 @@ def main() -> None:
     args = arguments(__doc__, "of the server")
     print(f"before the round trips: {machine()}")
     env = {} if args.blas_threads is None else {"OPENBLAS_NUM_THREADS": str(args.blas_threads)}
-    with running_server(env=env, args=("--loop", "uvloop", "--http", "httptools")) as base, \
-            httpx.Client(base_url=base, timeout=120) as client:
-        runs = [bench_case(client, FULL, args.repeat), bench_case(client, FULL, args.repeat, FIELDS_OF["full"]),
-                bench_case(client, NORMS, args.repeat_norms),
-                bench_case(client, NORMS, args.repeat_norms, FIELDS_OF["norms"])]
+    with running_server(env=env, args=("--loop", "uvloop", "--http", "httptools")) as base:
+        runs = [bench_case(base, FULL, args.repeat), bench_case(base, FULL, args.repeat, FIELDS_OF["full"]),
+                bench_case(base, NORMS, args.repeat_norms),
+                bench_case(base, NORMS, args.repeat_norms, FIELDS_OF["norms"])]
     torch = have_torch()
     server_blas = "unset" if args.blas_threads is None else args.blas_threads
     print(f"server: one uvicorn process, OPENBLAS_NUM_THREADS {server_blas}")
