@@ -7,7 +7,7 @@ p=8; norms: T=512, m=64), each asked for the whole response and for only the fie
 computes (full: delta, grads; norms: delta_norm, grads), times the round trip with each client
 (a keep-alive httpx.Client reading the body streamed; a keep-alive http.client.HTTPConnection,
 the standard library's client, less Python per byte read) and each decoder (orjson.loads into
-Python lists; for the full case also pysimdjson into numpy arrays, no Python object per number,
+Python lists; for fields ["delta", "grads"] also pysimdjson into numpy arrays, no Python object per number,
 when it is installed: the bench extra). The body is posted as orjson bytes. Prints the median
 of --repeat round trips (after one warm-up), the server's own Server-Timing split (parse, compute, serialize), request and response sizes, a check of the
 response's δ table, summed gradients and (whole full response) per-step gradients against
@@ -67,23 +67,27 @@ def numpy_decoder():
     """simdjson (pysimdjson) → numpy, or None when pysimdjson is not installed. Parses the whole
     document (every number, validated) and copies each array's doubles into numpy without making
     a Python object per number: the δ rows (ragged: row t holds t + 1 vectors of m) and the summed
-    gradients. Only for responses without nulls (as_buffer refuses null: check ``nonfinite``
-    first, as a client must), so for the full case: ‖δ‖ tables are null above the diagonal."""
+    gradients; every other field becomes Python objects. For the response to fields
+    ["delta", "grads"]: as_buffer refuses null (overflow: a client checks ``nonfinite`` first)."""
     try:
         import simdjson
     except ImportError:
         return None
     parser = simdjson.Parser()
 
+    def plain(v):
+        return v.as_dict() if isinstance(v, simdjson.Object) else v.as_list() if isinstance(v, simdjson.Array) else v
+
     def decode(raw: bytes) -> dict:
         doc = parser.parse(raw)
-        T, n, m, p = (doc["shapes"][k] for k in "Tnmp")
+        out = {k: plain(doc[k]) for k in doc.keys() if k not in ("delta", "grads")}  # (items() would make lists of all)
+        T, n, m, p = (out["shapes"][k] for k in "Tnmp")
         shape = {"W_xh": (m, n), "W_hh": (m, m), "b_h": (m,), "W_hy": (p, m), "b_y": (p,), "h0": (m,),
                  "inputs": (T, n)}
         flat = np.frombuffer(doc["delta"].as_buffer(of_type="d")).reshape(-1, m)
-        ends = np.cumsum(np.arange(1, T + 1))
-        grads = {k: np.frombuffer(doc["grads"][k].as_buffer(of_type="d")).reshape(s) for k, s in shape.items()}
-        return {"delta": np.split(flat, ends[:-1]), "grads": grads}
+        out["delta"] = np.split(flat, np.cumsum(np.arange(1, T)))  # row t: (t + 1) × m
+        out["grads"] = {k: np.frombuffer(doc["grads"][k].as_buffer(of_type="d")).reshape(s) for k, s in shape.items()}
+        return out
 
     return decode
 
@@ -114,16 +118,19 @@ def bench_case(base: str, case: dict, repeat: int, fields: list[str] | None = No
 
     decoders = {"orjson": orjson.loads}
     numpy_decode = numpy_decoder()
-    if numpy_decode is not None and case["detail"] == "full":
+    if numpy_decode is not None and fields == ["delta", "grads"]:
         decoders["simdjson → numpy"] = numpy_decode
     with httpx.Client(base_url=base, timeout=120) as client:
         reply = via_httpx(client)
         doc = orjson.loads(reply)
         assert doc["shapes"]["T"] == case["T"] and not doc["nonfinite"]
-        if "simdjson → numpy" in decoders:  # the same numbers, bit for bit
+        if "simdjson → numpy" in decoders:  # the same document, the same numbers bit for bit
             arrays = decoders["simdjson → numpy"](reply)
+            assert arrays.keys() == doc.keys() and arrays["grads"].keys() == doc["grads"].keys()
+            assert all(arrays[k] == doc[k] for k in doc if k not in ("delta", "grads"))
+            assert len(arrays["delta"]) == len(doc["delta"])
             assert all(np.array_equal(a, b) for a, b in zip(arrays["delta"], doc["delta"]))
-            assert all(np.array_equal(arrays["grads"][k], doc["grads"][k]) for k in arrays["grads"])
+            assert all(np.array_equal(arrays["grads"][k], doc["grads"][k]) for k in doc["grads"])
         ms = {}
         for (cname, get), (dname, dec) in product(
                 (("httpx", lambda: via_httpx(client)), ("http.client", via_stdlib)), decoders.items()):
