@@ -23,9 +23,18 @@ from .runtime import tune_malloc
 from .security import RateLimit, SecurityHeaders
 from .settings import Settings, get_settings
 
-ROOT = Path(__file__).resolve().parent.parent
-STATIC_DIR = ROOT / "static"
-TEMPLATES_DIR = ROOT / "templates"
+HERE = Path(__file__).resolve().parent
+
+
+def _data_dir(name: str) -> Path:
+    """static/ or templates/: inside the package when installed from a wheel, else at the top
+    of the source tree (a checkout, or an editable install)."""
+    inside = HERE / name
+    return inside if inside.is_dir() else HERE.parent / name
+
+
+STATIC_DIR = _data_dir("static")
+TEMPLATES_DIR = _data_dir("templates")
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 
 

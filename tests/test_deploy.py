@@ -123,3 +123,47 @@ def test_malloc_tuning_applies_on_linux():
     from app.runtime import tune_malloc
 
     assert tune_malloc() == sys.platform.startswith("linux")
+
+
+def test_an_installed_wheel_carries_the_page(tmp_path):
+    """pip install . (not -e) gives a working app: the wheel holds every file of static/ and
+    templates/ (as app/static, app/templates), and the app serves the page from there."""
+    import importlib.util
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    src = tmp_path / "src"  # a copy: building leaves build/ and *.egg-info behind, and reuses them
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    for name in ("app", "static", "templates"):
+        shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+    # without build isolation when setuptools is at hand (fast, offline); else pip fetches it
+    isolation = [] if importlib.util.find_spec("setuptools") is None else ["--no-build-isolation"]
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", *isolation,
+                    "-w", str(tmp_path), str(src)], check=True, capture_output=True)
+    (wheel,) = tmp_path.glob("*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for top in ("static", "templates"):
+        for f in (ROOT / top).rglob("*"):
+            if f.is_file():
+                assert f"app/{top}/{f.relative_to(ROOT / top).as_posix()}" in names, f
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
+                   check=True, capture_output=True)
+    probe = (
+        "import app.main as m\n"
+        "from fastapi.testclient import TestClient\n"
+        f"assert m.STATIC_DIR.is_relative_to({str(target)!r}), m.STATIC_DIR\n"
+        "c = TestClient(m.app)\n"
+        "assert c.get('/').status_code == 200 and 'BPTT' in c.get('/').text\n"
+        "assert c.get('/static/js/main.js').status_code == 200\n"
+        "assert c.get('/docs').status_code == 200\n"
+    )
+    # run away from the source tree, with the installed copy first on the path
+    out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(target)})
+    assert out.returncode == 0, out.stderr[-2000:]
