@@ -6,6 +6,7 @@ import json
 import math
 
 import numpy as np
+import orjson
 import pytest
 
 from app.api.parse import FIELDS
@@ -260,6 +261,7 @@ def test_bad_input_is_a_4xx_naming_the_field(client, body, status, field, fragme
     assert err["field"] == field, err
     assert fragment in err["message"], err["message"]
     assert set(err) == {"status", "field", "expected", "got", "message"}
+    assert err["expected"] and err["got"], err  # what was expected and what came, as fields too
 
 
 @pytest.mark.parametrize("text,field,fragment", [
@@ -301,9 +303,45 @@ def test_limits_come_from_settings_and_are_named():
 
 def test_unknown_routes_and_methods_use_the_error_shape(client):
     r = client.get("/api/v1/nothing")
-    assert r.status_code == 404 and r.json()["error"]["status"] == 404
+    assert r.status_code == 404 and r.json()["error"] | {"message": None} == {
+        "status": 404, "field": "path", "expected": "a route of this app (listed at /docs)",
+        "got": "/api/v1/nothing", "message": None}
     r = client.get("/api/v1/bptt")
-    assert r.status_code == 405 and r.json()["error"]["field"] == "method"
+    assert r.status_code == 405 and r.json()["error"] | {"message": None} == {
+        "status": 405, "field": "method", "expected": "POST", "got": "GET", "message": None}
+
+
+@pytest.mark.parametrize("text,field", [
+    (r'{"notation": "\ud800"}', "notation"),
+    (r'{"inputs": [[1.0], ["\udfff"]], "targets": [[0.0], [0.0]], "init": {"hidden": 2}}', "inputs[1][0]"),
+    (r'{"inputs": [[1.0]], "targets": [[0.0]], "init": {"hidden": 2}, "fields": ["\ud800"]}', "fields[0]"),
+    (r'{"\ud800x": 1}', r"\ud800x"),
+], ids=["enum", "number", "fields", "key"])
+def test_lone_surrogates_are_a_4xx_in_valid_json(client, text, field):
+    r"""JSON may escape half a surrogate pair ("\ud800"); orjson refuses the body, the lenient
+    read takes it, and the error (which quotes it, as the text \ud800) must still be UTF-8 JSON."""
+    r = client.post("/api/v1/bptt", content=text.encode(), headers={"content-type": "application/json"})
+    assert r.status_code == 422, r.text
+    err = orjson.loads(r.content)["error"]  # orjson refuses what UTF-8 cannot hold
+    assert err["field"] == field, err
+    assert r"\ud800" in err["message"] or r"\udfff" in err["message"], err
+
+
+def test_a_defect_is_a_500_in_the_error_shape(monkeypatch):
+    """Never expected; if it happens, the client still gets the one error shape as JSON."""
+    from fastapi.testclient import TestClient
+
+    from app.api import routes
+    from app.main import create_app
+
+    def broken(parsed):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(routes, "_run", broken)
+    with TestClient(create_app(), raise_server_exceptions=False) as c:
+        r = c.post("/api/v1/bptt", json=small())
+    assert r.status_code == 500 and r.headers["content-type"] == "application/json"
+    assert r.json()["error"]["status"] == 500 and "bug" in r.json()["error"]["message"]
 
 
 def test_openapi_documents_the_request_with_examples(client):

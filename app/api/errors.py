@@ -45,11 +45,19 @@ class ApiError(Exception):
         }
 
 
+def _text(v: Any) -> Any:
+    """v, with lone surrogates (a body may escape them: "\\ud800") written as the text \\ud800,
+    which UTF-8 and so JSON can carry."""
+    return v.encode("utf-8", "backslashreplace").decode("utf-8") if isinstance(v, str) else v
+
+
 def error_response(err: ApiError) -> Response:
-    return Response(
-        orjson.dumps(err.body()), status_code=err.status, media_type="application/json",
-        headers=err.headers,
-    )
+    body = err.body()
+    try:
+        out = orjson.dumps(body)
+    except orjson.JSONEncodeError:  # a string from the request that UTF-8 cannot hold
+        out = orjson.dumps({"error": {k: _text(v) for k, v in body["error"].items()}})
+    return Response(out, status_code=err.status, media_type="application/json", headers=err.headers)
 
 
 def _loc(loc: tuple[Any, ...]) -> str:
@@ -68,10 +76,20 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        field = "path" if exc.status_code == 404 else ("method" if exc.status_code == 405 else None)
-        return error_response(
-            ApiError(field, status=exc.status_code, message=str(exc.detail), headers=exc.headers)
-        )
+        expected = got = field = None
+        if exc.status_code == 404:
+            field, expected, got = "path", "a route of this app (listed at /docs)", request.url.path
+        elif exc.status_code == 405:
+            allowed = (exc.headers or {}).get("allow") or (exc.headers or {}).get("Allow")
+            field, expected, got = "method", allowed, request.method
+        return error_response(ApiError(
+            field, expected, got, status=exc.status_code, message=str(exc.detail), headers=exc.headers,
+        ))
+
+    @app.exception_handler(Exception)
+    async def _bug(request: Request, exc: Exception) -> Response:
+        # a defect, not bad input (those are 4xx): still the one error shape, and uvicorn logs it
+        return error_response(ApiError(None, status=500, message="internal error: this is a bug, please report it"))
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> Response:

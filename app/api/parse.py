@@ -217,7 +217,8 @@ def parse(body: Any, s: Settings) -> Parsed:
         raise ApiError("body", "a JSON object", describe(body))
     for key in body:
         if key not in FIELDS:
-            raise ApiError(key, None, None, message=f"{key}: unknown field; the fields are " + ", ".join(FIELDS))
+            raise ApiError(key, "one of the fields " + ", ".join(FIELDS), "an unknown field",
+                           message=f"{key}: unknown field; the fields are " + ", ".join(FIELDS))
     notation = _enum(body, "notation", tuple(NOTATIONS), "canonical")
     cell = _enum(body, "cell", tuple(CELLS), "vanilla")
     activation = _enum(body, "activation", tuple(ACTIVATIONS), "tanh")
@@ -373,10 +374,10 @@ def _params(v: Any, notation: str, has_output: bool, n: int, s: Settings):
     canon_of = dict(expected)
     for key in v:
         if key not in canon_of:
+            hint = _name_hint(key, notation, has_output)
             raise ApiError(
-                f"params.{key}", None, None,
-                message=f"params.{key}: unknown parameter{_name_hint(key, notation, has_output)}; notation {notation} expects "
-                + ", ".join(shown),
+                f"params.{key}", f"one of {', '.join(shown)} (notation {notation})", f"an unknown parameter{hint}",
+                message=f"params.{key}: unknown parameter{hint}; notation {notation} expects " + ", ".join(shown),
             )
     for name in shown:
         if name not in v:
@@ -436,7 +437,8 @@ def _init(v: Any, notation: str, has_output: bool, n: int, body: dict, batched: 
         raise ApiError("init", 'an object {"seed", "hidden", "outputs", "scale"}', describe(v))
     for key in v:
         if key not in INIT_FIELDS:
-            raise ApiError(f"init.{key}", None, None, message=f"init.{key}: unknown field; init takes " + ", ".join(INIT_FIELDS))
+            raise ApiError(f"init.{key}", "one of " + ", ".join(INIT_FIELDS), "an unknown field",
+                           message=f"init.{key}: unknown field; init takes " + ", ".join(INIT_FIELDS))
     seed = _int(v.get("seed", 0), "init.seed", 0, 2**63 - 1, "the seed")
     if "hidden" not in v:
         raise ApiError("init.hidden", "the number of hidden units m", "nothing (missing)")
