@@ -177,11 +177,15 @@ def test_detail_falls_back_to_norms_over_the_budget_and_says_so(client):
     from app.settings import Settings
 
     with TestClient(create_app(Settings(max_full_floats=50))) as c:
-        d = c.post("/api/v1/bptt", json=small()).json()
-        assert d["detail"] == "norms" and d["delta"] is None and d["grads_per_step"] is None
-        assert d["delta_norm"][2][0] is not None
-        d = c.post("/api/v1/bptt", json=small(detail="full")).json()
-        assert d["detail"] == "norms" and any("budget" in w for w in d["warnings"])
+        for detail in (None, "full"):  # the default as well as full asked for: never silently
+            d = c.post("/api/v1/bptt", json=small() | ({} if detail is None else {"detail": detail})).json()
+            assert d["detail"] == "norms" and d["delta"] is None and d["grads_per_step"] is None
+            assert d["delta_norm"][2][0] is not None
+            assert [w for w in d["warnings"] if "BPTT_MAX_FULL_FLOATS" in w] == [
+                "detail: the full δ table and the per-step gradients would hold 123 numbers, over the "
+                "budget of 50 (BPTT_MAX_FULL_FLOATS); answered with norms"]
+        d = c.post("/api/v1/bptt", json=small(detail="norms")).json()
+        assert d["detail"] == "norms" and d["warnings"] == []
 
 
 def test_gradient_check_in_the_response(client):

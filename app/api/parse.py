@@ -313,7 +313,7 @@ def _budget(detail: Any, named: dict, B: int, T: int, n: int, m: int, p: int | N
             truncation: int | None, gradient_check: bool, s: Settings, warnings: list[str],
             fields: frozenset[str] | None) -> tuple[str, float]:
     """The detail to answer with (full while the δ table and per-step gradients asked for fit
-    BPTT_MAX_FULL_FLOATS, else norms, said in warnings when full was asked for) and the estimated
+    BPTT_MAX_FULL_FLOATS, else norms, said in warnings) and the estimated
     work in multiply-adds, refused above BPTT_MAX_WORK."""
     if detail is not None and detail not in DETAILS:
         raise ApiError("detail", "full or norms", describe(detail))
@@ -322,12 +322,12 @@ def _budget(detail: Any, named: dict, B: int, T: int, n: int, m: int, p: int | N
     table = _wanted(fields, "delta") or per_step
     full_floats = table * B * T * (T + 1) // 2 * m + per_step * T * n_params
     if detail in (None, "full") and full_floats > s.max_full_floats:
-        if detail == "full":
-            what = " and ".join(w for w, asked in (("the full δ table", table), ("the per-step gradients", per_step)) if asked)
-            warnings.append(
-                f"detail: {what} would hold {full_floats} numbers, "
-                f"over the budget of {s.max_full_floats} (BPTT_MAX_FULL_FLOATS); answered with norms"
-            )
+        # said whether full was asked for or the default: never a silent change of detail
+        what = " and ".join(w for w, asked in (("the full δ table", table), ("the per-step gradients", per_step)) if asked)
+        warnings.append(
+            f"detail: {what} would hold {full_floats} numbers, "
+            f"over the budget of {s.max_full_floats} (BPTT_MAX_FULL_FLOATS); answered with norms"
+        )
         detail = "norms"
     detail = detail or "full"
     K = T if truncation is None else min(truncation, T)
