@@ -38,9 +38,11 @@ Both must give the same dz; the tests check it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
+from . import norms as vnorms
 from .cells import Cell
 
 
@@ -66,6 +68,7 @@ class DeltaTable:
 def delta_table(
     cell: Cell, fprime: np.ndarray, eps_tt: np.ndarray, W_hh: np.ndarray,
     truncation: int | None = None, keep: bool = True, exact_sums: bool = False, norms: bool = True,
+    mend_norms: bool = False,
 ) -> DeltaTable:
     """fprime (B, T, m) f'(z_k); eps_tt (B, T, m) ε_{t,t}; W_hh (m, m).
 
@@ -78,6 +81,10 @@ def delta_table(
     are the same sums in real numbers and round alike; but a sum taken first can overflow where
     the terms' own sum does not (f'(z_k) = 0 times an infinite Σ_t ε_{t,k}), so when a short
     sum is not finite they are taken again term by term, as the recursion defines them.
+
+    ‖δ_{t,k}‖ is √Σ δ², which overflows or underflows where δ does not (``norms``): those entries
+    are mended from the table; with keep=False the recursion runs again with mend_norms, which
+    mends them at each k (the vectors are gone after it).
     """
     B, T, m = fprime.shape
     K = T if truncation is None else min(truncation, T)
@@ -123,7 +130,13 @@ def delta_table(
         if exact_sums and not keep:
             add.reduce(delta_k, axis=-2, out=dz_[..., k, :])  # dz_k = Σ_t δ_{t,k}
         if not keep:
-            einsum("...tm,...tm->...t", delta_k, delta_k, out=sq_[..., k, k : k + rows])
+            row = sq_[..., k, k : k + rows]
+            einsum("...tm,...tm->...t", delta_k, delta_k, out=row)
+            if mend_norms:  # the norms themselves, mended where the sum of squares is suspect
+                bad = vnorms.suspect(row)
+                np.sqrt(row, out=row)
+                if bad.any():
+                    row[bad] = vnorms.scaled(delta_k[bad])
         delta_next = delta_k
     # h_0 is reached from δ_{t,1} (0-based δ[t, 0]) for the rows still kept.
     dh0 = cell.carry(delta_next, eps_k, W_hh).sum(axis=-2).reshape(B, m)
@@ -135,13 +148,37 @@ def delta_table(
     elif not exact_sums:
         np.multiply(fprime, dh, out=dz)  # dz_k = Σ_t δ_{t,k} = f'(z_k) ⊙ Σ_t ε_{t,k}
     if not exact_sums and not (np.isfinite(dh).all() and np.isfinite(dz).all()):
-        return delta_table(cell, fprime, eps_tt, W_hh, truncation, keep, exact_sums=True, norms=norms)
+        return delta_table(cell, fprime, eps_tt, W_hh, truncation, keep, exact_sums=True, norms=norms,
+                           mend_norms=mend_norms)
 
     delta = None if table is None else table.transpose(1, 2, 0, 3)  # δ[b, t, k]
     if keep and norms:
         sq_norm = np.einsum("kbtm,kbtm->bkt", table, table)  # the norms of the whole table at once
-    delta_norm = None if sq_norm is None else np.sqrt(sq_norm, out=sq_norm).transpose(0, 2, 1)  # [b, t, k]
+    norm = None
+    if sq_norm is not None and not mend_norms:
+        # not the zeros where there is no δ_{t,k}: k > t, t − k ≥ K, or no loss at step t
+        bad = vnorms.suspect(sq_norm) & _window(T, K)
+        if bad.any():
+            bad &= eps_tt.any(axis=-1)[:, None, :]
+        if bad.any() and not keep:
+            return delta_table(cell, fprime, eps_tt, W_hh, truncation, keep, exact_sums, norms, mend_norms=True)
+        norm = np.sqrt(sq_norm, out=sq_norm)
+        if bad.any():
+            b, k, t = np.nonzero(bad)
+            norm[b, k, t] = vnorms.scaled(table[k, b, t])
+    elif sq_norm is not None:
+        norm = sq_norm  # mended at each k
+    delta_norm = None if norm is None else norm.transpose(0, 2, 1)  # [b, t, k]
     return DeltaTable(delta=delta, delta_norm=delta_norm, dz=dz, dh=dh, dh0=dh0)
+
+
+@lru_cache(maxsize=8)
+def _window(T: int, K: int) -> np.ndarray:
+    """(T, T) [k, t]: k ≤ t < k + K, where δ_{t,k} is kept (read-only, shared)."""
+    k, t = np.ogrid[:T, :T]
+    window = (t >= k) & (t - k < K)
+    window.flags.writeable = False
+    return window
 
 
 def dh_next_pass(

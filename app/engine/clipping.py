@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import norms
+
 
 @dataclass(frozen=True)
 class ClipReport:
@@ -24,7 +26,9 @@ def global_norm(grads: dict[str, np.ndarray], copies: dict[str, int] | None = No
     """sqrt(Σ g²) over every entry; ``copies[name]`` counts an array that many times (an
     array shown under several names, as PyTorch's two biases)."""
     copies = copies or {}
-    return float(np.sqrt(sum(copies.get(k, 1) * float(np.sum(g * g)) for k, g in grads.items())))
+    # each array's norm, then the norm of those (weighted by √copies): no overflow of the squares
+    each = [np.sqrt(copies.get(k, 1)) * norms.of_vectors(np.ravel(g)) for k, g in grads.items()]
+    return float(norms.of_vectors(np.array(each)))
 
 
 def clip(

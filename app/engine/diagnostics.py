@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import norms
 from .cells import Cell
 from .spectral import spectral_norms
 
@@ -43,7 +44,7 @@ def compute(
     with np.errstate(all="ignore"):
         jn = spectral_norms(cell, fprime.reshape(B * T, m), W_hh).reshape(B, T)
         fmax = np.abs(fprime).max(axis=-1)  # (B, T)
-        eps_norm = np.sqrt(np.einsum("btm,btm->bt", eps_tt, eps_tt))  # (B, T)
+        eps_norm = norms.of_vectors(eps_tt)  # (B, T) ‖ε_{t,t}‖, no overflow of its squares
     bound = _bound(jn, fmax, eps_norm) if with_bound else None
     with np.errstate(all="ignore"):
         finite = bool(np.isfinite(W_hh).all())
