@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     max_p: int = Field(256, ge=1, description="Largest output size p.")
     max_batch: int = Field(64, ge=1, description="Largest batch B.")
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="Largest request body in bytes.")
+    body_timeout: float = Field(
+        30.0, gt=0, description="Seconds a client has to send the whole request body (408 after)."
+    )
     max_work: float = Field(
         6e9, gt=0, description="Largest estimated work of one request (multiply-adds), refused up front."
     )

@@ -56,3 +56,28 @@ def test_two_workers_serve_and_stop_cleanly():
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=20)
     assert proc.returncode == 0
+
+
+def test_a_stalled_body_is_answered_408_not_held():
+    """A client that declares 1,000 bytes and sends one gets 408 after BPTT_BODY_TIMEOUT, in
+    the error shape, and the connection is closed; the server keeps serving meanwhile."""
+    import socket
+    import time
+    from urllib.parse import urlsplit
+
+    with running_server(env={"BPTT_BODY_TIMEOUT": "1"}) as base:
+        url = urlsplit(base)
+        with socket.create_connection((url.hostname, url.port), timeout=10) as s:
+            s.sendall(b"POST /api/v1/bptt HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n"
+                      b"content-length: 1000\r\n\r\n{")
+            t0 = time.monotonic()
+            assert httpx.get(base + "/healthz").status_code == 200  # not blocked by the stalled one
+            reply = b""
+            while chunk := s.recv(65536):
+                reply += chunk
+            waited = time.monotonic() - t0
+        head, _, body = reply.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 408"), head
+        err = orjson.loads(body)["error"]
+        assert err["field"] == "body" and "BPTT_BODY_TIMEOUT" in err["expected"] and err["got"] == "1 byte of the 1000 declared"
+        assert 0.8 < waited < 5

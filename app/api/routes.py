@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from fastapi import APIRouter, Request
@@ -27,13 +28,15 @@ INLINE_BODY_BYTES = 256 * 1024
 
 _ERRORS = {
     400: {"model": ErrorResponse, "description": "Not JSON"},
+    408: {"model": ErrorResponse, "description": "Body not all sent within BPTT_BODY_TIMEOUT seconds"},
     413: {"model": ErrorResponse, "description": "Body larger than BPTT_MAX_BODY_BYTES"},
     422: {"model": ErrorResponse, "description": "A field is invalid or over a limit; the error names it"},
 }
 
 
-async def read_body(request: Request, cap: int) -> bytes:
-    """The body, refused with 413 as soon as it is known to exceed cap (declared or read)."""
+async def read_body(request: Request, cap: int, timeout: float) -> bytes:
+    """The body, refused with 413 as soon as it is known to exceed cap (declared or read), and
+    with 408 when it has not all come within timeout seconds."""
     def too_large(got: str) -> ApiError:
         return ApiError("body", f"at most {cap} bytes (limit BPTT_MAX_BODY_BYTES)", got, status=413)
 
@@ -41,11 +44,20 @@ async def read_body(request: Request, cap: int) -> bytes:
     if declared and declared.isdigit() and int(declared) > cap:
         raise too_large(f"{declared} bytes")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > cap:
-            raise too_large(f"more than {cap} bytes")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > cap:
+                    raise too_large(f"more than {cap} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        of = f" of the {declared} declared" if declared else ""
+        raise ApiError(
+            "body", f"the whole body within {timeout:g} s (limit BPTT_BODY_TIMEOUT)",
+            f"{size} byte{'' if size == 1 else 's'}{of}",
+            status=408, headers={"connection": "close"},
+        ) from None
     return b"".join(chunks)
 
 
@@ -78,7 +90,7 @@ def _run(parsed: Parsed) -> tuple[bytes, float, float]:
 )
 async def bptt(request: Request) -> Response:
     settings = request.app.state.settings
-    body = await read_body(request, settings.max_body_bytes)
+    body = await read_body(request, settings.max_body_bytes, settings.body_timeout)
     if len(body) <= INLINE_BODY_BYTES:
         parsed, tp = _parse(body, settings)
     else:
