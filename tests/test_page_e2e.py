@@ -358,3 +358,23 @@ def test_a_pasted_request_with_fields_still_shows_everything(watched, base):
     assert "fields" not in page.evaluate("() => window.bptt.state.req")
     assert resp["delta"] is not None and resp["forward"] and resp["diagnostics"]
     assert_clean(watch)
+
+
+def test_a_model_over_the_size_budget_says_so_once_in_the_pages_language(watched, base):
+    """Over BPTT_MAX_FULL_FLOATS the API answers with norms and a warning; the page says it
+    with its own banner (translated), not the API's English sentence as well."""
+    page, watch = watched
+    open_page(page, base)
+    T = 450  # δ table and per-step gradients over 1.5 million numbers with m = 16
+    body = {"inputs": [[0.01 * (t % 7)] for t in range(T)], "targets": [[0.0]] * T,
+            "init": {"seed": 1, "hidden": 16, "outputs": 1}}
+    page.click("#box-json summary")
+    page.fill("#json-box", json.dumps(body))
+    n = renders(page)
+    page.click("#json-apply")
+    wait_render(page, n, timeout=30_000)
+    resp = response(page)
+    assert resp["detail"] == "norms" and any(w.startswith("detail:") for w in resp["warnings"])
+    info = page.inner_text("#banner-info")
+    assert info.startswith("Only the norms") and "BPTT_MAX_FULL_FLOATS" not in info, info
+    assert_clean(watch)

@@ -251,7 +251,8 @@ function renderBanners() {
   setBanner("banner-overflow", resp.nonfinite.length ? tr("banner.overflow", { fields: resp.nonfinite.join(", ") }) : "");
   const info = [];
   if (resp.detail === "norms") info.push(tr("banner.norms"));
-  for (const w of resp.warnings) if (!w.startsWith("overflow")) info.push(w);
+  // overflow has its own banner; the fallback to norms is said by banner.norms in the page's language
+  for (const w of resp.warnings) if (!w.startsWith("overflow") && !w.startsWith("detail:")) info.push(w);
   setBanner("banner-info", info.join(" "));
 }
 
