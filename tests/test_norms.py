@@ -36,13 +36,13 @@ def test_norms_of_zero_infinite_and_nan_vectors():
     assert np.isnan(got[3]) and np.isnan(got[4])
 
 
-@pytest.mark.parametrize("scale", [1e-200, 1e150, 1e200])
+@pytest.mark.parametrize("scale", [1e-200, 1e155, 1e200])
 @pytest.mark.parametrize("K", [None, 2])
 @pytest.mark.parametrize("B", [1, 2])
 def test_delta_norms_where_the_squares_leave_the_range(scale, K, B):
     """‖δ_{t,k}‖ equals the norm of the δ_{t,k} the table holds, also where δ² over- or
-    underflows: with the whole table (mended from it) and with norms only (run again, mended
-    at each k); a sequence with no loss on some steps (rows of zeros) as well."""
+    underflows: with the whole table (mended from it) and with norms only (mended at each k);
+    a sequence with no loss on some steps (rows of zeros) as well."""
     rng = np.random.default_rng(1)
     T, m = 6, 3
     fprime = rng.uniform(0.5, 1.0, (B, T, m))
@@ -53,24 +53,42 @@ def test_delta_norms_where_the_squares_leave_the_range(scale, K, B):
     with np.errstate(all="ignore"):
         full = bptt.delta_table(cell, fprime, eps_tt, W, K, keep=True)
         only = bptt.delta_table(cell, fprime, eps_tt, W, K, keep=False)
-    want = hypot_rows(plain_table(cell, fprime, eps_tt, W, K))
+    plain = plain_table(cell, fprime, eps_tt, W, K)
+    want = hypot_rows(plain)
     assert np.isfinite(full.delta).all() and np.isfinite(want).all()
+    with np.errstate(all="ignore"):  # the case is out of the squares' range: √Σδ² is wrong somewhere
+        naive = np.sqrt(np.einsum("...m,...m->...", plain, plain))
+    assert (np.abs(naive - want) > 1e-13 * want).any()
     np.testing.assert_allclose(full.delta_norm, want, rtol=1e-13, atol=0)
     np.testing.assert_allclose(only.delta_norm, want, rtol=1e-13, atol=0)
 
 
-def test_norms_only_runs_the_recursion_once_when_nothing_needs_mending(monkeypatch):
-    """Rows without a loss and steps outside the window hold zeros that are not underflow:
-    they must not send the recursion round again."""
-    calls = []
-    plain = bptt.delta_table
+@pytest.mark.parametrize("W_scale", [1.0, 1e-60])
+def test_norms_only_runs_the_recursion_once_and_mends_only_what_needs_it(monkeypatch, W_scale):
+    """Norms only: the recursion runs once, also when norms need mending (a vanishing δ far
+    back is the common case of a long sequence; running it again doubled the time), and rows
+    without a loss, whose zeros are no underflow, are not taken by scaling."""
+    calls, scaled_rows = [], []
+    plain, scaled = bptt.delta_table, norms.scaled
     monkeypatch.setattr(bptt, "delta_table", lambda *a, **k: calls.append(1) or plain(*a, **k))
+    monkeypatch.setattr(norms, "scaled", lambda x: scaled_rows.append(len(x)) or scaled(x))
     rng = np.random.default_rng(2)
     B, T, m = 1, 8, 3
     eps_tt = rng.normal(size=(B, T, m))
     eps_tt[:, :-1] = 0.0  # many-to-one
-    bptt.delta_table(CELLS["vanilla"], rng.uniform(0.5, 1, (B, T, m)), eps_tt, rng.normal(size=(m, m)), 3, keep=False)
+    fprime = rng.uniform(0.5, 1, (B, T, m))
+    W = rng.normal(size=(m, m)) * W_scale
+    with np.errstate(all="ignore"):
+        got = bptt.delta_table(CELLS["vanilla"], fprime, eps_tt, W, None, keep=False)
     assert len(calls) == 1
+    plain = plain_table(CELLS["vanilla"], fprime, eps_tt, W, None)
+    want = hypot_rows(plain)
+    np.testing.assert_allclose(got.delta_norm, want, rtol=1e-13, atol=0)
+    # mended: the δ_{T,k} of the one loss whose squares underflow (W_hh ~ 1e-60: ‖δ_{T,k}‖ ~
+    # 1e-60^(T−k), some of them all the way to zero); none with W_hh ~ 1, none of the loss-free rows
+    with np.errstate(all="ignore"):
+        need = (np.einsum("...m,...m->...", plain[:, -1], plain[:, -1]) < norms.SQ_LOW).sum()
+    assert (need > 0) == (W_scale < 1) and sum(scaled_rows) == need
 
 
 def test_api_delta_norm_bound_and_clipping_beyond_the_squares(client):

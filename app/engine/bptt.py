@@ -22,6 +22,10 @@ Where the stacks live:
 - δ with detail "norms" (``keep=False``) lives in one (B, T, m) array like ε, with the norms
   taken at each k, so that no (B, T, T, m) tensor is ever formed.
 
+A norm is √Σ δ², whose squares overflow or underflow where δ does not (a vanishing δ of 1e-200,
+an exploding one of 1e200): ``norms.sqrt_mended`` takes those few entries by scaling, from the
+table after the loop or, with norms only, from the stack at each k.
+
 The sums over t, dh_k = Σ_t ε_{t,k} and dz_k = Σ_t δ_{t,k} = f'(z_k) ⊙ dh_k, are taken at each
 k (dh) or after the loop (dz; and dh too for the vanilla cell's whole untruncated table, where
 ε_{t,k} = W_hhᵀ δ_{t,k+1}); when one of these shorter sums is not finite they are taken again
@@ -68,7 +72,6 @@ class DeltaTable:
 def delta_table(
     cell: Cell, fprime: np.ndarray, eps_tt: np.ndarray, W_hh: np.ndarray,
     truncation: int | None = None, keep: bool = True, exact_sums: bool = False, norms: bool = True,
-    mend_norms: bool = False,
 ) -> DeltaTable:
     """fprime (B, T, m) f'(z_k); eps_tt (B, T, m) ε_{t,t}; W_hh (m, m).
 
@@ -82,17 +85,19 @@ def delta_table(
     the terms' own sum does not (f'(z_k) = 0 times an infinite Σ_t ε_{t,k}), so when a short
     sum is not finite they are taken again term by term, as the recursion defines them.
 
-    ‖δ_{t,k}‖ is √Σ δ², which overflows or underflows where δ does not (``norms``): those entries
-    are mended from the table; with keep=False the recursion runs again with mend_norms, which
-    mends them at each k (the vectors are gone after it).
+    ‖δ_{t,k}‖ is √Σ δ², which overflows or underflows where δ does not: ``norms.sqrt_mended``
+    mends those entries, from the table or (keep=False) at each k, while the vectors are there.
     """
     B, T, m = fprime.shape
     K = T if truncation is None else min(truncation, T)
     dh = np.empty((B, T, m))
     dz = np.empty((B, T, m))
-    # Squared norms, k-major: sq_norm[b, k, t] = ‖δ_{t,k}‖², zero where t < k or t − k ≥ K
-    # (filled at each k; with the whole table, from it after the loop)
-    sq_norm = None if keep else np.zeros((B, T, T))
+    # Norms, k-major: norm[b, k, t] = ‖δ_{t,k}‖, zero where t < k or t − k ≥ K (filled at each k;
+    # with the whole table, from it after the loop)
+    norm = None if keep else np.zeros((B, T, T))
+    # lossy[b, t]: step t carries a loss, so δ_{t,·} may be other than zero (a zero sum of
+    # squares elsewhere is no underflow)
+    lossy = eps_tt.any(axis=-1)
     # eps[b, t] = ε_{t,k} for the k at hand: it starts as ε_{t,t} = W_hyᵀ e_t, and at step k the
     # rows t > k are overwritten by ε_{t,k}, computed from δ_{t,k+1} (and ε_{t,k+1} in place).
     eps = eps_tt.copy()
@@ -107,13 +112,13 @@ def delta_table(
     # one sequence it runs on views without the batch axis ("..." stands for it or for nothing).
     if B == 1:
         f_, eps_, dh_, dz_ = fprime[0], eps[0], dh[0], dz[0]
-        sq_ = None if sq_norm is None else sq_norm[0]
+        norm_, lossy_ = None if norm is None else norm[0], lossy[0]
         table_ = None if table is None else table[:, 0]
         stack_ = None if stack is None else stack[0]
     else:
-        f_, eps_, dh_, dz_, sq_, table_, stack_ = fprime, eps, dh, dz, sq_norm, table, stack
+        f_, eps_, dh_, dz_, norm_, lossy_, table_, stack_ = fprime, eps, dh, dz, norm, lossy, table, stack
     f_row = f_[..., :, None, :]  # f'(z_k) as one row, to multiply every row t
-    add, multiply, einsum, carry = np.add, np.multiply, np.einsum, cell.carry
+    add, multiply, einsum, carry, sqrt_mended = np.add, np.multiply, np.einsum, cell.carry, vnorms.sqrt_mended
     # the vanilla cell's whole table: the sums dh_k after the loop, from the table's sums
     sums_after = keep and not cell.residual and K == T and not exact_sums
     delta_next = eps_[..., T:, :]  # δ_{t,k+1} for t = k+1, k+2, … (none at k = T)
@@ -129,14 +134,10 @@ def delta_table(
             add.reduce(eps_k, axis=-2, out=dh_[..., k, :])  # dh_k = Σ_t ε_{t,k}
         if exact_sums and not keep:
             add.reduce(delta_k, axis=-2, out=dz_[..., k, :])  # dz_k = Σ_t δ_{t,k}
-        if not keep:
-            row = sq_[..., k, k : k + rows]
+        if not keep:  # ‖δ_{t,k}‖ while the vectors δ_{t,k} are at hand
+            row = norm_[..., k, k : k + rows]
             einsum("...tm,...tm->...t", delta_k, delta_k, out=row)
-            if mend_norms:  # the norms themselves, mended where the sum of squares is suspect
-                bad = vnorms.suspect(row)
-                np.sqrt(row, out=row)
-                if bad.any():
-                    row[bad] = vnorms.scaled(delta_k[bad])
+            sqrt_mended(row, delta_k, lossy_[..., k : k + rows])
         delta_next = delta_k
     # h_0 is reached from δ_{t,1} (0-based δ[t, 0]) for the rows still kept.
     dh0 = cell.carry(delta_next, eps_k, W_hh).sum(axis=-2).reshape(B, m)
@@ -148,26 +149,13 @@ def delta_table(
     elif not exact_sums:
         np.multiply(fprime, dh, out=dz)  # dz_k = Σ_t δ_{t,k} = f'(z_k) ⊙ Σ_t ε_{t,k}
     if not exact_sums and not (np.isfinite(dh).all() and np.isfinite(dz).all()):
-        return delta_table(cell, fprime, eps_tt, W_hh, truncation, keep, exact_sums=True, norms=norms,
-                           mend_norms=mend_norms)
+        return delta_table(cell, fprime, eps_tt, W_hh, truncation, keep, exact_sums=True, norms=norms)
 
     delta = None if table is None else table.transpose(1, 2, 0, 3)  # δ[b, t, k]
-    if keep and norms:
-        sq_norm = np.einsum("kbtm,kbtm->bkt", table, table)  # the norms of the whole table at once
-    norm = None
-    if sq_norm is not None and not mend_norms:
-        # not the zeros where there is no δ_{t,k}: k > t, t − k ≥ K, or no loss at step t
-        bad = vnorms.suspect(sq_norm) & _window(T, K)
-        if bad.any():
-            bad &= eps_tt.any(axis=-1)[:, None, :]
-        if bad.any() and not keep:
-            return delta_table(cell, fprime, eps_tt, W_hh, truncation, keep, exact_sums, norms, mend_norms=True)
-        norm = np.sqrt(sq_norm, out=sq_norm)
-        if bad.any():
-            b, k, t = np.nonzero(bad)
-            norm[b, k, t] = vnorms.scaled(table[k, b, t])
-    elif sq_norm is not None:
-        norm = sq_norm  # mended at each k
+    if keep and norms:  # the norms of the whole table at once; where there may be a δ_{t,k}:
+        # k ≤ t < k + K and a loss at step t (elsewhere a zero sum of squares is no underflow)
+        norm = np.einsum("kbtm,kbtm->bkt", table, table)
+        vnorms.sqrt_mended(norm, table.transpose(1, 0, 2, 3), _window(T, K) & lossy[:, None, :])
     delta_norm = None if norm is None else norm.transpose(0, 2, 1)  # [b, t, k]
     return DeltaTable(delta=delta, delta_norm=delta_norm, dz=dz, dh=dh, dh0=dh0)
 

@@ -34,13 +34,22 @@ def scaled(x: np.ndarray) -> np.ndarray:
     return out
 
 
+def sqrt_mended(sq: np.ndarray, x: np.ndarray, where: np.ndarray | None = None) -> np.ndarray:
+    """sq (...) the sums of squares of the vectors x (..., m) → (...) ‖x‖₂, in place of sq:
+    the square root, and ``scaled`` where the sum is suspect (only within ``where``, when given:
+    the entries that may hold a vector other than zero)."""
+    bad = suspect(sq)
+    if where is not None:
+        bad &= where
+    out = np.sqrt(sq, out=sq)
+    if bad.any():
+        out[bad] = scaled(x[bad])
+    return out
+
+
 def of_vectors(x: np.ndarray) -> np.ndarray:
     """x (..., m) → (...) ‖x‖₂: the sum of squares, mended where it is suspect."""
     flat = x.reshape(-1, x.shape[-1])
     with np.errstate(all="ignore"):
         sq = np.einsum("im,im->i", flat, flat)
-    bad = suspect(sq)
-    out = np.sqrt(sq, out=sq)
-    if bad.any():
-        out[bad] = scaled(flat[bad])
-    return out.reshape(x.shape[:-1])
+    return sqrt_mended(sq, flat).reshape(x.shape[:-1])
