@@ -192,3 +192,47 @@ def test_overflow_is_not_an_error():
     r = run(dataclasses.replace(p, params=params))
     assert not np.isfinite(r.forward.h).all()
     assert not np.isfinite(r.out.loss)
+
+
+@pytest.mark.parametrize("cell,loss,steps,reduction", [
+    ("vanilla", "mse", "all", "sum"), ("residual", "softmax_ce", "mask", "mean"), ("vanilla", "upstream", "last", "mean"),
+])
+def test_gradient_check_of_one_sequence_equals_the_whole_batch_quotient(monkeypatch, cell, loss, steps, reduction):
+    """h0 and the inputs are checked on copies of their own sequence (only its loss moves): the
+    quotients equal those of perturbed copies of the whole batch, and a wrong entry of one
+    sequence is caught there and nowhere else."""
+    from app.engine import gradcheck
+
+    p = dataclasses.replace(make_problem(cell, "tanh", loss, steps, None, 3, reduction=reduction, T=5),
+                            gradient_check=True)
+    seen = {}
+    real_check, real_seq = gradcheck.check, gradcheck._sequence_quotients
+
+    def spy(sequence_loss_of, name, value, idx, floats_per_copy):
+        seen[name] = (idx, real_seq(sequence_loss_of, name, value, idx, floats_per_copy))
+        return seen[name][1]
+
+    def whole_batch(loss_of, values, analytic, *a, **k):
+        seen["loss_of"], seen["values"] = loss_of, values
+        return real_check(loss_of, values, analytic, *a, **k)
+
+    monkeypatch.setattr(gradcheck, "_sequence_quotients", spy)
+    monkeypatch.setattr(gradcheck, "check", whole_batch)
+    r = run(p)
+    assert r.check.ok and r.check.max_rel_error < 1e-6 and set(seen) >= {"h0", "inputs"}
+    for name in ("h0", "inputs"):
+        idx, numeric = seen[name]
+        assert idx.size == seen["values"][name].size  # every entry, a sequence each
+        whole = gradcheck._quotients(seen["loss_of"], name, seen["values"][name], idx, 1)
+        np.testing.assert_allclose(numeric, whole, rtol=1e-6, atol=1e-9)
+
+    def corrupt(loss_of, values, analytic, *a, **k):
+        analytic = dict(analytic, h0=analytic["h0"].copy(), inputs=analytic["inputs"].copy())
+        analytic["h0"][1, 2] += 0.01
+        analytic["inputs"][2, 3, 1] += 0.01
+        return real_check(loss_of, values, analytic, *a, **k)
+
+    monkeypatch.setattr(gradcheck, "check", corrupt)
+    bad = run(p).check.per_array
+    assert bad["h0"]["max_rel_error"] > 1e-3 and bad["inputs"]["max_rel_error"] > 1e-3
+    assert max(v["max_rel_error"] for k, v in bad.items() if k not in ("h0", "inputs")) < 1e-6

@@ -309,6 +309,11 @@ def _fields(v: Any, gradient_check: bool) -> frozenset[str] | None:
     return frozenset(v) | ({"gradient_check"} if gradient_check else set())
 
 
+#: multiply-adds an elementwise pass over one number costs in time, for the work estimate
+#: (measured: numpy's passes over small arrays run at a few ns a number, BLAS products far faster)
+ELEMENTWISE = 100
+
+
 def _budget(detail: Any, named: dict, B: int, T: int, n: int, m: int, p: int | None,
             truncation: int | None, gradient_check: bool, s: Settings, warnings: list[str],
             fields: frozenset[str] | None) -> tuple[str, float]:
@@ -331,16 +336,21 @@ def _budget(detail: Any, named: dict, B: int, T: int, n: int, m: int, p: int | N
         detail = "norms"
     detail = detail or "full"
     K = T if truncation is None else min(truncation, T)
-    work = B * T * m * (n + m + (p or 0)) + B * T * K * m * m
+    # Multiply-adds, and the elementwise passes (activation, f', ⊙, sums, norms) counted as
+    # ELEMENTWISE multiply-adds per number: for small m they, not the products, are the time.
+    # One sequence's forward pass and loss (softmax: exp and log per output):
+    forward = T * (m * (n + m + (p or 0)) + ELEMENTWISE * (m + (p or 0)))
+    work = B * forward + B * T * K * m * (m + ELEMENTWISE // 10)  # + the δ recursion
     if _wanted(fields, "diagnostics"):
         work += 20 * B * T * m**3
     if detail == "full" and per_step:
         work += B * T * T * m * (n + m)
     if gradient_check:
-        checked = sum(min(a.size, s.gradient_check_max_entries) for a in named.values())
-        checked += min(B * m, s.gradient_check_max_entries) + min(B * T * n, s.gradient_check_max_entries)
-        # each perturbed copy runs the forward pass and the loss (softmax: exp and log per output)
-        work += 2 * checked * B * T * (m * (n + m + (p or 0)) + 30 * (p or 0))
+        # two perturbed copies per entry checked: of the whole batch for a parameter, of one
+        # sequence for h0 and the inputs (only that sequence's loss moves)
+        shared = sum(min(a.size, s.gradient_check_max_entries) for a in named.values())
+        own = min(B * m, s.gradient_check_max_entries) + min(B * T * n, s.gradient_check_max_entries)
+        work += 2 * (shared * B + own) * forward
     if work > s.max_work:
         raise ApiError(
             "body", f"at most {s.max_work:.3g} estimated operations per request (limit BPTT_MAX_WORK)",

@@ -112,6 +112,15 @@ def _check(p, cell, act, theta, fw, out, table, grads, dX) -> gradcheck.CheckRep
         f = cell.forward(act, v["W_xh"], v["W_hh"], v["b_h"], v["inputs"], v["h0"])
         return losses.compute(p.loss, f.h, w, W_hy=v.get("W_hy"), b_y=v.get("b_y"), Y=p.Y, G=p.G).loss
 
+    def sequence_loss_of(name: str, rows: np.ndarray, seqs: np.ndarray) -> np.ndarray:
+        """(c,) L_b of the sequences seqs, run as a batch of c with rows in place of theirs."""
+        v = {"h0": p.h0[seqs], "inputs": p.X[seqs], name: rows}
+        f = cell.forward(act, theta["W_xh"], W_hh, theta["b_h"], v["inputs"], v["h0"])
+        Y = None if p.Y is None else p.Y[seqs]
+        G = None if p.G is None else p.G[seqs]
+        o = losses.compute(p.loss, f.h, w, W_hy=theta.get("W_hy"), b_y=theta.get("b_y"), Y=Y, G=G)
+        return o.loss_t @ w  # L_b = Σ_t w_t L_{b,t}
+
     analytic = dict(grads, h0=dh0, inputs=dX)
     B, T, _ = p.X.shape
     return gradcheck.check(
@@ -119,4 +128,5 @@ def _check(p, cell, act, theta, fw, out, table, grads, dX) -> gradcheck.CheckRep
         # z, a, h, h_prev per hidden unit; o, ŷ / log ŷ, e and a temporary per output
         floats_per_copy=B * T * (5 * W_hh.shape[0] + 4 * (p.Y.shape[-1] if p.Y is not None else 0)),
         max_entries=p.gradient_check_max_entries,
+        sequence_loss_of=sequence_loss_of, per_sequence=frozenset(("h0", "inputs")),
     )
