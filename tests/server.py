@@ -22,7 +22,8 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_server(env: dict[str, str] | None = None, args: tuple[str, ...] = ()):
+def running_server(env: dict[str, str] | None = None, args: tuple[str, ...] = (), log: list[str] | None = None):
+    """Yields the server's base URL; when the server has stopped, its output is appended to log."""
     port = free_port()
     cmd = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port),
            "--log-level", "warning", *args]
@@ -49,3 +50,5 @@ def running_server(env: dict[str, str] | None = None, args: tuple[str, ...] = ()
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+        if log is not None:
+            log.append(proc.stdout.read().decode(errors="replace"))

@@ -235,6 +235,10 @@ BAD = [
     (small(h0=[0.0, 0.0]), 422, "h0", "length 4 (hidden)"),
     (small(loss="upstream"), 422, "params.W_hy", "no output layer"),
     (small(upstream=[[0.0] * 4] * 3), 422, "upstream", "loss upstream"),
+    (small(upstream=0), 422, "upstream", "got 0"),
+    (small(loss="upstream", params=None, init={"seed": 0, "hidden": 4}, targets={}), 422, "targets", "got an object"),
+    (small(init={"seed": 0, "hidden": 4}), 422, "init", "params or init, not both"),
+    (small(params=None), 422, "params", "got nothing"),
     (small(gradient_check="yes"), 422, "gradient_check", "true or false"),
     (small(detail="some"), 422, "detail", "full or norms"),
     (small(fields="delta"), 422, "fields", "an array of response field names: params, forward"),
@@ -435,3 +439,28 @@ def test_nonfinite_lists_the_fields_sent(client):
     d = strict_json(client.post("/api/v1/bptt", json=body).text)
     assert "grads.W_hh" in d["nonfinite"] and not any(p.startswith("forward") for p in d["nonfinite"])
     assert any("overflow" in w for w in d["warnings"])
+
+
+def test_null_is_not_given_for_params_init_targets_and_upstream(client):
+    """null means "not given" here as for h0, clip, truncation, detail and fields."""
+    want = client.post("/api/v1/bptt", json=small()).json()["grads"]
+    for extra in ({"upstream": None}, {"init": None}):
+        assert client.post("/api/v1/bptt", json=small(**extra)).json()["grads"] == want
+    up = {"loss": "upstream", "upstream": [[1.0, 0.0, 0.0, 0.0]] * 3, "init": {"seed": 0, "hidden": 4}}
+    want = client.post("/api/v1/bptt", json=small(params=None, targets=None) | up).json()["grads"]
+    body = small(**up)
+    del body["params"], body["targets"]
+    assert client.post("/api/v1/bptt", json=body).json()["grads"] == want
+
+
+def test_a_compressed_body_is_415_naming_the_coding(client):
+    import gzip
+
+    raw = orjson.dumps(small())
+    for coding, body in (("gzip", gzip.compress(raw)), ("br", raw)):
+        r = client.post("/api/v1/bptt", content=body, headers={"content-type": "application/json",
+                                                               "content-encoding": coding})
+        err = r.json()["error"]
+        assert r.status_code == 415 and err["field"] == "content-encoding" and coding in err["got"], err
+    r = client.post("/api/v1/bptt", content=raw, headers={"content-encoding": "identity"})
+    assert r.status_code == 200

@@ -81,3 +81,20 @@ def test_a_stalled_body_is_answered_408_not_held():
         err = orjson.loads(body)["error"]
         assert err["field"] == "body" and "BPTT_BODY_TIMEOUT" in err["expected"] and err["got"] == "1 byte of the 1000 declared"
         assert 0.8 < waited < 5
+
+
+def test_a_client_that_leaves_mid_body_is_no_defect():
+    """A client that closes its connection halfway through the body leaves no traceback (it was
+    logged as an unhandled ClientDisconnect: a 500 "this is a bug"), and the server goes on."""
+    import socket
+    from urllib.parse import urlsplit
+
+    log: list[str] = []
+    with running_server(env={"BPTT_LOG_LEVEL": "info"}, log=log) as base:
+        url = urlsplit(base)
+        for _ in range(3):
+            with socket.create_connection((url.hostname, url.port), timeout=10) as s:
+                s.sendall(b"POST /api/v1/bptt HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n"
+                          b"content-length: 1000\r\n\r\n{\"inputs\": [")
+        assert httpx.get(base + "/healthz").status_code == 200
+    assert "Traceback" not in log[0] and "ClientDisconnect" not in log[0], log[0][-3000:]

@@ -248,12 +248,12 @@ def parse(body: Any, s: Settings) -> Parsed:
     mask = _loss_steps(body.get("loss_steps", "all"), T)
     n_loss = int(mask.sum())
 
-    # parameters: given, or initialised from a seed
-    if "params" in body and "init" in body:
+    # parameters: given, or initialised from a seed (null, as everywhere, is not given)
+    if body.get("params") is not None and body.get("init") is not None:
         raise ApiError("init", "params or init, not both", "both")
-    if "params" in body:
+    if body.get("params") is not None:
         named, m, p = _params(body["params"], notation, has_output, n, s)
-    elif "init" in body:
+    elif body.get("init") is not None:
         named, m, p = _init(body["init"], notation, has_output, n, body, batched, s)
     else:
         raise ApiError("params", "the parameters (or init: {\"seed\": 0, \"hidden\": m})", "nothing")
@@ -268,12 +268,14 @@ def parse(body: Any, s: Settings) -> Parsed:
 
     Y = G = None
     if has_output:
-        if "upstream" in body:
-            raise ApiError("upstream", f"nothing with loss {loss} (upstream gradients go with loss upstream)", "an array")
+        if body.get("upstream") is not None:
+            raise ApiError("upstream", f"nothing with loss {loss} (upstream gradients go with loss upstream)",
+                           describe(body["upstream"]))
         Y = _targets(body.get("targets"), loss, batched, B, T, p, mask, n_loss)
     else:
-        if "targets" in body:
-            raise ApiError("targets", "nothing with loss upstream (give upstream: ∂L/∂h_t for every step)", "an array")
+        if body.get("targets") is not None:
+            raise ApiError("targets", "nothing with loss upstream (give upstream: ∂L/∂h_t for every step)",
+                           describe(body["targets"]))
         G = _rows(body.get("upstream"), "upstream", batched, B, T, m, mask, n_loss, "hidden")
 
     truncation = body.get("truncation")

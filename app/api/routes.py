@@ -8,6 +8,7 @@ import time
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from ..engine import run
 from ..engine.notation import NOTATIONS
@@ -30,15 +31,21 @@ _ERRORS = {
     400: {"model": ErrorResponse, "description": "Not JSON"},
     408: {"model": ErrorResponse, "description": "Body not all sent within BPTT_BODY_TIMEOUT seconds"},
     413: {"model": ErrorResponse, "description": "Body larger than BPTT_MAX_BODY_BYTES"},
+    415: {"model": ErrorResponse, "description": "Body sent with a content coding (gzip, …): send it as it is"},
     422: {"model": ErrorResponse, "description": "A field is invalid or over a limit; the error names it"},
 }
 
 
 async def read_body(request: Request, cap: int, timeout: float) -> bytes:
-    """The body, refused with 413 as soon as it is known to exceed cap (declared or read), and
-    with 408 when it has not all come within timeout seconds."""
+    """The body, refused with 413 as soon as it is known to exceed cap (declared or read), with
+    408 when it has not all come within timeout seconds, and with 415 when it comes compressed
+    (it would be read as JSON and refused as such, the coding unnamed)."""
     def too_large(got: str) -> ApiError:
         return ApiError("body", f"at most {cap} bytes (limit BPTT_MAX_BODY_BYTES)", got, status=413)
+
+    coding = request.headers.get("content-encoding", "identity").strip().lower()
+    if coding != "identity":
+        raise ApiError("content-encoding", "none (identity): the JSON body as it is", repr(coding)[:60], status=415)
 
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > cap:
@@ -51,6 +58,8 @@ async def read_body(request: Request, cap: int, timeout: float) -> bytes:
                 if size > cap:
                     raise too_large(f"more than {cap} bytes")
                 chunks.append(chunk)
+    except ClientDisconnect:  # nobody is left to answer; a 4xx, not a defect in the log
+        raise ApiError("body", "the whole body", f"{size} bytes, then the client went away") from None
     except TimeoutError:
         of = f" of the {declared} declared" if declared else ""
         raise ApiError(
