@@ -464,3 +464,29 @@ def test_a_compressed_body_is_415_naming_the_coding(client):
         assert r.status_code == 415 and err["field"] == "content-encoding" and coding in err["got"], err
     r = client.post("/api/v1/bptt", content=raw, headers={"content-encoding": "identity"})
     assert r.status_code == 200
+
+
+def test_fields_delta_over_the_budget_sends_its_norms():
+    """Asked for delta alone and answered with norms (over BPTT_MAX_FULL_FLOATS), the response
+    carries delta_norm in its place, not a response with no numbers at all."""
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+    from app.settings import Settings
+
+    with TestClient(create_app(Settings(max_full_floats=10))) as c:
+        d = c.post("/api/v1/bptt", json=small(fields=["delta"])).json()
+        assert d["detail"] == "norms" and d["delta"] is None and len(d["delta_norm"]) == 3
+        assert any("delta_norm is sent in its place" in w for w in d["warnings"]), d["warnings"]
+        d = c.post("/api/v1/bptt", json=small(fields=["grads"])).json()
+        assert "delta_norm" not in d and not any("in its place" in w for w in d["warnings"])
+
+
+def test_requests_whose_gradients_are_all_zero_say_why(client):
+    d = client.post("/api/v1/bptt", json=small(loss_steps=[False] * 3, reduction="mean")).json()
+    assert d["forward"]["loss"] == 0 and any("no step carries a loss" in w for w in d["warnings"])
+    assert not any(map(math.isnan, np.ravel(d["grads"]["W_hh"])))
+    d = client.post("/api/v1/bptt", json=small(loss="softmax_ce", targets=[0, 0, 0])).json()
+    assert np.all(np.array(d["grads"]["W_hh"]) == 0) and any("p = 1" in w for w in d["warnings"])
+    d = client.post("/api/v1/bptt", json=small()).json()
+    assert d["warnings"] == []

@@ -378,3 +378,26 @@ def test_a_model_over_the_size_budget_says_so_once_in_the_pages_language(watched
     info = page.inner_text("#banner-info")
     assert info.startswith("Only the norms") and "BPTT_MAX_FULL_FLOATS" not in info, info
     assert_clean(watch)
+
+
+def test_api_warnings_are_said_in_the_pages_language(watched, base):
+    """The API's warnings are English sentences; the Chinese page says the known ones in
+    Chinese (gradient check under truncation, no loss step, softmax over one output)."""
+    page, watch = watched
+    open_page(page, base, "?lang=zh")
+    for extra, want in (
+        ({"truncation": 1, "gradient_check": True}, "梯度检验比较的是精确"),
+        ({"loss_steps": [False, False, False]}, "没有任何时刻带有损失"),
+        ({"loss": "softmax_ce", "targets": [0, 0, 0]}, "softmax 恒等于 1"),
+    ):
+        body = {"inputs": [[1.0], [2.0], [3.0]], "targets": [[0.5], [0.8], [0.9]], "h0": [0.0],
+                "params": {"W_xh": [[0.5]], "W_hh": [[0.8]], "b_h": [0.0], "W_hy": [[1.0]], "b_y": [0.0]}} | extra
+        page.click("#box-json summary") if not page.is_visible("#json-box") else None
+        page.fill("#json-box", json.dumps(body))
+        n = renders(page)
+        page.click("#json-apply")
+        wait_render(page, n)
+        assert response(page)["warnings"], extra
+        info = page.inner_text("#banner-info")
+        assert want in info and "gradient_check:" not in info and "loss_steps:" not in info, info
+    assert_clean(watch)

@@ -289,6 +289,14 @@ def parse(body: Any, s: Settings) -> Parsed:
     fields = _fields(body.get("fields"), gradient_check)
     detail, work = _budget(body.get("detail"), named, B, T, n, m, p, truncation, gradient_check, s,
                            warnings, fields)
+    if detail == "norms" and fields is not None and "delta" in fields and "delta_norm" not in fields:
+        fields |= {"delta_norm"}  # δ is null with norms: a response that asked for it gets its norms
+        warnings.append("fields: delta is null with detail norms; delta_norm is sent in its place")
+    if n_loss == 0:
+        warnings.append("loss_steps: no step carries a loss, so L = 0 and every gradient is 0")
+    elif loss == "softmax_ce" and p == 1:
+        warnings.append("loss softmax_ce with p = 1 output: ŷ = softmax(o) = 1 whatever o is, so L = 0 "
+                        "and every gradient is 0 (use p ≥ 2 classes, or loss mse)")
     problem = Problem(
         cell=cell, activation=activation, loss=loss, notation=notation, params=named, X=X, h0=h0,
         mask=mask, Y=Y, G=G, reduction=reduction, truncation=truncation, clip=clip, detail=detail,

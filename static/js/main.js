@@ -11,6 +11,13 @@ import { clone, debounce, download, fmt } from "./util.js";
 
 const $ = (id) => document.getElementById(id);
 const DEBOUNCE_MS = 60;
+// the API's warnings (English) that the page says in its own language, by how they start
+const WARNING_BANNERS = [
+  ["gradient_check: compares", "banner.check_exact"],
+  ["gradient_check: skipped", "banner.check_skipped"],
+  ["loss_steps: no step", "banner.no_loss"],
+  ["loss softmax_ce with p = 1", "banner.softmax_one"],
+];
 
 const state = { lang: "en", preset: null, req: null, sel: { t: 0, k: 0, b: 0 }, view: defaultView(), hide: [] };
 let resp = null; // last good response
@@ -252,9 +259,14 @@ function renderBanners() {
   const info = [];
   if (resp.detail === "norms") info.push(tr("banner.norms"));
   // overflow has its own banner; the fallback to norms is said by banner.norms in the page's language
-  for (const w of resp.warnings) if (!w.startsWith("overflow") && !w.startsWith("detail:")) info.push(w);
+  for (const w of resp.warnings) {
+    if (w.startsWith("overflow") || w.startsWith("detail:") || w.startsWith("fields:")) continue;
+    const key = WARNING_BANNERS.find(([start]) => w.startsWith(start));
+    info.push(key ? tr(key[1]) : w);
+  }
   setBanner("banner-info", info.join(" "));
 }
+
 
 function setBanner(id, text) {
   const el = $(id);
