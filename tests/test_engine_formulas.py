@@ -236,3 +236,33 @@ def test_gradient_check_of_one_sequence_equals_the_whole_batch_quotient(monkeypa
     bad = run(p).check.per_array
     assert bad["h0"]["max_rel_error"] > 1e-3 and bad["inputs"]["max_rel_error"] > 1e-3
     assert max(v["max_rel_error"] for k, v in bad.items() if k not in ("h0", "inputs")) < 1e-6
+
+
+@pytest.mark.parametrize("cell", ["vanilla", "residual"])
+@pytest.mark.parametrize("trunc", [1, 2, None])
+def test_what_dh_and_h0_keep_under_truncation(cell, trunc):
+    """docs/bptt-math.md, truncation: dh_k = Σ_{t=k}^{k+K−1} ε_{t,k} (ε from the kept δ),
+    dz_k = f'(z_k) ⊙ dh_k, ∂L/∂h_0 = W_hhᵀ dz_1 (+ dh_1 residual), ∂L/∂x_k = W_xhᵀ dz_k; and
+    with K < T the chain rule dh_k = ε_{k,k} + W_hhᵀ dz_{k+1} does not close."""
+    p = make_problem(cell, "tanh", "mse", "all", trunc, 2, T=5, m=3)
+    r = run(p)
+    D, W_hh, W_xh = r.table.delta, p.params["W_hh"], p.params["W_xh"]
+    B, T, m = D.shape[0], D.shape[1], D.shape[-1]
+    K = T if trunc is None else trunc
+    dh = np.zeros((B, T, m))
+    for b in range(B):
+        for k in range(T):
+            for t in range(k, min(T, k + K)):
+                # ε_{t,k} = ε_{t,t} + Σ_{j=k+1}^{t} W_hhᵀ δ_{t,j} (residual); the j = k+1 term alone (vanilla)
+                js = range(k + 1, t + 1) if cell == "residual" else range(k + 1, min(k + 2, t + 1))
+                eps = (r.out.eps_tt[b, t] if cell == "residual" or t == k else 0) + sum(
+                    (D[b, t, j] @ W_hh for j in js), np.zeros(m))
+                dh[b, k] += eps
+    np.testing.assert_allclose(r.table.dh, dh, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(r.table.dz, r.forward.fprime * dh, rtol=1e-12, atol=1e-15)
+    h0 = r.table.dz[:, 0] @ W_hh + (r.table.dh[:, 0] if cell == "residual" else 0)
+    np.testing.assert_allclose(r.table.dh0, h0, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(r.dX, r.table.dz @ W_xh, rtol=1e-12, atol=1e-15)
+    chain = r.out.eps_tt[:, :-1] + r.table.dz[:, 1:] @ W_hh + (r.table.dh[:, 1:] if cell == "residual" else 0)
+    closes = np.allclose(r.table.dh[:, :-1], chain, rtol=1e-12, atol=1e-15)
+    assert closes == (trunc is None)
