@@ -401,3 +401,31 @@ def test_api_warnings_are_said_in_the_pages_language(watched, base):
         info = page.inner_text("#banner-info")
         assert want in info and "gradient_check:" not in info and "loss_steps:" not in info, info
     assert_clean(watch)
+
+
+def test_the_reading_says_why_there_is_no_trend(watched, base):
+    """Too few usable norms along the last loss row: the reading names the cause (overflow, δ
+    exactly 0 from a saturated tanh, a short truncation window) instead of suggesting a longer
+    sequence; the timing label follows a language switch."""
+    page, watch = watched
+    open_page(page, base)
+
+    def apply(T, W_hh, act="tanh", **extra):
+        body = {"activation": act, "inputs": [[1.0]] * T, "targets": [[0.5]] * T, "h0": [0.0],
+                "params": {"W_xh": [[0.5]], "W_hh": [[W_hh]], "b_h": [0.0], "W_hy": [[1.0]], "b_y": [0.0]}} | extra
+        if not page.is_visible("#json-box"):
+            page.click("#box-json summary")
+        page.fill("#json-box", json.dumps(body))
+        n = renders(page)
+        page.click("#json-apply")
+        wait_render(page, n, timeout=30_000)
+        return page.inner_text("#vanish-reading")
+
+    assert "exactly 0" in apply(60, 50.0)  # tanh saturated: f'(z) rounds to 0
+    assert "overflowed" in apply(40, 1e10, act="identity")
+    assert "Truncation K = 2" in apply(10, 0.9, truncation=2)
+    assert "per step" in apply(10, 0.9)  # a trend to read
+    page.click("#lang")
+    page.wait_for_function("document.documentElement.lang.startsWith('zh')")
+    assert "毫秒" in page.inner_text("#status")
+    assert_clean(watch)

@@ -416,6 +416,7 @@ function setLang(l) {
   state.lang = l;
   applyLang(l);
   renderPresets(presets, state.preset, l);
+  if (perf.lastMs != null) $("status").textContent = tr("status.ready", { ms: Math.round(perf.lastMs) });
   if (resp) {
     renderEditor(state, resp, { rebuild: true });
     renderAll().then(() => writeURL(state)).then(markViewed);

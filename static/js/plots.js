@@ -244,11 +244,21 @@ export function vanishReading(ctx) {
   if (t < 3) return tr("vanish.reading.short");
   const K = resp.truncation ?? Infinity;
   const xs = [], ys = [];
+  let overflowed = 0, zero = 0;
   for (let k = 0; k <= t; k++) {
     const v = dn[t][k];
-    if (t - k < K && v !== null && v > 0) { xs.push(t - k); ys.push(Math.log(v)); }
+    if (t - k >= K) continue;
+    if (v === null) overflowed++;
+    else if (v === 0) zero++;
+    else { xs.push(t - k); ys.push(Math.log(v)); }
   }
-  if (xs.length < 3) return tr("vanish.reading.few");
+  if (xs.length < 3) {
+    // say why there is no trend: each of these is a lesson of its own, not "too few steps"
+    if (overflowed) return tr("vanish.reading.overflow", { n: overflowed });
+    if (zero) return tr("vanish.reading.zero", { n: zero });
+    if (Number.isFinite(K) && K < 3) return tr("vanish.reading.shortK", { K });
+    return tr("vanish.reading.few");
+  }
   const mx = xs.reduce((a, b) => a + b) / xs.length, my = ys.reduce((a, b) => a + b) / ys.length;
   let num = 0, den = 0;
   xs.forEach((x, i) => { num += (x - mx) * (ys[i] - my); den += (x - mx) ** 2; });
