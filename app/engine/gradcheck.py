@@ -79,34 +79,40 @@ def check(
 def _quotients(loss_of, name: str, value: np.ndarray, idx: np.ndarray, floats_per_copy: int) -> np.ndarray:
     """(L(θ + h e_i) − L(θ − h e_i)) / 2h for the entries idx of a shared array: perturbed
     copies of the whole network, a chunk of them per forward pass."""
-    chunk = max(1, _CHUNK_FLOATS // max(1, 2 * floats_per_copy))
-    numeric = np.empty(idx.size)
-    for start in range(0, idx.size, chunk):
-        sel = idx[start : start + chunk]
-        c = sel.size
-        stack = np.repeat(value.reshape(1, -1), 2 * c, axis=0)
-        stack[np.arange(c), sel] += STEP
-        stack[c + np.arange(c), sel] -= STEP
-        L = loss_of({name: stack.reshape((2 * c,) + value.shape)})
-        numeric[start : start + c] = (L[:c] - L[c:]) / (2 * STEP)
-    return numeric
+    flat = value.reshape(1, -1)
+    return _central(
+        idx, max(1, _CHUNK_FLOATS // max(1, 2 * floats_per_copy)),
+        copies=lambda sel: (np.repeat(flat, 2 * sel.size, axis=0), sel),
+        losses=lambda stack, sel: loss_of({name: stack.reshape((-1,) + value.shape)}),
+    )
 
 
 def _sequence_quotients(
     sequence_loss_of, name: str, value: np.ndarray, idx: np.ndarray, floats_per_copy: int
 ) -> np.ndarray:
-    """The same for an array of per-sequence rows (B, …): entry i lies in row b = i // row_size,
+    """The same for an array of per-sequence rows (B, …): entry i lies in row b = i // width,
     and only L_b moves, so each copy is that one sequence, run in a batch of copies."""
     B = value.shape[0]
     rows = value.reshape(B, -1)
-    chunk = max(1, _CHUNK_FLOATS // max(1, 2 * floats_per_copy // B))
+    width = rows.shape[1]
+    return _central(
+        idx, max(1, _CHUNK_FLOATS // max(1, 2 * floats_per_copy // B)),
+        copies=lambda sel: (rows[np.tile(sel // width, 2)], sel % width),
+        losses=lambda stack, sel: sequence_loss_of(name, stack.reshape((-1,) + value.shape[1:]), np.tile(sel // width, 2)),
+    )
+
+
+def _central(idx: np.ndarray, chunk: int, copies, losses) -> np.ndarray:
+    """The quotients for the entries idx, chunk of them per pass: copies(sel) → the rows of two
+    copies per entry (2c, width) and the column j (c,) each entry lies in; the first c get + h,
+    the last c − h; losses(stack, sel) → (2c,) their losses."""
     numeric = np.empty(idx.size)
     for start in range(0, idx.size, chunk):
-        b, j = np.divmod(idx[start : start + chunk], rows.shape[1])
-        c = b.size
-        stack = rows[np.concatenate((b, b))]  # (2c, row_size): a copy of row b per entry, twice
+        sel = idx[start : start + chunk]
+        c = sel.size
+        stack, j = copies(sel)
         stack[np.arange(c), j] += STEP
         stack[c + np.arange(c), j] -= STEP
-        L = sequence_loss_of(name, stack.reshape((2 * c,) + value.shape[1:]), np.concatenate((b, b)))
+        L = losses(stack, sel)
         numeric[start : start + c] = (L[:c] - L[c:]) / (2 * STEP)
     return numeric

@@ -107,19 +107,20 @@ def _check(p, cell, act, theta, fw, out, table, grads, dX) -> gradcheck.CheckRep
     w = p.step_weights
     base = dict(theta, h0=p.h0, inputs=p.X)
 
-    def loss_of(overrides: dict[str, np.ndarray]) -> np.ndarray:
-        v = base | overrides
+    def forward_loss(v: dict[str, np.ndarray], seqs=slice(None)) -> losses.LossOut:
+        """The forward pass and the losses with the values v, of the sequences seqs."""
         f = cell.forward(act, v["W_xh"], v["W_hh"], v["b_h"], v["inputs"], v["h0"])
-        return losses.compute(p.loss, f.h, w, W_hy=v.get("W_hy"), b_y=v.get("b_y"), Y=p.Y, G=p.G).loss
+        Y = None if p.Y is None else p.Y[seqs]
+        G = None if p.G is None else p.G[seqs]
+        return losses.compute(p.loss, f.h, w, W_hy=v.get("W_hy"), b_y=v.get("b_y"), Y=Y, G=G)
+
+    def loss_of(overrides: dict[str, np.ndarray]) -> np.ndarray:
+        return forward_loss(base | overrides).loss
 
     def sequence_loss_of(name: str, rows: np.ndarray, seqs: np.ndarray) -> np.ndarray:
         """(c,) L_b of the sequences seqs, run as a batch of c with rows in place of theirs."""
-        v = {"h0": p.h0[seqs], "inputs": p.X[seqs], name: rows}
-        f = cell.forward(act, theta["W_xh"], W_hh, theta["b_h"], v["inputs"], v["h0"])
-        Y = None if p.Y is None else p.Y[seqs]
-        G = None if p.G is None else p.G[seqs]
-        o = losses.compute(p.loss, f.h, w, W_hy=theta.get("W_hy"), b_y=theta.get("b_y"), Y=Y, G=G)
-        return o.loss_t @ w  # L_b = Σ_t w_t L_{b,t}
+        out = forward_loss(base | {"h0": p.h0[seqs], "inputs": p.X[seqs], name: rows}, seqs)
+        return out.loss_t @ w  # L_b = Σ_t w_t L_{b,t}
 
     analytic = dict(grads, h0=dh0, inputs=dX)
     B, T, _ = p.X.shape
