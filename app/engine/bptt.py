@@ -79,11 +79,14 @@ def delta_table(
     norms=False leaves the norms out (keep=False computes them whatever norms says).
 
     The sums dz_k = Σ_t δ_{t,k} and dh_k = Σ_t ε_{t,k} are taken the short way unless
-    exact_sums: dz_k = f'(z_k) ⊙ dh_k, and for the vanilla cell's whole untruncated table
-    dh_k = ε_{k,k} + W_hhᵀ dz_{k+1} (ε_{t,k} = W_hhᵀ δ_{t,k+1} for t > k) after the loop. Both
-    are the same sums in real numbers and round alike; but a sum taken first can overflow where
-    the terms' own sum does not (f'(z_k) = 0 times an infinite Σ_t ε_{t,k}), so when a short
-    sum is not finite they are taken again term by term, as the recursion defines them.
+    exact_sums: for the vanilla cell untruncated, dz_k = Σ_t δ_{t,k} at each k and
+    dh_k = ε_{k,k} + W_hhᵀ dz_{k+1} (ε_{t,k} = W_hhᵀ δ_{t,k+1} for t > k) after the loop;
+    otherwise dh_k = Σ_t ε_{t,k} at each k and dz_k = f'(z_k) ⊙ dh_k. Either way the same
+    arithmetic in the same order with the table kept or not (keep), so asking for the table
+    changes no bit of dz, dh or the gradients. The short sums are the same sums in real numbers
+    and round alike; but a sum taken first can overflow where the terms' own sum does not
+    (f'(z_k) = 0 times an infinite Σ_t ε_{t,k}), so when a short sum is not finite they are
+    taken again term by term, as the recursion defines them.
 
     ‖δ_{t,k}‖ is √Σ δ², which overflows or underflows where δ does not: ``norms.sqrt_mended``
     mends those entries, from the table or (keep=False) at each k, while the vectors are there.
@@ -119,8 +122,8 @@ def delta_table(
         f_, eps_, dh_, dz_, norm_, lossy_, table_, stack_ = fprime, eps, dh, dz, norm, lossy, table, stack
     f_row = f_[..., :, None, :]  # f'(z_k) as one row, to multiply every row t
     add, multiply, einsum, carry, sqrt_mended = np.add, np.multiply, np.einsum, cell.carry, vnorms.sqrt_mended
-    # the vanilla cell's whole table: the sums dh_k after the loop, from the table's sums
-    sums_after = keep and not cell.residual and K == T and not exact_sums
+    # the vanilla cell untruncated: dz_k = Σ_t δ_{t,k} in the loop, the sums dh_k after it
+    sums_after = not cell.residual and K == T and not exact_sums
     delta_next = eps_[..., T:, :]  # δ_{t,k+1} for t = k+1, k+2, … (none at k = T)
     for k in range(T - 1, -1, -1):
         rows = min(T, k + K) - k  # t = k … k+rows−1 (t − k < K)
@@ -132,7 +135,7 @@ def delta_table(
         multiply(f_row[..., k, :, :], eps_k, out=delta_k)  # δ_{t,k} = f'(z_k) ⊙ ε_{t,k}
         if not sums_after:
             add.reduce(eps_k, axis=-2, out=dh_[..., k, :])  # dh_k = Σ_t ε_{t,k}
-        if exact_sums and not keep:
+        if sums_after or exact_sums:
             add.reduce(delta_k, axis=-2, out=dz_[..., k, :])  # dz_k = Σ_t δ_{t,k}
         if not keep:  # ‖δ_{t,k}‖ while the vectors δ_{t,k} are at hand
             row = norm_[..., k, k : k + rows]
@@ -141,8 +144,6 @@ def delta_table(
         delta_next = delta_k
     # h_0 is reached from δ_{t,1} (0-based δ[t, 0]) for the rows still kept.
     dh0 = cell.carry(delta_next, eps_k, W_hh).sum(axis=-2).reshape(B, m)
-    if keep and (sums_after or exact_sums):
-        np.einsum("kbtm->bkm", table, out=dz)  # dz_k = Σ_t δ_{t,k}
     if sums_after:
         np.copyto(dh, eps_tt)
         dh[:, :-1] += dz[:, 1:] @ W_hh  # dh_k = ε_{k,k} + W_hhᵀ Σ_{t>k} δ_{t,k+1}
