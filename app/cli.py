@@ -12,6 +12,7 @@ import time
 
 import uvicorn
 
+from . import framing
 from .settings import get_settings
 
 
@@ -19,6 +20,7 @@ def _uvicorn_kwargs(args, s) -> dict:
     return dict(
         log_level=args.log_level, root_path=s.root_path, proxy_headers=True,
         forwarded_allow_ips=s.forwarded_allow_ips,
+        http=framing.AUTO,  # malformed HTTP answered in the API's error shape, not plain text
     )
 
 

@@ -1,7 +1,8 @@
 """HTTP benchmark: the round trip of POST /api/v1/bptt on the real server, against PyTorch
 autograd computing the same numbers in-process (the functions of bench_engine.py).
 
-Starts ``python -m uvicorn app.main:app --loop uvloop --http httptools`` on a free port,
+Starts ``python -m uvicorn app.main:app --loop uvloop --http app.framing:HttpToolsProtocol``
+(httptools, as ``bptt-explorer`` runs it) on a free port,
 waits for GET /healthz, then for the two cases of bench_engine.py (full: T=64, n=16, m=32,
 p=8; norms: T=512, m=64), each asked for the whole response and for only the fields PyTorch
 computes (full: delta, grads; norms: delta_norm, grads), times the round trip with each client
@@ -147,7 +148,7 @@ def main() -> None:
     args = arguments(__doc__, "of the server")
     print(f"before the round trips: {machine()}")
     env = {} if args.blas_threads is None else {"OPENBLAS_NUM_THREADS": str(args.blas_threads)}
-    with running_server(env=env, args=("--loop", "uvloop", "--http", "httptools")) as base:
+    with running_server(env=env, args=("--loop", "uvloop", "--http", "app.framing:HttpToolsProtocol")) as base:
         runs = [bench_case(base, FULL, args.repeat), bench_case(base, FULL, args.repeat, FIELDS_OF["full"]),
                 bench_case(base, NORMS, args.repeat_norms),
                 bench_case(base, NORMS, args.repeat_norms, FIELDS_OF["norms"])]

@@ -112,6 +112,7 @@ def test_cli_options(monkeypatch):
     cli.main(["--port", "9001"])
     assert seen["app"] == "app.main:app" and seen["workers"] == 1 and seen["port"] == 9001
     assert seen["host"] == "127.0.0.1" and seen["forwarded_allow_ips"] == "127.0.0.1"
+    assert seen["http"] == "app.framing:HttpToolsProtocol"  # malformed HTTP gets the JSON error shape
     seen.clear()
     cli.main(["--workers", "2", "--port", "9002"])
     assert seen["workers"] == 2 and seen["port"] == 9002 and "app" not in seen

@@ -6,6 +6,7 @@ import json
 
 import httpx
 import orjson
+import pytest
 from server import running_server
 
 
@@ -98,3 +99,37 @@ def test_a_client_that_leaves_mid_body_is_no_defect():
                           b"content-length: 1000\r\n\r\n{\"inputs\": [")
         assert httpx.get(base + "/healthz").status_code == 200
     assert "Traceback" not in log[0] and "ClientDisconnect" not in log[0], log[0][-3000:]
+
+
+def _raw_exchange(base: str, raw: bytes) -> tuple[str, dict, bytes]:
+    """Send raw bytes, read until the server closes: status line, headers, body."""
+    import socket
+    from urllib.parse import urlsplit
+
+    url = urlsplit(base)
+    with socket.create_connection((url.hostname, url.port), timeout=10) as s:
+        s.sendall(raw)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status, *lines = head.decode("latin-1").split("\r\n")
+    return status, {k.lower(): v.strip() for k, v in (line.split(":", 1) for line in lines)}, body
+
+
+@pytest.mark.parametrize("protocol", ["HttpToolsProtocol", "H11Protocol"])
+def test_malformed_http_gets_the_one_error_shape(protocol):
+    """Bytes that are not HTTP never reach the app; the server's protocol answers them itself,
+    in the API's error shape (uvicorn's own answer is plain text), and closes the connection.
+    A well-formed request on the same server is served as usual."""
+    with running_server(args=("--http", f"app.framing:{protocol}")) as base:
+        for raw in (b"GARBAGE\x00\x01 / HTTP/1.1\r\n\r\n",
+                    b"POST /api/v1/bptt HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
+                    b"POST /api/v1/bptt HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n"):
+            status, headers, body = _raw_exchange(base, raw)
+            assert status.startswith("HTTP/1.1 400"), (raw, status, body)
+            assert headers["content-type"] == "application/json" and int(headers["content-length"]) == len(body)
+            err = orjson.loads(body)["error"]
+            assert err["status"] == 400 and err["field"] == "request", err
+            assert "well-formed HTTP/1.1" in err["expected"] and "refused" in err["got"], err
+        assert httpx.get(base + "/api/v1/presets", timeout=10).status_code == 200

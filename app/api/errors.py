@@ -51,13 +51,17 @@ def _text(v: Any) -> Any:
     return v.encode("utf-8", "backslashreplace").decode("utf-8") if isinstance(v, str) else v
 
 
-def error_response(err: ApiError) -> Response:
+def error_body(err: ApiError) -> bytes:
+    """The error as JSON bytes."""
     body = err.body()
     try:
-        out = orjson.dumps(body)
+        return orjson.dumps(body)
     except orjson.JSONEncodeError:  # a string from the request that UTF-8 cannot hold
-        out = orjson.dumps({"error": {k: _text(v) for k, v in body["error"].items()}})
-    return Response(out, status_code=err.status, media_type="application/json", headers=err.headers)
+        return orjson.dumps({"error": {k: _text(v) for k, v in body["error"].items()}})
+
+
+def error_response(err: ApiError) -> Response:
+    return Response(error_body(err), status_code=err.status, media_type="application/json", headers=err.headers)
 
 
 def _loc(loc: tuple[Any, ...]) -> str:
