@@ -429,3 +429,125 @@ def test_the_reading_says_why_there_is_no_trend(watched, base):
     page.wait_for_function("document.documentElement.lang.startsWith('zh')")
     assert "毫秒" in page.inner_text("#status")
     assert_clean(watch)
+
+
+def _heat_cell_px(page, div: str, x: float, y: float) -> dict:
+    """Viewport pixel of data point (x, y) of the heatmap in div."""
+    return page.evaluate("""([div, x, y]) => {
+        const gd = document.getElementById(div), fl = gd._fullLayout, r = gd.getBoundingClientRect();
+        return { x: r.left + fl._size.l + fl.xaxis.l2p(x), y: r.top + fl._size.t + fl.yaxis.l2p(y) };
+    }""", [div, x, y])
+
+
+def _hover_text(page, div: str) -> str:
+    return page.evaluate("(div) => [...document.querySelectorAll('#' + div + ' .hovertext')].map((e) => e.textContent).join(' | ')", div)
+
+
+def test_truncated_and_zero_cells_say_what_they_are_and_can_be_picked(watched, base):
+    """In the ‖δₜ,ₖ‖ heatmap, a cell that truncation drops (t − k ≥ K) and, on the log scale, a
+    cell that is exactly 0 have no colour on the scale; each has a colour of its own, says what
+    it is on hover, and selects its (t, k) when clicked, like any other cell of the triangle."""
+    page, watch = watched
+    T, K = 12, 3
+    body = {"inputs": [[1.0], [0.5]] * (T // 2), "targets": [[0.3]] * T, "truncation": K,
+            "loss_steps": [t % 2 == 1 for t in range(T)],  # no loss at odd steps t = 1, 3, …: δ rows of 0
+            "params": {"W_xh": [[0.5], [0.2]], "W_hh": [[0.5, 0.1], [0.0, 0.4]], "b_h": [0.0, 0.1],
+                       "W_hy": [[1.0, -0.5]], "b_y": [0.0]}}
+    open_page(page, base)
+    page.click("#box-json summary")
+    page.fill("#json-box", json.dumps(body))
+    n = renders(page)
+    page.click("#json-apply")
+    wait_render(page, n, timeout=30_000)
+    page.locator("#heat-delta").scroll_into_view_if_needed()
+    colours = page.evaluate("() => document.getElementById('heat-delta').data.map((d) => d.colorscale?.[0]?.[1])")
+    assert len(set(colours)) == len(colours) >= 3, colours  # the scale, truncated, zero: told apart
+
+    for (t, k), want, K_said, formula in (((10, 2), "dropped by truncation", f"≥ K = {K}", "Dropped by truncation"),
+                                          ((9, 8), "has no loss", "step 9", "no loss")):
+        px = _heat_cell_px(page, "heat-delta", k, t)  # 1-based on the axes
+        page.mouse.move(px["x"], px["y"])
+        page.wait_for_function("(at) => [...document.querySelectorAll('#heat-delta .hovertext')].some((e) => e.textContent.includes(at))",
+                               arg=f"t = {t}, k = {k}")
+        hover = _hover_text(page, "heat-delta")
+        assert want in hover and K_said in hover and f"t = {t}, k = {k}" in hover, hover
+        page.mouse.click(px["x"], px["y"])
+        page.wait_for_function("([t, k]) => window.bptt.state.sel.t === t && window.bptt.state.sel.k === k", arg=[t - 1, k - 1])
+        page.wait_for_function("(t) => document.getElementById('formula').innerText.includes(`Loss step t = ${t},`)", arg=t)
+        assert formula in page.inner_text("#formula")  # and the formula panel explains the 0
+
+    # a δ row of zeros: the row plot has no colour bar from −1e−300 to 1e−300 (every number is 0)
+    assert page.evaluate("() => document.getElementById('heat-deltarow').data[0].showscale") is False
+    assert_clean(watch)
+
+
+def test_a_model_whose_deltas_are_all_zero_says_so_in_the_vanishing_plot(watched, base):
+    page, watch = watched
+    open_page(page, base)
+    body = {"inputs": [[1.0]] * 6, "targets": [[0.0]] * 6, "h0": [0.0],
+            "params": {"W_xh": [[0.0]], "W_hh": [[0.5]], "b_h": [0.0], "W_hy": [[1.0]], "b_y": [0.0]}}  # o = y: e = 0
+    page.click("#box-json summary")
+    page.fill("#json-box", json.dumps(body))
+    n = renders(page)
+    page.click("#json-apply")
+    wait_render(page, n, timeout=30_000)
+    notes = page.evaluate("() => (document.getElementById('plot-vanish')._fullLayout.annotations || []).map((a) => a.text)")
+    assert any("nothing to draw" in a for a in notes), notes
+    assert page.evaluate("() => document.getElementById('heat-grads').data.every((d) => d.zmax === 1)")
+    assert_clean(watch)
+
+
+def test_a_formula_wider_than_its_panel_shows_there_is_more(watched, base):
+    """A row of math wider than the formula panel scrolls sideways (overlay scrollbars do not
+    show it): a shadow on the side where more is hidden, following the scroll."""
+    page, watch = watched
+    open_page(page, base, "/?preset=vanishing")
+    wide = page.locator("#formula .fx-row.fx-more-r")
+    assert wide.count() >= 1
+    row = wide.first.element_handle()  # (the locator would move on to the next row once this one's class changes)
+    row.evaluate("(el) => { el.scrollLeft = el.scrollWidth; }")
+    page.wait_for_function("(el) => el.classList.contains('fx-more-l') && !el.classList.contains('fx-more-r')", arg=row)
+    narrow = page.locator("#formula .fx-row:not(.fx-more-r):not(.fx-more-l)")
+    assert narrow.count() >= 1 and narrow.first.evaluate("(el) => el.scrollWidth <= el.clientWidth + 1")
+    assert_clean(watch)
+
+
+def test_switching_notation_keeps_the_preset_and_its_numbers(watched, base):
+    """A notation renames the weights; the model is the same, so the preset stays chosen (its
+    description stays) and every number is the same under the new names."""
+    page, watch = watched
+    open_page(page, base, "/?preset=note-003")
+    before = response(page)
+    desc = page.inner_text("#preset-desc")
+    n = renders(page)
+    page.select_option("#notation", "nndl")
+    wait_render(page, n)
+    after = response(page)
+    assert after["notation"] == "nndl" and page.input_value("#preset") == "note-003"
+    assert page.inner_text("#preset-desc") == desc != ""
+    assert after["delta"] == before["delta"] and after["forward"]["loss"] == before["forward"]["loss"]
+    names = {c: after["names"][c] for c in before["grads"] if c in after["names"]}
+    assert all(after["grads"][names[c]] == before["grads"][c] for c in names), names
+    n = renders(page)
+    page.fill("#size-T", "4")
+    page.dispatch_event("#size-T", "change")
+    wait_render(page, n)
+    assert page.input_value("#preset") == ""  # a change of the model is no longer the preset
+    assert_clean(watch)
+
+
+def test_a_cells_api_error_is_said_in_chinese_on_the_chinese_page(watched, base):
+    page, watch = watched
+    open_page(page, base, "/?lang=zh")
+    page.click("#box-params > summary")
+    path = "params.W_hh[0][1]"
+    cell = page.locator(f'input[data-field="{path}"]')
+    cell.click()
+    cell.press("Control+a")
+    cell.press_sequentially("abc")
+    box = '.field-error[data-for~="params"]'
+    page.wait_for_function("(sel) => document.querySelector(sel).textContent !== ''", arg=box)
+    msg = page.inner_text(box)
+    assert "第 1 行，第 2 列" in msg and path in msg and "应为一个数" in msg and '字符串 "abc"' in msg, msg
+    assert "expected" not in msg, msg
+    assert_clean(watch, allow=(CONSOLE_422,))

@@ -1,6 +1,6 @@
 // The model editor: controls and numeric grids that edit the request body.
 
-import { tr } from "./i18n.js";
+import { lang, tr } from "./i18n.js";
 import { CANONICAL, convertParams, h0Of, h0PerSequence, hasOutput, isBatched, namesOf, resize, setLoss, sizes } from "./state.js";
 import { clone, normal, rng, round, shape } from "./util.js";
 
@@ -32,7 +32,7 @@ export function initEditor(controller) {
       delete req.init;
     }
     req.notation = to;
-  }));
+  }, { samePreset: true }));  // the same numbers under other names: still the preset's model
   for (const dim of ["T", "n", "m", "p"]) {
     $(`size-${dim}`).addEventListener("change", (e) => {
       const v = Number(e.target.value);
@@ -359,12 +359,30 @@ export function clearErrors() {
 }
 
 /** "params.W_hh[0][1]: expected …" → "W_hh, row 1, column 2: expected …" (the grids count from 1). */
+/** The API's words for what a number cell expected and got, in the page's language (the
+ *  phrases a cell can give; anything else stays as the API wrote it). */
+function cellWords(text) {
+  if (lang() === "en" || text === null || text === undefined) return text;
+  const known = { "a number": "err.w.number", "a finite number": "err.w.finite", "an object": "err.w.object" };
+  if (known[text]) return tr(known[text]);
+  let m = /^the string (".*")$/.exec(text);
+  if (m) return tr("err.w.string", { s: m[1] });
+  m = /^an array of (\d+)$/.exec(text);
+  if (m) return tr("err.w.array", { n: m[1] });
+  m = /^(.*) \(not a finite number\)$/.exec(text);
+  if (m) return tr("err.w.nonfinite", { v: m[1] });
+  return text;
+}
+
 function humanMessage(err) {
   const m = /^(?:params\.)?([A-Za-z_.0-9]+?)((?:\[\d+\])+)$/.exec(err.field || "");
   if (!m || err.expected === null || err.expected === undefined) return err.message;
   const idx = [...m[2].matchAll(/\[(\d+)\]/g)].map((x) => Number(x[1]) + 1);
   const where = idx.length >= 2 ? tr("err.at", { name: m[1], i: idx[idx.length - 2], j: idx[idx.length - 1] })
     : tr("err.at1", { name: m[1], i: idx[0] });
+  if (lang() !== "en") {
+    return tr("err.cell", { where, field: err.field, expected: cellWords(err.expected), got: cellWords(err.got ?? "") });
+  }
   return `${where} (${err.field}): ${err.message.slice(err.message.indexOf(": ") + 2)}`;
 }
 

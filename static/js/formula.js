@@ -149,6 +149,7 @@ export const CSS = `
 .fx-meta{font-size:12px;color:#555}
 .fx-meta math{font-size:1em}
 .fx-h{font-size:13px;font-weight:600;margin:12px 0 4px;padding-bottom:2px;border-bottom:1px solid #ddd}
+/* a row wider than the panel scrolls sideways; a shadow on the side with more (fx-more-l, -r: markOverflow) */
 .fx-row{overflow-x:auto;overflow-y:hidden;white-space:nowrap;padding:3px 0 3px 2px;max-width:100%}
 .fx-lbl{font-size:12px;color:#555;margin:4px 0 0}
 .fx-note{font-size:12px;color:#444;margin:3px 0;padding:3px 6px;border-left:3px solid #c9d3e0;background:#f5f7fa}
@@ -165,6 +166,9 @@ export const CSS = `
 .fx-g>summary{overflow-x:auto;overflow-y:hidden;white-space:nowrap;padding:2px 0}
 .fx-g>summary>math{vertical-align:middle}
 .fx-g>.fx-body{padding-left:12px;border-left:2px solid #eef1f5;margin-left:4px}
+.fx-more-r{box-shadow:inset -20px 0 14px -12px rgba(40,60,90,.55)}
+.fx-more-l{box-shadow:inset 20px 0 14px -12px rgba(40,60,90,.55)}
+.fx-more-l.fx-more-r{box-shadow:inset -20px 0 14px -12px rgba(40,60,90,.55),inset 20px 0 14px -12px rgba(40,60,90,.55)}
 `;
 
 // ---------------------------------------------------------------- MathML building blocks
@@ -386,6 +390,35 @@ export function renderFormula(el, ctx) {
     panel.append(html("p", "fx-note fx-err", ...fill(S.fail, { msg: String(err && err.message ? err.message : err) })));
   }
   el.replaceChildren(panel);
+  markOverflow(panel);
+}
+
+/** Rows of math wider than the panel scroll sideways, and overlay scrollbars do not show it:
+ *  a shadow on the side where more is hidden (classes fx-more-l, fx-more-r), kept up to date
+ *  as the row scrolls. */
+const ROWS = ".fx-row, .fx-g > summary";
+const markRow = (row) => {
+  const more = row.scrollWidth - row.clientWidth;
+  row.classList.toggle("fx-more-l", more > 1 && row.scrollLeft > 1);
+  row.classList.toggle("fx-more-r", more > 1 && row.scrollLeft < more - 1);
+};
+// the panel narrows or widens with the window: one observer, watching the panel shown now
+const resized = typeof ResizeObserver === "undefined" ? null
+  : new ResizeObserver((entries) => { for (const e of entries) e.target.querySelectorAll(ROWS).forEach(markRow); });
+
+function markOverflow(panel) {
+  for (const row of panel.querySelectorAll(ROWS)) {
+    markRow(row);
+    row.addEventListener("scroll", () => markRow(row), { passive: true });
+  }
+  // folds opened later: their rows get their size only then
+  for (const d of panel.querySelectorAll("details")) {
+    d.addEventListener("toggle", () => d.querySelectorAll(ROWS).forEach(markRow));
+  }
+  if (resized) {
+    resized.disconnect();
+    resized.observe(panel);
+  }
 }
 
 function build(panel, ctx, S) {

@@ -75,8 +75,10 @@ export function graphFigure(ctx) {
   // nodes
   const hName = names.h === "a" ? "a" : "h";
   const labels = T <= 16;
-  // long sequences: label the first, the selected, every 5th and the last column
-  const shownAt = (s) => labels || s === 0 || s === 1 || s === T || s % 5 === 0 || s === t + 1 || s === k + 1;
+  // long sequences: label the first, the selected, every d-th and the last column, d such that
+  // about 25 labels at most share the width (every 5th up to T = 125, then every 10th, 25th, …)
+  const d = [5, 10, 25, 50, 100, 250].find((n) => T / n <= 25) || 500;
+  const shownAt = (s) => labels || s === 0 || s === 1 || s === T || s % d === 0 || s === t + 1 || s === k + 1;
   const h = seq(resp.forward.h);
   const vec = (v) => (v ? `[${v.slice(0, 4).map((x) => fmt(x, 3)).join(", ")}${v.length > 4 ? ", …" : ""}]` : "");
   const node = (name, row, color, xs, text, hover, custom, extra = {}) => traces.push({

@@ -54,9 +54,11 @@ function change(mutate, opts = {}) {
   const r = clone(state.req);
   const out = mutate(r);
   state.req = out && typeof out === "object" ? out : r;
-  state.preset = null;
-  $("preset").value = "";
-  $("preset-desc").textContent = "";
+  if (!opts.samePreset) {  // a change of the model: it is no longer the preset (a rename is not)
+    state.preset = null;
+    $("preset").value = "";
+    $("preset-desc").textContent = "";
+  }
   changeAt = performance.now();
   renderEditor(state, resp, { rebuild: !!opts.rebuild });
   scheduleCompute();
@@ -205,7 +207,7 @@ function renderVanishText(c) {
 }
 
 function renderNotes() {
-  const notes = [];
+  const notes = [tr("grads.note.scale")];
   if (resp.clip) {
     const how = tr(resp.clip.method === "norm" ? "clip.max_norm" : "clip.max_value") + ` c = ${fmt(resp.clip.threshold)}`;
     notes.push(tr("grads.note.clip", { how, before: fmt(resp.clip.norm_before), after: fmt(resp.clip.norm_after) }));

@@ -7,13 +7,19 @@ import { fmt, subName } from "./util.js";
 // colour-blind-safe scales: viridis (sequential) and RdBu reversed (diverging, centred on 0)
 const DIVERGING = [[0, "#2166ac"], [0.25, "#92c5de"], [0.5, "#f7f7f7"], [0.75, "#f4a582"], [1, "#b2182b"]];
 const OVERFLOW = [[0, "#9aa1ab"], [1, "#9aa1ab"]];
+// δ-norm cells with no colour on the scale: dropped by truncation; exactly 0 (log scale)
+const TRUNCATED = "#e4ddd0", ZERO = "#eef0f3";
 const base = (extra = {}) => ({
   margin: { l: 48, r: 10, t: 8, b: 40 }, font: { size: 11 }, plot_bgcolor: "#fff", paper_bgcolor: "#fff", ...extra,
 });
 const steps = (n) => Array.from({ length: n }, (_, i) => i + 1);
 /** Tick spacing for an axis of n steps: every step up to 20, then 5, 10, 25, 50, … */
 const tick = (n) => (n <= 20 ? 1 : [5, 10, 25, 50, 100, 250].find((d) => n / d <= 12) || 500);
-const absMax = (z) => Math.max(1e-300, ...z.flat(Infinity).filter((v) => v !== null).map(Math.abs));
+/** The largest |v| of the finite numbers in z (0 when there are none). */
+const absMax = (z) => z.flat(Infinity).reduce((a, v) => (v !== null && Math.abs(v) > a ? Math.abs(v) : a), 0);
+/** A diverging colour range centred on 0: ±max|v|, and no colour bar when every number is 0
+ *  (a bar from −1e−300 to 1e−300 would say nothing true). */
+const centred = (M) => ({ zmin: -(M || 1), zmax: M || 1, showscale: M > 0 });
 
 /** Grey cells where a number overflowed (null where a value should be). */
 function overflowLayer(z, x, y, inLower = () => true) {
@@ -22,17 +28,46 @@ function overflowLayer(z, x, y, inLower = () => true) {
   return { type: "heatmap", z: g, x, y, colorscale: OVERFLOW, showscale: false, hoverinfo: "skip" };
 }
 
+/** A one-colour layer over the cells where which(t, k) holds, hover text from label(t, k):
+ *  cells with no number to colour still show what they are and can be clicked. */
+function flatLayer(T, color, which, label) {
+  const z = [], text = [];
+  let any = false;
+  for (let t = 0; t < T; t++) {
+    z.push([]); text.push([]);
+    for (let k = 0; k < T; k++) {
+      const on = k <= t && which(t, k);
+      any ||= on;
+      z[t].push(on ? 1 : null);
+      text[t].push(on ? label(t, k) : "");
+    }
+  }
+  if (!any) return null;
+  return { type: "heatmap", z, text, x: steps(T), y: steps(T), colorscale: [[0, color], [1, color]], showscale: false,
+    hoverongaps: false, hovertemplate: "%{text}<extra></extra>" };
+}
+
 export function deltaNormFigure(ctx) {
   const { resp, sel, seq, view } = ctx;
   const T = resp.shapes.T;
   const dn = seq(resp.delta_norm);
-  const z = view.log ? dn.map((r) => r.map((v) => (v === null || !(v > 0) ? null : Math.log10(v)))) : dn;
-  const text = dn.map((r, t) => r.map((v, k) => (k > t ? "" : `t = ${t + 1}, k = ${k + 1}<br>‖δ<sub>${t + 1},${k + 1}</sub>‖ = ${fmt(v)}`)));
+  const K = resp.truncation ?? Infinity;
+  const dropped = (t, k) => t - k >= K;  // truncation keeps δ_{t,k} for t − k < K only
+  const at = (t, k) => `t = ${t + 1}, k = ${k + 1}<br>`;
+  const z = dn.map((r, t) => r.map((v, k) => (
+    dropped(t, k) || v === null ? null : !view.log ? v : v > 0 ? Math.log10(v) : null)));
+  const text = dn.map((r, t) => r.map((v, k) => (k > t ? "" : `${at(t, k)}‖δ<sub>${t + 1},${k + 1}</sub>‖ = ${fmt(v)}`)));
   const data = [{
     type: "heatmap", z, x: steps(T), y: steps(T), text, hovertemplate: "%{text}<extra></extra>",
     colorscale: "Viridis", colorbar: { title: { text: view.log ? "log₁₀‖δ‖" : "‖δ‖", side: "right" }, thickness: 10 },
     hoverongaps: false,
   }];
+  // cells with no colour of their own: dropped by truncation, or (log scale) exactly 0
+  const cut = flatLayer(T, TRUNCATED, (t, k) => dropped(t, k), (t, k) => at(t, k) + tr("hover.truncated", { d: t - k, K }));
+  if (cut) data.push(cut);
+  const zero = view.log && flatLayer(T, ZERO, (t, k) => !dropped(t, k) && dn[t][k] === 0,
+    (t, k) => at(t, k) + tr(resp.loss_steps[t] ? "hover.zero" : "hover.zero.noloss", { t: t + 1 }));
+  if (zero) data.push(zero);
   const grey = overflowLayer(dn, steps(T), steps(T), (t, k) => k <= t);
   if (grey) data.push(grey);
   const layout = base({
@@ -54,7 +89,7 @@ export function deltaRowFigure(ctx) {
   const m = resp.shapes.m;
   const M = absMax(rows);
   const data = [{
-    type: "heatmap", z: rows, x: steps(m), y: steps(t + 1), zmin: -M, zmax: M, colorscale: DIVERGING,
+    type: "heatmap", z: rows, x: steps(m), y: steps(t + 1), ...centred(M), colorscale: DIVERGING,
     colorbar: { thickness: 10, title: { text: "δ" } },
     hovertemplate: `δ<sub>${t + 1},%{y}</sub>[%{x}] = %{z:.10g}<extra></extra>`,
   }];
@@ -75,7 +110,7 @@ export function hiddenFigure(ctx) {
   const M = absMax(h);
   const hn = names.h === "a" ? "a" : "h";
   const data = [{
-    type: "heatmap", z: h, x: steps(resp.shapes.m), y: steps(resp.shapes.T), zmin: -M, zmax: M, colorscale: DIVERGING,
+    type: "heatmap", z: h, x: steps(resp.shapes.m), y: steps(resp.shapes.T), ...centred(M), colorscale: DIVERGING,
     colorbar: { thickness: 10 }, hovertemplate: `${hn}<sub>%{y}</sub>[%{x}] = %{z:.10g}<extra></extra>`,
   }];
   const grey = overflowLayer(h, steps(resp.shapes.m), steps(resp.shapes.T));
@@ -108,20 +143,22 @@ export function gradsFigure(ctx) {
     const z = Array.isArray(p.value[0]) ? p.value : p.value.map((v) => [v]);
     const M = absMax(z);
     const ax = i === 0 ? "" : String(i + 1);
+    const cols = z[0].length, rows = z.length;
     data.push({
-      type: "heatmap", z, xaxis: `x${ax}`, yaxis: `y${ax}`, zmin: -M, zmax: M, colorscale: DIVERGING, showscale: false,
-      x: steps(z[0].length), y: steps(z.length),
+      type: "heatmap", z, xaxis: `x${ax}`, yaxis: `y${ax}`, ...centred(M), colorscale: DIVERGING, showscale: false,
+      x: steps(cols), y: steps(rows), hoverongaps: false,
       hovertemplate: `∂L/∂${p.name}[%{y},%{x}] = %{z:.10g}<br>max |·| = ${fmt(M, 4)}<extra></extra>`,
     });
+    const grey = overflowLayer(z, steps(cols), steps(rows));  // overflowed entries, as in every heatmap
+    if (grey) data.push({ ...grey, xaxis: `x${ax}`, yaxis: `y${ax}`, hoverinfo: "text", text: z.map((r) => r.map(() => tr("hover.overflow"))) });
     const x0 = i * (w + gap);
-    layout[`xaxis${ax}`] = { domain: [x0, x0 + w], anchor: `y${ax}`, dtick: tick(z[0].length), tickfont: { size: 9 } };
-    layout[`yaxis${ax}`] = { anchor: `x${ax}`, autorange: "reversed", dtick: tick(z.length), tickfont: { size: 9 } };
+    // the ranges of the array's own shape: a panel whose every entry overflowed keeps its frame
+    layout[`xaxis${ax}`] = { domain: [x0, x0 + w], anchor: `y${ax}`, dtick: tick(cols), tickfont: { size: 9 }, range: [0.5, cols + 0.5] };
+    layout[`yaxis${ax}`] = { anchor: `x${ax}`, dtick: tick(rows), tickfont: { size: 9 }, range: [rows + 0.5, 0.5] };
     const long = p.name.length > 6;
     layout.annotations.push({ text: long ? `∂L/∂<br>${p.name}` : `∂L/∂${subName(p.name)}`,
       xref: "paper", yref: "paper", x: x0 + w / 2, y: 1.0, yanchor: "bottom", showarrow: false, font: { size: long ? 9 : 11 } });
   });
-  const grey = ps.some((p) => JSON.stringify(p.value).includes("null"));
-  if (grey) layout.plot_bgcolor = "#9aa1ab";
   return { data, layout };
 }
 
@@ -172,7 +209,7 @@ export function contribFigure(ctx) {
   });
   const M = absMax(z);
   const data = [{
-    type: "heatmap", z, x: labels, y: steps(T), zmin: -M, zmax: M, colorscale: DIVERGING, colorbar: { thickness: 10 },
+    type: "heatmap", z, x: labels, y: steps(T), ...centred(M), colorscale: DIVERGING, colorbar: { thickness: 10 },
     hovertemplate: (byCopy ? `${tr("hover.copy")} k = %{y}: ${p.name}[%{x}]` : `∂L<sub>%{y}</sub>/∂${p.name}[%{x}]`) + " = %{z:.10g}<extra></extra>",
   }];
   return { data, layout: base({
@@ -226,12 +263,18 @@ export function vanishFigure(ctx) {
     { x: sx, y: sy, mode: "lines+markers", name: `${tr("vanish.selected")} (t = ${t + 1})`, line: { color: "#1f4e79", width: 2 }, marker: { size: 7 },
       hovertemplate: `‖δ<sub>${t + 1},k</sub>‖ at t − k = %{x}: %{y:.4g}<extra></extra>` },
   ];
-  return { data, layout: base({
+  const layout = base({
     margin: { l: 56, r: 10, t: 8, b: 40 },
     xaxis: { title: { text: tr("axis.distance") }, dtick: tick(T), rangemode: "tozero" },
     yaxis: { title: { text: tr("axis.norm") }, type: "log", exponentformat: "power", nticks: 6 },
     legend: { orientation: "h", y: -0.25, font: { size: 10 } },
-  }) };
+  });
+  if (!ay.length && !byv.length) {  // nothing above 0: say so instead of empty log axes
+    layout.yaxis.visible = false;
+    layout.annotations = [{ text: tr("vanish.empty"), showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.6,
+      font: { size: 12 } }];
+  }
+  return { data, layout };
 }
 
 /** A plain-language reading of the decay or growth along the last loss row: the geometric
