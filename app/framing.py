@@ -12,51 +12,62 @@ from __future__ import annotations
 
 import sys
 
+import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol as _H11
+
+try:
+    import httptools
+except ImportError:
+    httptools = None
 
 from .api.errors import ApiError, error_body
 
 EXPECTED = "a well-formed HTTP/1.1 request (request line, headers, a body framed by content-length or chunked)"
 
 
+def _parser_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions of the HTTP parsers: only their text describes the request."""
+    errors: list[type[BaseException]] = [h11.RemoteProtocolError]
+    if httptools is not None:
+        errors += [httptools.HttpParserError]
+    return tuple(errors)
+
+
 def _error_json(msg: str) -> bytes:
-    """The 400 body: what the parser said, when it said more than uvicorn's message (the
-    parser's exception is the one being handled while uvicorn calls send_400_response)."""
+    """The 400 body: what the parser said, when it said more than uvicorn's message (uvicorn
+    calls send_400_response while handling the parser's exception; any other exception's text
+    is not the client's business)."""
     exc = sys.exc_info()[1]
-    detail = str(exc).strip() if exc is not None else ""
-    got = f"bytes the HTTP parser refused ({detail})" if detail else f"bytes the HTTP parser refused ({msg})"
+    detail = str(exc).strip() if isinstance(exc, _parser_errors()) else ""
+    got = f"bytes the HTTP parser refused ({detail or msg})"
     return error_body(ApiError("request", EXPECTED, got[:200], status=400))
+
+
+def _response_400(body: bytes, default_headers: list[tuple[bytes, bytes]] = ()) -> bytes:
+    head = [b"HTTP/1.1 400 Bad Request\r\n"]
+    for name, value in default_headers:  # date, server: as uvicorn sends them
+        head.extend([name, b": ", value, b"\r\n"])
+    head.append(b"content-type: application/json\r\ncontent-length: " + str(len(body)).encode("ascii")
+                + b"\r\nconnection: close\r\n\r\n")
+    return b"".join(head) + body
 
 
 class H11Protocol(_H11):
     def send_400_response(self, msg: str) -> None:
-        body = _error_json(msg)
-        head = (b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n"
-                b"content-length: " + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n")
-        self.transport.write(head + body)
+        self.transport.write(_response_400(_error_json(msg), self.server_state.default_headers))
         self.transport.close()
 
 
-try:
-    from uvicorn.protocols.http.httptools_impl import STATUS_LINE
-    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _HttpTools
-except ImportError:  # httptools not installed (uvicorn without [standard]): h11 only
+if httptools is None:  # uvicorn without [standard]: h11 only
     HttpToolsProtocol = None
 else:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _HttpTools
+
     class HttpToolsProtocol(_HttpTools):  # type: ignore[no-redef]
         def send_400_response(self, msg: str) -> None:
-            body = _error_json(msg)
-            content = [STATUS_LINE[400]]
-            for name, value in self.server_state.default_headers:
-                content.extend([name, b": ", value, b"\r\n"])
-            content.extend([
-                b"content-type: application/json\r\n",
-                b"content-length: " + str(len(body)).encode("ascii") + b"\r\n",
-                b"connection: close\r\n\r\n",
-                body,
-            ])
-            self.transport.write(b"".join(content))
+            self.transport.write(_response_400(_error_json(msg), self.server_state.default_headers))
             self.transport.close()
+
 
 #: what ``bptt-explorer`` passes to uvicorn's ``http``: httptools where installed, as uvicorn's auto
 AUTO = "app.framing:HttpToolsProtocol" if HttpToolsProtocol is not None else "app.framing:H11Protocol"

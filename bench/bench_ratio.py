@@ -4,18 +4,19 @@ computing the same numbers in-process, each round timing both sides back to back
 
 bench_http.py times every client first and PyTorch minutes later; on a machine whose speed
 drifts (this kind's does, by up to 2× from day to day and by tens of per cent within minutes)
-the ratio of two medians taken apart carries the drift. Here each round takes the median of
---repeat round trips, then the median of --repeat PyTorch runs (its fastest variant for these
-numbers, picked in a first pass), so both figures of a round share the machine's state; the
-spread of the per-round ratios is the measurement's own uncertainty.
+the ratio of two medians taken apart carries the drift. Here each round takes the medians of
+--repeat round trips and of --repeat PyTorch runs (its fastest variant for these numbers,
+picked in a first pass) back to back, PyTorch after the round trips in even rounds and before
+them in odd ones (ABBA: a steady drift cancels), so both figures of a round share the
+machine's state; the spread of the per-round ratios is the measurement's own uncertainty.
 
 The round trip is the real server (one uvicorn process, uvloop + httptools, one BLAS thread:
 one process per core, the production setting), a keep-alive client posting orjson bytes, and
 the body decoded: http.client + pysimdjson into numpy (every number parsed, no Python object
 per number) and httpx + orjson into Python lists. The response is checked against PyTorch
-first (max |Δ| < 1e-10).
+first (max |Δ| < 1e-10), and the two decoders against each other (bit for bit).
 
-    python bench/bench_ratio.py [--rounds 8] [--repeat 50]
+    python bench/bench_ratio.py [--rounds 8] [--repeat 50]   (the README's figures: --rounds 10 --repeat 60)
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+import numpy as np
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -70,6 +72,9 @@ def main() -> None:
 
         doc = httpx_orjson()
         assert not doc["nonfinite"]
+        arrays = stdlib_simdjson()  # the other decoder: the same numbers, bit for bit
+        assert all(np.array_equal(a, b) for a, b in zip(arrays["delta"], doc["delta"], strict=True))
+        assert all(np.array_equal(arrays["grads"][k], doc["grads"][k]) for k in doc["grads"])
         ok = verify_torch(body, False, from_response(doc, False), TORCH_SUMMED_VARIANTS)
         if not ok:
             sys.exit("VERIFICATION FAILED: the response and PyTorch differ")
@@ -83,9 +88,12 @@ def main() -> None:
               f"{'ratio (simdjson)':>17} {'ratio (orjson)':>15}")
         ratios_simd, ratios_orjson = [], []
         for i in range(args.rounds):
+            # ABBA: PyTorch last in even rounds, first in odd ones, so a steady drift cancels
+            t = median_ms(lambda: torch_fn(body, False), args.repeat) if i % 2 else None
             a = median_ms(stdlib_simdjson, args.repeat)
             b = median_ms(httpx_orjson, args.repeat)
-            t = median_ms(lambda: torch_fn(body, False), args.repeat)
+            if t is None:
+                t = median_ms(lambda: torch_fn(body, False), args.repeat)
             ratios_simd.append(t / a)
             ratios_orjson.append(t / b)
             print(f"{i + 1:>5} {a:21.2f} {b:13.2f} {t:8.2f} {t / a:16.2f}× {t / b:14.2f}×", flush=True)

@@ -460,8 +460,8 @@ def test_truncated_and_zero_cells_say_what_they_are_and_can_be_picked(watched, b
     page.click("#json-apply")
     wait_render(page, n, timeout=30_000)
     page.locator("#heat-delta").scroll_into_view_if_needed()
-    colours = page.evaluate("() => document.getElementById('heat-delta').data.map((d) => d.colorscale?.[0]?.[1])")
-    assert len(set(colours)) == len(colours) >= 3, colours  # the scale, truncated, zero: told apart
+    colours = page.evaluate("() => document.getElementById('heat-delta').data.map((d) => typeof d.colorscale === 'string' ? d.colorscale : d.colorscale[0][1])")
+    assert colours[0] == "Viridis" and len(set(colours)) == len(colours) == 3, colours  # the scale, truncated, zero: told apart
 
     for (t, k), want, K_said, formula in (((10, 2), "dropped by truncation", f"≥ K = {K}", "Dropped by truncation"),
                                           ((9, 8), "has no loss", "step 9", "no loss")):

@@ -26,10 +26,13 @@ A norm is √Σ δ², whose squares overflow or underflow where δ does not (a v
 an exploding one of 1e200): ``norms.sqrt_mended`` takes those few entries by scaling, from the
 table after the loop or, with norms only, from the stack at each k.
 
-The sums over t, dh_k = Σ_t ε_{t,k} and dz_k = Σ_t δ_{t,k} = f'(z_k) ⊙ dh_k, are taken at each
-k (dh) or after the loop (dz; and dh too for the vanilla cell's whole untruncated table, where
-ε_{t,k} = W_hhᵀ δ_{t,k+1}); when one of these shorter sums is not finite they are taken again
-term by term (see ``delta_table``), so overflow looks as the recursion makes it.
+The sums over t, dh_k = Σ_t ε_{t,k} and dz_k = Σ_t δ_{t,k} = f'(z_k) ⊙ dh_k: for the vanilla
+cell untruncated, dz_k is summed at each k and dh_k = ε_{k,k} + W_hhᵀ dz_{k+1} after the loop
+(ε_{t,k} = W_hhᵀ δ_{t,k+1}); otherwise dh_k is summed at each k and dz_k = f'(z_k) ⊙ dh_k.
+The same arithmetic whether the table is kept or not, so the numbers do not depend on what the
+caller asks to see. These short forms agree with the term-by-term sums to rounding; when one
+is not finite they are taken again term by term (see ``delta_table``), so overflow looks as
+the recursion makes it.
 
 With one sequence the loop runs on views without the batch axis, and ``Cell.carry`` uses
 ``np.dot``: the loop is most of the time for small m, and numpy's cost per call matters there.
@@ -84,7 +87,7 @@ def delta_table(
     otherwise dh_k = Σ_t ε_{t,k} at each k and dz_k = f'(z_k) ⊙ dh_k. Either way the same
     arithmetic in the same order with the table kept or not (keep), so asking for the table
     changes no bit of dz, dh or the gradients. The short sums are the same sums in real numbers
-    and round alike; but a sum taken first can overflow where the terms' own sum does not
+    and agree to rounding; but a sum taken first can overflow where the terms' own sum does not
     (f'(z_k) = 0 times an infinite Σ_t ε_{t,k}), so when a short sum is not finite they are
     taken again term by term, as the recursion defines them.
 

@@ -358,7 +358,6 @@ export function clearErrors() {
   }
 }
 
-/** "params.W_hh[0][1]: expected …" → "W_hh, row 1, column 2: expected …" (the grids count from 1). */
 /** The API's words for what a number cell expected and got, in the page's language (the
  *  phrases a cell can give; anything else stays as the API wrote it). */
 function cellWords(text) {
@@ -374,6 +373,7 @@ function cellWords(text) {
   return text;
 }
 
+/** "params.W_hh[0][1]: expected …" → "W_hh, row 1, column 2: expected …" (the grids count from 1). */
 function humanMessage(err) {
   const m = /^(?:params\.)?([A-Za-z_.0-9]+?)((?:\[\d+\])+)$/.exec(err.field || "");
   if (!m || err.expected === null || err.expected === undefined) return err.message;

@@ -8,7 +8,7 @@ import { fmt, subName } from "./util.js";
 const DIVERGING = [[0, "#2166ac"], [0.25, "#92c5de"], [0.5, "#f7f7f7"], [0.75, "#f4a582"], [1, "#b2182b"]];
 const OVERFLOW = [[0, "#9aa1ab"], [1, "#9aa1ab"]];
 // δ-norm cells with no colour on the scale: dropped by truncation; exactly 0 (log scale)
-const TRUNCATED = "#e4ddd0", ZERO = "#eef0f3";
+const TRUNCATED = "#e4ddd0", ZERO = "#e3e6eb";
 const base = (extra = {}) => ({
   margin: { l: 48, r: 10, t: 8, b: 40 }, font: { size: 11 }, plot_bgcolor: "#fff", paper_bgcolor: "#fff", ...extra,
 });
@@ -47,8 +47,32 @@ function flatLayer(T, color, which, label) {
     hoverongaps: false, hovertemplate: "%{text}<extra></extra>" };
 }
 
+// the ‖δ‖ heatmap's traces depend on the response, the sequence, the scale and the language,
+// not on the selection (only its frame moves): built once per response and reused, so a click
+// or an arrow key costs a moved rectangle (T = 1024 with truncation: ~1.3 s to build), and
+// Plotly.react sees the same arrays and redraws nothing else
+const deltaNormTraces = new WeakMap();
+
 export function deltaNormFigure(ctx) {
-  const { resp, sel, seq, view } = ctx;
+  const { resp, sel, view } = ctx;
+  const T = resp.shapes.T;
+  const key = `${sel.b ?? 0}|${view.log}|${ctx.lang}`;
+  const cached = deltaNormTraces.get(resp);
+  let data = cached?.key === key ? cached.data : null;
+  if (!data) {
+    data = deltaNormData(ctx);
+    deltaNormTraces.set(resp, { key, data });
+  }
+  const layout = base({
+    xaxis: { title: { text: tr("axis.step.k") }, dtick: tick(T), constrain: "domain" },
+    yaxis: { title: { text: tr("axis.step.t") }, autorange: "reversed", dtick: tick(T) },
+    shapes: [{ type: "rect", x0: sel.k + 0.5, x1: sel.k + 1.5, y0: sel.t + 0.5, y1: sel.t + 1.5, line: { color: "#d1495b", width: 2.5 } }],
+  });
+  return { data, layout };
+}
+
+function deltaNormData(ctx) {
+  const { resp, seq, view } = ctx;
   const T = resp.shapes.T;
   const dn = seq(resp.delta_norm);
   const K = resp.truncation ?? Infinity;
@@ -70,12 +94,7 @@ export function deltaNormFigure(ctx) {
   if (zero) data.push(zero);
   const grey = overflowLayer(dn, steps(T), steps(T), (t, k) => k <= t);
   if (grey) data.push(grey);
-  const layout = base({
-    xaxis: { title: { text: tr("axis.step.k") }, dtick: tick(T), constrain: "domain" },
-    yaxis: { title: { text: tr("axis.step.t") }, autorange: "reversed", dtick: tick(T) },
-    shapes: [{ type: "rect", x0: sel.k + 0.5, x1: sel.k + 1.5, y0: sel.t + 0.5, y1: sel.t + 1.5, line: { color: "#d1495b", width: 2.5 } }],
-  });
-  return { data, layout };
+  return data;
 }
 
 export function deltaRowFigure(ctx) {
@@ -150,7 +169,11 @@ export function gradsFigure(ctx) {
       hovertemplate: `∂L/∂${p.name}[%{y},%{x}] = %{z:.10g}<br>max |·| = ${fmt(M, 4)}<extra></extra>`,
     });
     const grey = overflowLayer(z, steps(cols), steps(rows));  // overflowed entries, as in every heatmap
-    if (grey) data.push({ ...grey, xaxis: `x${ax}`, yaxis: `y${ax}`, hoverinfo: "text", text: z.map((r) => r.map(() => tr("hover.overflow"))) });
+    if (grey) {
+      // hover on the grey cells only (the finite ones keep their numbers)
+      data.push({ ...grey, xaxis: `x${ax}`, yaxis: `y${ax}`, hoverinfo: undefined, hoverongaps: false,
+        hovertemplate: `∂L/∂${p.name}[%{y},%{x}]: ${tr("hover.overflow")}<extra></extra>` });
+    }
     const x0 = i * (w + gap);
     // the ranges of the array's own shape: a panel whose every entry overflowed keeps its frame
     layout[`xaxis${ax}`] = { domain: [x0, x0 + w], anchor: `y${ax}`, dtick: tick(cols), tickfont: { size: 9 }, range: [0.5, cols + 0.5] };
