@@ -422,7 +422,9 @@ def test_the_reading_says_why_there_is_no_trend(watched, base):
         return page.inner_text("#vanish-reading")
 
     assert "exactly 0" in apply(60, 50.0)  # tanh saturated: f'(z) rounds to 0
-    assert "overflowed" in apply(40, 1e10, act="identity")
+    assert "forward pass" in apply(40, 1e10, act="identity")  # h itself overflows: clipping cannot help
+    assert "forward pass" in apply(40, 1e10, act="identity", clip={"max_norm": 1.0})
+    assert "cannot bound" in page.inner_text("#clip-info")  # not "under the threshold": the norm is not a number
     assert "Truncation K = 2" in apply(10, 0.9, truncation=2)
     assert "per step" in apply(10, 0.9)  # a trend to read
     page.click("#lang")
@@ -525,6 +527,7 @@ def test_switching_notation_keeps_the_preset_and_its_numbers(watched, base):
     after = response(page)
     assert after["notation"] == "nndl" and page.input_value("#preset") == "note-003"
     assert page.inner_text("#preset-desc") == desc != ""
+    assert page.inner_text("#weights-mode") == "Weights given by the preset"
     assert after["delta"] == before["delta"] and after["forward"]["loss"] == before["forward"]["loss"]
     names = {c: after["names"][c] for c in before["grads"] if c in after["names"]}
     assert all(after["grads"][names[c]] == before["grads"][c] for c in names), names
@@ -533,6 +536,7 @@ def test_switching_notation_keeps_the_preset_and_its_numbers(watched, base):
     page.dispatch_event("#size-T", "change")
     wait_render(page, n)
     assert page.input_value("#preset") == ""  # a change of the model is no longer the preset
+    assert page.inner_text("#weights-mode") == "Weights edited by hand"
     assert_clean(watch)
 
 
@@ -550,4 +554,8 @@ def test_a_cells_api_error_is_said_in_chinese_on_the_chinese_page(watched, base)
     msg = page.inner_text(box)
     assert "第 1 行，第 2 列" in msg and path in msg and "应为一个数" in msg and '字符串 "abc"' in msg, msg
     assert "expected" not in msg, msg
+    cell.press("Control+a")
+    cell.press_sequentially("1e400")
+    page.wait_for_function("(sel) => document.querySelector(sel).textContent.includes('1e400')", arg=box)
+    assert "超出 float64 的范围" in page.inner_text(box)  # a number too large, not "a string"
     assert_clean(watch, allow=(CONSOLE_422,))

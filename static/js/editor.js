@@ -182,7 +182,9 @@ export function renderEditor(state, resp, { rebuild = false } = {}) {
   if (p !== null) setNum("size-p", p);
   setNum("seed", req.init?.seed ?? 0);
   if (document.activeElement !== $("scale")) $("scale").value = req.init?.scale ?? "";
-  $("weights-mode").textContent = req.params ? tr("weights.edited") : tr("weights.init", { seed: req.init?.seed ?? 0 });
+  // given weights: the preset's own while it is still the preset, else the user's
+  $("weights-mode").textContent = !req.params ? tr("weights.init", { seed: req.init?.seed ?? 0 })
+    : state.preset ? tr("weights.preset") : tr("weights.edited");
   const mode = Array.isArray(req.loss_steps) ? "pick" : (req.loss_steps || "all");
   for (const el of document.querySelectorAll('input[name="steps"]')) el.checked = el.value === mode;
   renderChips(req, T, mode);
@@ -361,10 +363,16 @@ export function clearErrors() {
 /** The API's words for what a number cell expected and got, in the page's language (the
  *  phrases a cell can give; anything else stays as the API wrote it). */
 function cellWords(text) {
-  if (lang() === "en" || text === null || text === undefined) return text;
+  if (text === null || text === undefined) return text;
+  let m = /^the string "(.*)"$/.exec(text);
+  // a cell sends what does not read as a finite number as text: 1e400 is a number beyond float64
+  if (m && /^[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$/i.test(m[1]) && !Number.isFinite(Number(m[1]))) {
+    return tr("err.w.range", { s: m[1] });
+  }
+  if (lang() === "en") return text;
   const known = { "a number": "err.w.number", "a finite number": "err.w.finite", "an object": "err.w.object" };
   if (known[text]) return tr(known[text]);
-  let m = /^the string (".*")$/.exec(text);
+  m = /^the string (".*")$/.exec(text);
   if (m) return tr("err.w.string", { s: m[1] });
   m = /^an array of (\d+)$/.exec(text);
   if (m) return tr("err.w.array", { n: m[1] });
@@ -380,10 +388,7 @@ function humanMessage(err) {
   const idx = [...m[2].matchAll(/\[(\d+)\]/g)].map((x) => Number(x[1]) + 1);
   const where = idx.length >= 2 ? tr("err.at", { name: m[1], i: idx[idx.length - 2], j: idx[idx.length - 1] })
     : tr("err.at1", { name: m[1], i: idx[0] });
-  if (lang() !== "en") {
-    return tr("err.cell", { where, field: err.field, expected: cellWords(err.expected), got: cellWords(err.got ?? "") });
-  }
-  return `${where} (${err.field}): ${err.message.slice(err.message.indexOf(": ") + 2)}`;
+  return tr("err.cell", { where, field: err.field, expected: cellWords(err.expected), got: cellWords(err.got ?? "") });
 }
 
 /** Put an API error next to the field it names; returns false when no place fits. */

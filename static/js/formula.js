@@ -42,8 +42,9 @@ export const STRINGS = {
     s3_empty: "k = t: the product is empty, {d} is the start of the recursion.",
     s3_bound: "so ‖δ‖ is bounded by the norms of the step Jacobians {J} (Pascanu et al. 2013):",
     s3_jac: "norms of the step Jacobians {J}, {range}:",
-    s3_vanish: "Each step back multiplies the bound by {g} on average (geometric mean of ‖J‖): below 1, so the gradient vanishes as t − k grows.",
-    s3_explode: "Each step back multiplies the bound by {g} on average (geometric mean of ‖J‖): above 1, so the gradient can explode as t − k grows.",
+    s3_vanish: "From step k to t each step back multiplies the bound by {g} on average (geometric mean of these {n} ‖J‖): below 1, so the bound shrinks as t − k grows. It bounds ‖δ‖ from above; the panel “Vanishing and exploding” reads the actual ‖δ‖ along the whole row.",
+    s3_explode: "From step k to t each step back multiplies the bound by {g} on average (geometric mean of these {n} ‖J‖): above 1, so the bound grows as t − k grows; ‖δ‖ itself may still shrink (a bound is not a value). The panel “Vanishing and exploding” reads the actual ‖δ‖ along the whole row.",
+    s3_one: "One step back: the bound is multiplied by ‖J‖ = {g}. One Jacobian tells no trend; the panel “Vanishing and exploding” reads the whole row.",
     s4_shared: "The weights are shared by all unrolled copies: every pair (t, k) adds one term.",
     s4_shared_trunc: "The weights are shared by all unrolled copies: every pair (t, k) with t − k < K = {K} adds one term.",
     s4_batch: "Summed over the batch too: z, h and δ below belong to sequence {b}.",
@@ -61,7 +62,7 @@ export const STRINGS = {
     clip_norm_no: "Clipping by global norm: ‖g‖ = {a} ≤ c = {c}, nothing clipped.",
     clip_value: "Clipping by value: every entry is clipped to [−c, c], c = {c}; ‖g‖ = {a} → {b}.",
     note_notloss: "Step {t} carries no loss: {Lt} is not part of L, so {zero}.",
-    note_trunc: "Dropped by truncation: K = {K} and t − k = {d} ≥ K, so {dtk} is taken as 0 (the loss at step t sends its gradient back at most K steps).",
+    note_trunc: "Dropped by truncation: K = {K} and t − k = {d} ≥ K, so {dtk} is taken as 0 (the loss at step t reaches only the K steps t − K + 1 … t).",
     note_norms: "Only the norms were computed (detail \"norms\"): the vector {d} is not in the response, only its norm.",
     note_mean: "Reduction \"mean\": δ is the error term of {L}, so e, ε and every δ here carry the factor 1 / (|S|·B) = {f}.",
     note_overflow: "Some numbers overflowed float64; they are shown as \"overflow\".",
@@ -106,8 +107,9 @@ export const STRINGS = {
     s3_empty: "k = t：连乘为空，{d} 就是递推的起点。",
     s3_bound: "因此 ‖δ‖ 的上界由各步雅可比矩阵 {J} 的范数决定（Pascanu 等，2013）：",
     s3_jac: "各步雅可比矩阵的范数 {J}，{range}：",
-    s3_vanish: "每往回传一步，上界平均乘以 {g}（‖J‖ 的几何平均）：小于 1，所以随 t − k 增大梯度消失。",
-    s3_explode: "每往回传一步，上界平均乘以 {g}（‖J‖ 的几何平均）：大于 1，所以随 t − k 增大梯度可能爆炸。",
+    s3_vanish: "从时刻 k 到 t，上界每往回一步平均乘以 {g}（这 {n} 个 ‖J‖ 的几何平均）：小于 1，所以上界随 t − k 增大而缩小。它只是 ‖δ‖ 的上界；整行 ‖δ‖ 的实际变化见“梯度消失与梯度爆炸”面板。",
+    s3_explode: "从时刻 k 到 t，上界每往回一步平均乘以 {g}（这 {n} 个 ‖J‖ 的几何平均）：大于 1，所以上界随 t − k 增大而变大；‖δ‖ 本身仍可能缩小（上界不是取值）。整行 ‖δ‖ 的实际变化见“梯度消失与梯度爆炸”面板。",
+    s3_one: "往回一步：上界乘以 ‖J‖ = {g}。单个雅可比矩阵看不出趋势；整行见“梯度消失与梯度爆炸”面板。",
     s4_shared: "所有展开的副本共享同一组权重：每一对 (t, k) 贡献一项。",
     s4_shared_trunc: "所有展开的副本共享同一组权重：每一对满足 t − k < K = {K} 的 (t, k) 贡献一项。",
     s4_batch: "还要对整个批次求和：下面的 z、h 和 δ 属于第 {b} 个序列。",
@@ -125,7 +127,7 @@ export const STRINGS = {
     clip_norm_no: "按全局范数裁剪：‖g‖ = {a} ≤ c = {c}，未裁剪。",
     clip_value: "按值裁剪：每个分量裁剪到 [−c, c]，c = {c}；‖g‖ = {a} → {b}。",
     note_notloss: "时刻 {t} 没有损失：{Lt} 不计入 L，所以 {zero}。",
-    note_trunc: "被截断：K = {K}，t − k = {d} ≥ K，所以 {dtk} 记为 0（时刻 t 的损失最多往回传 K 步）。",
+    note_trunc: "被截断：K = {K}，t − k = {d} ≥ K，所以 {dtk} 记为 0（时刻 t 的损失只传到 t − K + 1 … t 这 K 个时刻）。",
     note_norms: "只计算了范数（detail 为 “norms”）：响应中没有向量 {d}，只有它的范数。",
     note_mean: "归约方式为 “mean”：δ 是 {L} 的误差项，所以这里的 e、ε 和每个 δ 都带有因子 1 / (|S|·B) = {f}。",
     note_overflow: "部分数值超出了 float64 的范围，显示为 “溢出”。",
@@ -676,7 +678,7 @@ function sectionClosed(sec, st) {
     if (js.length === 1) {
       line(sec, norm(N.J(t1)), eq(), numNode(js[0], S));
       const g1 = toNum(js[0]);
-      if (isNum(g1)) note(sec, "", fill(g1 < 1 ? S.s3_vanish : S.s3_explode, { g: numText(g1, S) }));
+      if (isNum(g1)) note(sec, "", fill(S.s3_one, { g: numText(g1, S) }));
     }
   }
   if (t > k + 1 && Array.isArray(D.jn)) {
@@ -690,7 +692,7 @@ function sectionClosed(sec, st) {
     const prod = js.reduce((p, x) => p * toNum(x), 1);
     line(sec, prodJ(), norm(N.J(tau())), eq(), numNode(prod, S));
     const g = Math.pow(prod, 1 / js.length);
-    if (isNum(g)) note(sec, "", fill(g < 1 ? S.s3_vanish : S.s3_explode, { g: numText(g, S) }));
+    if (isNum(g)) note(sec, "", fill(g < 1 ? S.s3_vanish : S.s3_explode, { g: numText(g, S), n: String(js.length) }));
   }
   const dg = resp.diagnostics || {};
   const smax = () => row(sub(mi("σ"), upright("max")), par(Whh()));

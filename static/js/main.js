@@ -39,7 +39,7 @@ const PLOT_CONFIG = {
 const PLOTLY_ZH = {
   moduleType: "locale", name: "zh-CN",
   dictionary: {
-    "Download plot as a png": "下载图片（PNG）", "Download plot": "下载图片", "Zoom": "缩放", "Pan": "平移",
+    "Download plot as a png": "下载图片（PNG）", "Download plot as a PNG": "下载图片（PNG）", "Download plot": "下载图片", "Zoom": "缩放", "Pan": "平移",
     "Zoom in": "放大", "Zoom out": "缩小", "Reset axes": "重置坐标轴", "Autoscale": "自动缩放",
     "Toggle Spike Lines": "切换辅助线", "Show closest data on hover": "悬停显示最近的数据",
     "Compare data on hover": "悬停比较数据", "Produced with Plotly.js": "由 Plotly.js 绘制",
@@ -253,7 +253,9 @@ function renderCheck() {
     }
   }
   const cl = resp.clip;
-  $("clip-info").textContent = cl ? tr("clip.info", { before: fmt(cl.norm_before), after: fmt(cl.norm_after), clipped: tr(cl.clipped ? "clip.clipped" : "clip.not") }) : "";
+  // an overflowed gradient has no norm (null): clipping cannot bound it, and "under the threshold" would be false
+  $("clip-info").textContent = !cl ? "" : !Number.isFinite(cl.norm_before) ? tr("clip.nonfinite")
+    : tr("clip.info", { before: fmt(cl.norm_before), after: fmt(cl.norm_after), clipped: tr(cl.clipped ? "clip.clipped" : "clip.not") });
 }
 
 function renderBanners() {

@@ -8,7 +8,7 @@ import { fmt, subName } from "./util.js";
 const DIVERGING = [[0, "#2166ac"], [0.25, "#92c5de"], [0.5, "#f7f7f7"], [0.75, "#f4a582"], [1, "#b2182b"]];
 const OVERFLOW = [[0, "#9aa1ab"], [1, "#9aa1ab"]];
 // δ-norm cells with no colour on the scale: dropped by truncation; exactly 0 (log scale)
-const TRUNCATED = "#e4ddd0", ZERO = "#e3e6eb";
+const TRUNCATED = "#e4ddd0", ZERO = "#e6ebf2";
 const base = (extra = {}) => ({
   margin: { l: 48, r: 10, t: 8, b: 40 }, font: { size: 11 }, plot_bgcolor: "#fff", paper_bgcolor: "#fff", ...extra,
 });
@@ -320,7 +320,11 @@ export function vanishReading(ctx) {
   }
   if (xs.length < 3) {
     // say why there is no trend: each of these is a lesson of its own, not "too few steps"
-    if (overflowed) return tr("vanish.reading.overflow", { n: overflowed });
+    if (overflowed) {
+      // the forward pass itself overflowed: no clipping of the gradient can help there
+      const forward = (resp.nonfinite || []).some((f) => f === "forward.h" || f === "forward.z");
+      return tr(forward ? "vanish.reading.overflow.forward" : "vanish.reading.overflow", { n: overflowed });
+    }
     if (zero) return tr("vanish.reading.zero", { n: zero });
     if (Number.isFinite(K) && K < 3) return tr("vanish.reading.shortK", { K });
     return tr("vanish.reading.few");
@@ -330,7 +334,7 @@ export function vanishReading(ctx) {
   xs.forEach((x, i) => { num += (x - mx) * (ys[i] - my); den += (x - mx) ** 2; });
   const f = Math.exp(num / den);
   const d = Math.max(...xs);
-  const truncNote = Number.isFinite(K) && K <= t ? tr("vanish.reading.trunc", { K }) : "";
+  const truncNote = Number.isFinite(K) && K <= t ? tr("vanish.reading.trunc", { K, Km1: K - 1 }) : "";
   if (f < 0.8) {
     const F = f ** d;
     return tr("vanish.reading.vanish", { f: fmt(f, 2) }) + (d >= 8 && F < 1e-3 ? tr("vanish.long", { d, F: fmt(F, 2) }) : "") + truncNote;
