@@ -558,4 +558,15 @@ def test_a_cells_api_error_is_said_in_chinese_on_the_chinese_page(watched, base)
     cell.press_sequentially("1e400")
     page.wait_for_function("(sel) => document.querySelector(sel).textContent.includes('1e400')", arg=box)
     assert "超出 float64 的范围" in page.inner_text(box)  # a number too large, not "a string"
+    cell.press("Control+a")
+    cell.press_sequentially("0.5")
+    page.wait_for_function("(sel) => document.querySelector(sel).textContent === ''", arg=box)
+    # a control's range, said in Chinese, the control outlined
+    page.check("#trunc-on")
+    page.fill("#trunc-K", "0")
+    trunc = '.field-error[data-for~="truncation"]'
+    page.wait_for_function("(sel) => document.querySelector(sel).textContent !== ''", arg=trunc)
+    msg = page.inner_text(trunc)
+    assert "截断窗口 K（truncation）：应为 1 到" in msg and "之间的整数，实为0" in msg, msg
+    assert "invalid" in (page.get_attribute("#trunc-K", "class") or "").split()
     assert_clean(watch, allow=(CONSOLE_422,))

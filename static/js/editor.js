@@ -381,9 +381,25 @@ function cellWords(text) {
   return text;
 }
 
+/** The page's input for a field the API names (grid cells carry data-field themselves). */
+const FIELD_INPUT = { truncation: "trunc-K", "init.seed": "seed", "init.scale": "scale", "clip.max_norm": "clip-c", "clip.max_value": "clip-c" };
+/** The API's names of the numbers those inputs hold (its "expected" reads "<name>: <range>"). */
+const FIELD_NAME = { "the window K": "err.n.K", "the seed": "err.n.seed", "the threshold c": "err.n.c", "the scale s of U(−s, s)": "err.n.scale" };
+
+/** "the window K: an integer ≥ 1 and ≤ 1024" → { name, what } in the page's language; null for other texts. */
+function rangeWords(expected) {
+  const m = /^(.*?): (?:an integer ≥ (\S+)(?: and ≤ (\S+))?|a finite number > 0(?: and ≤ (\S+))?)$/.exec(expected || "");
+  if (!m || !FIELD_NAME[m[1]]) return null;
+  const what = m[2] !== undefined ? (m[3] !== undefined ? tr("err.w.intRange", { lo: m[2], hi: m[3] }) : tr("err.w.intMin", { lo: m[2] }))
+    : m[4] !== undefined ? tr("err.w.posMax", { hi: m[4] }) : tr("err.w.pos");
+  return { name: tr(FIELD_NAME[m[1]]), what };
+}
+
 /** "params.W_hh[0][1]: expected …" → "W_hh, row 1, column 2: expected …" (the grids count from 1). */
 function humanMessage(err) {
   const m = /^(?:params\.)?([A-Za-z_.0-9]+?)((?:\[\d+\])+)$/.exec(err.field || "");
+  const range = !m && lang() !== "en" ? rangeWords(err.expected) : null;
+  if (range) return tr("err.field", { ...range, field: err.field, got: cellWords(err.got ?? "") });
   if (!m || err.expected === null || err.expected === undefined) return err.message;
   const idx = [...m[2].matchAll(/\[(\d+)\]/g)].map((x) => Number(x[1]) + 1);
   const where = idx.length >= 2 ? tr("err.at", { name: m[1], i: idx[idx.length - 2], j: idx[idx.length - 1] })
@@ -406,7 +422,7 @@ export function showError(err) {
     if (!box) box = [...document.querySelectorAll(".field-error")].find((el) => el.dataset.for.split(" ").includes(c));
     if (box) break;
   }
-  const cell = document.querySelector(`[data-field="${CSS.escape(field)}"]`);
+  const cell = document.querySelector(`[data-field="${CSS.escape(field)}"]`) || (FIELD_INPUT[field] && document.getElementById(FIELD_INPUT[field]));
   if (cell) {
     cell.classList.add("invalid");
     cell.closest("details")?.setAttribute("open", "");
