@@ -570,3 +570,27 @@ def test_a_cells_api_error_is_said_in_chinese_on_the_chinese_page(watched, base)
     assert "截断窗口 K（truncation）：应为 1 到" in msg and "之间的整数，实为0" in msg, msg
     assert "invalid" in (page.get_attribute("#trunc-K", "class") or "").split()
     assert_clean(watch, allow=(CONSOLE_422,))
+
+
+def test_a_size_the_page_refuses_is_said_like_a_refusal_of_the_api(watched, base):
+    """T = 0 is refused by the page before sending, a seed of −5 by the API: both get the
+    banner, the greyed panels and the message by the field; a valid value clears them."""
+    page, watch = watched
+    open_page(page, base)
+    page.fill("#size-T", "0")
+    page.dispatch_event("#size-T", "change")
+    page.wait_for_function("() => document.getElementById('panels').classList.contains('stale')")
+    assert page.is_visible("#banner-error") and "refused" in page.inner_text("#status")
+    assert "steps T" in page.inner_text('.field-error[data-for~="inputs"]')
+    n = renders(page)
+    page.fill("#size-T", "5")
+    page.dispatch_event("#size-T", "change")
+    wait_render(page, n)
+    assert not page.is_visible("#banner-error") and not page.evaluate("() => document.getElementById('panels').classList.contains('stale')")
+    page.fill("#seed", "-5")
+    page.dispatch_event("#seed", "change")
+    box = '.field-error[data-for~="init.seed"]'
+    page.wait_for_function("(sel) => document.querySelector(sel).textContent !== ''", arg=box)
+    assert "init.seed" in page.inner_text(box) and "-5" in page.inner_text(box)
+    assert "invalid" in (page.get_attribute("#seed", "class") or "").split()
+    assert_clean(watch, allow=(CONSOLE_422,))

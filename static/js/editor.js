@@ -41,6 +41,7 @@ export function initEditor(controller) {
       if (!(Number.isInteger(v) && v >= 1 && v <= max)) {
         e.target.classList.add("invalid");
         box.textContent = tr("size.range", { name: tr(`size.${dim}`), lo: 1, hi: max });
+        ctrl.refuse();  // not sent: refused here, said as an API refusal is
         return;
       }
       e.target.classList.remove("invalid");
@@ -50,8 +51,8 @@ export function initEditor(controller) {
   }
   $("seed").addEventListener("change", (e) => {
     const v = Math.round(Number(e.target.value));
-    if (!(v >= 0)) return;
-    ctrl.change((req) => toInit(req, v), { rebuild: true });
+    if (Number.isNaN(v)) return;
+    ctrl.change((req) => toInit(req, v), { rebuild: true });  // out of range: the API says so by the field
   });
   $("scale").addEventListener("change", (e) => ctrl.change((req) => {
     const v = e.target.value === "" ? null : Number(e.target.value);

@@ -85,11 +85,7 @@ async function compute() {
   if (!res.ok) {
     const placed = showError(res.error);
     if (fromJSON) $("json-error").textContent = tr("json.refused", { msg: res.error.message });
-    setBanner("banner-error", placed ? tr("status.error") : res.error.message);
-    $("status").textContent = `${res.status}`;
-    $("panels").classList.toggle("stale", !!resp);
-    setBanner("banner-info", resp ? tr("stale") : "");
-    markViewed();
+    refused(placed ? tr("status.error") : res.error.message, `${res.status}`);
     return;
   }
   fromJSON = false;
@@ -108,6 +104,17 @@ async function compute() {
   await writeURL(state);
   perf.renders += 1;
   document.body.dataset.renders = String(perf.renders);
+  markViewed();
+}
+
+/** The current input was refused (by the API, or by the page before sending it): say so in
+ *  the banner and the status, and grey the panels, which still show the last valid model. */
+function refused(banner, status) {
+  if (inflight) { inflight.abort(); inflight = null; }  // an older request must not answer for this input
+  setBanner("banner-error", banner);
+  $("status").textContent = status;
+  $("panels").classList.toggle("stale", !!resp);
+  setBanner("banner-info", resp ? tr("stale") : "");
   markViewed();
 }
 
@@ -451,7 +458,8 @@ async function start() {
   const [nots, list] = await Promise.all([getJSON("/api/v1/notations"), getJSON("/api/v1/presets")]);
   setNotations(nots);
   presets = list;
-  initEditor({ state: () => state, response: () => resp, change, select, loadPreset, applyJSON });
+  initEditor({ state: () => state, response: () => resp, change, select, loadPreset, applyJSON,
+    refuse: () => refused(tr("status.error"), tr("status.refused")) });
   $("lang").addEventListener("click", () => setLang(lang() === "zh" ? "en" : "zh"));
   $("share").addEventListener("click", share);
   $("export-request").addEventListener("click", () => download("bptt-request.json", JSON.stringify(state.req, null, 1)));
