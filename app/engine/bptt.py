@@ -124,7 +124,8 @@ def delta_table(
     else:
         f_, eps_, dh_, dz_, norm_, lossy_, table_, stack_ = fprime, eps, dh, dz, norm, lossy, table, stack
     f_row = f_[..., :, None, :]  # f'(z_k) as one row, to multiply every row t
-    add, multiply, einsum, carry, sqrt_mended = np.add, np.multiply, np.einsum, cell.carry, vnorms.sqrt_mended
+    add, multiply, einsum, sqrt_mended = np.add, np.multiply, np.einsum, vnorms.sqrt_mended
+    carry = cell.carry_loop(B == 1, m)
     # the vanilla cell untruncated: dz_k = Σ_t δ_{t,k} in the loop, the sums dh_k after it
     sums_after = not cell.residual and K == T and not exact_sums
     delta_next = eps_[..., T:, :]  # δ_{t,k+1} for t = k+1, k+2, … (none at k = T)
