@@ -373,8 +373,7 @@ function cellWords(text) {
   if (lang() === "en") return text;
   const known = { "a number": "err.w.number", "a finite number": "err.w.finite", "an object": "err.w.object" };
   if (known[text]) return tr(known[text]);
-  m = /^the string (".*")$/.exec(text);
-  if (m) return tr("err.w.string", { s: m[1] });
+  if (m) return tr("err.w.string", { s: `"${m[1]}"` });
   m = /^an array of (\d+)$/.exec(text);
   if (m) return tr("err.w.array", { n: m[1] });
   m = /^(.*) \(not a finite number\)$/.exec(text);
