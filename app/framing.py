@@ -25,12 +25,9 @@ from .api.errors import ApiError, error_body
 EXPECTED = "a well-formed HTTP/1.1 request (request line, headers, a body framed by content-length or chunked)"
 
 
-def _parser_errors() -> tuple[type[BaseException], ...]:
-    """The exceptions of the HTTP parsers: only their text describes the request."""
-    errors: list[type[BaseException]] = [h11.RemoteProtocolError]
-    if httptools is not None:
-        errors += [httptools.HttpParserError]
-    return tuple(errors)
+#: the exceptions of the HTTP parsers: only their text describes the request
+PARSER_ERRORS: tuple[type[BaseException], ...] = (h11.RemoteProtocolError,) + (
+    () if httptools is None else (httptools.HttpParserError,))
 
 
 def _error_json(msg: str) -> bytes:
@@ -38,7 +35,7 @@ def _error_json(msg: str) -> bytes:
     calls send_400_response while handling the parser's exception; any other exception's text
     is not the client's business)."""
     exc = sys.exc_info()[1]
-    detail = str(exc).strip() if isinstance(exc, _parser_errors()) else ""
+    detail = str(exc).strip() if isinstance(exc, PARSER_ERRORS) else ""
     got = f"bytes the HTTP parser refused ({detail or msg})"
     return error_body(ApiError("request", EXPECTED, got[:200], status=400))
 

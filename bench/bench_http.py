@@ -93,29 +93,47 @@ def numpy_decoder():
     return decode
 
 
+#: the server as ``bptt-explorer`` runs it (uvloop, httptools): the benches' real server
+SERVER_ARGS = ("--loop", "uvloop", "--http", "app.framing:HttpToolsProtocol")
+
+
+class Clients:
+    """The two keep-alive clients, each posting the same orjson body and returning the raw
+    response: ``via_httpx(client)`` (the body read streamed; the Server-Timing header kept in
+    ``timings``) and ``via_stdlib()`` (http.client, less Python per byte read)."""
+
+    HEADERS = {"content-type": "application/json"}
+
+    def __init__(self, base: str, raw: bytes):
+        url = urlsplit(base)
+        self.raw, self.timings = raw, []
+        self.conn = http.client.HTTPConnection(url.hostname, url.port, timeout=120)
+
+    def via_httpx(self, client: httpx.Client) -> bytes:
+        # streamed: r.content on a non-streamed response costs ~0.5 ms more per 1.5 MB (extra copies)
+        with client.stream("POST", "/api/v1/bptt", content=self.raw, headers=self.HEADERS) as r:
+            r.raise_for_status()
+            self.timings.append(r.headers["server-timing"])
+            return b"".join(r.iter_bytes())
+
+    def via_stdlib(self) -> bytes:
+        self.conn.request("POST", "/api/v1/bptt", body=self.raw, headers=self.HEADERS)
+        r = self.conn.getresponse()
+        out = r.read()
+        assert r.status == 200, out[:200]
+        return out
+
+    def close(self) -> None:
+        self.conn.close()
+
+
 def bench_case(base: str, case: dict, repeat: int, fields: list[str] | None = None) -> dict:
     """Time the round trip (of the response with only ``fields`` when given) with each client and
     decoder; return what the PyTorch part needs."""
     body = make_body(**case) | ({} if fields is None else {"fields": fields})
     raw = orjson.dumps(body)
-    headers = {"content-type": "application/json"}
-    timings: list[str] = []
-    url = urlsplit(base)
-    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=120)
-
-    def via_httpx(client: httpx.Client) -> bytes:
-        # streamed: r.content on a non-streamed response costs ~0.5 ms more per 1.5 MB (extra copies)
-        with client.stream("POST", "/api/v1/bptt", content=raw, headers=headers) as r:
-            r.raise_for_status()
-            timings.append(r.headers["server-timing"])
-            return b"".join(r.iter_bytes())
-
-    def via_stdlib() -> bytes:
-        conn.request("POST", "/api/v1/bptt", body=raw, headers=headers)
-        r = conn.getresponse()
-        out = r.read()
-        assert r.status == 200, out[:200]
-        return out
+    clients = Clients(base, raw)
+    timings, via_httpx, via_stdlib = clients.timings, clients.via_httpx, clients.via_stdlib
 
     decoders = {"orjson": orjson.loads}
     numpy_decode = numpy_decoder()
@@ -136,7 +154,7 @@ def bench_case(base: str, case: dict, repeat: int, fields: list[str] | None = No
         for (cname, get), (dname, dec) in product(
                 (("httpx", lambda: via_httpx(client)), ("http.client", via_stdlib)), decoders.items()):
             ms[f"HTTP round trip, {cname} + {dname}"] = median_ms(lambda: dec(get()), repeat)
-    conn.close()
+    clients.close()
     split = {name: statistics.median(float(re.search(name + r";dur=([\d.]+)", s)[1]) for s in timings[1:])
              for name in ("parse", "compute", "serialize")}
     return {"case": case, "repeat": repeat, "body": body, "doc": doc, "fields": fields, "http": ms,
@@ -148,7 +166,7 @@ def main() -> None:
     args = arguments(__doc__, "of the server")
     print(f"before the round trips: {machine()}")
     env = {} if args.blas_threads is None else {"OPENBLAS_NUM_THREADS": str(args.blas_threads)}
-    with running_server(env=env, args=("--loop", "uvloop", "--http", "app.framing:HttpToolsProtocol")) as base:
+    with running_server(env=env, args=SERVER_ARGS) as base:
         runs = [bench_case(base, FULL, args.repeat), bench_case(base, FULL, args.repeat, FIELDS_OF["full"]),
                 bench_case(base, NORMS, args.repeat_norms),
                 bench_case(base, NORMS, args.repeat_norms, FIELDS_OF["norms"])]

@@ -22,11 +22,9 @@ first (max |Δ| < 1e-10), and the two decoders against each other (bit for bit).
 from __future__ import annotations
 
 import argparse
-import http.client
 import statistics
 import sys
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
@@ -38,7 +36,7 @@ from server import running_server  # noqa: E402  (the tests' real-server helper)
 from bench_engine import (  # noqa: E402
     FIELDS_OF, FULL, TORCH_SUMMED_VARIANTS, have_torch, machine, make_body, median_ms, verify_torch,
 )
-from bench_http import from_response, numpy_decoder  # noqa: E402
+from bench_http import SERVER_ARGS, Clients, from_response, numpy_decoder  # noqa: E402
 
 
 def main() -> None:
@@ -52,23 +50,15 @@ def main() -> None:
 
     body = make_body(**FULL) | {"fields": FIELDS_OF["full"]}
     raw = orjson.dumps(body)
-    headers = {"content-type": "application/json"}
-    with running_server(env={"OPENBLAS_NUM_THREADS": "1"}, args=("--loop", "uvloop", "--http", "app.framing:HttpToolsProtocol")) as base:
-        url = urlsplit(base)
-        conn = http.client.HTTPConnection(url.hostname, url.port, timeout=120)
+    with running_server(env={"OPENBLAS_NUM_THREADS": "1"}, args=SERVER_ARGS) as base:
+        clients = Clients(base, raw)
         client = httpx.Client(base_url=base, timeout=120)
 
         def stdlib_simdjson():
-            conn.request("POST", "/api/v1/bptt", body=raw, headers=headers)
-            r = conn.getresponse()
-            out = r.read()
-            assert r.status == 200, out[:200]
-            return decode_numpy(out)
+            return decode_numpy(clients.via_stdlib())
 
         def httpx_orjson():
-            with client.stream("POST", "/api/v1/bptt", content=raw, headers=headers) as r:
-                r.raise_for_status()
-                return orjson.loads(b"".join(r.iter_bytes()))
+            return orjson.loads(clients.via_httpx(client))
 
         doc = httpx_orjson()
         assert not doc["nonfinite"]
@@ -98,7 +88,7 @@ def main() -> None:
             ratios_orjson.append(t / b)
             print(f"{i + 1:>5} {a:21.2f} {b:13.2f} {t:8.2f} {t / a:16.2f}× {t / b:14.2f}×", flush=True)
         client.close()
-        conn.close()
+        clients.close()
     print(f"after: {machine()}")
     for label, r in (("http.client + simdjson → numpy", ratios_simd), ("httpx + orjson", ratios_orjson)):
         print(f"PyTorch ÷ round trip, {label}: median {statistics.median(r):.2f}×, "

@@ -93,20 +93,20 @@ class Cell:
         """
         if self.residual:  # out may be eps_next itself: the product is formed first
             return np.add(eps_next, delta_next @ W_hh, out=out)
-        if delta_next.ndim == 2 and W_hh.shape[-1] > 1 and (out is None or out.flags.c_contiguous):
-            # one sequence: np.dot costs numpy less than matmul per call (not for m = 1, where
-            # OpenBLAS scales by W_hh instead of multiplying: inf · 0 would give 0, not NaN)
-            return np.dot(delta_next, W_hh, out=out)
-        return np.matmul(delta_next, W_hh, out=out)
+        one_sequence = delta_next.ndim == 2 and (out is None or out.flags.c_contiguous)
+        return (_dot_carry if self._dot_applies(one_sequence, W_hh.shape[-1]) else _matmul_carry)(
+            delta_next, eps_next, W_hh, out)
+
+    def _dot_applies(self, one_sequence: bool, m: int) -> bool:
+        """The vanilla cell with one sequence (2-D rows, ``out`` C-ordered): np.dot costs numpy
+        less than matmul per call. Not for m = 1, where OpenBLAS scales by W_hh instead of
+        multiplying (inf · 0 would give 0, not NaN)."""
+        return not self.residual and one_sequence and m > 1
 
     def carry_loop(self, one_sequence: bool, m: int):
-        """``carry`` for a loop that calls it once per step with the same kind of arrays,
-        chosen once: with one sequence of the vanilla cell (m > 1, ``out`` rows of a C-ordered
-        array), ``np.dot`` itself, without the per-call checks (a microsecond a step)."""
-        if not self.residual and one_sequence and m > 1:
-            dot = np.dot
-            return lambda delta_next, eps_next, W_hh, out: dot(delta_next, W_hh, out=out)
-        return self.carry
+        """``carry`` for a loop that calls it once per step with the same kind of arrays, the
+        choice made once instead of at every call (a microsecond a step)."""
+        return _dot_carry if self._dot_applies(one_sequence, m) else self.carry
 
     def jvp(self, fprime_k: np.ndarray, v: np.ndarray, W_hh: np.ndarray) -> np.ndarray:
         """J_k v for row vectors v, without forming J_k: fprime_k (..., m), v (..., m).
@@ -128,6 +128,16 @@ class Cell:
         if self.residual:
             J = J + np.eye(W_hh.shape[-1])
         return J
+
+
+def _dot_carry(delta_next, eps_next, W_hh, out=None):
+    """Vanilla ε_{t,k} = W_hhᵀ δ_{t,k+1} for rows of one sequence (``Cell._dot_applies``)."""
+    return np.dot(delta_next, W_hh, out=out)
+
+
+def _matmul_carry(delta_next, eps_next, W_hh, out=None):
+    """Vanilla ε_{t,k} = W_hhᵀ δ_{t,k+1} for any leading axes."""
+    return np.matmul(delta_next, W_hh, out=out)
 
 
 CELLS: dict[str, Cell] = {

@@ -6,7 +6,7 @@ import { fmt, subName } from "./util.js";
 
 // colour-blind-safe scales: viridis (sequential) and RdBu reversed (diverging, centred on 0)
 const DIVERGING = [[0, "#2166ac"], [0.25, "#92c5de"], [0.5, "#f7f7f7"], [0.75, "#f4a582"], [1, "#b2182b"]];
-const OVERFLOW = [[0, "#9aa1ab"], [1, "#9aa1ab"]];
+const OVERFLOW = "#9aa1ab";
 // δ-norm cells with no colour on the scale: dropped by truncation; exactly 0 (log scale)
 const TRUNCATED = "#e4ddd0", ZERO = "#e6ebf2";
 const base = (extra = {}) => ({
@@ -21,30 +21,37 @@ const absMax = (z) => z.flat(Infinity).reduce((a, v) => (v !== null && Math.abs(
  *  (a bar from −1e−300 to 1e−300 would say nothing true). */
 const centred = (M) => ({ zmin: -(M || 1), zmax: M || 1, showscale: M > 0 });
 
-/** Grey cells where a number overflowed (null where a value should be). */
-function overflowLayer(z, x, y, inLower = () => true) {
-  const g = z.map((row, i) => row.map((v, j) => (v === null && inLower(i, j) ? 1 : null)));
-  if (!g.flat().some((v) => v === 1)) return null;
-  return { type: "heatmap", z: g, x, y, colorscale: OVERFLOW, showscale: false, hoverinfo: "skip" };
-}
-
-/** A one-colour layer over the cells where which(t, k) holds, hover text from label(t, k):
- *  cells with no number to colour still show what they are and can be clicked. */
-function flatLayer(T, color, which, label) {
-  const z = [], text = [];
+/** A one-colour layer over the cells where on(i, j) holds (rows × cols), null elsewhere; null
+ *  when no cell is on. hover: a hovertemplate for those cells (label(i, j) fills %{text} when
+ *  given), or no hover at all. Cells with no number to colour still say what they are. */
+function maskLayer(rows, cols, x, y, color, on, hover = null, label = null) {
+  const z = [], text = label ? [] : undefined;
   let any = false;
-  for (let t = 0; t < T; t++) {
-    z.push([]); text.push([]);
-    for (let k = 0; k < T; k++) {
-      const on = k <= t && which(t, k);
-      any ||= on;
-      z[t].push(on ? 1 : null);
-      text[t].push(on ? label(t, k) : "");
+  for (let i = 0; i < rows; i++) {
+    const zr = [], tx = [];
+    for (let j = 0; j < cols; j++) {
+      const yes = on(i, j);
+      any ||= yes;
+      zr.push(yes ? 1 : null);
+      if (label) tx.push(yes ? label(i, j) : "");
     }
+    z.push(zr);
+    if (label) text.push(tx);
   }
   if (!any) return null;
-  return { type: "heatmap", z, text, x: steps(T), y: steps(T), colorscale: [[0, color], [1, color]], showscale: false,
-    hoverongaps: false, hovertemplate: "%{text}<extra></extra>" };
+  return { type: "heatmap", z, text, x, y, colorscale: [[0, color], [1, color]], showscale: false, hoverongaps: false,
+    ...(hover ? { hovertemplate: hover } : { hoverinfo: "skip" }) };
+}
+
+/** Grey cells where a number overflowed (null where a value should be, in the cells inLower
+ *  allows); no hover unless hover is given. */
+function overflowLayer(z, x, y, inLower = () => true, hover = null) {
+  return maskLayer(z.length, z[0]?.length ?? 0, x, y, OVERFLOW, (i, j) => z[i][j] === null && inLower(i, j), hover);
+}
+
+/** A layer over the lower triangle's cells (k ≤ t) where which(t, k) holds, hover text from label(t, k). */
+function flatLayer(T, color, which, label) {
+  return maskLayer(T, T, steps(T), steps(T), color, (t, k) => k <= t && which(t, k), "%{text}<extra></extra>", label);
 }
 
 // the ‖δ‖ heatmap's traces depend on the response, the sequence, the scale and the language,
@@ -168,12 +175,9 @@ export function gradsFigure(ctx) {
       x: steps(cols), y: steps(rows), hoverongaps: false,
       hovertemplate: `∂L/∂${p.name}[%{y},%{x}] = %{z:.10g}<br>max |·| = ${fmt(M, 4)}<extra></extra>`,
     });
-    const grey = overflowLayer(z, steps(cols), steps(rows));  // overflowed entries, as in every heatmap
-    if (grey) {
-      // hover on the grey cells only (the finite ones keep their numbers)
-      data.push({ ...grey, xaxis: `x${ax}`, yaxis: `y${ax}`, hoverinfo: undefined, hoverongaps: false,
-        hovertemplate: `∂L/∂${p.name}[%{y},%{x}]: ${tr("hover.overflow")}<extra></extra>` });
-    }
+    // overflowed entries, as in every heatmap, with a hover of their own (the finite cells keep their numbers)
+    const grey = overflowLayer(z, steps(cols), steps(rows), undefined, `∂L/∂${p.name}[%{y},%{x}]: ${tr("hover.overflow")}<extra></extra>`);
+    if (grey) data.push({ ...grey, xaxis: `x${ax}`, yaxis: `y${ax}` });
     const x0 = i * (w + gap);
     // the ranges of the array's own shape: a panel whose every entry overflowed keeps its frame
     layout[`xaxis${ax}`] = { domain: [x0, x0 + w], anchor: `y${ax}`, dtick: tick(cols), tickfont: { size: 9 }, range: [0.5, cols + 0.5] };
