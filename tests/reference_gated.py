@@ -389,7 +389,7 @@ def _back(case, P, cache, eps_h, eps_c):
 # ---------------------------------------------------------------- BPTT, one loss at a time
 
 
-def bptt(case, K=None, chunk=None):
+def bptt(case, K=None, chunk=None, xi=None):
     """The backward pass written per loss: for every sequence b and loss step t, k = t … 0.
 
     K: truncation window; δ_{t,k} is kept for t − k < K (the loss at t reaches the K copies
@@ -399,6 +399,11 @@ def bptt(case, K=None, chunk=None):
     does in a PyTorch training loop): δ_{t,k} is kept when t and k lie in the same chunk
     (⌊t/C⌋ = ⌊k/C⌋, 0-based), ε^h_{t,k} for k ≥ C⌊t/C⌋ − 1 (the detached state included), and
     h_0 receives only the losses of the first chunk. Not together with K.
+    xi: (B, T) or (T,) weights of the state's edges backwards: the error passed from step k to
+    the state before it (ε^h, ε^c to k−1, or to h_0, c_0 for k = 0) is multiplied by xi[k], so the
+    loss at t reaches copy k weighted by xi[k+1] ⋯ xi[t]. Randomized truncation (Tallec &
+    Ollivier 2017; Dive into Deep Learning §9.7) draws xi[k] = 1/π with probability π, else 0;
+    xi = 0 at the chunk starts is chunked truncation. The forward pass is unchanged.
 
     Returns a dict:
       eps_h (B, T, T, m): [b, t, k] = ∂(w_t L_t)/∂h_k, zero for k > t and beyond the window;
@@ -463,6 +468,11 @@ def bptt(case, K=None, chunk=None):
                 if case.cell == "lstm":
                     res["eps_c"][b, t, k] = eps_c
                 delta, eps_h, eps_c, terms = _back(case, P, caches[k], eps_h, eps_c)
+                if xi is not None:
+                    weight = xi[b, k] if np.ndim(xi) == 2 else xi[k]
+                    eps_h = eps_h * weight
+                    if eps_c is not None:
+                        eps_c = eps_c * weight
                 res["delta"][b, t, k] = delta
                 for name, v in terms.items():
                     per_step[name][t] += v

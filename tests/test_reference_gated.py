@@ -385,6 +385,43 @@ def test_chunked_truncation_matches_torch_detach_every_C_steps(cell, T, C, loss)
     assert_close(ref["dh"], dh, what="dh")
 
 
+@needs_torch
+@pytest.mark.parametrize("cell", GATED)
+@pytest.mark.parametrize("T,seed", [(1, 0), (4, 1), (7, 2), (7, 3)])
+def test_edge_weights_match_torch_scaled_detach(cell, T, seed):
+    """Randomized truncation with a drawn ξ: in torch the state into step k is
+    ξ_k s + (1 − ξ_k) s.detach(), same value, gradient scaled by ξ_k."""
+    B, m, pi = 2, 3, 0.6
+    case = make_case(cell, m=m, B=B, T=T, n=2, loss="mse", seed=seed, mask="even")
+    rng = np.random.default_rng(seed)
+    xi = np.where(rng.random((B, T)) < pi, 1 / pi, 0.0)
+    ref = R.bptt(case, xi=xi)
+    _, lin, cell_mod = torch_modules(case)
+    h0, c0 = case.initial()
+    X = torch.tensor(case.X, requires_grad=True)
+    H0 = torch.tensor(h0, requires_grad=True)
+    C0 = torch.tensor(c0, requires_grad=True)
+    L = 0.0
+    for b in range(B):
+        h, c = H0[b], C0[b]
+        for k in range(T):
+            x = float(xi[b, k])
+            h, c = x * h + (1 - x) * h.detach(), x * c + (1 - x) * c.detach()
+            if cell == "lstm":
+                h, c = cell_mod(X[b, k], (h, c))
+            else:
+                h = cell_mod(X[b, k], h)
+            if case.S[k]:
+                L = L + torch_step_losses(case, lin, h, b, k)
+    L.backward()
+    for name in R.CELL_PARAMS[cell]:
+        assert_close(ref["grads"][name], getattr(cell_mod, name.removesuffix("_l0")).grad.numpy(), what=name)
+    assert_close(ref["grads"]["X"], X.grad.numpy(), what="X")
+    assert_close(ref["grads"]["h0"], H0.grad.numpy(), what="h0")
+    if cell == "lstm":
+        assert_close(ref["grads"]["c0"], C0.grad.numpy(), what="c0")
+
+
 # ---------------------------------------------------------------- finite differences (no torch needed)
 
 FD_CASES = [
@@ -442,6 +479,21 @@ def test_chunked_gradients_match_finite_differences_of_the_copies(cell, C):
     assert not ref["delta"][:, ~same].any()
     assert ref["delta"][:, same & (t % 2 == 0)].any(axis=-1).all()
     assert not ref["eps_h"][:, (k < (t // C) * C - 1) | (k > t)].any()
+
+
+@pytest.mark.parametrize("cell", ("vanilla", "lstm", "gru"))
+def test_edge_weights_zero_at_the_chunk_starts_are_the_chunks(cell):
+    case = make_case(cell, m=3, B=2, T=7, mask="even", seed=4)
+    C = 3
+    xi = np.where(np.arange(7) % C == 0, 0.0, 1.0)
+    xi[0] = 1.0  # the edge from h_0: the first chunk keeps it
+    a, b = R.bptt(case, chunk=C), R.bptt(case, xi=xi)
+    for name in a["grads"]:
+        np.testing.assert_array_equal(a["grads"][name], b["grads"][name], err_msg=name)
+    np.testing.assert_array_equal(a["delta"], b["delta"])
+    ones = R.bptt(case, xi=np.ones(7))
+    for name in a["grads"]:
+        np.testing.assert_array_equal(ones["grads"][name], R.bptt(case)["grads"][name], err_msg=name)
 
 
 def test_untruncated_window_is_the_full_pass():
