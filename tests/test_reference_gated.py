@@ -447,7 +447,9 @@ def test_gradients_and_tables_match_finite_differences(cell, loss, m, B, T, mask
         assert_fd(ref["grads"][name], v, name)
     for name, v in R.fd_tables(case).items():
         assert_fd(ref[name], v, name)
-    # the sums are the tables' sums
+    # the unweighted L_t, weighted, are the per-step losses; the sums are the tables' sums
+    assert_close((R.loss_t(case) * case.step_weights).sum(axis=0), R.step_losses(case), 1e-15, "loss_t")
+    assert ref["loss"] == pytest.approx(R.step_losses(case).sum(), rel=1e-14)
     assert_close(ref["dh"], ref["eps_h"].sum(axis=1), 1e-15, "dh")
     for name in R.CELL_PARAMS[cell]:
         assert_close(ref["per_step"][name].sum(axis=0), ref["grads"][name], 1e-15, name)
