@@ -42,6 +42,11 @@ class Settings(BaseSettings):
         4_200_000, ge=1,
         description="Largest B·T² (the ‖δ_{t,k}‖ matrices every response carries), refused up front.",
     )
+    max_response_mb: float = Field(
+        200.0, gt=0,
+        description="Largest response in MB (10⁶ bytes), estimated from the sizes before any work "
+        "(every number at its widest); above it the request is refused and told how to ask for less.",
+    )
     gradient_check_max_entries: int = Field(
         256, ge=1, description="Entries checked per array by finite differences (a fixed sample above it)."
     )

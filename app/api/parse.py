@@ -20,6 +20,7 @@ from ..engine.losses import LOSSES
 from ..engine.notation import CANONICAL, NOTATIONS, param_names
 from ..engine.problem import Problem
 from ..settings import Settings
+from . import size
 from .errors import ApiError
 
 FIELDS = (
@@ -171,6 +172,8 @@ class Parsed:
     work: float
     #: the response fields asked for (RESPONSE_FIELDS); None: all of them
     fields: frozenset[str] | None = None
+    #: upper bound of the response's bytes (``size``), known before any work
+    response_bytes: int = 0
 
     def wants(self, field: str) -> bool:
         return _wanted(self.fields, field)
@@ -287,8 +290,8 @@ def parse(body: Any, s: Settings) -> Parsed:
         raise ApiError("gradient_check", "true or false", describe(gradient_check))
 
     fields = _fields(body.get("fields"), gradient_check)
-    detail, work = _budget(body.get("detail"), named, B, T, n, m, p, truncation, gradient_check, s,
-                           warnings, fields)
+    detail, work, response_bytes = _budget(body.get("detail"), named, B, T, n, m, p, truncation,
+                                           gradient_check, s, warnings, fields, clip is not None)
     if detail == "norms" and fields is not None and "delta" in fields and "delta_norm" not in fields:
         fields |= {"delta_norm"}  # δ is null with norms: a response that asked for it gets its norms
         warnings.append("fields: delta is null with detail norms; delta_norm is sent in its place")
@@ -304,7 +307,7 @@ def parse(body: Any, s: Settings) -> Parsed:
         delta=_wanted(fields, "delta"), delta_norm=_wanted(fields, "delta_norm"),
         per_step=_wanted(fields, "grads_per_step"), diagnostics=_wanted(fields, "diagnostics"),
     )
-    return Parsed(problem, batched, warnings, float(work), fields)
+    return Parsed(problem, batched, warnings, float(work), fields, response_bytes)
 
 
 def _fields(v: Any, gradient_check: bool) -> frozenset[str] | None:
@@ -326,10 +329,11 @@ ELEMENTWISE = 100
 
 def _budget(detail: Any, named: dict, B: int, T: int, n: int, m: int, p: int | None,
             truncation: int | None, gradient_check: bool, s: Settings, warnings: list[str],
-            fields: frozenset[str] | None) -> tuple[str, float]:
+            fields: frozenset[str] | None, clip: bool = False) -> tuple[str, float, int]:
     """The detail to answer with (full while the δ table and per-step gradients asked for fit
-    BPTT_MAX_FULL_FLOATS, else norms, said in warnings) and the estimated
-    work in multiply-adds, refused above BPTT_MAX_WORK."""
+    BPTT_MAX_FULL_FLOATS, else norms, said in warnings), the estimated work in multiply-adds,
+    refused above BPTT_MAX_WORK, and the response's size in bytes (an upper bound), refused
+    above BPTT_MAX_RESPONSE_MB."""
     if detail is not None and detail not in DETAILS:
         raise ApiError("detail", "full or norms", describe(detail))
     n_params = sum(a.size for a in named.values())
@@ -367,7 +371,24 @@ def _budget(detail: Any, named: dict, B: int, T: int, n: int, m: int, p: int | N
             f"{work:.3g} for B={B}, T={T}, n={n}, m={m}, p={p or 0}"
             + (", gradient_check" if gradient_check else "") + f", detail {detail}",
         )
-    return detail, work
+    sizes = size.fields(B, T, n, m, p, [a.shape for a in named.values()], detail=detail, clip=clip)
+    sent = fields
+    if detail == "norms" and fields is not None and "delta" in fields:
+        sent = fields | {"delta_norm"}  # (parse adds it: δ is null with norms)
+    response_bytes = size.total(sizes, lambda f: _wanted(sent, f), T)
+    if response_bytes > s.max_response_mb * 1e6:
+        largest = sorted(((v, k) for k, v in sizes.items() if _wanted(sent, k) and v > 1e5), reverse=True)
+        parts = ", ".join(f"{k} {v / 1e6:.3g} MB" for v, k in largest[:4])
+        raise ApiError(
+            "fields", f"a response of at most {s.max_response_mb:g} MB (limit BPTT_MAX_RESPONSE_MB)",
+            f"an estimated {response_bytes / 1e6:.4g} MB for B={B}, T={T}, n={n}, m={m}, p={p or 0}, "
+            f"detail {detail} ({parts})",
+            message=f"the response would be up to {response_bytes / 1e6:.4g} MB, over the limit of "
+            f"{s.max_response_mb:g} MB (BPTT_MAX_RESPONSE_MB); largest fields: {parts}. Ask for less: "
+            '"fields" with only what you read (e.g. ["delta_norm", "grads"]), "detail": "norms" '
+            "(no δ vectors, no per-step gradients), or smaller B or T",
+        )
+    return detail, work, response_bytes
 
 
 def _loss_steps(v: Any, T: int) -> np.ndarray:

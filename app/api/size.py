@@ -1,0 +1,87 @@
+"""The size in bytes of a response of ``POST /api/v1/bptt``, from the request's sizes alone
+(before any work), as an upper bound that is tight for the widest numbers.
+
+orjson writes a float64 in at most 24 characters (``-1.2345678901234567e-300``: a sign, 17
+significant digits, the point, ``e-`` and three digits; NaN and ±Infinity as ``null``), and an
+array's bytes follow from its shape: its entries, two brackets per array, a comma between
+entries. Strings (warnings, names, the paths in
+``nonfinite``) and the small fields are a fixed allowance: the long fields are the arrays.
+"""
+
+from __future__ import annotations
+
+from math import prod
+
+#: bytes of the widest float orjson writes (``-1.2345678901234567e-300``)
+NUMBER = 24
+#: ``null`` (entries above the diagonal, k > t)
+NULL = 4
+#: keys, the fields that describe the request, warnings, the check's and the clip's reports,
+#: nonfinite's paths, the diagnostics' scalars: an allowance, measured well under it
+FIXED = 16 * 1024
+
+
+def _list(count: int, each: int) -> int:
+    """Bytes of a JSON array of count entries of each bytes: brackets and count − 1 commas."""
+    return 2 + count * each + max(count - 1, 0)
+
+
+def array(shape: tuple[int, ...], per_entry: int = NUMBER) -> int:
+    """Bytes of a dense array of this shape (orjson writes an empty one as [])."""
+    each = per_entry
+    for length in reversed(shape):
+        each = _list(length, each)
+    return each
+
+
+def lower_triangle(B: int, T: int) -> int:
+    """B×T×T matrices with k ≤ t numbers and nulls above the diagonal (k > t): row t holds
+    t + 1 numbers and T − t − 1 nulls."""
+    numbers, nulls = T * (T + 1) // 2, T * (T - 1) // 2
+    matrix = 2 + T * (2 + T - 1) + numbers * NUMBER + nulls * NULL + (T - 1)
+    return _list(B, matrix)
+
+
+def ragged_delta(B: int, T: int, m: int) -> int:
+    """δ as sent: delta[b][t] is the (t+1)×m array of δ_{t,k}, k ≤ t."""
+    vector = _list(m, NUMBER)
+    vectors = T * (T + 1) // 2
+    # Σ_t (2 + (t+1)·vector + t), and the T − 1 commas between the steps
+    sequence = 2 + T * 2 + vectors * vector + T * (T - 1) // 2 + (T - 1)
+    return _list(B, sequence)
+
+
+def fields(
+    B: int, T: int, n: int, m: int, p: int | None, param_shapes: list[tuple[int, ...]], *,
+    detail: str, clip: bool,
+) -> dict[str, int]:
+    """Response field → upper bound of its bytes. param_shapes: the arrays of params under the
+    notation's names, which are also the arrays of grads (PyTorch's b_h gradient twice)."""
+    q = p or 0
+    bt = (B, T)
+    grads = sum(array(s) for s in param_shapes)
+    out = {
+        "params": sum(array(s) for s in param_shapes),
+        # z, h, f'(z) (B×T×m); o and ŷ (B×T×p, null with loss upstream); L_t; L
+        "forward": 3 * array(bt + (m,)) + 2 * array(bt + (q,)) + array(bt) + NUMBER,
+        "e": array(bt + (q,)),
+        "eps_tt": array(bt + (m,)),
+        "delta": ragged_delta(B, T, m) if detail == "full" else NULL,
+        "delta_norm": lower_triangle(B, T),
+        "dz": array(bt + (m,)),
+        "dh": array(bt + (m,)),
+        "grads": grads + array((B, m)) + array(bt + (n,)),
+        "grads_unclipped": grads if clip else NULL,
+        "grads_per_step": sum(array((T,) + s) for s in param_shapes) if detail == "full" else NULL,
+        "clip": 0,
+        # ‖J_k‖ (B×T); the bound on ‖δ_{t,k}‖ (B×T×T, null with detail norms)
+        "diagnostics": array(bt) + (lower_triangle(B, T) if detail == "full" else NULL),
+        "gradient_check": 0,
+    }
+    return out
+
+
+def total(sizes: dict[str, int], wanted, T: int) -> int:
+    """Bytes of the whole response: the fields asked for, loss_steps (T booleans)
+    and the fixed allowance."""
+    return FIXED + array((T,), 5) + sum(v for k, v in sizes.items() if wanted(k))
