@@ -21,6 +21,7 @@ def _uvicorn_kwargs(args, s) -> dict:
         log_level=args.log_level, root_path=s.root_path, proxy_headers=True,
         forwarded_allow_ips=s.forwarded_allow_ips,
         http=framing.AUTO,  # malformed HTTP answered in the API's error shape, not plain text
+        timeout_graceful_shutdown=s.shutdown_timeout,
     )
 
 
@@ -40,7 +41,9 @@ def _serve_one(host: str, port: int, kwargs: dict) -> None:
 
 
 def _supervise(n: int, host: str, port: int, kwargs: dict) -> None:
-    """Start n workers, restart one that dies, stop them all on SIGINT/SIGTERM."""
+    """Start n workers, restart one that dies, stop them all on SIGINT/SIGTERM: each gets
+    SIGTERM and BPTT_SHUTDOWN_TIMEOUT seconds to finish (uvicorn's own graceful shutdown
+    bound), then SIGKILL, so the supervisor ends within that bound and a second."""
     ctx = multiprocessing.get_context("spawn")
     procs: list = [None] * n
     stopping = False
@@ -60,9 +63,14 @@ def _supervise(n: int, host: str, port: int, kwargs: dict) -> None:
     for p in procs:
         if p is not None and p.is_alive():
             p.terminate()
+    deadline = time.monotonic() + kwargs["timeout_graceful_shutdown"] + 0.5
     for p in procs:
         if p is not None:
-            p.join(timeout=10)
+            p.join(timeout=max(0.0, deadline - time.monotonic()))
+    for p in procs:
+        if p is not None and p.is_alive():
+            p.kill()
+            p.join(timeout=5)
 
 
 def main(argv: list[str] | None = None) -> None:

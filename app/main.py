@@ -18,6 +18,7 @@ from . import __version__
 from .api import errors
 from .api.routes import router
 from .api.schemas import BPTTRequest
+from .api.stream import KeepTransport
 from .presets import load_all
 from .runtime import tune_malloc
 from .security import RateLimit, SecurityHeaders
@@ -147,6 +148,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(SecurityHeaders, settings=settings)
     if settings.rate_limit_per_minute:
         app.add_middleware(RateLimit, per_minute=settings.rate_limit_per_minute)
+    app.add_middleware(KeepTransport)  # outermost: it must see the server's own send
     return app
 
 

@@ -47,6 +47,24 @@ class Settings(BaseSettings):
         description="Largest response in MB (10⁶ bytes), estimated from the sizes before any work "
         "(every number at its widest); above it the request is refused and told how to ask for less.",
     )
+    max_concurrent: int = Field(
+        2, ge=1,
+        description="Large requests (above the inline threshold) computed or sent at once per worker; "
+        "the next waits BPTT_QUEUE_TIMEOUT, then 503 with Retry-After.",
+    )
+    queue_timeout: float = Field(
+        5.0, ge=0, description="Seconds a large request waits for a free slot of BPTT_MAX_CONCURRENT before 503."
+    )
+    send_timeout: float = Field(
+        20.0, gt=0,
+        description="Seconds one chunk (1 MiB) of a response may wait for the client to read; after it "
+        "the connection is dropped and its memory freed.",
+    )
+    shutdown_timeout: float = Field(
+        30.0, gt=0,
+        description="Seconds a worker has to finish its responses after SIGTERM (uvicorn's "
+        "timeout_graceful_shutdown); bptt-explorer's supervisor kills what is left after it.",
+    )
     gradient_check_max_entries: int = Field(
         256, ge=1, description="Entries checked per array by finite differences (a fixed sample above it)."
     )

@@ -13,7 +13,7 @@ from starlette.requests import ClientDisconnect
 from ..engine import run
 from ..engine.notation import NOTATIONS
 from ..settings import Settings
-from . import respond
+from . import respond, stream
 from .errors import ApiError
 from .parse import Parsed, decode, parse
 from .schemas import BPTTRequest, BPTTResponse, ErrorResponse, PresetSummary
@@ -26,6 +26,11 @@ router = APIRouter(prefix="/api/v1")
 #: thread pool (numpy drops the GIL), so the loop keeps answering.
 INLINE_WORK = 1e7
 INLINE_BODY_BYTES = 256 * 1024
+#: the same for the response: orjson writes about 1 MB in 2 ms, all that time holding the GIL
+INLINE_RESPONSE_BYTES = 256 * 1024
+#: responses estimated above this are written in pieces and streamed (``stream``); below it in
+#: one orjson call in the worker thread (a few ms) and sent with their length
+STREAM_RESPONSE_BYTES = 2 * 1024 * 1024
 
 _ERRORS = {
     400: {"model": ErrorResponse, "description": "Not JSON"},
@@ -33,6 +38,7 @@ _ERRORS = {
     413: {"model": ErrorResponse, "description": "Body larger than BPTT_MAX_BODY_BYTES"},
     415: {"model": ErrorResponse, "description": "Body sent with a content coding (gzip, …): send it as it is"},
     422: {"model": ErrorResponse, "description": "A field is invalid or over a limit; the error names it"},
+    503: {"model": ErrorResponse, "description": "BPTT_MAX_CONCURRENT large requests already running (Retry-After)"},
 }
 
 
@@ -84,6 +90,21 @@ def _run(parsed: Parsed) -> tuple[bytes, float, float]:
     return out, t1 - t0, time.perf_counter() - t1
 
 
+def _build(parsed: Parsed) -> tuple[dict, float]:
+    t0 = time.perf_counter()
+    doc = respond.build(run(parsed.problem), parsed)
+    return doc, time.perf_counter() - t0
+
+
+def gate(app) -> stream.Gate:
+    """This worker's gate on heavy requests (BPTT_MAX_CONCURRENT)."""
+    g = getattr(app.state, "heavy_gate", None)
+    if g is None:
+        s = app.state.settings
+        g = app.state.heavy_gate = stream.Gate(s.max_concurrent, s.queue_timeout)
+    return g
+
+
 @router.post(
     "/bptt",
     summary="Run BPTT on a small RNN",
@@ -100,16 +121,38 @@ def _run(parsed: Parsed) -> tuple[bytes, float, float]:
 async def bptt(request: Request) -> Response:
     settings = request.app.state.settings
     body = await read_body(request, settings.max_body_bytes, settings.body_timeout)
-    if len(body) <= INLINE_BODY_BYTES:
-        parsed, tp = _parse(body, settings)
-    else:
-        parsed, tp = await run_in_threadpool(_parse, body, settings)
-    if parsed.work <= INLINE_WORK:
-        out, tc, ts = _run(parsed)
-    else:
-        out, tc, ts = await run_in_threadpool(_run, parsed)
-    timing = f"parse;dur={tp * 1e3:.2f}, compute;dur={tc * 1e3:.2f}, serialize;dur={ts * 1e3:.2f}"
-    return Response(out, media_type="application/json", headers={"Server-Timing": timing})
+    heavy = gate(request.app)
+    held = False  # a slot of the gate, released when the response has gone (or failed)
+    try:
+        if len(body) <= INLINE_BODY_BYTES:
+            parsed, tp = _parse(body, settings)
+        else:  # parsing a large body holds memory and the GIL: a heavy request from the start
+            await heavy.enter()
+            held = True
+            parsed, tp = await run_in_threadpool(_parse, body, settings)
+        del body
+        if parsed.work <= INLINE_WORK and parsed.response_bytes <= INLINE_RESPONSE_BYTES:
+            out, tc, ts = _run(parsed)
+            timing = f"parse;dur={tp * 1e3:.2f}, compute;dur={tc * 1e3:.2f}, serialize;dur={ts * 1e3:.2f}"
+            return Response(out, media_type="application/json", headers={"Server-Timing": timing})
+        if not held:
+            await heavy.enter()
+            held = True
+        if parsed.response_bytes <= STREAM_RESPONSE_BYTES:
+            out, tc, ts = await run_in_threadpool(_run, parsed)
+            timing = f"parse;dur={tp * 1e3:.2f}, compute;dur={tc * 1e3:.2f}, serialize;dur={ts * 1e3:.2f}"
+            response = stream.StreamedJSON(None, {"Server-Timing": timing}, settings.send_timeout,
+                                           heavy.leave, body=out)
+        else:
+            doc, tc = await run_in_threadpool(_build, parsed)
+            # (serialised while sent, in pieces: its duration is not known when the headers go)
+            timing = f"parse;dur={tp * 1e3:.2f}, compute;dur={tc * 1e3:.2f}"
+            response = stream.StreamedJSON(doc, {"Server-Timing": timing}, settings.send_timeout, heavy.leave)
+        held = False  # the response releases it
+        return response  # type: ignore[return-value]
+    finally:
+        if held:
+            heavy.leave()
 
 
 @router.get("/presets", summary="List the presets", response_model=list[PresetSummary])

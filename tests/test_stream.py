@@ -1,0 +1,87 @@
+"""Large responses are written in pieces (app/api/stream.py) that join to exactly the bytes of
+one orjson call on the whole document, and go through the API bit for bit the same."""
+
+from __future__ import annotations
+
+import numpy as np
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+from hypothesis import given, settings as hsettings, strategies as st
+
+from app.api import respond, stream
+from app.api.parse import decode, parse
+from app.engine import run
+from app.main import create_app
+from app.settings import Settings
+
+
+def document(body: dict) -> dict:
+    parsed = parse(decode(orjson.dumps(body)), Settings())
+    return respond.build(run(parsed.problem), parsed)
+
+
+def bodies():
+    rng = np.random.default_rng(5)
+    for B, T, n, m, p, extra in [
+        (None, 7, 3, 4, 2, {}), (3, 9, 2, 5, 3, {}), (2, 12, 1, 1, 2, {"truncation": 3, "clip": {"max_norm": 0.1}}),
+        (1, 6, 2, 3, 2, {"detail": "norms", "fields": ["delta", "grads"]}), (2, 5, 2, 2, 2, {"notation": "pytorch"}),
+        (2, 8, 2, 3, 2, {"gradient_check": True}),
+    ]:
+        lead = () if B is None else (B,)
+        yield {"inputs": rng.standard_normal(lead + (T, n)).tolist(), "targets": rng.standard_normal(lead + (T, p)).tolist(),
+               "init": {"seed": 3, "hidden": m, "outputs": p}} | extra
+    # overflow: nulls in arrays, nonfinite, warnings
+    yield {"inputs": [[1.0], [1.0]] * 20, "targets": [[0.0]] * 40, "init": {"seed": 0, "hidden": 3, "scale": 1e200}}
+
+
+@pytest.mark.parametrize("piece", [1, 2, 3, 7, 64, 1000, stream.PIECE_NUMBERS])
+@pytest.mark.parametrize("chunk", [1, 100, stream.CHUNK_BYTES])
+def test_pieces_join_to_the_bytes_of_one_call(piece, chunk):
+    for body in bodies():
+        doc = document(body)
+        whole = respond.dumps(doc)
+        assert b"".join(stream.chunks(doc, chunk=chunk, piece=piece)) == whole
+
+
+@hsettings(max_examples=200, deadline=None)
+@given(st.recursive(
+    st.one_of(st.floats(allow_nan=True), st.integers(-10**6, 10**6), st.booleans(), st.none(), st.text(max_size=5),
+              st.builds(lambda s, seed: np.random.default_rng(seed).standard_normal(s),
+                        st.lists(st.integers(0, 4), min_size=1, max_size=3).map(tuple), st.integers(0, 9))),
+    lambda kids: st.lists(kids, max_size=5) | st.dictionaries(st.text(max_size=4), kids, max_size=4),
+    max_leaves=30,
+), st.integers(1, 9))
+def test_pieces_join_to_the_bytes_of_one_call_for_any_document(doc, piece):
+    assert b"".join(stream.pieces(doc, piece)) == respond.dumps(doc)
+
+
+def test_no_piece_writes_more_than_its_share():
+    """Each orjson call writes at most piece numbers (one 1-D row at most): no long GIL hold."""
+    doc = document(next(bodies()) | {"inputs": np.ones((4, 64, 3)).tolist(), "targets": np.zeros((4, 64, 2)).tolist()})
+    parts = list(stream.pieces(doc, 50))
+    assert max(p.count(b",") for p in parts) <= 50 + 2
+    assert len(parts) > 100
+
+
+def test_streamed_responses_are_the_same_bits(monkeypatch):
+    """Through the API, with every request made large (streamed in pieces, or written whole in
+    the worker thread and sent in chunks): the same bytes as the inline answer."""
+    import app.api.routes as routes
+
+    bs = list(bodies())
+    with TestClient(create_app(Settings())) as c:
+        inline = [c.post("/api/v1/bptt", json=b) for b in bs]
+        monkeypatch.setattr(routes, "INLINE_WORK", -1)
+        sent_whole = [c.post("/api/v1/bptt", json=b) for b in bs]
+        monkeypatch.setattr(routes, "STREAM_RESPONSE_BYTES", -1)
+        monkeypatch.setattr(stream, "PIECE_NUMBERS", 5)
+        monkeypatch.setattr(stream, "CHUNK_BYTES", 300)
+        streamed = [c.post("/api/v1/bptt", json=b) for b in bs]
+        assert routes.gate(c.app).active == 0  # every slot given back
+    for a, b, d in zip(inline, sent_whole, streamed):
+        assert a.status_code == b.status_code == d.status_code == 200
+        assert a.content == b.content == d.content
+        assert "content-length" in a.headers and "content-length" in b.headers
+        assert d.headers.get("transfer-encoding") == "chunked" or "content-length" not in d.headers
+        assert d.headers["content-type"] == "application/json"
