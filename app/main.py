@@ -148,7 +148,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(SecurityHeaders, settings=settings)
     if settings.rate_limit_per_minute:
         app.add_middleware(RateLimit, per_minute=settings.rate_limit_per_minute)
-    app.add_middleware(KeepTransport)  # outermost: it must see the server's own send
+    # outside Starlette's own outermost middleware (ServerErrorMiddleware wraps send): it must
+    # see the server's own send callable
+    build = app.build_middleware_stack
+    app.build_middleware_stack = lambda: KeepTransport(build())  # type: ignore[method-assign]
     return app
 
 

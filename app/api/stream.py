@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import struct
 from collections.abc import Iterator
 from typing import Any
 
@@ -151,6 +153,18 @@ class Gate:
         self._semaphore().release()
 
 
+def _drop(transport) -> None:
+    """Drop the connection now: SO_LINGER 0 makes the close a reset, so the kernel frees its
+    send buffer too (a plain close keeps it until the peer reads or the connection times out),
+    and abort() frees the transport's own buffer."""
+    sock = transport.get_extra_info("socket")
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    except (OSError, AttributeError):
+        pass
+    transport.abort()
+
+
 class KeepTransport:
     """Outermost ASGI middleware: notes the server's transport in the scope, so that a response
     whose client stopped reading can drop the connection (``transport.abort()`` frees what the
@@ -226,5 +240,6 @@ class StreamedJSON(Response):
             log.warning("client %s read nothing for %g s (BPTT_SEND_TIMEOUT): connection dropped",
                         client, self.send_timeout)
             if transport is not None:
-                transport.abort()
+                _drop(transport)
+                await asyncio.sleep(0)  # connection_lost runs: the server sees a disconnect, not a defect
             return False

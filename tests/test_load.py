@@ -1,0 +1,169 @@
+"""A real bptt-explorer under heavy requests (loopback): the gate on heavy work per worker
+(BPTT_MAX_CONCURRENT → 503 with Retry-After), the write timeout for clients that do not read
+(BPTT_SEND_TIMEOUT → connection dropped, slot and memory given back), the memory bound with
+concurrent maximal requests (RSS from /proc), and SIGTERM with a client holding an unread
+response (BPTT_SHUTDOWN_TIMEOUT)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import orjson
+import pytest
+
+from server import ROOT, free_port
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+
+
+def big_body(B=16, T=256, m=1, p=96) -> bytes:
+    """A whole response estimated at 78 MB (B=16, T=256, p=96: forward's o and ŷ, e, ‖δ‖, the bound)."""
+    return orjson.dumps({"loss": "softmax_ce", "inputs": [[[0.5]] * T] * B, "targets": [[1] * T] * B,
+                         "init": {"seed": 0, "hidden": m, "outputs": p}})
+
+
+EXTRA = dict(a.split("=") for a in os.environ.get("XENV", "").split() if a)
+CLASSROOM = {"inputs": [[0.1, -0.2]] * 10, "targets": [[0.5]] * 10, "init": {"seed": 1, "hidden": 4}}
+
+
+@contextlib.contextmanager
+def explorer(env: dict[str, str], workers: int = 1):
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "--port", str(port), "--workers", str(workers), "--log-level", "warning"],
+        cwd=ROOT, env={**os.environ, "OPENBLAS_NUM_THREADS": "1", **env},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.1)
+        yield proc, port, base
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        for child in _children(proc.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGKILL)
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(x) for x in out.split()]
+
+
+def status(pid: int, key: str) -> float:
+    """MB of a /proc/pid/status line (VmRSS, VmHWM: the peak resident size)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024
+    raise KeyError(key)
+
+
+def unread(port: int, body: bytes) -> socket.socket:
+    """A client that sends a request and never reads (a small receive buffer)."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(("127.0.0.1", port))
+    s.sendall(b"POST /api/v1/bptt HTTP/1.1\r\nhost: t\r\ncontent-type: application/json\r\n"
+              b"content-length: %d\r\n\r\n" % len(body) + body)
+    return s
+
+
+def test_busy_worker_answers_503_and_a_client_that_does_not_read_is_dropped():
+    env = {"BPTT_MAX_CONCURRENT": "1", "BPTT_QUEUE_TIMEOUT": "0.5", "BPTT_SEND_TIMEOUT": "2"}
+    with explorer(env) as (proc, port, base):
+        pinned = unread(port, big_body())
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        r = httpx.post(base + "/api/v1/bptt", content=big_body(), timeout=30,
+                       headers={"content-type": "application/json"})
+        assert r.status_code == 503 and 0.4 < time.monotonic() - t0 < 5
+        assert r.headers["retry-after"] == "1"
+        e = r.json()["error"]
+        assert e["status"] == 503 and "BPTT_MAX_CONCURRENT" in e["expected"] and "BPTT_QUEUE_TIMEOUT" in e["got"]
+        assert r.headers["x-content-type-options"] == "nosniff"
+        # light requests are not queued behind it
+        assert httpx.post(base + "/api/v1/bptt", json=CLASSROOM, timeout=5).status_code == 200
+        # the unread response is dropped BPTT_SEND_TIMEOUT after its last progress: aborted (RST)
+        # rather than closed, so nothing waits for the client to read it
+        pinned.settimeout(30)
+        t0 = time.monotonic()
+        with pytest.raises(ConnectionResetError):
+            time.sleep(4)
+            while pinned.recv(1 << 20):
+                pass
+        pinned.close()
+        # and its slot is free again
+        r = httpx.post(base + "/api/v1/bptt", content=big_body(), timeout=60,
+                       headers={"content-type": "application/json"})
+        assert r.status_code == 200 and len(r.content) > 30e6
+        orjson.loads(r.content)
+
+
+def test_memory_is_bounded_by_the_concurrency_limit():
+    """Six maximal requests at once (BPTT_MAX_RESPONSE_MB=80; this answer is estimated at 78 MB) on
+    one worker with BPTT_MAX_CONCURRENT=2 peak at no more than base + 2 × one request's peak."""
+    env = {"BPTT_MAX_CONCURRENT": "2", "BPTT_QUEUE_TIMEOUT": "60", "BPTT_MAX_RESPONSE_MB": "80", **EXTRA}
+    body = big_body()
+    with explorer(env) as (proc, port, base):
+        with httpx.Client(timeout=60) as c:
+            assert c.post(base + "/api/v1/bptt", json=CLASSROOM).status_code == 200
+            base_mb = status(proc.pid, "VmRSS")
+            r = c.post(base + "/api/v1/bptt", content=body, headers={"content-type": "application/json"})
+            assert r.status_code == 200
+            one = status(proc.pid, "VmHWM") - base_mb
+        codes = []
+
+        def client():
+            with httpx.Client(timeout=120) as c:
+                codes.append(c.post(base + "/api/v1/bptt", content=body,
+                                    headers={"content-type": "application/json"}).status_code)
+
+        threads = [threading.Thread(target=client) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(180)
+        peak = status(proc.pid, "VmHWM") - base_mb
+    assert codes == [200] * 6
+    print(f"base {base_mb:.0f} MB, one request +{one:.0f} MB, six at once (two in flight) +{peak:.0f} MB")
+    assert one > 10  # the request did hold memory (so the bound below says something)
+    assert peak <= 2 * one * 1.15 + 20, (base_mb, one, peak)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigterm_with_an_unread_response_ends_within_the_shutdown_timeout(workers):
+    env = {"BPTT_SHUTDOWN_TIMEOUT": "2", "BPTT_SEND_TIMEOUT": "120"}
+    with explorer(env, workers) as (proc, port, base):
+        procs = [proc.pid, *_children(proc.pid)]
+        pinned = [unread(port, big_body()) for _ in range(2)]
+        time.sleep(0.5)
+        pinned[0].recv(100)  # the response has started, and its client stops reading
+        time.sleep(1.0)
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(20)
+        took = time.monotonic() - t0
+        time.sleep(0.2)
+        alive = [p for p in procs if os.path.exists(f"/proc/{p}") and "zombie" not in open(f"/proc/{p}/status").read()]
+        for s in pinned:
+            s.close()
+    assert took < 2 + 3, took
+    assert alive == [], alive
