@@ -104,4 +104,7 @@ def test_the_fast_shape_reads_float_arrays_and_leaves_anything_else_to_the_walk(
     for n in shape[:-1]:
         row = row[data.draw(st.integers(0, n - 1))]
     row[data.draw(st.integers(0, shape[-1] - 1))] = odd
+    # an integer is a number, as _walk reads it (class indices, or 1 written without a point)
+    assert _float_shape(spoilt, len(shape)) == (tuple(shape) if odd == 1 and odd is not True else None)
+    row[0] = 10**309  # beyond float64: left to the walk, which names it
     assert _float_shape(spoilt, len(shape)) is None

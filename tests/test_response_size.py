@@ -188,3 +188,35 @@ def test_the_limit_is_a_setting_and_the_fallback_to_norms_still_comes_first():
         r = c.post("/api/v1/bptt", json=body)
         assert r.status_code == 422 and "BPTT_MAX_RESPONSE_MB" in r.json()["error"]["expected"]
         assert c.post("/api/v1/bptt", json=body | {"detail": "norms"}).status_code == 200
+
+
+def test_large_arrays_are_converted_in_blocks_to_the_same_bits():
+    from app.api.parse import BLOCK_NUMBERS, number_array
+
+    rng = np.random.default_rng(2)
+    for shape in [(300, 200), (3, 150, 100), (BLOCK_NUMBERS + 1,), (7, 1, BLOCK_NUMBERS // 3)]:
+        a = rng.standard_normal(shape) * 10.0 ** rng.integers(-300, 300, shape)
+        v = orjson.loads(orjson.dumps(a, option=orjson.OPT_SERIALIZE_NUMPY))
+        got = number_array(v, "x", (len(shape),), "x")
+        assert got.dtype == np.float64 and got.tobytes() == np.array(v, dtype=np.float64).tobytes()
+
+
+def test_input_sizes_are_refused_before_the_arrays_are_made(monkeypatch):
+    """Inputs with T over BPTT_MAX_T are refused from their shape, before any array is made (an
+    8 MB body of integer inputs took 1 s to convert, then was refused)."""
+    import app.api.parse as P
+
+    class NoArrays:
+        def __getattr__(self, name):
+            if name in ("array", "empty"):
+                raise AssertionError("an array was made")
+            return getattr(np, name)
+
+    body = orjson.dumps({"inputs": [[0] * 8] * 2000, "targets": [[0.0]] * 2000, "init": {"seed": 0, "hidden": 1}})
+    doc = decode(body)
+    monkeypatch.setattr(P, "np", NoArrays())
+    from app.api.errors import ApiError
+
+    with pytest.raises(ApiError) as e:
+        parse(doc, Settings())
+    assert "BPTT_MAX_T" in e.value.expected
