@@ -20,7 +20,7 @@ from .api.routes import router
 from .api.schemas import BPTTRequest
 from .api.stream import KeepTransport
 from .presets import load_all
-from .runtime import tune_malloc
+from .runtime import tune_gil, tune_malloc
 from .security import RateLimit, SecurityHeaders
 from .settings import Settings, get_settings
 
@@ -156,4 +156,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 tune_malloc()
+tune_gil()
 app = create_app()

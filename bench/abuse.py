@@ -81,6 +81,8 @@ def explorer(workers: int = 1, **env: str):
         yield proc, port
     finally:
         pids = workers_of(proc)
+        extra = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout
+        pids += [int(x) for x in extra.split()]
         if proc.poll() is None:
             proc.terminate()
             try:
@@ -93,8 +95,17 @@ def explorer(workers: int = 1, **env: str):
 
 
 def workers_of(proc) -> list[int]:
+    """The supervisor's worker processes (not multiprocessing's resource tracker)."""
     out = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout
-    return [int(x) for x in out.split()]
+    pids = []
+    for pid in map(int, out.split()):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"resource_tracker" not in cmd:
+            pids.append(pid)
+    return pids
 
 
 def mem(pid: int, key: str = "VmRSS") -> float:

@@ -15,6 +15,8 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 from app.api import respond, size
 from app.api.parse import RESPONSE_FIELDS, decode, parse
 from app.engine import run
+from app.engine.activations import ACTIVATIONS
+from app.engine.cells import CELLS
 from app.main import create_app
 from app.settings import Settings
 
@@ -60,6 +62,8 @@ def requests(draw):
     scale = draw(st.sampled_from([1.0, 1e-300, 1e150]))
     X = rng.standard_normal((B, T, n)) * scale
     body = {
+        # every cell and activation the engine has (a cell with fields of its own must be counted)
+        "cell": draw(st.sampled_from(sorted(CELLS))), "activation": draw(st.sampled_from(sorted(ACTIVATIONS))),
         "notation": draw(st.sampled_from(["canonical", "pytorch", "nndl"])),
         "loss": loss, "inputs": (X if batched else X[0]).tolist(),
         "init": {"seed": draw(st.integers(0, 99)), "hidden": m, "scale": draw(st.sampled_from([0.5, 3.0]))},

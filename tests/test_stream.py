@@ -85,3 +85,27 @@ def test_streamed_responses_are_the_same_bits(monkeypatch):
         assert "content-length" in a.headers and "content-length" in b.headers
         assert d.headers.get("transfer-encoding") == "chunked" or "content-length" not in d.headers
         assert d.headers["content-type"] == "application/json"
+
+
+def test_large_bodies_parsed_in_their_own_process_answer_the_same(monkeypatch):
+    """A body over PROCESS_BODY_BYTES is parsed in the worker's parsing process: the same bits
+    as parsed in a thread, and its errors in the one shape, naming the same field."""
+    import app.api.routes as routes
+
+    rng = np.random.default_rng(4)
+    T, n = 400, 200
+    X = rng.standard_normal((T, n)).tolist()
+    body = {"inputs": X, "targets": rng.standard_normal((T, 1)).tolist(), "init": {"seed": 0, "hidden": 2},
+            "fields": ["grads", "dz"]}
+    bad = body | {"inputs": X[:-1] + [X[-1][:-1]]}  # the last row one number short
+    data = [orjson.dumps(body), orjson.dumps(bad)]
+    assert len(data[0]) > routes.PROCESS_BODY_BYTES
+    with TestClient(create_app(Settings())) as c:
+        there = [c.post("/api/v1/bptt", content=d, headers={"content-type": "application/json"}) for d in data]
+        assert routes._pool is not None  # the process was used
+        monkeypatch.setattr(routes, "PROCESS_BODY_BYTES", 10**9)
+        here = [c.post("/api/v1/bptt", content=d, headers={"content-type": "application/json"}) for d in data]
+    assert there[0].status_code == here[0].status_code == 200
+    assert there[0].content == here[0].content
+    assert there[1].status_code == here[1].status_code == 422
+    assert there[1].json() == here[1].json() and there[1].json()["error"]["field"] == "inputs"

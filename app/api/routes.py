@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -28,6 +31,10 @@ INLINE_WORK = 1e7
 #: bodies above this are parsed in the thread pool: parsing runs at up to 0.4 µs a byte (class
 #: indices, nested rows; measured 60 ms for a 164 KB body), all of it on the event loop inline
 INLINE_BODY_BYTES = 32 * 1024
+#: bodies above this are parsed in a process of their own: orjson.loads holds the GIL for the
+#: whole body, which no thread can split (8 MB of numbers: 54 ms on a quiet machine, 144 ms on a
+#: loaded one, the event loop stalled all along); the parsed arrays come back in a few ms
+PROCESS_BODY_BYTES = 1 << 20
 #: the same for the response: orjson writes about 1 MB in 2 ms, all that time holding the GIL
 INLINE_RESPONSE_BYTES = 256 * 1024
 #: responses estimated above this are written in pieces and streamed (``stream``); below it in
@@ -84,6 +91,37 @@ def _parse(body: bytes, settings: Settings) -> tuple[Parsed, float]:
     return parsed, time.perf_counter() - t0
 
 
+def _parse_remote(body: bytes, settings: Settings) -> tuple:
+    """_parse in the parsing process: the result, or the error's parts (ApiError's own pickling
+    would call its constructor with the message alone)."""
+    try:
+        return ("ok", _parse(body, settings))
+    except ApiError as e:
+        return ("error", e.field, e.expected, e.got, e.status, e.message, e.headers)
+
+
+_pool: ProcessPoolExecutor | None = None
+
+
+async def _parse_elsewhere(body: bytes, settings: Settings) -> tuple[Parsed, float]:
+    """Parse a large body in this worker's parsing process (started on first use), or in a
+    thread if that process cannot be had."""
+    global _pool
+    for _ in range(2):
+        if _pool is None:
+            _pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        try:
+            out = await asyncio.get_running_loop().run_in_executor(_pool, _parse_remote, body, settings)
+        except BrokenProcessPool:  # the process died (killed, out of memory): a new one, once
+            _pool = None
+            continue
+        if out[0] == "ok":
+            return out[1]
+        _, field, expected, got, status, message, headers = out
+        raise ApiError(field, expected, got, status=status, message=message, headers=headers)
+    return await run_in_threadpool(_parse, body, settings)
+
+
 def _run(parsed: Parsed) -> tuple[bytes, float, float]:
     t0 = time.perf_counter()
     result = run(parsed.problem)
@@ -131,7 +169,10 @@ async def bptt(request: Request) -> Response:
         else:  # parsing a large body holds memory and the GIL: a heavy request from the start
             await heavy.enter()
             held = True
-            parsed, tp = await run_in_threadpool(_parse, body, settings)
+            if len(body) > PROCESS_BODY_BYTES:
+                parsed, tp = await _parse_elsewhere(body, settings)
+            else:
+                parsed, tp = await run_in_threadpool(_parse, body, settings)
         del body
         if parsed.work <= INLINE_WORK and parsed.response_bytes <= INLINE_RESPONSE_BYTES:
             out, tc, ts = _run(parsed)
