@@ -109,3 +109,33 @@ def test_large_bodies_parsed_in_their_own_process_answer_the_same(monkeypatch):
     assert there[0].content == here[0].content
     assert there[1].status_code == here[1].status_code == 422
     assert there[1].json() == here[1].json() and there[1].json()["error"]["field"] == "inputs"
+
+
+def test_a_small_body_with_a_large_answer_is_not_computed_on_the_event_loop(monkeypatch):
+    """The issue's 16 KB body asking for B=1, T=830, m=1 (a 23 MB answer, little work) ran on
+    the event loop and blocked it ~85 ms: inline is decided by the answer's size too."""
+    import app.api.routes as routes
+
+    hops = []
+    real = stream.in_heavy_thread
+
+    async def recording(threads, f, *a):
+        hops.append(f.__name__)
+        return await real(threads, f, *a)
+
+    monkeypatch.setattr(stream, "in_heavy_thread", recording)
+    body = {"inputs": [[0.5]] * 830, "targets": [[0.1]] * 830, "init": {"seed": 0, "hidden": 1}}
+    data = orjson.dumps(body)
+    assert len(data) < 32 * 1024
+    parsed = parse(decode(data), Settings())
+    assert parsed.work <= routes.INLINE_WORK and parsed.response_bytes > routes.STREAM_RESPONSE_BYTES
+    with TestClient(create_app(Settings())) as c:
+        r = c.post("/api/v1/bptt", content=data, headers={"content-type": "application/json"})
+        assert r.status_code == 200 and len(r.content) > 5e6
+        assert hops[0] == "_build" and set(hops[1:]) == {"next"}  # built in a thread, written in pieces
+        hops.clear()
+        assert c.post("/api/v1/bptt", json=CLASSROOM_LIKE).status_code == 200
+        assert hops == []  # a classroom request stays on the loop
+
+
+CLASSROOM_LIKE = {"inputs": [[0.1, -0.2]] * 10, "targets": [[0.5]] * 10, "init": {"seed": 1, "hidden": 4}}

@@ -10,7 +10,6 @@ from concurrent.futures.process import BrokenProcessPool
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from ..engine import run
@@ -119,7 +118,7 @@ async def _parse_elsewhere(body: bytes, settings: Settings) -> tuple[Parsed, flo
             return out[1]
         _, field, expected, got, status, message, headers = out
         raise ApiError(field, expected, got, status=status, message=message, headers=headers)
-    return await run_in_threadpool(_parse, body, settings)
+    return await stream.in_heavy_thread(settings.max_concurrent, _parse, body, settings)
 
 
 def _run(parsed: Parsed) -> tuple[bytes, float, float]:
@@ -172,7 +171,7 @@ async def bptt(request: Request) -> Response:
             if len(body) > PROCESS_BODY_BYTES:
                 parsed, tp = await _parse_elsewhere(body, settings)
             else:
-                parsed, tp = await run_in_threadpool(_parse, body, settings)
+                parsed, tp = await stream.in_heavy_thread(settings.max_concurrent, _parse, body, settings)
         del body
         if parsed.work <= INLINE_WORK and parsed.response_bytes <= INLINE_RESPONSE_BYTES:
             out, tc, ts = _run(parsed)
@@ -182,15 +181,16 @@ async def bptt(request: Request) -> Response:
             await heavy.enter()
             held = True
         if parsed.response_bytes <= STREAM_RESPONSE_BYTES:
-            out, tc, ts = await run_in_threadpool(_run, parsed)
+            out, tc, ts = await stream.in_heavy_thread(settings.max_concurrent, _run, parsed)
             timing = f"parse;dur={tp * 1e3:.2f}, compute;dur={tc * 1e3:.2f}, serialize;dur={ts * 1e3:.2f}"
             response = stream.StreamedJSON(None, {"Server-Timing": timing}, settings.send_timeout,
-                                           heavy.leave, body=out)
+                                           heavy.leave, body=out, threads=settings.max_concurrent)
         else:
-            doc, tc = await run_in_threadpool(_build, parsed)
+            doc, tc = await stream.in_heavy_thread(settings.max_concurrent, _build, parsed)
             # (serialised while sent, in pieces: its duration is not known when the headers go)
             timing = f"parse;dur={tp * 1e3:.2f}, compute;dur={tc * 1e3:.2f}"
-            response = stream.StreamedJSON(doc, {"Server-Timing": timing}, settings.send_timeout, heavy.leave)
+            response = stream.StreamedJSON(doc, {"Server-Timing": timing}, settings.send_timeout, heavy.leave,
+                                           threads=settings.max_concurrent)
         held = False  # the response releases it
         return response  # type: ignore[return-value]
     finally:
