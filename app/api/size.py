@@ -10,7 +10,6 @@ entries. Strings (warnings, names, the paths in
 
 from __future__ import annotations
 
-from math import prod
 
 #: bytes of the widest float orjson writes (``-1.2345678901234567e-300``)
 NUMBER = 24
