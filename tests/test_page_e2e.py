@@ -594,3 +594,97 @@ def test_a_size_the_page_refuses_is_said_like_a_refusal_of_the_api(watched, base
     assert "init.seed" in page.inner_text(box) and "-5" in page.inner_text(box)
     assert "invalid" in (page.get_attribute("#seed", "class") or "").split()
     assert_clean(watch, allow=(CONSOLE_422,))
+
+
+# ------------------------------------------------------------------ ?hide= and the modebar
+
+EDITOR_FLAGS = ("preset", "notation", "export", "model", "sizes", "loss", "tricks", "data", "weights", "json")
+PANEL_FLAGS = ("graph", "formula", "delta", "deltarow", "vanish", "hidden", "grads", "contrib", "check")
+
+
+def _hide_cases():
+    """Every flag alone, every pair of panels (the plots and panels are what the page's
+    JavaScript draws and binds; an editor flag only hides a section of controls), and all."""
+    cases = [(f,) for f in EDITOR_FLAGS + PANEL_FLAGS]
+    cases += [(a, b) for i, a in enumerate(PANEL_FLAGS) for b in PANEL_FLAGS[i + 1:]]
+    cases.append(EDITOR_FLAGS + PANEL_FLAGS)
+    return cases
+
+
+def test_every_hide_flag_and_pair_leaves_a_working_page(watched, base):
+    """?hide=graph (or delta, deltarow) used to stop the page at "computing…" with
+    `$(...).on is not a function` and leave the heatmap's clicks dead. For every case: the page
+    renders, says it is ready, an arrow key moves the selection, a click on the δ heatmap (when
+    shown) selects its cell, and the hidden parts are hidden."""
+    page, watch = watched
+    for flags in _hide_cases():
+        page.goto(f"{base}/?preset=note-003&hide={','.join(flags)}")
+        wait_render(page, 0)
+        where = f"hide={','.join(flags)}"
+        assert watch.page_errors == [], (where, watch.page_errors)
+        assert re.search(r"\d+ ms", page.inner_text("#status")), (where, page.inner_text("#status"))
+        for f in flags:
+            sel = f"#panel-{f}" if f in PANEL_FLAGS else f'[data-hide="{f}"]'
+            assert not page.locator(sel).first.is_visible(), (where, sel)
+        page.evaluate("() => document.activeElement && document.activeElement.blur()")
+        t, k = page.evaluate("() => [window.bptt.state.sel.t, window.bptt.state.sel.k]")
+        page.keyboard.press("ArrowLeft" if k > 0 else "ArrowRight")
+        page.wait_for_function("(k) => window.bptt.state.sel.k !== k", arg=k)
+        if "delta" not in flags:
+            page.locator("#heat-delta").scroll_into_view_if_needed()
+            px = _heat_cell_px(page, "heat-delta", 1, 2)  # (t, k) = (2, 1), 1-based
+            page.mouse.click(px["x"], px["y"])
+            page.wait_for_function("() => window.bptt.state.sel.t === 1 && window.bptt.state.sel.k === 0")
+    assert_clean(watch)
+
+
+def test_unknown_hide_names_are_named_in_a_banner(watched, base):
+    page, watch = watched
+    open_page(page, base, "/?hide=formula,wieghts&lang=zh")
+    banner = page.inner_text("#banner-hide")
+    assert "wieghts" in banner and "weights" in banner and "没有隐藏" in banner, banner
+    assert "formula" not in banner.split("：")[1].split("。")[0], banner  # a known flag is not called unknown
+    assert not page.locator("#panel-formula").is_visible() and page.locator("#box-params").count() == 1
+    page.click("#lang")
+    page.wait_for_function("() => document.getElementById('banner-hide').innerText.includes('not hidden')")
+    open_page(page, base, "/?hide=formula")
+    assert not page.is_visible("#banner-hide")
+    assert_clean(watch)
+
+
+def test_no_modebar_button_sends_anything_elsewhere(watched, base):
+    """Plotly's "Share chart…" offers to upload the chart to Plotly's cloud: no modebar may have
+    it, and clicking every button of every plot (the PNG download included) asks no other host
+    for anything and opens no page."""
+    page, watch = watched
+    open_page(page, base)
+    popups = []
+    page.context.on("page", lambda p: popups.append(p.url))
+    titles = page.evaluate("() => [...document.querySelectorAll('.modebar-btn')].map((b) => b.dataset.title)")
+    assert titles and not [t for t in titles if re.search(r"share|cloud|studio|edit", t or "", re.I)], titles
+    plots = page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot')].map((d) => d.id)")
+    assert len(plots) >= 7, plots
+    clicked = 0
+    for pid in plots:
+        n = page.evaluate("(id) => document.querySelectorAll('#' + id + ' .modebar-btn').length", pid)
+        for i in range(n):
+            page.locator(f"#{pid}").scroll_into_view_if_needed()
+            page.locator(f"#{pid}").hover()
+            btn = page.locator(f"#{pid} .modebar-btn").nth(i)
+            with page.expect_download(timeout=3_000) if "png" in (btn.get_attribute("data-title") or "").lower() \
+                    else _nothing():
+                btn.click()
+            clicked += 1
+    assert clicked >= len(plots)
+    page.wait_for_timeout(300)
+    foreign = [u for u in watch.requests if not u.startswith(base + "/") and not u.startswith(("blob:", "data:"))]
+    assert foreign == [] and popups == [], (foreign, popups)
+    assert_clean(watch)
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False

@@ -29,9 +29,12 @@ let fromJSON = false; // the request being computed came from the JSON box
 const perf = { renders: 0, lastMs: null, lastComputeMs: null };
 window.bptt = { perf, state, response: () => resp };
 
+// course data stays on this server: no modebar button may send a chart elsewhere (Plotly's
+// "Share chart…" uploads it to Plotly's cloud; showSendToCloud drops it, the removal list names
+// it again, and an empty server URL leaves nothing to send to even if a later Plotly adds it back)
 const PLOT_CONFIG = {
-  displaylogo: false, responsive: true,
-  modeBarButtonsToRemove: ["select2d", "lasso2d", "autoScale2d", "zoomIn2d", "zoomOut2d"],
+  displaylogo: false, responsive: true, showSendToCloud: false, showLink: false, plotlyServerURL: "",
+  modeBarButtonsToRemove: ["select2d", "lasso2d", "autoScale2d", "zoomIn2d", "zoomOut2d", "sendChartToCloud", "sendDataToCloud"],
   toImageButtonOptions: { format: "png", scale: 2 },
 };
 
@@ -149,6 +152,12 @@ async function react(id, fig) {
     ...PLOT_CONFIG, locale: state.lang === "zh" ? "zh-CN" : "en",
     toImageButtonOptions: { ...PLOT_CONFIG.toImageButtonOptions, filename: `bptt-${id}` },
   });
+  // a plot's clicks are bound once it exists: a plot hidden by ?hide= is never drawn, and the
+  // others must not depend on it
+  if (PLOT_EVENTS[id] && !el.dataset.bound) {
+    el.dataset.bound = "1";
+    el.on("plotly_click", PLOT_EVENTS[id]);
+  }
 }
 
 /** Every plot: element id → figure; the first four depend on the selection. */
@@ -173,7 +182,6 @@ async function renderAll() {
   renderVanishText(c);
   renderCheck();
   renderNotes();
-  bindPlotEvents();
 }
 
 async function renderSelection() {
@@ -313,11 +321,9 @@ function select(t, k, b) {
   renderSelection();
 }
 
-let bound = false;
-function bindPlotEvents() {
-  if (bound) return;
-  bound = true;
-  $("graph").on("plotly_click", (ev) => {
+/** The plots a click selects in: element id → plotly_click handler (bound by react()). */
+const PLOT_EVENTS = {
+  "graph": (ev) => {
     const cd = ev.points?.[0]?.customdata;
     if (!cd) return;
     const [kind, step] = cd;
@@ -328,15 +334,15 @@ function bindPlotEvents() {
     } else {
       select(null, step);
     }
-  });
-  $("heat-delta").on("plotly_click", (ev) => {
+  },
+  "heat-delta": (ev) => {
     const p = ev.points?.[0];
     if (!p) return;
     const t = p.y - 1, k = p.x - 1;
     if (k <= t) select(t, k);
-  });
-  $("heat-deltarow").on("plotly_click", (ev) => { const p = ev.points?.[0]; if (p) select(null, p.y - 1); });
-}
+  },
+  "heat-deltarow": (ev) => { const p = ev.points?.[0]; if (p) select(null, p.y - 1); },
+};
 
 function onKey(e) {
   if (!resp) return;
@@ -426,6 +432,7 @@ async function share() {
 function setLang(l) {
   state.lang = l;
   applyLang(l);
+  applyHide(state.hide);
   renderPresets(presets, state.preset, l);
   if (perf.lastMs != null) $("status").textContent = tr("status.ready", { ms: Math.round(perf.lastMs) });
   if (resp) {
@@ -434,9 +441,21 @@ function setLang(l) {
   }
 }
 
+/** The parts ?hide= can hide: the editor's data-hide sections and the panels (#panel-NAME). */
+function hideable() {
+  const names = new Set([...document.querySelectorAll("[data-hide]")].map((el) => el.dataset.hide));
+  for (const el of document.querySelectorAll("#panels > .panel[id^='panel-']")) names.add(el.id.slice("panel-".length));
+  return names;
+}
+
 function applyHide(flags) {
-  for (const f of flags) for (const el of document.querySelectorAll(`[data-hide="${CSS.escape(f)}"], #panel-${CSS.escape(f)}`)) el.classList.add("hidden-by-link");
-  $("hide-note").hidden = flags.length === 0;
+  const known = hideable();
+  const good = flags.filter((f) => known.has(f));
+  const unknown = flags.filter((f) => !known.has(f));
+  for (const f of good) for (const el of document.querySelectorAll(`[data-hide="${CSS.escape(f)}"], #panel-${CSS.escape(f)}`)) el.classList.add("hidden-by-link");
+  $("hide-note").hidden = good.length === 0;
+  // a misspelt flag hides nothing: say so, so a teacher does not hand out a page with the answers on it
+  setBanner("banner-hide", unknown.length ? tr("hide.unknown", { bad: unknown.join(", "), known: [...known].join(", ") }) : "");
 }
 
 // ------------------------------------------------------------------ start
