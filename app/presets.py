@@ -35,7 +35,9 @@ class Preset:
     request: dict[str, Any]
 
     def summary(self) -> dict[str, Any]:
-        return {"id": self.id, "title": self.title, "description": self.description}
+        # the notation its texts are written in: the page renames the canonical names they mention
+        return {"id": self.id, "title": self.title, "description": self.description,
+                "notation": self.request.get("notation", "canonical")}
 
 
 def _texts(doc: dict, key: str, where: str) -> dict[str, str]:

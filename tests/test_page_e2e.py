@@ -657,11 +657,12 @@ def test_no_modebar_button_sends_anything_elsewhere(watched, base):
     it, and clicking every button of every plot (the PNG download included) asks no other host
     for anything and opens no page."""
     page, watch = watched
-    open_page(page, base)
+    open_page(page, base, "/?lang=zh")  # and every tooltip and notice of Plotly's in Chinese
     popups = []
     page.context.on("page", lambda p: popups.append(p.url))
     titles = page.evaluate("() => [...document.querySelectorAll('.modebar-btn')].map((b) => b.dataset.title)")
-    assert titles and not [t for t in titles if re.search(r"share|cloud|studio|edit", t or "", re.I)], titles
+    assert titles and not [t for t in titles if re.search(r"share|cloud|studio|edit|分享", t or "", re.I)], titles
+    assert all(re.search(r"[\u4e00-\u9fff]", t) for t in titles), titles
     plots = page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot')].map((d) => d.id)")
     assert len(plots) >= 7, plots
     clicked = 0
@@ -677,6 +678,8 @@ def test_no_modebar_button_sends_anything_elsewhere(watched, base):
             clicked += 1
     assert clicked >= len(plots)
     page.wait_for_timeout(300)
+    notices = page.evaluate("() => [...document.querySelectorAll('.notifier-note')].map((e) => e.textContent)")
+    assert notices and all(re.search(r"[\u4e00-\u9fff]", t) for t in notices), notices
     foreign = [u for u in watch.requests if not u.startswith(base + "/") and not u.startswith(("blob:", "data:"))]
     assert foreign == [] and popups == [], (foreign, popups)
     assert_clean(watch)
@@ -688,3 +691,130 @@ class _nothing:
 
     def __exit__(self, *exc):
         return False
+
+
+# ------------------------------------------------------------------ words a course reads
+
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def _load_json(page, body: dict) -> None:
+    if not page.is_visible("#json-box"):
+        page.click("#box-json summary")
+    page.fill("#json-box", json.dumps(body))
+    n = renders(page)
+    page.click("#json-apply")
+    wait_render(page, n, timeout=30_000)
+
+
+NOTE_003 = {"inputs": [[1.0], [2.0], [3.0]], "targets": [[0.5], [0.8], [0.9]], "h0": [0.0],
+            "params": {"W_xh": [[0.5]], "W_hh": [[0.8]], "b_h": [0.0], "W_hy": [[1.0]], "b_y": [0.0]}}
+
+
+def test_the_chinese_page_uses_the_courses_words(watched, base):
+    """NNDL calls clipping 梯度截断 and truncated BPTT goes back K steps; the reduction, the
+    product expansion, the factor per step, the status and the formula header's colon."""
+    page, watch = watched
+    open_page(page, base, "/?lang=zh&preset=vanishing")
+    editor = page.inner_text("#editor")
+    assert "梯度裁剪（NNDL 称“梯度截断”）" in editor and "截断 BPTT（只回传 K 步）" in editor, editor
+    assert re.fullmatch(r"计算\+绘图 \d+ 毫秒", page.inner_text("#status")), page.inner_text("#status")
+    formula = page.inner_text("#formula")
+    assert "记号：" in formula and "连乘展开式" in formula and "闭式" not in formula, formula[:300]
+    reading = page.inner_text("#vanish-reading")
+    assert re.search(r"约乘以 \d", reading) and "×" not in reading, reading
+    _load_json(page, NOTE_003 | {"reduction": "mean", "loss": "upstream", "upstream": [[0.1], [0.2], [0.3]],
+                                 "targets": None, "params": {"W_xh": [[0.5]], "W_hh": [[0.8]], "b_h": [0.0]}})
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")
+    page.keyboard.press("End")  # k = t: the start of the recursion, with the upstream gradient
+    page.wait_for_function("() => window.bptt.state.sel.k === window.bptt.state.sel.t")
+    page.wait_for_function("() => document.getElementById('formula').innerText.includes('上游梯度')")
+    formula = page.inner_text("#formula")
+    assert "汇总方式为“平均”" in formula and "mean" not in formula and "upstream" not in formula, formula
+    page.fill("#seed", "-5")
+    page.dispatch_event("#seed", "change")
+    box = '.field-error[data-for~="init.seed"]'
+    page.wait_for_function("(sel) => document.querySelector(sel).textContent !== ''", arg=box)
+    assert "应为非负整数" in page.inner_text(box), page.inner_text(box)
+    assert_clean(watch, allow=(CONSOLE_422,))
+
+
+def test_no_english_in_the_chinese_pages_messages(watched, base):
+    """A JSON syntax error, an API refusal of a pasted request and the overflow banner are said
+    in Chinese (the API's own sentence only on hover)."""
+    page, watch = watched
+    open_page(page, base, "/?lang=zh")
+    page.click("#box-json summary")
+    page.fill("#json-box", '{"inputs": [[1.0]],\n "targets": oops}')
+    page.click("#json-apply")
+    box = '.field-error[data-for="json"]'
+    page.wait_for_function("(sel) => document.querySelector(sel).textContent !== ''", arg=box)
+    msg = page.inner_text(box)
+    assert "不是合法的 JSON" in msg and "第 2 行" in msg and not re.search(r"[A-Za-z]{4,}", msg.replace("JSON", "")), msg
+    for body in ({"inputs": "x"}, NOTE_003 | {"foo": 1}, NOTE_003 | {"loss": "mae"}):
+        page.fill("#json-box", json.dumps(body))
+        page.click("#json-apply")
+        page.wait_for_function("() => document.getElementById('json-error').textContent !== ''")
+        msg = page.inner_text("#json-error")
+        words = re.sub(r'"[^"]*"|[a-z_]+\b', "", msg)  # field names and the user's own text may stay
+        assert CJK.search(msg) and not re.search(r"\b(expected|got|unknown|the string)\b", msg), msg
+        assert page.get_attribute("#json-error", "title"), "the API's own sentence is kept on hover"
+        del words
+    _load_json(page, {"activation": "identity", "inputs": [[1.0]] * 250, "targets": [[0.0]] * 250,
+                      "params": {"W_xh": [[1.0]], "W_hh": [[40.0]], "b_h": [0.0], "W_hy": [[1.0]], "b_y": [0.0]}})
+    banner = page.inner_text("#banner-overflow")
+    assert "隐状态 h" in banner and "梯度 ∂L/∂W_hh" in banner and "forward." not in banner and "grads." not in banner, banner
+    assert_clean(watch, allow=(CONSOLE_422,))
+
+
+def test_smaller_wording_and_control_items(watched, base):
+    page, watch = watched
+    # the preset's description follows the notation; note-003 says whose numbers they are
+    open_page(page, base, "/?preset=vanishing")
+    assert page.inner_text("#preset-desc").startswith("W_hh has spectral radius")
+    n = renders(page)
+    page.select_option("#notation", "nndl")
+    wait_render(page, n)
+    assert page.inner_text("#preset-desc").startswith("U has spectral radius"), page.inner_text("#preset-desc")
+    # an arrow key on the focused dropdown moves the selection, not the notation
+    page.focus("#notation")
+    t, k = page.evaluate("() => [window.bptt.state.sel.t, window.bptt.state.sel.k]")
+    page.keyboard.press("ArrowLeft" if k > 0 else "ArrowRight")
+    page.wait_for_function("(k) => window.bptt.state.sel.k !== k", arg=k)
+    page.keyboard.press("ArrowDown")
+    page.wait_for_timeout(200)
+    assert page.input_value("#notation") == "nndl" and page.evaluate("() => window.bptt.state.req.notation") == "nndl"
+    open_page(page, base, "/?preset=note-003")
+    assert "this page's choice" in page.inner_text("#preset-desc")
+    # a new m draws at the default scale 1/√m, unless the user typed a scale
+    open_page(page, base, "/?preset=classroom")
+    assert page.evaluate("() => window.bptt.state.req.init.scale") == 0.8
+    n = renders(page)
+    page.fill("#size-m", "8")
+    page.dispatch_event("#size-m", "change")
+    wait_render(page, n)
+    assert page.evaluate("() => window.bptt.state.req.init.scale") is None and page.input_value("#scale") == ""
+    n = renders(page)
+    page.fill("#scale", "0.3")
+    page.dispatch_event("#scale", "change")
+    wait_render(page, n)
+    n = renders(page)
+    page.fill("#size-m", "6")
+    page.dispatch_event("#size-m", "change")
+    wait_render(page, n)
+    assert page.evaluate("() => window.bptt.state.req.init") == {"seed": 7, "hidden": 6, "outputs": 1, "scale": 0.3} \
+        or page.evaluate("() => window.bptt.state.req.init.scale") == 0.3
+    # linear scale: a row without a loss has its own colour (a layer), not the scale's bottom
+    open_page(page, base, "/?preset=many-to-one")
+    n = page.evaluate("() => window.bptt.perf.views")
+    page.uncheck("#delta-log")
+    page.wait_for_function("(n) => window.bptt.perf.views > n || document.getElementById('heat-delta').data.length > 1", arg=n)
+    page.wait_for_function("() => document.getElementById('heat-delta').data.length >= 2")
+    layers = page.evaluate("() => document.getElementById('heat-delta').data.map((d) => d.z.map((r) => r.filter((v) => v !== null).length).reduce((a, b) => a + b, 0))")
+    T = response(page)["shapes"]["T"]
+    assert layers[0] == T and layers[1] == T * (T + 1) // 2 - T, layers  # only the last row on the scale
+    # a bound the response does not carry is "not computed", not "overflow"
+    _load_json(page, NOTE_003 | {"detail": "norms"})
+    formula = page.inner_text("#formula")
+    assert "not computed" in formula and "overflow" not in formula, formula
+    assert_clean(watch)

@@ -46,7 +46,7 @@ export function initEditor(controller) {
       }
       e.target.classList.remove("invalid");
       box.textContent = "";
-      ctrl.change((req) => resize(req, dim, v, (req.init?.seed ?? 0) + 1), { rebuild: true });
+      ctrl.change((req) => resize(req, dim, v, (req.init?.seed ?? 0) + 1, { keepScale: !!ctrl.state().scaleByUser }), { rebuild: true });
     });
   }
   $("seed").addEventListener("change", (e) => {
@@ -56,6 +56,7 @@ export function initEditor(controller) {
   });
   $("scale").addEventListener("change", (e) => ctrl.change((req) => {
     const v = e.target.value === "" ? null : Number(e.target.value);
+    ctrl.state().scaleByUser = v !== null;
     const r = toInit(req, req.init?.seed ?? 0);
     if (v === null) delete r.init.scale; else r.init.scale = v;
     return r;
@@ -166,7 +167,20 @@ export function renderPresets(presets, current, lang) {
   for (const p of presets) sel.append(new Option(p.title[lang] || p.title.en, p.id));
   sel.value = current || "";
   const p = presets.find((x) => x.id === current);
-  $("preset-desc").textContent = p ? (p.description[lang] || p.description.en) : "";
+  $("preset-desc").textContent = p ? presetDescription(p, lang, ctrl?.state().req?.notation) : "";
+}
+
+/** A preset's description under the notation shown: the canonical names it mentions (W_hh,
+ *  b_y: unambiguous with their underscore) renamed, so "W_hh has spectral radius 0.25" reads
+ *  "U has …" in NNDL's notation. Descriptions written in another notation are left as written
+ *  (they say which one they use; single letters cannot be renamed safely). */
+export function presetDescription(p, lang, notation = "canonical") {
+  let text = p.description[lang] || p.description.en;
+  if (!notation || notation === (p.notation || "canonical") || (p.notation || "canonical") !== "canonical") return text;
+  for (const c of CANONICAL) {
+    text = text.replace(new RegExp(`(?<![A-Za-z0-9_])${c}(?![A-Za-z0-9_])`, "g"), namesOf(notation, c).join(" + "));
+  }
+  return text;
 }
 
 /** Controls show the request; grids are rebuilt when asked (shape changes, loads). */
@@ -310,7 +324,7 @@ function refreshGrids(state, resp) {
 function table(field, value, rowLabel) {
   const t = document.createElement("table");
   t.className = "grid";
-  if (value === undefined || value === null) return t;
+  if (!Array.isArray(value)) return t;  // a pasted body with no array here: the API names the field
   const rows = Array.isArray(value[0]) ? value : [value];
   const isVec = !Array.isArray(value[0]);
   const head = t.insertRow();
@@ -371,7 +385,7 @@ function cellWords(text) {
     return tr("err.w.range", { s: m[1] });
   }
   if (lang() === "en") return text;
-  const known = { "a number": "err.w.number", "a finite number": "err.w.finite", "an object": "err.w.object" };
+  const known = { "a number": "err.w.number", "a finite number": "err.w.finite", "an object": "err.w.object", "an unknown field": "err.w.unknown" };
   if (known[text]) return tr(known[text]);
   if (m) return tr("err.w.string", { s: `"${m[1]}"` });
   m = /^an array of (\d+)$/.exec(text);
@@ -390,7 +404,9 @@ const FIELD_NAME = { "the window K": "err.n.K", "the seed": "err.n.seed", "the t
 function rangeWords(expected) {
   const m = /^(.*?): (?:an integer ≥ (\S+)(?: and ≤ (\S+))?|a finite number > 0(?: and ≤ (\S+))?)$/.exec(expected || "");
   if (!m || !FIELD_NAME[m[1]]) return null;
-  const what = m[2] !== undefined ? (m[3] !== undefined ? tr("err.w.intRange", { lo: m[2], hi: m[3] }) : tr("err.w.intMin", { lo: m[2] }))
+  // 0 … 2⁶³ − 1 (the seed) is what a person calls a non-negative integer
+  const nonneg = m[2] === "0" && (m[3] === undefined || Number(m[3]) >= 2 ** 53);
+  const what = m[2] !== undefined ? (nonneg ? tr("err.w.nonneg") : m[3] !== undefined ? tr("err.w.intRange", { lo: m[2], hi: m[3] }) : tr("err.w.intMin", { lo: m[2] }))
     : m[4] !== undefined ? tr("err.w.posMax", { hi: m[4] }) : tr("err.w.pos");
   return { name: tr(FIELD_NAME[m[1]]), what };
 }
@@ -405,6 +421,25 @@ function humanMessage(err) {
   const where = idx.length >= 2 ? tr("err.at", { name: m[1], i: idx[idx.length - 2], j: idx[idx.length - 1] })
     : tr("err.at1", { name: m[1], i: idx[0] });
   return tr("err.cell", { where, field: err.field, expected: cellWords(err.expected), got: cellWords(err.got ?? "") });
+}
+
+/** The API's error codes the page says in its own words: code → (params, err) → text. The
+ *  API's errors carry field/expected/got today; once they carry a machine-readable `code` and
+ *  `params` (planned), a translation is one entry here, and the English regexes above (cellWords,
+ *  rangeWords) can go. */
+export const ERROR_CODES = {};
+
+/** An API error (or the page's own) as a sentence in the page's language. */
+export function errorText(err) {
+  if (err.local) return err.message;  // the page's own words, already in its language
+  const byCode = err.code && ERROR_CODES[err.code];
+  if (byCode) return byCode(err.params || {}, err);
+  const text = humanMessage(err);
+  // a refusal the page has no words for yet: said in Chinese, the API's own sentence quoted
+  if (lang() !== "en" && text === err.message && err.message) {
+    return tr("err.api", { field: err.field || "body", msg: err.message, got: cellWords(err.got ?? "—") });
+  }
+  return text;
 }
 
 /** Put an API error next to the field it names; returns false when no place fits. */
@@ -430,7 +465,8 @@ export function showError(err) {
   const whole = document.querySelector(`[data-param="${CSS.escape(field)}"]`);
   if (whole) whole.closest("details")?.setAttribute("open", "");
   if (box) {
-    box.textContent = humanMessage(err);
+    box.textContent = errorText(err);
+    box.title = err.local ? "" : err.message || "";
     box.closest("details")?.setAttribute("open", "");
     return true;
   }

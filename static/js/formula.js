@@ -12,6 +12,7 @@ const NS = "http://www.w3.org/1998/Math/MathML";
 export const STRINGS = {
   en: {
     title: "Loss step t = {t}, back at step k = {k}",
+    colon: ": ",
     seq: "sequence {b} of {B}",
     cell_vanilla: "vanilla cell",
     cell_residual: "residual cell",
@@ -31,7 +32,7 @@ export const STRINGS = {
     role_h: "hidden state",
     s1: "1 · Error term",
     s2: "2 · Recursion step",
-    s3: "3 · Closed form: vanishing and exploding",
+    s3: "3 · The product expansion: vanishing and exploding",
     s4: "4 · Gradients: sums over the unrolled copies",
     s1_def: "the error of the net input {z} caused by the loss {L}",
     s2_start: "k = t: the start of the recursion, from the output error {e}",
@@ -64,19 +65,21 @@ export const STRINGS = {
     note_notloss: "Step {t} carries no loss: {Lt} is not part of L, so {zero}.",
     note_trunc: "Dropped by truncation: K = {K} and t − k = {d} ≥ K, so {dtk} is taken as 0 (the loss at step t reaches only the K steps t − K + 1 … t).",
     note_norms: "Only the norms were computed (detail \"norms\"): the vector {d} is not in the response, only its norm.",
-    note_mean: "Reduction \"mean\": δ is the error term of {L}, so e, ε and every δ here carry the factor 1 / (|S|·B) = {f}.",
+    note_mean: "Reduction by the mean: δ is the error term of {L}, so e, ε and every δ here carry the factor 1 / (|S|·B) = {f}.",
     note_overflow: "Some numbers overflowed float64; they are shown as \"overflow\".",
     note_bigm: "m = {m} hidden units: vectors show their first {c} entries and their norm; matrices larger than 6 × 6 are shown by name and shape.",
     trunc_step: "Dropped by truncation (t − k = {d} ≥ K = {K}): this step of the recursion is not taken.",
-    trunc_closed: "The closed form and the bound describe the untruncated δ; truncation (t − k = {d} ≥ K = {K}) replaces it by 0.",
+    trunc_closed: "The product expansion and the bound describe the untruncated δ; truncation (t − k = {d} ≥ K = {K}) replaces it by 0.",
     note_kgt: "k > t: {d} does not exist (the loss at step t does not depend on later steps).",
     overflow: "overflow",
+    not_computed: "(the bound was not computed for this response)",
     unavailable: "not in the response",
     fail: "This part could not be drawn: {msg}",
     none: "Select a cell of the δ table to see its formulas.",
   },
   zh: {
     title: "损失时刻 t = {t}，回传到时刻 k = {k}",
+    colon: "：",
     seq: "第 {b} 个序列（共 {B} 个）",
     cell_vanilla: "普通循环单元",
     cell_residual: "残差单元",
@@ -96,11 +99,11 @@ export const STRINGS = {
     role_h: "隐状态",
     s1: "1 · 误差项",
     s2: "2 · 递推的一步",
-    s3: "3 · 闭式：梯度消失与梯度爆炸",
+    s3: "3 · 连乘展开式：梯度消失与梯度爆炸",
     s4: "4 · 梯度：对展开的各时刻副本求和",
     s1_def: "损失 {L} 对净输入 {z} 的误差项",
     s2_start: "k = t：递推的起点，来自输出误差 {e}",
-    s2_start_up: "k = t：递推的起点；损失为 “upstream” 时没有输出层，{g} 是给定的上游梯度 {dh}",
+    s2_start_up: "k = t：递推的起点；损失为“上游梯度”时没有输出层，{g} 是给定的上游梯度 {dh}",
     s2_back: "k < t：沿时间反向一步，由 {d} 得到",
     s2_res_eps: "{eps} 由 {epstt} 按同一递推得到",
     s2_none: "没有可传播的误差：{zero}。",
@@ -120,7 +123,7 @@ export const STRINGS = {
     after_clip: "裁剪后：",
     zero_notloss: "该项为 0（时刻 {t} 没有损失）",
     zero_trunc: "该项被截断舍去",
-    term_na: "该项需要 δ 向量，而响应中没有（detail 为 “norms”）",
+    term_na: "该项需要 δ 向量，而这次只计算了范数",
     bias_both: "两个偏置得到相同的梯度，因为 {z} 只依赖它们的和",
     h0_zero: "{h0} = 0（未给定初始状态）",
     clip_norm: "按全局范数裁剪：‖g‖ = {a} > c = {c}，所有梯度乘以 c / ‖g‖ = {s}。",
@@ -128,14 +131,15 @@ export const STRINGS = {
     clip_value: "按值裁剪：每个分量裁剪到 [−c, c]，c = {c}；‖g‖ = {a} → {b}。",
     note_notloss: "时刻 {t} 没有损失：{Lt} 不计入 L，所以 {zero}。",
     note_trunc: "被截断：K = {K}，t − k = {d} ≥ K，所以 {dtk} 记为 0（时刻 t 的损失只传到 t − K + 1 … t 这 K 个时刻）。",
-    note_norms: "只计算了范数（detail 为 “norms”）：响应中没有向量 {d}，只有它的范数。",
-    note_mean: "归约方式为 “mean”：δ 是 {L} 的误差项，所以这里的 e、ε 和每个 δ 都带有因子 1 / (|S|·B) = {f}。",
+    note_norms: "只计算了范数：没有向量 {d}，只有它的范数。",
+    note_mean: "汇总方式为“平均”：δ 是 {L} 的误差项，所以这里的 e、ε 和每个 δ 都带有因子 1 / (|S|·B) = {f}。",
     note_overflow: "部分数值超出了 float64 的范围，显示为 “溢出”。",
     note_bigm: "隐藏单元数 m = {m}：向量只显示前 {c} 个分量及其范数；大于 6 × 6 的矩阵只显示名称和形状。",
     trunc_step: "被截断（t − k = {d} ≥ K = {K}）：递推不再走这一步。",
-    trunc_closed: "闭式和上界描述的是未截断的 δ；截断（t − k = {d} ≥ K = {K}）把它置为 0。",
+    trunc_closed: "连乘展开式和上界描述的是未截断的 δ；截断（t − k = {d} ≥ K = {K}）把它置为 0。",
     note_kgt: "k > t：{d} 不存在（时刻 t 的损失不依赖于之后的时刻）。",
     overflow: "溢出",
+    not_computed: "（这次没有计算上界）",
     unavailable: "响应中没有",
     fail: "这一部分无法显示：{msg}",
     none: "在 δ 表中选择一个格子以查看公式。",
@@ -469,7 +473,7 @@ function build(panel, ctx, S) {
   const meta = html("div", "fx-meta");
   const roleBits = [["W_xh", S.role_xh], ["W_hh", S.role_hh]];
   if (hasOut) roleBits.push(["W_hy", S.role_hy]);
-  const metaBits = [`${S.notation}${lang === "zh" ? "：" : ": "}${S["nota_" + resp.notation] || resp.notation}`, " · ", S["cell_" + resp.cell] || resp.cell, ` · f = ${resp.activation} · `, S["loss_" + resp.loss] || resp.loss];
+  const metaBits = [`${S.notation}${S.colon}${S["nota_" + resp.notation] || resp.notation}`, " · ", S["cell_" + resp.cell] || resp.cell, ` · f = ${resp.activation} · `, S["loss_" + resp.loss] || resp.loss];
   meta.append(...metaBits, html("br"));
   roleBits.forEach(([c, role], i) => meta.append(i ? " · " : "", im(N.P(c)), ` ${role}`));
   meta.append(" · ", im(N.h("t")), ` ${S.role_h}`);
@@ -669,8 +673,9 @@ function sectionClosed(sec, st) {
   const maxf = row(M("munder", null, upright("max"), mi("i")), row(mo("|"), fprimeOf(sub(mi("z"), pair(k1, mi("i")))), mo("|")));
   line(sec, norm(N.d(t1, k1)), mo("≤"), maxf, mo("·"), prodJ(), norm(N.J(tau())), mo("·"), norm(N.eps(t1, t1)));
   const nrm = st.truncated ? 0 : st.at(D.dnorm, t, k);
-  const bnd = st.at(D.bound, t, k);
-  line(sec, norm(N.d(t1, k1)), eq(), numNode(nrm, S), sp("0.6em"), mo("≤"), sp("0.6em"), numNode(bnd, S));
+  // a bound the response does not carry (detail "norms", or fields without it) was not computed: not "overflow"
+  const bnd = Array.isArray(D.bound) ? numNode(st.at(D.bound, t, k), S) : mtext(S.not_computed, { class: "fx-aside" });
+  line(sec, norm(N.d(t1, k1)), eq(), numNode(nrm, S), sp("0.6em"), mo("≤"), sp("0.6em"), bnd);
   if (st.truncated) note(sec, "", fill(S.trunc_closed, { K: String(st.K), d: String(t - k) }));
   // the step Jacobians involved: τ = k+2 … t+1 (1-based), jacobian_norm indices k+1 … t
   if (t > k && Array.isArray(D.jn)) {

@@ -1,7 +1,7 @@
 // BPTT Explorer page: state → POST /api/v1/bptt → every view. Plain ES modules, no build.
 
 import { computeBptt, getJSON } from "./api.js";
-import { clearErrors, initEditor, renderEditor, renderPresets, showError, toggleStep } from "./editor.js";
+import { clearErrors, errorText, initEditor, renderEditor, renderPresets, showError, toggleStep } from "./editor.js";
 import { renderFormula, CSS as FORMULA_CSS } from "./formula.js";
 import { graphFigure } from "./graph.js";
 import { apply as applyLang, lang, tr } from "./i18n.js";
@@ -47,6 +47,13 @@ const PLOTLY_ZH = {
     "Toggle Spike Lines": "切换辅助线", "Show closest data on hover": "悬停显示最近的数据",
     "Compare data on hover": "悬停比较数据", "Produced with Plotly.js": "由 Plotly.js 绘制",
     "Reset view": "重置视图", "Double-click to zoom back out": "双击恢复原始大小",
+    "Toggle show closest data on hover": "切换悬停显示最近的数据", "Box Select": "框选", "Lasso Select": "套索选择",
+    "Reset": "重置", "Reset views": "重置视图", "Download plot as JSON": "下载图表（JSON）",
+    "Preparing image - this may take a few seconds": "正在生成图片，请稍候…", "Image download succeeded": "图片已下载",
+    "Sorry, there was a problem downloading your image!": "抱歉，下载图片时出错！",
+    "JSON download succeeded": "JSON 已下载", "Sorry, there was a problem downloading your JSON file!": "抱歉，下载 JSON 时出错！",
+    "Double-click on legend to isolate one trace": "双击图例可只显示这一条曲线",
+    "Share": "分享", "Share chart": "分享图表", "Share chart...": "分享图表…", "Cancel": "取消",
   },
   format: { decimal: ".", thousands: "," },
 };
@@ -61,6 +68,8 @@ function change(mutate, opts = {}) {
     state.preset = null;
     $("preset").value = "";
     $("preset-desc").textContent = "";
+  } else {
+    renderPresets(presets, state.preset, state.lang);  // the description under the new names
   }
   changeAt = performance.now();
   renderEditor(state, resp, { rebuild: !!opts.rebuild });
@@ -87,8 +96,11 @@ async function compute() {
   inflight = null;
   if (!res.ok) {
     const placed = showError(res.error);
-    if (fromJSON) $("json-error").textContent = tr("json.refused", { msg: res.error.message });
-    refused(placed ? tr("status.error") : res.error.message, `${res.status}`);
+    if (fromJSON) {
+      $("json-error").textContent = tr("json.refused", { msg: errorText(res.error) });
+      $("json-error").title = res.error.message || "";  // the API's own sentence, on hover
+    }
+    refused(placed ? tr("status.error") : errorText(res.error), tr("status.refused.http", { status: res.status }));
     return;
   }
   fromJSON = false;
@@ -274,7 +286,7 @@ function renderCheck() {
 }
 
 function renderBanners() {
-  setBanner("banner-overflow", resp.nonfinite.length ? tr("banner.overflow", { fields: resp.nonfinite.join(", ") }) : "");
+  setBanner("banner-overflow", resp.nonfinite.length ? tr("banner.overflow", { fields: overflowWords(resp.nonfinite) }) : "");
   const info = [];
   if (resp.detail === "norms") info.push(tr("banner.norms"));
   // overflow has its own banner; the fallback to norms is said by banner.norms in the page's language
@@ -286,6 +298,22 @@ function renderBanners() {
   setBanner("banner-info", info.join(" "));
 }
 
+
+/** The response's paths that overflowed ("forward.h", "grads.W_hh"), in the page's words (the
+ *  JSON's own list is `nonfinite`). */
+function overflowWords(paths) {
+  const seen = new Set();
+  const out = [];
+  for (const p of paths) {
+    const [head, rest] = p.split(/\.(.*)/s);
+    const key = `field.${head}` + (head === "forward" ? `.${rest}` : "");
+    let words = tr(key) !== key ? tr(key) : null;
+    if (words && rest && head !== "forward") words = words.endsWith("∂") ? words + rest : `${words} ${rest}`;
+    const text = words || p;
+    if (!seen.has(text)) { seen.add(text); out.push(text); }
+  }
+  return out.join(lang() === "zh" ? "、" : ", ");
+}
 
 function setBanner(id, text) {
   const el = $(id);
@@ -347,7 +375,9 @@ const PLOT_EVENTS = {
 function onKey(e) {
   if (!resp) return;
   const tag = (e.target.tagName || "").toLowerCase();
-  if (["input", "textarea", "select"].includes(tag)) return;
+  if (["input", "textarea"].includes(tag) || e.altKey || e.ctrlKey || e.metaKey) return;
+  // a focused dropdown (just used to pick a notation or a loss) must not change the model on an
+  // arrow key meant for the selection: the arrows move (t, k); Space, Enter or Alt+↓ open it
   const { t, k } = state.sel;
   const T = resp.shapes.T;
   const moves = { ArrowLeft: [t, k - 1], ArrowRight: [t, k + 1], ArrowUp: [t - 1, k], ArrowDown: [t + 1, k], Home: [t, 0], End: [t, t] };
@@ -375,6 +405,7 @@ function loadRequest(req, presetId = null, sel = null) {
   req = whole;
   state.req = req;
   state.preset = presetId;
+  state.scaleByUser = false;  // a loaded scale is the preset's (or the link's) choice, for its m
   const mask = Array.isArray(req.loss_steps) ? req.loss_steps : null;
   const { T } = sizes(req);
   const last = req.loss_steps === "last" ? T - 1 : (mask ? mask.lastIndexOf(true) : T - 1);
@@ -392,15 +423,31 @@ function applyJSON(text) {
   try {
     req = JSON.parse(text);
   } catch (e) {
-    showError({ field: "json", message: `JSON: ${e.message}` });
+    showError({ field: "json", message: jsonErrorText(text, e), local: true });
     return;
   }
   if (!req || typeof req !== "object" || Array.isArray(req)) {
-    showError({ field: "json", message: tr("json.hint") });
+    showError({ field: "json", message: tr("json.hint"), local: true });
     return;
   }
   fromJSON = true;
   loadRequest(req);
+}
+
+/** A JSON syntax error in the page's language: the line and column (from the parser's
+ *  character position, when it gives one), not the browser's English sentence. */
+function jsonErrorText(text, e) {
+  if (lang() === "en") return `JSON: ${e.message}`;
+  const msg = e.message || "";
+  let pos = null, m;
+  if ((m = /position (\d+)/.exec(msg))) pos = Number(m[1]);
+  else if (/end of JSON input/.test(msg)) pos = text.length;
+  else if ((m = /^Unexpected token '(.)', (?:\.\.\.)?"(.*?)(?:\.\.\.)?" is not valid JSON/s.exec(msg)) && text.includes(m[2])) {
+    pos = text.indexOf(m[2]) + Math.max(0, m[2].indexOf(m[1]));  // Chromium quotes the text around the token
+  }
+  if (pos === null) return tr("json.syntax");
+  const before = text.slice(0, pos).split("\n");
+  return tr("json.syntax.at", { line: before.length, col: before[before.length - 1].length + 1 });
 }
 
 function exportCSV() {

@@ -85,8 +85,11 @@ function deltaNormData(ctx) {
   const K = resp.truncation ?? Infinity;
   const dropped = (t, k) => t - k >= K;  // truncation keeps δ_{t,k} for t − k < K only
   const at = (t, k) => `t = ${t + 1}, k = ${k + 1}<br>`;
+  // a row without a loss is 0 by definition: its own colour on either scale, not the scale's
+  // bottom colour (which on the linear scale reads as "tiny" beside small δ)
+  const noLoss = (t) => !resp.loss_steps[t];
   const z = dn.map((r, t) => r.map((v, k) => (
-    dropped(t, k) || v === null ? null : !view.log ? v : v > 0 ? Math.log10(v) : null)));
+    dropped(t, k) || v === null || (!view.log && noLoss(t)) ? null : !view.log ? v : v > 0 ? Math.log10(v) : null)));
   const text = dn.map((r, t) => r.map((v, k) => (k > t ? "" : `${at(t, k)}‖δ<sub>${t + 1},${k + 1}</sub>‖ = ${fmt(v)}`)));
   const data = [{
     type: "heatmap", z, x: steps(T), y: steps(T), text, hovertemplate: "%{text}<extra></extra>",
@@ -96,7 +99,7 @@ function deltaNormData(ctx) {
   // cells with no colour of their own: dropped by truncation, or (log scale) exactly 0
   const cut = flatLayer(T, TRUNCATED, (t, k) => dropped(t, k), (t, k) => at(t, k) + tr("hover.truncated", { d: t - k, K }));
   if (cut) data.push(cut);
-  const zero = view.log && flatLayer(T, ZERO, (t, k) => !dropped(t, k) && dn[t][k] === 0,
+  const zero = flatLayer(T, ZERO, (t, k) => !dropped(t, k) && (view.log ? dn[t][k] === 0 : noLoss(t)),
     (t, k) => at(t, k) + tr(resp.loss_steps[t] ? "hover.zero" : "hover.zero.noloss", { t: t + 1 }));
   if (zero) data.push(zero);
   const grey = overflowLayer(dn, steps(T), steps(T), (t, k) => k <= t);

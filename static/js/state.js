@@ -54,8 +54,10 @@ function perSeq(req, value, fn) {
   return isBatched(req) ? value.map((v, b) => fn(v, b)) : fn(value, 0);
 }
 
-/** Change T, n, m or p, keeping every number that still fits. */
-export function resize(req, what, value, seed = 1) {
+/** Change T, n, m or p, keeping every number that still fits. A new m draws the weights at the
+ *  default scale 1/√m unless keepScale (a scale the user typed): a preset's scale was chosen for
+ *  its own m. */
+export function resize(req, what, value, seed = 1, { keepScale = true } = {}) {
   const r = clone(req);
   const next = rng(seed * 7919 + value);
   const rnd = () => round(normal(next), 3);
@@ -70,7 +72,7 @@ export function resize(req, what, value, seed = 1) {
   if (what === "n" || what === "m" || what === "p") {
     // the weights change shape: draw them again from the seed
     const seed0 = r.init?.seed ?? 0;
-    const scale = r.init?.scale;
+    const scale = what === "m" && !keepScale ? undefined : r.init?.scale;
     delete r.params;
     r.init = { seed: seed0, hidden: nm };
     if (hasOutput(r)) r.init.outputs = np_;
