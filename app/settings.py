@@ -19,6 +19,9 @@ class Settings(BaseSettings):
     workers: int = Field(1, ge=1, description="Worker processes (bptt-explorer --workers overrides).")
     root_path: str = Field("", description="Sub-path behind a reverse proxy, e.g. /bptt.")
     log_level: str = Field("info", description="uvicorn log level: critical, error, warning, info, debug.")
+    gzip_level: int = Field(
+        0, ge=0, le=9, description="gzip level for API responses (0: off); the page's Plotly is always sent gzipped."
+    )
 
     # limits: checked before any large allocation; each error names its setting
     max_t: int = Field(1024, ge=1, description="Longest sequence T.")

@@ -526,7 +526,8 @@ def test_switching_notation_keeps_the_preset_and_its_numbers(watched, base):
     wait_render(page, n)
     after = response(page)
     assert after["notation"] == "nndl" and page.input_value("#preset") == "note-003"
-    assert page.inner_text("#preset-desc") == desc != ""
+    # the description stays, under the notation's names (NNDL: W_xh is W, W_hh is U, W_hy is V)
+    assert page.inner_text("#preset-desc") == desc.replace("W_xh", "W").replace("W_hh", "U").replace("W_hy", "V") != desc
     assert page.inner_text("#weights-mode") == "Weights given by the preset"
     assert after["delta"] == before["delta"] and after["forward"]["loss"] == before["forward"]["loss"]
     names = {c: after["names"][c] for c in before["grads"] if c in after["names"]}
@@ -817,4 +818,106 @@ def test_smaller_wording_and_control_items(watched, base):
     _load_json(page, NOTE_003 | {"detail": "norms"})
     formula = page.inner_text("#formula")
     assert "not computed" in formula and "overflow" not in formula, formula
+    assert_clean(watch)
+
+
+# ------------------------------------------------------------------ speed: what a selection redraws, what is asked
+
+def _long_body(T: int, m: int = 8, seed: int = 1) -> dict:
+    import random
+    r = random.Random(seed)
+    g = lambda: round(r.gauss(0, 1), 3)  # noqa: E731
+    return {"inputs": [[g() for _ in range(3)] for _ in range(T)], "targets": [[g() for _ in range(2)] for _ in range(T)],
+            "init": {"seed": seed, "hidden": m, "outputs": 2}}
+
+
+COUNT_REACTS = """() => {
+    window.__reacts = [];
+    if (!window.__orig) { window.__orig = Plotly.react; }
+    Plotly.react = function (el, ...a) { window.__reacts.push(el.id); return window.__orig.call(this, el, ...a); };
+}"""
+
+
+def _press_and_wait(page, key: str) -> None:
+    v = page.evaluate("() => Number(document.body.dataset.views || 0)")
+    page.keyboard.press(key)
+    page.wait_for_function("(v) => Number(document.body.dataset.views || 0) > v", arg=v)
+
+
+def test_a_selection_redraws_only_what_depends_on_it(watched, base):
+    """A move of k redraws the graph only (the ‖δ‖ heatmap's and the δ rows' frames are boxes
+    moved over the plots); a move of t adds the δ vectors of row t and the vanishing plot's
+    row, whose cloud of every (t, k) is the same object (not rebuilt, not re-sent to Plotly)."""
+    page, watch = watched
+    open_page(page, base)
+    _load_json(page, _long_body(100))
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")
+    page.evaluate(COUNT_REACTS)
+    frame = lambda: page.evaluate("() => document.querySelector('.sel-frame[data-for=\"heat-delta\"]').getBoundingClientRect().toJSON()")  # noqa: E731
+    f0 = frame()
+    _press_and_wait(page, "ArrowLeft")
+    assert page.evaluate("() => window.__reacts") == ["graph"]
+    f1 = frame()
+    assert f1["x"] < f0["x"] and f1["y"] == f0["y"], (f0, f1)  # the frame moved one column left
+    cloud = page.evaluate("() => { window.__cloud = document.getElementById('plot-vanish').data[0]; return window.__cloud.type; }")
+    assert cloud == "heatmap"  # 5050 pairs (t, k): drawn as their density, not 5050 SVG points
+    page.evaluate(COUNT_REACTS)
+    _press_and_wait(page, "ArrowUp")
+    assert sorted(page.evaluate("() => window.__reacts")) == ["graph", "heat-deltarow", "plot-vanish"]
+    assert page.evaluate("() => document.getElementById('plot-vanish').data[0] === window.__cloud")
+    assert frame()["y"] < f1["y"]
+    assert_clean(watch)
+
+
+def test_the_page_asks_only_for_the_fields_its_panels_draw(watched, base):
+    page, watch = watched
+    sent = []
+    page.on("request", lambda r: r.method == "POST" and "/api/v1/bptt" in r.url and sent.append(r.post_data_json))
+    open_page(page, base, "/?preset=classroom&hide=deltarow,formula")
+    fields = set(sent[-1]["fields"])
+    resp = response(page)
+    assert "delta" not in fields and "delta" not in resp and "dh" not in fields, fields
+    assert {"delta_norm", "forward", "grads", "grads_per_step"} <= fields and resp["grads_per_step"], fields
+    # the contributions per unrolled copy need dz and e: switching asks for them
+    n = renders(page)
+    page.select_option("#contrib-by", "copy")
+    wait_render(page, n)
+    assert {"dz", "e"} <= set(sent[-1]["fields"]) and "grads_per_step" not in sent[-1]["fields"]
+    assert page.evaluate("() => document.getElementById('heat-contrib').data[0].z.length") == resp["shapes"]["T"]
+    open_page(page, base, "/?preset=classroom")
+    assert "delta" in sent[-1]["fields"] and response(page)["delta"]
+    # the exported response is the whole one, every field
+    with page.expect_download() as dl:
+        page.click("details.menu > summary")
+        page.click("#export-response")
+    whole = json.loads(Path(dl.value.path()).read_text())
+    assert "dh" in whole and "delta" in whole and whole["delta"] == response(page)["delta"]
+    assert_clean(watch)
+
+
+def test_a_long_sequence_draws_a_window_of_steps(watched, base):
+    """T ≥ 61: the graph draws 40 steps around the selection with readable labels; ◀ ▶ move the
+    window, an arrow key brings it back; the edges are coloured on the ‖δ‖ heatmap's one scale
+    (a W_hh of 0.99 barely decays: one colour, not a rainbow relative to the row)."""
+    page, watch = watched
+    open_page(page, base)
+    assert page.get_attribute("#size-T", "max") == "1024"  # what the API allows (BPTT_MAX_T)
+    _load_json(page, _long_body(200))
+    xr = lambda: page.evaluate("() => document.getElementById('graph').layout.xaxis.range")  # noqa: E731
+    lo, hi = xr()
+    assert hi - lo < 43 and hi > 199, (lo, hi)
+    assert "161–200" in page.inner_text("#graph-range"), page.inner_text("#graph-range")
+    colours = page.evaluate("() => document.getElementById('graph').data.filter((d) => d.mode === 'lines' && d.line.width > 2).length")
+    assert colours >= 1  # the paths of the selected loss are drawn
+    page.click("#graph-prev")
+    page.wait_for_function("(hi) => document.getElementById('graph').layout.xaxis.range[1] < hi", arg=hi)
+    assert "141–180" in page.inner_text("#graph-range")
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_function("(hi) => document.getElementById('graph').layout.xaxis.range[1] >= hi", arg=hi)
+    body = {"activation": "identity", "inputs": [[1.0]] * 20, "targets": [[0.0]] * 20, "h0": [0.0],
+            "params": {"W_xh": [[0.1]], "W_hh": [[0.99]], "b_h": [0.0], "W_hy": [[1.0]], "b_y": [0.0]}}
+    _load_json(page, body)
+    widths = page.evaluate("() => document.getElementById('graph').data.filter((d) => d.mode === 'lines' && d.line.width > 2).map((d) => d.line.color)")
+    assert len(widths) == 1, widths  # one colour: the row decays by 0.99 a step (relative to the row it was five)
     assert_clean(watch)

@@ -413,10 +413,15 @@ const resized = typeof ResizeObserver === "undefined" ? null
   : new ResizeObserver((entries) => { for (const e of entries) e.target.querySelectorAll(ROWS).forEach(markRow); });
 
 function markOverflow(panel) {
-  for (const row of panel.querySelectorAll(ROWS)) {
-    markRow(row);
+  const rows = [...panel.querySelectorAll(ROWS)];
+  // every size read first, then every class written: one layout, not one per row
+  const sizes = rows.map((row) => [row.scrollWidth - row.clientWidth, row.scrollLeft]);
+  rows.forEach((row, i) => {
+    const [more, left] = sizes[i];
+    row.classList.toggle("fx-more-l", more > 1 && left > 1);
+    row.classList.toggle("fx-more-r", more > 1 && left < more - 1);
     row.addEventListener("scroll", () => markRow(row), { passive: true });
-  }
+  });
   // folds opened later: their rows get their size only then
   for (const d of panel.querySelectorAll("details")) {
     d.addEventListener("toggle", () => d.querySelectorAll(ROWS).forEach(markRow));

@@ -4,16 +4,37 @@
 // flows into z_k (blue) and out of h_k (orange).
 
 import { tr } from "./i18n.js";
+import { logRange } from "./plots.js";
 import { fmt, subName } from "./util.js";
 
 const ROW = { x: 0, h: 1, y: 2, L: 3 };
 const C = { x: "#4c78a8", h: "#1f4e79", y: "#54a24b", L: "#d1495b", off: "#c4c9d0", base: "#d5dae1", in: "#2b83ba", out: "#f28e2b" };
 // viridis stops for the edge colours (colour-blind safe)
 const VIRIDIS = ["#440154", "#3b528b", "#21918c", "#5ec962", "#fde725"];
+/** Longer sequences are drawn as a window of this many steps (labels stay readable, and a
+ *  selection redraws about 50 columns, not T). */
+export const WINDOW = 40;
+const WINDOW_FROM = 61;
+
+/** The steps the graph draws, 1-based [lo, hi]: all of them up to T = 60; beyond, a window of
+ *  WINDOW steps that holds the selected step k (and the loss t when they fit together), or
+ *  starts at `from` (the ◀ ▶ buttons) when given. */
+export function graphWindow(T, t, k, from = null) {
+  if (T < WINDOW_FROM) return [1, T];
+  const W = WINDOW;
+  let lo;
+  if (from !== null && from !== undefined) lo = from;
+  else if (t - k < W - 1) lo = Math.max(1, t + 2 - W);  // the path from L_t back to k, whole
+  else lo = k + 1 - Math.floor(W / 2);  // k far from t: centred on k
+  lo = Math.min(Math.max(1, lo), T - W + 1);
+  return [lo, lo + W - 1];
+}
 
 export function graphFigure(ctx) {
   const { resp, sel, names, seq } = ctx;
   const T = resp.shapes.T;
+  const [lo, hi] = graphWindow(T, sel.t, sel.k, ctx.view?.graphFrom);
+  const inWin = (s) => s >= lo - 1 && s <= hi;  // columns lo − 1 … hi: h_{lo−1} feeds step lo
   const out = resp.shapes.p !== null;
   const Lrow = out ? ROW.L : ROW.y;
   const mask = resp.loss_steps;
@@ -24,7 +45,7 @@ export function graphFigure(ctx) {
 
   // base edges
   const bx = [], by = [];
-  for (let t = 1; t <= T; t++) {
+  for (let t = lo; t <= hi; t++) {
     seg(bx, by, t, ROW.x, t, ROW.h);
     seg(bx, by, t - 1, ROW.h, t, ROW.h);
     if (out) { seg(bx, by, t, ROW.h, t, ROW.y); seg(bx, by, t, ROW.y, t, ROW.L); } else seg(bx, by, t, ROW.h, t, Lrow);
@@ -35,18 +56,19 @@ export function graphFigure(ctx) {
   const t = sel.t;
   if (mask[t]) {
     const row = dn[t].slice(0, t + 1);
-    const finite = row.filter((v) => v !== null && v > 0);
-    const hi = Math.max(...finite, 1e-300), lo = Math.min(...finite, hi);
-    const span = Math.max(Math.log10(hi) - Math.log10(lo), 1e-9);
+    // the colours of the ‖δ‖ heatmap (log scale): one scale for every (t, k), so a row that
+    // barely decays (W_hh = 0.99) looks uniform, not like strong vanishing
+    const [llo, lhi] = logRange(resp, dn, sel.b ?? 0) || [0, 0];
+    const span = Math.max(lhi - llo, 1e-9);
     const buckets = VIRIDIS.map(() => ({ x: [], y: [] }));
-    const level = (v) => (v === null || !(v > 0) ? -1 : Math.min(4, Math.floor(((Math.log10(v) - Math.log10(lo)) / span) * 4.999)));
-    for (let k = 0; k <= t; k++) {
+    const level = (v) => (v === null || !(v > 0) ? -1 : Math.max(0, Math.min(4, Math.floor(((Math.log10(v) - llo) / span) * 4.999))));
+    for (let k = Math.max(0, lo - 1); k <= Math.min(t, hi - 1); k++) {
       const b = level(row[k]);
       if (b < 0) continue;
       seg(buckets[b].x, buckets[b].y, k, ROW.h, k + 1, ROW.h); // h_k → h_{k+1} carries δ_{t,k+1}
       seg(buckets[b].x, buckets[b].y, k + 1, ROW.x, k + 1, ROW.h); // into the copy of W_xh at step k+1
     }
-    const top = level(row[t]);
+    const top = t + 1 <= hi ? level(row[t]) : -1;
     if (top >= 0) {
       if (out) { seg(buckets[top].x, buckets[top].y, t + 1, ROW.h, t + 1, ROW.y); seg(buckets[top].x, buckets[top].y, t + 1, ROW.y, t + 1, ROW.L); }
       else seg(buckets[top].x, buckets[top].y, t + 1, ROW.h, t + 1, Lrow);
@@ -55,11 +77,13 @@ export function graphFigure(ctx) {
       if (bk.x.length) traces.push({ x: bk.x, y: bk.y, mode: "lines", line: { color: VIRIDIS[i], width: 2 + i * 1.6 }, hoverinfo: "skip", showlegend: false });
     });
     // hover points on the path: the value of ‖δ_{t,k}‖
+    const ks = [];
+    for (let k = Math.max(0, lo - 1); k <= Math.min(t, hi - 1); k++) ks.push(k);
     traces.push({
-      x: row.map((_, k) => k + 0.5), y: row.map(() => ROW.h), mode: "markers",
+      x: ks.map((k) => k + 0.5), y: ks.map(() => ROW.h), mode: "markers",
       marker: { size: 14, color: "rgba(0,0,0,0)" }, showlegend: false,
-      hovertemplate: row.map((v, k) => `‖δ<sub>${t + 1},${k + 1}</sub>‖ = ${fmt(v)}<extra></extra>`),
-      customdata: row.map((_, k) => ["k", k]),
+      hovertemplate: ks.map((k) => `‖δ<sub>${t + 1},${k + 1}</sub>‖ = ${fmt(row[k])}<extra></extra>`),
+      customdata: ks.map((k) => ["k", k]),
     });
   }
   // what flows into z_k and out of h_k
@@ -74,11 +98,12 @@ export function graphFigure(ctx) {
 
   // nodes
   const hName = names.h === "a" ? "a" : "h";
-  const labels = T <= 16;
-  // long sequences: label the first, the selected, every d-th and the last column, d such that
-  // about 25 labels at most share the width (every 5th up to T = 125, then every 10th, 25th, …)
-  const d = [5, 10, 25, 50, 100, 250].find((n) => T / n <= 25) || 500;
-  const shownAt = (s) => labels || s === 0 || s === 1 || s === T || s % d === 0 || s === t + 1 || s === k + 1;
+  const ncols = hi - lo + 1;
+  const labels = ncols <= 16;
+  // many columns: label the first, the selected, every d-th and the last column, d such that
+  // about 25 labels at most share the width (every 5th of the window's 40 steps)
+  const d = [5, 10, 25].find((n) => ncols / n <= 25) || 50;
+  const shownAt = (s) => labels || s === lo - 1 || s === lo || s === hi || s % d === 0 || s === t + 1 || s === k + 1;
   const h = seq(resp.forward.h);
   const vec = (v) => (v ? `[${v.slice(0, 4).map((x) => fmt(x, 3)).join(", ")}${v.length > 4 ? ", …" : ""}]` : "");
   const node = (name, row, color, xs, text, hover, custom, extra = {}) => traces.push({
@@ -87,11 +112,12 @@ export function graphFigure(ctx) {
     textfont: { color: labels ? "#fff" : "#1d232b", size: labels ? 11 : 9 }, marker: { size: labels ? 26 : 10, color, line: { width: 0 } },
     hovertemplate: hover.map((s) => `${s}<extra></extra>`), customdata: custom, showlegend: false, ...extra,
   });
-  const steps = Array.from({ length: T }, (_, i) => i + 1);
+  const steps = Array.from({ length: ncols }, (_, i) => lo + i);
   const x = seq(ctx.req.inputs);
   node(tr("legend.x"), ROW.x, C.x, steps, steps.map((s) => `x${s}`), steps.map((s) => `x<sub>${s}</sub> = ${vec(x?.[s - 1])}`), steps.map((s) => ["k", s - 1]));
-  node(tr("legend.h"), ROW.h, C.h, [0, ...steps], [0, ...steps].map((s) => `${hName}${s}`),
-    [0, ...steps].map((s) => `${hName}<sub>${s}</sub> = ${s === 0 ? vec(ctx.h0) : vec(h[s - 1])}`), [0, ...steps].map((s) => ["k", Math.max(0, s - 1)]));
+  const hs = [lo - 1, ...steps];
+  node(tr("legend.h"), ROW.h, C.h, hs, hs.map((s) => `${hName}${s}`),
+    hs.map((s) => `${hName}<sub>${s}</sub> = ${s === 0 ? vec(ctx.h0) : vec(h[s - 1])}`), hs.map((s) => ["k", Math.max(0, s - 1)]));
   if (out) {
     const yh = seq(resp.forward.y_hat);
     node(tr("legend.y"), ROW.y, C.y, steps, steps.map((s) => `ŷ${s}`), steps.map((s) => `ŷ<sub>${s}</sub> = ${vec(yh[s - 1])}`), steps.map((s) => ["t", s - 1]));
@@ -100,22 +126,28 @@ export function graphFigure(ctx) {
   node(tr("legend.L"), Lrow, steps.map((s) => (mask[s - 1] ? C.L : C.off)), steps, steps.map((s) => `L${s}`),
     steps.map((s) => (mask[s - 1] ? `L<sub>${s}</sub> = ${fmt(lt[s - 1])}` : tr("legend.L.off"))), steps.map((s) => ["t", s - 1]),
     { meta: "loss" });
-  // selection rings
+  // selection rings (the loss only when it is in the window)
+  const ring = inWin(t + 1) ? [[t + 1, Lrow, "#111"], [k + 1, ROW.h, C.in]] : [[k + 1, ROW.h, C.in]];
   traces.push({
-    x: [t + 1, k + 1], y: [Lrow, ROW.h], mode: "markers", hoverinfo: "skip", showlegend: false,
-    marker: { size: labels ? 36 : 20, color: "rgba(0,0,0,0)", line: { width: 3, color: ["#111", C.in] } },
+    x: ring.map((r) => r[0]), y: ring.map((r) => r[1]), mode: "markers", hoverinfo: "skip", showlegend: false,
+    marker: { size: labels ? 36 : 20, color: "rgba(0,0,0,0)", line: { width: 3, color: ring.map((r) => r[2]) } },
   });
 
   // weight names on the edges of the selected step k (every step's when T is small)
-  const every = T <= 6;
+  const every = ncols <= 6;
   for (const s of every ? steps : [k + 1]) {
     annotations.push(label(s, 0.5, subName(names.W_xh)));
     annotations.push(label(s - 0.5, ROW.h + 0.22, subName(names.W_hh), 0));
     if (out) annotations.push(label(s, 1.5, subName(names.W_hy)));
   }
+  // a window of a longer sequence: say what lies beyond its edges
+  const edge = (x, text, anchor) => annotations.push({ x, y: Lrow, text, showarrow: false, xanchor: anchor,
+    font: { size: 11, color: "#5b6573" } });
+  if (t + 1 > hi) edge(hi + 0.55, `→ L${t + 1}`, "left");
+  if (lo > 1) edge(lo - 1 - 0.55, "…", "right");
   const layout = {
-    margin: { l: 10, r: 10, t: 6, b: 6 }, dragmode: false, hovermode: "closest",
-    xaxis: { visible: false, range: [-0.6, T + 0.6], fixedrange: true },
+    margin: { l: 10, r: lo > 1 || t + 1 > hi ? 36 : 10, t: 6, b: 6 }, dragmode: false, hovermode: "closest",
+    xaxis: { visible: false, range: [lo - 1 - 0.6, hi + 0.6], fixedrange: true },
     yaxis: { visible: false, range: [-0.5, Lrow + 0.5], fixedrange: true },
     annotations, plot_bgcolor: "#fff", paper_bgcolor: "#fff", showlegend: false,
   };

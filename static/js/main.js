@@ -3,9 +3,9 @@
 import { computeBptt, getJSON } from "./api.js";
 import { clearErrors, errorText, initEditor, renderEditor, renderPresets, showError, toggleStep } from "./editor.js";
 import { renderFormula, CSS as FORMULA_CSS } from "./formula.js";
-import { graphFigure } from "./graph.js";
+import { graphFigure, graphWindow, WINDOW } from "./graph.js";
 import { apply as applyLang, lang, tr } from "./i18n.js";
-import { contribFigure, deltaNormFigure, deltaRowFigure, gradsFigure, hiddenFigure, paramList, vanishFigure, vanishReading } from "./plots.js";
+import { FRAMES, contribFigure, deltaNormFigure, deltaRowFigure, gradsFigure, hiddenFigure, paramList, vanishFigure, vanishReading } from "./plots.js";
 import { defaultView, h0Of, readURL, setNotations, sizes, writeURL } from "./state.js";
 import { clone, debounce, download, fmt } from "./util.js";
 
@@ -78,6 +78,27 @@ function change(mutate, opts = {}) {
 
 const scheduleCompute = debounce(() => compute(), DEBOUNCE_MS);
 
+const shown = (panel) => !$(`panel-${panel}`)?.classList.contains("hidden-by-link");
+
+/** The response fields the panels on the page draw (the API computes and sends only these: at
+ *  T = 256 the δ table alone is most of the response). Always: the weights (the editor's
+ *  grids), the forward pass and ‖δ‖ (the graph, the heatmap), the clipping report and the
+ *  diagnostics (the vanishing panel, its reading). */
+function neededFields() {
+  const f = new Set(["params", "forward", "delta_norm", "eps_tt", "clip", "diagnostics"]);
+  if (shown("deltarow") || shown("formula")) f.add("delta");
+  if (shown("formula")) for (const x of ["e", "grads", "grads_unclipped"]) f.add(x);
+  if (shown("grads")) f.add("grads");
+  if (shown("contrib")) {
+    f.add("grads");  // its parameter list
+    if (state.view.contribBy === "copy") { f.add("dz"); f.add("e"); } else f.add("grads_per_step");
+  }
+  return [...f];
+}
+
+/** Whether the last response lacks a field the page now needs (a view option changed). */
+const lacks = () => !!resp && neededFields().some((f) => !(f in resp));
+
 async function compute() {
   if (inflight) inflight.abort();
   const ctl = new AbortController();
@@ -86,7 +107,7 @@ async function compute() {
   $("status").textContent = tr("status.computing");
   let res;
   try {
-    res = await computeBptt(body, ctl.signal);
+    res = await computeBptt({ ...body, fields: neededFields() }, ctl.signal);
   } catch (e) {
     if (e.name === "AbortError") return;
     $("status").textContent = tr("status.offline");
@@ -166,25 +187,59 @@ async function react(id, fig) {
   });
   // a plot's clicks are bound once it exists: a plot hidden by ?hide= is never drawn, and the
   // others must not depend on it
-  if (PLOT_EVENTS[id] && !el.dataset.bound) {
+  if (!el.dataset.bound) {
     el.dataset.bound = "1";
-    el.on("plotly_click", PLOT_EVENTS[id]);
+    if (PLOT_EVENTS[id]) el.on("plotly_click", PLOT_EVENTS[id]);
+    if (FRAMES[id]) el.on("plotly_afterplot", () => placeFrame(id));  // resized, redrawn: the frame follows
   }
 }
 
-/** Every plot: element id → figure; the first four depend on the selection. */
+/** Every plot: element id → figure. */
 const FIGURES = {
   "graph": graphFigure, "heat-delta": deltaNormFigure, "heat-deltarow": deltaRowFigure, "plot-vanish": vanishFigure,
   "heat-hidden": hiddenFigure, "heat-grads": gradsFigure, "heat-contrib": contribFigure,
 };
-const SELECTION_FIGURES = ["graph", "heat-delta", "heat-deltarow", "plot-vanish"];
+/** What a new selection redraws: the graph on any move, the δ vectors of row t and the
+ *  vanishing plot's row t when t moves; the ‖δ‖ heatmap's and the δ rows' frames are boxes
+ *  over the plots (placeFrame), moved without a Plotly redraw. */
+const ON_T = ["graph", "heat-deltarow", "plot-vanish"];
+const ON_K = ["graph"];
 
 async function redraw(ids) {
   const c = ctx();
   await Promise.all(ids.map((id) => react(id, FIGURES[id](c))));
+  placeFrames();
   renderSelectionText(c);
+  renderGraphWindow();
   renderFormulaPanel();
   return c;
+}
+
+/** A box over heatmap id around the selection (FRAMES), placed from Plotly's axes. */
+function placeFrame(id) {
+  const gd = $(id);
+  const fl = gd?._fullLayout;
+  if (!fl?.xaxis || !gd.closest || gd.closest(".hidden-by-link")) return;
+  let box = gd.parentElement.querySelector(`.sel-frame[data-for="${id}"]`);
+  if (!box) {
+    box = document.createElement("div");
+    box.dataset.for = id;
+    gd.parentElement.classList.add("framed");
+    gd.after(box);
+  }
+  const f = FRAMES[id](state.sel);
+  const xa = fl.xaxis, ya = fl.yaxis, size = fl._size;
+  const left = f.x0 === null ? size.l : size.l + Math.min(xa.l2p(f.x0), xa.l2p(f.x1));
+  const right = f.x0 === null ? size.l + size.w : size.l + Math.max(xa.l2p(f.x0), xa.l2p(f.x1));
+  const top = size.t + Math.min(ya.l2p(f.y0), ya.l2p(f.y1));
+  const bottom = size.t + Math.max(ya.l2p(f.y0), ya.l2p(f.y1));
+  box.className = `sel-frame ${f.cls}`;
+  Object.assign(box.style, { left: `${gd.offsetLeft + left}px`, top: `${gd.offsetTop + top}px`,
+    width: `${Math.max(2, right - left)}px`, height: `${Math.max(2, bottom - top)}px` });
+}
+
+function placeFrames() {
+  for (const id of Object.keys(FRAMES)) placeFrame(id);
 }
 
 async function renderAll() {
@@ -196,11 +251,13 @@ async function renderAll() {
   renderNotes();
 }
 
-async function renderSelection() {
-  await redraw(SELECTION_FIGURES);
-  await writeURL(state);
+async function renderSelection(tMoved) {
+  await redraw(tMoved ? ON_T : ON_K);
   markViewed();
+  scheduleURL();  // off the critical path: deflating the state is 50–100 ms at T = 256
 }
+
+const scheduleURL = debounce(() => writeURL(state), 250);
 
 function renderFormulaPanel() {
   try {
@@ -208,6 +265,25 @@ function renderFormulaPanel() {
   } catch (e) {
     console.error("formula panel", e);
   }
+}
+
+/** The graph's window of steps (T > 60): where it is, and ◀ ▶ to move it by half a window. */
+function renderGraphWindow() {
+  const T = resp.shapes.T;
+  const [lo, hi] = graphWindow(T, state.sel.t, state.sel.k, state.view.graphFrom);
+  $("graph-window").hidden = lo === 1 && hi === T;
+  $("graph-range").textContent = tr("graph.range", { lo, hi, T });
+  $("graph-prev").disabled = lo === 1;
+  $("graph-next").disabled = hi === T;
+}
+
+function moveGraphWindow(dir) {
+  if (!resp) return;
+  const [lo] = graphWindow(resp.shapes.T, state.sel.t, state.sel.k, state.view.graphFrom);
+  state.view.graphFrom = Math.max(1, Math.min(resp.shapes.T - WINDOW + 1, lo + dir * (WINDOW / 2)));
+  react("graph", graphFigure(ctx()));
+  renderGraphWindow();
+  writeURL(state);
 }
 
 function renderSelectionText(c) {
@@ -340,13 +416,14 @@ function renderContribOptions() {
 
 function select(t, k, b) {
   if (!resp) return;
+  const t0 = state.sel.t;
   if (b !== null && b !== undefined) state.sel.b = b;
   if (t !== null && t !== undefined) state.sel.t = t;
   if (k !== null && k !== undefined) state.sel.k = k;
   if (k !== null && k !== undefined && state.sel.k > state.sel.t) state.sel.t = state.sel.k;
   clampSelection();
   if (b !== null && b !== undefined) { renderEditor(state, resp, { rebuild: true }); renderAll(); return; }
-  renderSelection();
+  renderSelection(state.sel.t !== t0);
 }
 
 /** The plots a click selects in: element id → plotly_click handler (bound by react()). */
@@ -367,6 +444,7 @@ const PLOT_EVENTS = {
     const p = ev.points?.[0];
     if (!p) return;
     const t = p.y - 1, k = p.x - 1;
+    state.view.graphFrom = null;
     if (k <= t) select(t, k);
   },
   "heat-deltarow": (ev) => { const p = ev.points?.[0]; if (p) select(null, p.y - 1); },
@@ -387,6 +465,7 @@ function onKey(e) {
   let [nt, nk] = mv;
   nt = Math.min(Math.max(nt, 0), T - 1);
   nk = Math.min(Math.max(nk, 0), nt);
+  state.view.graphFrom = null;  // the graph's window follows the selection again
   select(nt, nk);
 }
 
@@ -529,12 +608,24 @@ async function start() {
   $("lang").addEventListener("click", () => setLang(lang() === "zh" ? "en" : "zh"));
   $("share").addEventListener("click", share);
   $("export-request").addEventListener("click", () => download("bptt-request.json", JSON.stringify(state.req, null, 1)));
-  $("export-response").addEventListener("click", () => resp && download("bptt-response.json", JSON.stringify(resp)));
+  // the whole response, every field (the page's own carries only what its panels draw)
+  $("export-response").addEventListener("click", async () => {
+    if (!sentReq) return;
+    const res = await computeBptt(sentReq);
+    if (res.ok) download("bptt-response.json", JSON.stringify(res.data));
+  });
   $("export-csv").addEventListener("click", exportCSV);
   $("delta-log").addEventListener("change", (e) => { state.view.log = e.target.checked; if (resp) renderAll(); });
   $("contrib-param").addEventListener("change", (e) => { state.view.contribParam = e.target.value; react("heat-contrib", contribFigure(ctx())); writeURL(state); });
-  $("contrib-by").addEventListener("change", (e) => { state.view.contribBy = e.target.value; react("heat-contrib", contribFigure(ctx())); writeURL(state); });
+  $("contrib-by").addEventListener("change", (e) => {
+    state.view.contribBy = e.target.value;
+    if (lacks()) { changeAt = performance.now(); compute(); return; }  // per copy needs dz and e
+    react("heat-contrib", contribFigure(ctx()));
+    writeURL(state);
+  });
   $("delta-log").checked = state.view.log;
+  $("graph-prev").addEventListener("click", () => moveGraphWindow(-1));
+  $("graph-next").addEventListener("click", () => moveGraphWindow(1));
   document.addEventListener("keydown", onKey);
   if (url.req) loadRequest(url.req, url.preset, url.sel);
   else await loadPreset(url.preset && presets.some((p) => p.id === url.preset) ? url.preset : presets[0]?.id);

@@ -54,6 +54,24 @@ function flatLayer(T, color, which, label) {
   return maskLayer(T, T, steps(T), steps(T), color, (t, k) => k <= t && which(t, k), "%{text}<extra></extra>", label);
 }
 
+/** [min, max] of log₁₀‖δₜ,ₖ‖ over the lower triangle (finite, > 0, kept by truncation): the
+ *  colour range of the ‖δ‖ heatmap and of the graph's edges, so both say the same thing (one
+ *  scale for every (t, k), not one per row); null when there is no such number. */
+const logRanges = new WeakMap();
+export function logRange(resp, dn, b = 0) {
+  const c = logRanges.get(resp);
+  if (c?.b === b) return c.range;
+  const K = resp.truncation ?? Infinity;
+  let lo = Infinity, hi = -Infinity;
+  for (let t = 0; t < dn.length; t++) for (let k = Math.max(0, t - K + 1); k <= t; k++) {
+    const v = dn[t][k];
+    if (v !== null && v > 0) { const l = Math.log10(v); if (l < lo) lo = l; if (l > hi) hi = l; }
+  }
+  const range = lo <= hi ? [lo, hi] : null;
+  logRanges.set(resp, { b, range });
+  return range;
+}
+
 // the ‖δ‖ heatmap's traces depend on the response, the sequence, the scale and the language,
 // not on the selection (only its frame moves): built once per response and reused, so a click
 // or an arrow key costs a moved rectangle (T = 1024 with truncation: ~1.3 s to build), and
@@ -73,10 +91,18 @@ export function deltaNormFigure(ctx) {
   const layout = base({
     xaxis: { title: { text: tr("axis.step.k") }, dtick: tick(T), constrain: "domain" },
     yaxis: { title: { text: tr("axis.step.t") }, autorange: "reversed", dtick: tick(T) },
-    shapes: [{ type: "rect", x0: sel.k + 0.5, x1: sel.k + 1.5, y0: sel.t + 0.5, y1: sel.t + 1.5, line: { color: "#d1495b", width: 2.5 } }],
   });
   return { data, layout };
 }
+
+/** The frame around the selection in a heatmap, in data coordinates (x: null = the whole
+ *  width): drawn by the page as a box over the plot (main.js placeFrame), so a selection that
+ *  moves only the frame costs no Plotly redraw (a shape in the layout re-renders the whole
+ *  heatmap: 50–400 ms at T = 256). */
+export const FRAMES = {
+  "heat-delta": (sel) => ({ x0: sel.k + 0.5, x1: sel.k + 1.5, y0: sel.t + 0.5, y1: sel.t + 1.5, cls: "frame-cell" }),
+  "heat-deltarow": (sel) => ({ x0: null, x1: null, y0: sel.k + 0.5, y1: sel.k + 1.5, cls: "frame-row" }),
+};
 
 function deltaNormData(ctx) {
   const { resp, seq, view } = ctx;
@@ -91,8 +117,10 @@ function deltaNormData(ctx) {
   const z = dn.map((r, t) => r.map((v, k) => (
     dropped(t, k) || v === null || (!view.log && noLoss(t)) ? null : !view.log ? v : v > 0 ? Math.log10(v) : null)));
   const text = dn.map((r, t) => r.map((v, k) => (k > t ? "" : `${at(t, k)}‖δ<sub>${t + 1},${k + 1}</sub>‖ = ${fmt(v)}`)));
+  const range = view.log ? logRange(resp, dn, ctx.sel.b ?? 0) : null;
   const data = [{
     type: "heatmap", z, x: steps(T), y: steps(T), text, hovertemplate: "%{text}<extra></extra>",
+    ...(range && range[1] > range[0] ? { zmin: range[0], zmax: range[1] } : {}),
     colorscale: "Viridis", colorbar: { title: { text: view.log ? "log₁₀‖δ‖" : "‖δ‖", side: "right" }, thickness: 10 },
     hoverongaps: false,
   }];
@@ -128,7 +156,6 @@ export function deltaRowFigure(ctx) {
     data, layout: base({
       xaxis: { title: { text: tr("axis.unit") }, dtick: tick(m) },
       yaxis: { title: { text: `${tr("axis.step.k")} (t = ${t + 1})` }, autorange: "reversed", dtick: tick(t) },
-      shapes: [{ type: "rect", xref: "paper", x0: 0, x1: 1, y0: sel.k + 0.5, y1: sel.k + 1.5, line: { color: "#2b83ba", width: 2 } }],
     }),
   };
 }
@@ -268,16 +295,53 @@ function deltaBoundRow(ctx, t) {
   return row.map((v) => (Number.isFinite(v) ? v : null));
 }
 
+/** Up to this many pairs (t, k) the vanishing plot draws each as a point; beyond (T > 48),
+ *  their density: one SVG point each would cost a second or more per redraw at T = 256. */
+const CLOUD_POINTS = 1200;
+const DENSITY_BINS = 40;
+// the cloud of every (t, k) depends on the response, the sequence and the language, not on the
+// selection: built once, and the same arrays handed to Plotly.react
+const vanishClouds = new WeakMap();
+
+function vanishCloud(ctx) {
+  const { resp, seq } = ctx;
+  const key = `${ctx.sel.b ?? 0}|${ctx.lang}`;
+  const cached = vanishClouds.get(resp);
+  if (cached?.key === key) return cached;
+  const dn = seq(resp.delta_norm);
+  const T = resp.shapes.T;
+  const ax = [], ay = [];
+  for (let t = 0; t < T; t++) for (let k = 0; k <= t; k++) {
+    const v = dn[t][k];
+    if (v !== null && v > 0) { ax.push(t - k); ay.push(v); }
+  }
+  let trace;
+  if (ax.length <= CLOUD_POINTS) {
+    const at = ax.map((d, i) => `t − k = ${d}: ${fmt(ay[i])}`);
+    trace = { x: ax, y: ay, text: at, mode: "markers", name: tr("vanish.all"), marker: { size: 5, color: "#b8c0cc" }, hovertemplate: "%{text}<extra></extra>" };
+  } else {
+    // a 2-D histogram on the log axis: columns t − k, rows of equal width in log₁₀‖δ‖
+    let lo = Infinity, hi = -Infinity;
+    const ly = ay.map((v) => { const l = Math.log10(v); lo = Math.min(lo, l); hi = Math.max(hi, l); return l; });
+    const w = hi > lo ? (hi - lo) / DENSITY_BINS : 1;
+    const z = Array.from({ length: DENSITY_BINS }, () => new Array(T).fill(null));
+    ly.forEach((l, i) => { const r = Math.min(DENSITY_BINS - 1, Math.floor((l - lo) / w)); z[r][ax[i]] = (z[r][ax[i]] || 0) + 1; });
+    const y = Array.from({ length: DENSITY_BINS }, (_, r) => 10 ** (lo + (r + 0.5) * w));
+    trace = { type: "heatmap", x: Array.from({ length: T }, (_, d) => d), y, z, name: tr("vanish.all"), showscale: false,
+      colorscale: [[0, "#dfe3e9"], [1, "#6f7b8a"]], hoverongaps: false,
+      hovertemplate: `t − k = %{x}, ‖δ‖ ≈ %{y:.2g}: %{z} ${tr("vanish.pairs")}<extra></extra>` };
+  }
+  const out = { key, trace, n: ax.length, density: trace.type === "heatmap" };
+  vanishClouds.set(resp, out);
+  return out;
+}
+
 /** ‖δ_{t,k}‖ against t − k on a log axis, the selected row, and its bound from ‖J_k‖. */
 export function vanishFigure(ctx) {
   const { resp, sel, seq } = ctx;
   const dn = seq(resp.delta_norm);
   const T = resp.shapes.T;
-  const ax = [], ay = [], at = [];
-  for (let t = 0; t < T; t++) for (let k = 0; k <= t; k++) {
-    const v = dn[t][k];
-    if (v !== null && v > 0) { ax.push(t - k); ay.push(v); at.push(`t = ${t + 1}, k = ${k + 1}: ${fmt(v)}`); }
-  }
+  const cloud = vanishCloud(ctx);
   const t = sel.t;
   const boundRow = deltaBoundRow(ctx, t);
   const sx = [], sy = [], bx = [], byv = [];
@@ -288,10 +352,12 @@ export function vanishFigure(ctx) {
     if (b !== null && b > 0) { bx.push(t - k); byv.push(b); }
   }
   const data = [
-    { x: ax, y: ay, text: at, mode: "markers", name: tr("vanish.all"), marker: { size: 5, color: "#b8c0cc" }, hovertemplate: "%{text}<extra></extra>" },
+    cloud.trace,
+    // the density has no legend entry of its own: a marker stands for it
+    ...(cloud.density ? [{ x: [null], y: [null], mode: "markers", name: tr("vanish.all.density"), marker: { size: 8, symbol: "square", color: "#9aa4b1" }, hoverinfo: "skip" }] : []),
     { x: bx, y: byv, mode: "lines", name: tr("vanish.bound"), line: { color: "#f28e2b", dash: "dash", width: 2 }, hovertemplate: `${tr("hover.bound")} %{y:.4g}<extra></extra>` },
     { x: sx, y: sy, mode: "lines+markers", name: `${tr("vanish.selected")} (t = ${t + 1})`, line: { color: "#1f4e79", width: 2 }, marker: { size: 7 },
-      hovertemplate: `‖δ<sub>${t + 1},k</sub>‖ at t − k = %{x}: %{y:.4g}<extra></extra>` },
+      hovertemplate: `t − k = %{x}: ‖δ<sub>${t + 1},k</sub>‖ = %{y:.4g}<extra></extra>` },
   ];
   const layout = base({
     margin: { l: 56, r: 10, t: 8, b: 40 },
@@ -299,7 +365,7 @@ export function vanishFigure(ctx) {
     yaxis: { title: { text: tr("axis.norm") }, type: "log", exponentformat: "power", nticks: 6 },
     legend: { orientation: "h", y: -0.25, font: { size: 10 } },
   });
-  if (!ay.length && !byv.length) {  // nothing above 0: say so instead of empty log axes
+  if (!cloud.n && !byv.length) {  // nothing above 0: say so instead of empty log axes
     layout.yaxis.visible = false;
     layout.annotations = [{ text: tr("vanish.empty"), showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.6,
       font: { size: 12 } }];
