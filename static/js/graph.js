@@ -97,7 +97,7 @@ export function graphFigure(ctx) {
   traces.push({ x: ox, y: oy, mode: "lines", line: { color: C.out, width: 2, dash: "dot" }, hoverinfo: "skip", showlegend: false });
 
   // nodes
-  const hName = names.h === "a" ? "a" : "h";
+  const hName = names.h || "h";
   const ncols = hi - lo + 1;
   const labels = ncols <= 16;
   // many columns: label the first, the selected, every d-th and the last column, d such that

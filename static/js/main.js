@@ -3,6 +3,7 @@
 import { computeBptt, getJSON } from "./api.js";
 import { clearErrors, errorText, initEditor, renderEditor, renderPresets, showError, toggleStep } from "./editor.js";
 import { renderFormula, CSS as FORMULA_CSS } from "./formula.js";
+import { renderSteps } from "./steps.js";
 import { graphFigure, graphWindow, WINDOW } from "./graph.js";
 import { apply as applyLang, lang, tr } from "./i18n.js";
 import { FRAMES, contribFigure, deltaNormFigure, deltaRowFigure, gradsFigure, hiddenFigure, paramList, vanishFigure, vanishReading } from "./plots.js";
@@ -89,6 +90,7 @@ function neededFields() {
   if (shown("deltarow") || shown("formula")) f.add("delta");
   if (shown("formula")) for (const x of ["e", "grads", "grads_unclipped"]) f.add(x);
   if (shown("grads")) f.add("grads");
+  if (shown("steps")) for (const x of ["e", "dh", "dz", "grads"]) f.add(x);
   if (shown("contrib")) {
     f.add("grads");  // its parameter list
     if (state.view.contribBy === "copy") { f.add("dz"); f.add("e"); } else f.add("grads_per_step");
@@ -170,12 +172,19 @@ function clampSelection() {
 
 // ------------------------------------------------------------------ render
 
+/** The response's names as the page shows them: the state letter s (seeds 000 and 004 write
+ *  sₜ for the hidden state) is a display choice, the API's names are unchanged. */
+function shownNames() {
+  const s = state.view.stateLetter;
+  return s === "s" && resp.names.h === "h" ? { ...resp.names, h: "s" } : resp.names;
+}
+
 function ctx() {
   const b = state.sel.b;
   const batched = resp.shapes.batch !== null;
   const seq = (v) => (batched && v !== null && v !== undefined ? v[b] : v);
   const h0For = (bb) => h0Of(sentReq, bb);
-  return { resp, req: sentReq, sel: state.sel, view: state.view, names: resp.names, seq, h0: h0For(b), h0For, lang: state.lang };
+  return { resp, req: sentReq, sel: state.sel, view: state.view, names: shownNames(), seq, h0: h0For(b), h0For, lang: state.lang };
 }
 
 async function react(id, fig) {
@@ -190,7 +199,7 @@ async function react(id, fig) {
   if (!el.dataset.bound) {
     el.dataset.bound = "1";
     if (PLOT_EVENTS[id]) el.on("plotly_click", PLOT_EVENTS[id]);
-    if (FRAMES[id]) el.on("plotly_afterplot", () => placeFrame(id));  // resized, redrawn: the frame follows
+    if (FRAMES[id]) frameWatch.observe(el);  // resized (Plotly's responsive redraw): the frame follows
   }
 }
 
@@ -212,6 +221,7 @@ async function redraw(ids) {
   renderSelectionText(c);
   renderGraphWindow();
   renderFormulaPanel();
+  if (shown("steps")) renderSteps($("steps"), c);
   return c;
 }
 
@@ -238,6 +248,14 @@ function placeFrame(id) {
     width: `${Math.max(2, right - left)}px`, height: `${Math.max(2, bottom - top)}px` });
 }
 
+// not on every plotly_afterplot: reading the layout while the other plots draw costs a layout each
+let framePending = false;
+const frameWatch = new ResizeObserver(() => {
+  if (framePending) return;
+  framePending = true;
+  requestAnimationFrame(() => { framePending = false; placeFrames(); });
+});
+
 function placeFrames() {
   for (const id of Object.keys(FRAMES)) placeFrame(id);
 }
@@ -261,7 +279,8 @@ const scheduleURL = debounce(() => writeURL(state), 250);
 
 function renderFormulaPanel() {
   try {
-    renderFormula($("formula"), { req: sentReq, resp, t: state.sel.t, k: state.sel.k, b: state.sel.b, lang: state.lang });
+    const names = shownNames();
+    renderFormula($("formula"), { req: sentReq, resp: names === resp.names ? resp : { ...resp, names }, t: state.sel.t, k: state.sel.k, b: state.sel.b, lang: state.lang });
   } catch (e) {
     console.error("formula panel", e);
   }
@@ -317,7 +336,7 @@ function renderNotes() {
   }
   if (resp.truncation && resp.truncation < resp.shapes.T) notes.push(tr("grads.note.trunc", { K: resp.truncation }));
   $("grads-note").textContent = notes.join(" ");
-  const hn = resp.names.h === "a" ? "a" : "h";
+  const hn = shownNames().h || "h";
   $("hidden-title").textContent = tr("panel.hidden", { h: `${hn}ₜ` });
 }
 
@@ -422,7 +441,7 @@ function select(t, k, b) {
   if (k !== null && k !== undefined) state.sel.k = k;
   if (k !== null && k !== undefined && state.sel.k > state.sel.t) state.sel.t = state.sel.k;
   clampSelection();
-  if (b !== null && b !== undefined) { renderEditor(state, resp, { rebuild: true }); renderAll(); return; }
+  if (b !== null && b !== undefined) { renderEditor(state, resp, { rebuild: true }); renderAll().then(markViewed); return; }
   renderSelection(state.sel.t !== t0);
 }
 
@@ -615,7 +634,7 @@ async function start() {
     if (res.ok) download("bptt-response.json", JSON.stringify(res.data));
   });
   $("export-csv").addEventListener("click", exportCSV);
-  $("delta-log").addEventListener("change", (e) => { state.view.log = e.target.checked; if (resp) renderAll(); });
+  $("delta-log").addEventListener("change", (e) => { state.view.log = e.target.checked; if (resp) renderAll().then(markViewed); });
   $("contrib-param").addEventListener("change", (e) => { state.view.contribParam = e.target.value; react("heat-contrib", contribFigure(ctx())); writeURL(state); });
   $("contrib-by").addEventListener("change", (e) => {
     state.view.contribBy = e.target.value;
@@ -624,6 +643,8 @@ async function start() {
     writeURL(state);
   });
   $("delta-log").checked = state.view.log;
+  $("state-letter").value = state.view.stateLetter || "h";
+  $("state-letter").addEventListener("change", (e) => { state.view.stateLetter = e.target.value; if (resp) renderAll().then(markViewed); writeURL(state); });
   $("graph-prev").addEventListener("click", () => moveGraphWindow(-1));
   $("graph-next").addEventListener("click", () => moveGraphWindow(1));
   document.addEventListener("keydown", onKey);

@@ -20,6 +20,9 @@ const absMax = (z) => z.flat(Infinity).reduce((a, v) => (v !== null && Math.abs(
 /** A diverging colour range centred on 0: ±max|v|, and no colour bar when every number is 0
  *  (a bar from −1e−300 to 1e−300 would say nothing true). */
 const centred = (M) => ({ zmin: -(M || 1), zmax: M || 1, showscale: M > 0 });
+/** Small arrays (a 1×1 weight of note 003, a 4×4 gradient) print their numbers in the cells. */
+const SMALL_CELLS = 48;
+const numbersIn = (rows, cols) => (rows * cols <= SMALL_CELLS ? { texttemplate: "%{z:.3g}", textfont: { size: 10 } } : {});
 
 /** A one-colour layer over the cells where on(i, j) holds (rows × cols), null elsewhere; null
  *  when no cell is on. hover: a hovertemplate for those cells (label(i, j) fills %{text} when
@@ -146,7 +149,7 @@ export function deltaRowFigure(ctx) {
   const m = resp.shapes.m;
   const M = absMax(rows);
   const data = [{
-    type: "heatmap", z: rows, x: steps(m), y: steps(t + 1), ...centred(M), colorscale: DIVERGING,
+    type: "heatmap", z: rows, x: steps(m), y: steps(t + 1), ...centred(M), colorscale: DIVERGING, ...numbersIn(t + 1, m),
     colorbar: { thickness: 10, title: { text: "δ" } },
     hovertemplate: `δ<sub>${t + 1},%{y}</sub>[%{x}] = %{z:.10g}<extra></extra>`,
   }];
@@ -164,9 +167,9 @@ export function hiddenFigure(ctx) {
   const { resp, seq, names } = ctx;
   const h = seq(resp.forward.h);
   const M = absMax(h);
-  const hn = names.h === "a" ? "a" : "h";
+  const hn = names.h || "h";
   const data = [{
-    type: "heatmap", z: h, x: steps(resp.shapes.m), y: steps(resp.shapes.T), ...centred(M), colorscale: DIVERGING,
+    type: "heatmap", z: h, x: steps(resp.shapes.m), y: steps(resp.shapes.T), ...centred(M), colorscale: DIVERGING, ...numbersIn(resp.shapes.T, resp.shapes.m),
     colorbar: { thickness: 10 }, hovertemplate: `${hn}<sub>%{y}</sub>[%{x}] = %{z:.10g}<extra></extra>`,
   }];
   const grey = overflowLayer(h, steps(resp.shapes.m), steps(resp.shapes.T));
@@ -202,6 +205,7 @@ export function gradsFigure(ctx) {
     const cols = z[0].length, rows = z.length;
     data.push({
       type: "heatmap", z, xaxis: `x${ax}`, yaxis: `y${ax}`, ...centred(M), colorscale: DIVERGING, showscale: false,
+      ...numbersIn(rows, cols),
       x: steps(cols), y: steps(rows), hoverongaps: false,
       hovertemplate: `∂L/∂${p.name}[%{y},%{x}] = %{z:.10g}<br>max |·| = ${fmt(M, 4)}<extra></extra>`,
     });
@@ -408,10 +412,16 @@ export function vanishReading(ctx) {
   const f = Math.exp(num / den);
   const d = Math.max(...xs);
   const truncNote = Number.isFinite(K) && K <= t ? tr("vanish.reading.trunc", { K, Km1: K - 1 }) : "";
-  if (f < 0.8) {
-    const F = f ** d;
-    return tr("vanish.reading.vanish", { f: fmt(f, 2) }) + (d >= 8 && F < 1e-3 ? tr("vanish.long", { d, F: fmt(F, 2) }) : "") + truncNote;
+  // the verdict reads the whole span, not only the factor per step: ×0.81 a step is 0.15 over
+  // 9 steps, which is vanishing for the first step's gradient
+  const F = f ** d;
+  if (f < 0.8 || F < 0.2) {
+    return tr("vanish.reading.vanish", { f: fmt(f, 2) }) + tr("vanish.span", { d, F: fmt(F, 2) })
+      + (d >= 8 && F < 1e-3 ? tr("vanish.long", { d, F: fmt(F, 2) }) : "") + tr("vanish.remedies") + truncNote;
   }
-  if (f > 1.25) return tr("vanish.reading.explode", { f: fmt(f, 2) }) + tr(resp.clip ? "vanish.clip" : "vanish.noclip") + truncNote;
-  return tr("vanish.reading.stable", { f: fmt(f, 2) }) + truncNote;
+  if (f > 1.25 || F > 5) {
+    return tr("vanish.reading.explode", { f: fmt(f, 2) }) + tr("vanish.span", { d, F: fmt(F, 2) })
+      + tr(resp.clip ? "vanish.clip" : "vanish.noclip") + truncNote;
+  }
+  return tr("vanish.reading.stable", { f: fmt(f, 2) }) + tr("vanish.span", { d, F: fmt(F, 2) }) + truncNote;
 }

@@ -151,7 +151,7 @@ export function convertParams(params, from, to) {
 }
 
 export function defaultView() {
-  return { log: true, contribParam: "W_hh", contribBy: "step", graphFrom: null };
+  return { log: true, contribParam: "W_hh", contribBy: "step", graphFrom: null, stateLetter: "h" };
 }
 
 /** URL: ?lang=…&hide=…#s=<deflated base64url of {req, sel, view, preset}> */
