@@ -968,3 +968,15 @@ def test_the_forward_pass_and_dh_with_numbers(watched, base):
     page.wait_for_function("(n) => window.bptt.perf.views > n", arg=n)
     page.wait_for_function("() => document.getElementById('steps').innerText.includes('−0.3149')")
     assert_clean(watch)
+
+
+def test_the_vanishing_verdict_reads_the_whole_span(watched, base):
+    """The classroom preset shrinks ‖δ‖ by about 0.8 a step: 0.15 over its 9 steps back, which
+    the reading calls vanishing (it said "neither" from the factor per step alone), naming the
+    remedies."""
+    page, watch = watched
+    open_page(page, base, "/?preset=classroom")
+    reading = page.inner_text("#vanish-reading")
+    assert reading.startswith("Vanishing") and "Over the 9 steps" in reading, reading
+    assert "LSTM" in reading and "residual cell" in reading, reading
+    assert_clean(watch)
