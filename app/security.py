@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import time
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -28,7 +29,24 @@ def content_security_policy(s: Settings) -> str:
     ])
 
 
+def path_only(location: bytes) -> bytes:
+    """A Location as a path (with its query): Starlette builds redirects (a missing or extra
+    trailing slash, a static folder) from the request's Host header, so a request with
+    ``Host: evil.example`` would be sent there. The app never redirects to another site."""
+    if not (location.startswith(b"http://") or location.startswith(b"https://") or location.startswith(b"//")):
+        return location
+    parts = urlsplit(location)
+    path = parts.path or b"/"
+    if path.startswith(b"//"):  # a path-only "//host/x" would again be another host
+        path = b"/" + path.lstrip(b"/")
+    return path + (b"?" + parts.query if parts.query else b"")
+
+
 class SecurityHeaders:
+    """The security headers on every response, and redirects by path only. It wraps the
+    whole application, outside Starlette's ServerErrorMiddleware (see ``app.main.App``), so
+    that a 500, a 429 of the rate limit and every 4xx carry them too."""
+
     def __init__(self, app, settings: Settings) -> None:
         self.app = app
         self.headers = [
@@ -44,7 +62,10 @@ class SecurityHeaders:
 
         async def send_with_headers(message):
             if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []), *self.headers]}
+                headers = message.get("headers", [])
+                if 300 <= message["status"] < 400:
+                    headers = [(k, path_only(v) if k.lower() == b"location" else v) for k, v in headers]
+                message = {**message, "headers": [*headers, *self.headers]}
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
