@@ -463,7 +463,7 @@ def test_a_compressed_body_is_415_naming_the_coding(client):
                                                                "content-encoding": coding})
         err = r.json()["error"]
         assert r.status_code == 415 and err["field"] == "content-encoding" and coding in err["got"], err
-    r = client.post("/api/v1/bptt", content=raw, headers={"content-encoding": "identity"})
+    r = client.post("/api/v1/bptt", content=raw, headers={"content-type": "application/json", "content-encoding": "identity"})
     assert r.status_code == 200
 
 
@@ -512,9 +512,9 @@ def test_a_field_alone_is_the_same_bits_as_in_the_whole_response(client, shape):
     for cell, truncation, detail, clip in itertools.product(
             ("vanilla", "residual"), (None, 3), ("full", "norms"), (None, {"max_norm": 0.5})):
         body = base | {"cell": cell, "truncation": truncation, "detail": detail, "clip": clip}
-        whole = client.post("/api/v1/bptt", content=orjson.dumps(body)).json()
+        whole = client.post("/api/v1/bptt", content=orjson.dumps(body), headers={"content-type": "application/json"}).json()
         for field in RESPONSE_FIELDS:
-            alone = client.post("/api/v1/bptt", content=orjson.dumps(body | {"fields": [field]})).json()
+            alone = client.post("/api/v1/bptt", content=orjson.dumps(body | {"fields": [field]}), headers={"content-type": "application/json"}).json()
             assert alone[field] == whole[field], (cell, truncation, detail, clip, field)
             checked += whole[field] is not None
     assert checked > 150  # the fields compared were there, not null on both sides

@@ -18,22 +18,38 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 
+#: the longest piece of text (field, expected, got) an error quotes; longer ones are cut, with
+#: their length said: an error never echoes a 7 MB key or a million-digit number whole
+MAX_PIECE = 300
+#: the longest message (it is made of the pieces, and a sentence around them)
+MAX_MESSAGE = 4 * MAX_PIECE
+
+
+def cap(text: str | None, limit: int = MAX_PIECE) -> str | None:
+    """text, or its start with "… (N characters)" when it is longer than limit."""
+    if text is None or len(text) <= limit:
+        return text
+    return f"{text[: limit - 40]}… ({len(text):,} characters)"
+
+
 class ApiError(Exception):
     def __init__(
         self, field: str | None, expected: str | None = None, got: str | None = None,
         *, status: int = 422, message: str | None = None, headers: dict[str, str] | None = None,
     ) -> None:
         self.status = status
-        self.field = field
-        self.expected = expected
-        self.got = got
+        if message is not None and field and len(field) > MAX_PIECE:
+            message = message.replace(field, cap(field))  # a message built around a huge key
+        self.field = field = cap(field)
+        self.expected = expected = cap(expected)
+        self.got = got = cap(got)
         self.headers = headers
         if message is None:
             parts = [f"expected {expected}" if expected else None, f"got {got}" if got else None]
             message = ", ".join(p for p in parts if p)
             if field:
                 message = f"{field}: {message}"
-        self.message = message
+        self.message = message = cap(message, MAX_MESSAGE)
         super().__init__(message)
 
     def body(self) -> dict[str, Any]:

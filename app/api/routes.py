@@ -44,10 +44,23 @@ _ERRORS = {
     400: {"model": ErrorResponse, "description": "Not JSON"},
     408: {"model": ErrorResponse, "description": "Body not all sent within BPTT_BODY_TIMEOUT seconds"},
     413: {"model": ErrorResponse, "description": "Body larger than BPTT_MAX_BODY_BYTES"},
-    415: {"model": ErrorResponse, "description": "Body sent with a content coding (gzip, …): send it as it is"},
+    415: {"model": ErrorResponse, "description": "Content-Type not application/json, or a content coding (gzip, …)"},
     422: {"model": ErrorResponse, "description": "A field is invalid or over a limit; the error names it"},
     503: {"model": ErrorResponse, "description": "BPTT_MAX_CONCURRENT large requests already running (Retry-After)"},
 }
+
+
+JSON_TYPE = "application/json"
+
+
+def check_content_type(value: str | None) -> None:
+    """POST bodies are application/json (parameters such as charset allowed): a form, text/plain
+    or multipart body is refused, so a cross-site page cannot post one without a CORS
+    preflight (browsers send those three without asking)."""
+    if value is None:
+        raise ApiError("content-type", JSON_TYPE, "nothing (no Content-Type header)", status=415)
+    if value.partition(";")[0].strip().lower() != JSON_TYPE:
+        raise ApiError("content-type", JSON_TYPE, repr(value), status=415)
 
 
 async def read_body(request: Request, cap: int, timeout: float) -> bytes:
@@ -60,6 +73,7 @@ async def read_body(request: Request, cap: int, timeout: float) -> bytes:
     coding = request.headers.get("content-encoding", "identity").strip().lower()
     if coding != "identity":
         raise ApiError("content-encoding", "none (identity): the JSON body as it is", repr(coding)[:60], status=415)
+    check_content_type(request.headers.get("content-type"))
 
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > cap:

@@ -1,0 +1,130 @@
+"""The edges of the HTTP interface: security headers on every status, Content-Type,
+bounded error echoes, redirects by path only."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+
+from app.api import routes
+from app.main import create_app
+from app.settings import Settings
+
+SECURITY = ("content-security-policy", "x-content-type-options", "referrer-policy", "cross-origin-opener-policy")
+SMALL = {"inputs": [[1.0], [0.5]], "targets": [[0.0], [1.0]], "init": {"seed": 1, "hidden": 2}}
+JSON = {"content-type": "application/json"}
+
+
+def _has_security_headers(r) -> bool:
+    return all(h in r.headers for h in SECURITY) and r.headers["x-content-type-options"] == "nosniff"
+
+
+def test_every_status_carries_the_security_headers(monkeypatch):
+    s = Settings(rate_limit_per_minute=2, max_body_bytes=1024)
+    with TestClient(create_app(s), raise_server_exceptions=False) as c:
+        seen = {}
+        seen[200] = c.post("/api/v1/bptt", json=SMALL)
+        seen[400] = c.post("/api/v1/bptt", content=b"{", headers=JSON)
+        seen[429] = c.post("/api/v1/bptt", json=SMALL)  # the third POST of a limit of 2
+        seen[404] = c.get("/nope")
+        seen[405] = c.get("/api/v1/bptt")
+        seen[307] = c.get("/docs/", follow_redirects=False)
+    with TestClient(create_app(Settings(max_body_bytes=1024)), raise_server_exceptions=False) as c:
+        seen[413] = c.post("/api/v1/bptt", content=b" " * 2048, headers=JSON)
+        seen[415] = c.post("/api/v1/bptt", content=orjson.dumps(SMALL), headers={"content-type": "text/plain"})
+        seen[422] = c.post("/api/v1/bptt", json={**SMALL, "cell": "nope"})
+        monkeypatch.setattr(routes, "_run", lambda parsed: 1 / 0)  # a defect: Starlette's ServerErrorMiddleware answers
+        seen[500] = c.post("/api/v1/bptt", json=SMALL)
+    for status, r in seen.items():
+        assert r.status_code == status, (status, r.status_code, r.text[:200])
+        assert _has_security_headers(r), (status, dict(r.headers))
+        if status >= 400:
+            assert r.json()["error"]["status"] == status
+
+
+@pytest.mark.parametrize("content_type", [
+    None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x",
+    "application/jsonx", "text/json", "",
+])
+def test_a_post_body_must_be_declared_json(client, content_type):
+    """The three types a cross-site form or fetch may send without a CORS preflight (and any
+    other non-JSON type) are refused 415, naming the header; the body is not read."""
+    headers = {} if content_type is None else {"content-type": content_type}
+    r = client.post("/api/v1/bptt", content=orjson.dumps(SMALL), headers=headers)
+    err = r.json()["error"]
+    assert r.status_code == 415 and err["field"] == "content-type" and err["expected"] == "application/json", err
+    assert ("nothing" if content_type is None else repr(content_type)) in err["got"], err
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "application/json; charset=utf-8", "Application/JSON ;charset=UTF-8"])
+def test_json_with_parameters_is_accepted(client, content_type):
+    r = client.post("/api/v1/bptt", content=orjson.dumps(SMALL), headers={"content-type": content_type})
+    assert r.status_code == 200, r.text[:300]
+
+
+def test_the_page_and_the_benches_send_json():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    assert '"content-type": "application/json"' in (root / "static/js/api.js").read_text()
+    assert 'wrk.headers["Content-Type"] = "application/json"' in (root / "bench/load.sh").read_text()
+    assert '{"content-type": "application/json"}' in (root / "bench/bench_http.py").read_text()
+
+
+def _error(client, raw: bytes) -> tuple[int, dict, int]:
+    r = client.post("/api/v1/bptt", content=raw, headers=JSON)
+    return r.status_code, r.json()["error"], len(r.content)
+
+
+def test_errors_never_echo_input_whole(client):
+    """A 7 MB unknown key was echoed twice (a 14 MB error), a million-digit exponent whole (2 MB)."""
+    key = "a" * 7_340_032
+    status, err, size = _error(client, orjson.dumps({**SMALL, key: 1}))
+    assert status == 422 and size < 3000, size
+    assert err["field"].startswith("aaaa") and "(7,340,032 characters)" in err["field"], err["field"][-60:]
+    assert "unknown field; the fields are notation" in err["message"] and "(7,340,032 characters)" in err["message"]
+    number = "1e" + "9" * 1_000_000
+    status, err, size = _error(client, b'{"inputs": [[' + number.encode() + b']], "targets": [[0.0]], "init": {"seed": 1, "hidden": 2}}')
+    assert status == 422 and size < 3000 and err["field"] == "inputs[0][0]", (size, err["field"])
+    assert err["got"].endswith(" (1,000,024 characters)") and err["got"].startswith("1e999"), err["got"][-80:]
+    # a huge parameter name, a huge init key, a huge content-type: each quoted with its length
+    for body in ({**SMALL, "init": {"seed": 1, "hidden": 2, "b" * 100_000: 1}},
+                 {"inputs": [[1.0]], "targets": [[0.0]], "params": {"c" * 100_000: [[1.0]]}}):
+        status, err, size = _error(client, orjson.dumps(body))
+        assert status == 422 and size < 3000 and "(100,0" in err["field"], (size, err["field"][-60:])
+    r = client.post("/api/v1/bptt", content=b"{}", headers={"content-type": "text/" + "x" * 20_000})
+    assert r.status_code == 415 and len(r.content) < 3000 and "characters)" in r.json()["error"]["got"]
+
+
+def test_the_cap_keeps_short_text_and_says_the_length():
+    from app.api.errors import MAX_PIECE, ApiError, cap
+
+    assert cap("short") == "short" and cap(None) is None and cap("x" * MAX_PIECE) == "x" * MAX_PIECE
+    long = cap("x" * 7_340_032)
+    assert len(long) <= MAX_PIECE and long.endswith("… (7,340,032 characters)")
+    err = ApiError("f", "e" * 10_000, "g" * 10_000)
+    assert len(err.message) < 2 * MAX_PIECE + 20 and err.message.startswith("f: expected eee")
+
+
+@pytest.mark.parametrize("root_path", ["", "/bptt"])
+def test_redirects_are_path_only_whatever_the_host(root_path):
+    """Starlette builds a redirect's Location from the Host header; a request with
+    Host: evil.example was sent to http://evil.example/docs."""
+    with TestClient(create_app(Settings(root_path=root_path)), base_url="http://evil.example") as c:
+        for path, to in (("/docs/", "/docs"), ("/healthz/", "/healthz"), ("/api/v1/presets/", "/api/v1/presets")):
+            r = c.get(root_path + path, follow_redirects=False, headers={"host": "evil.example"})
+            assert r.status_code == 307 and r.headers["location"] == root_path + to, (path, r.headers)
+        if root_path:
+            r = c.get(root_path, follow_redirects=False)
+            assert r.status_code == 307 and r.headers["location"] == root_path + "/", r.headers
+
+
+def test_path_only_keeps_the_query_and_never_names_a_host():
+    from app.security import path_only
+
+    assert path_only(b"http://evil.example/docs?x=1") == b"/docs?x=1"
+    assert path_only(b"https://evil.example") == b"/"
+    assert path_only(b"//evil.example/x") == b"/x"
+    assert path_only(b"http://evil.example//other.example/x") == b"/other.example/x"
+    assert path_only(b"/already/a/path") == b"/already/a/path"
