@@ -21,7 +21,7 @@ from .api.schemas import BPTTRequest
 from .api.stream import KeepTransport
 from .presets import load_all
 from .runtime import tune_gil, tune_malloc
-from .security import RateLimit, SecurityHeaders
+from .security import RateLimit, SecurityHeaders, WorkBudget
 from .settings import Settings, get_settings
 
 HERE = Path(__file__).resolve().parent
@@ -181,6 +181,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RootPathPrefix, root_path=settings.root_path)
     if settings.rate_limit_per_minute:
         app.add_middleware(RateLimit, per_minute=settings.rate_limit_per_minute)
+    app.state.work_budget = WorkBudget(settings.rate_limit_work_per_minute) if settings.rate_limit_work_per_minute else None
     # outside Starlette's own outermost middleware (ServerErrorMiddleware wraps send): it must
     # see the server's own send callable
     build = app.build_middleware_stack

@@ -79,8 +79,13 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(
         0, ge=0, description="POST requests a minute per client address (0: no limit). Per worker process."
     )
+    rate_limit_work_per_minute: float = Field(
+        0, ge=0, description="Estimated work (units of BPTT_MAX_WORK) a minute per client address (0: no limit). "
+        "Per worker process.",
+    )
     forwarded_allow_ips: str = Field(
-        "127.0.0.1", description="Proxies trusted for X-Forwarded-For/-Proto (uvicorn's forwarded_allow_ips)."
+        "", description="Proxies trusted for X-Forwarded-For/-Proto, comma-separated (uvicorn's "
+        "forwarded_allow_ips); none by default. Set it to the proxy's address.",
     )
 
     # browser page

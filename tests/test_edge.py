@@ -128,3 +128,58 @@ def test_path_only_keeps_the_query_and_never_names_a_host():
     assert path_only(b"//evil.example/x") == b"/x"
     assert path_only(b"http://evil.example//other.example/x") == b"/other.example/x"
     assert path_only(b"/already/a/path") == b"/already/a/path"
+
+
+def _work(body: dict) -> float:
+    from app.api.parse import parse
+
+    return parse(body, Settings()).work
+
+
+def test_the_rate_limit_counts_work_not_only_requests():
+    """Charged after parsing and before computing: a client over its minute's work is refused
+    429 with Retry-After, naming the setting; reads and other limits go on."""
+    work = _work(SMALL)
+    with TestClient(create_app(Settings(rate_limit_work_per_minute=2.5 * work))) as c:
+        assert [c.post("/api/v1/bptt", json=SMALL).status_code for _ in range(2)] == [200, 200]
+        r = c.post("/api/v1/bptt", json=SMALL)
+        err = r.json()["error"]
+        assert r.status_code == 429 and "BPTT_RATE_LIMIT_WORK_PER_MINUTE" in err["expected"], err
+        assert 1 <= int(r.headers["retry-after"]) <= 60 and _has_security_headers(r)
+        # a request that does not parse is refused for what it is, before any charge
+        assert c.post("/api/v1/bptt", json={**SMALL, "cell": "nope"}).status_code == 422
+        assert c.get("/api/v1/presets").status_code == 200
+
+
+def test_work_buckets_are_per_client_and_a_huge_request_leaves_debt():
+    from app.security import Buckets
+
+    b = Buckets(per_minute=600.0)  # 10 a second
+    assert b.charge("a", 600.0) == 0 and b.charge("a", 1.0) >= 1  # a's minute is used up
+    assert b.charge("b", 1.0) == 0  # b is another client
+    assert b.charge("c", 6000.0) == 0  # larger than a minute's worth: admitted once, from full...
+    assert b.charge("c", 1.0) >= 60  # ...and c waits the debt off (about 9 minutes)
+
+
+def _post_many(base: str, n: int, forwarded: bool) -> list[int]:
+    import httpx
+
+    codes = []
+    with httpx.Client(base_url=base, timeout=30) as http:
+        for i in range(n):
+            headers = {"x-forwarded-for": f"203.0.113.{i + 1}"} if forwarded else {}
+            codes.append(http.post("/api/v1/bptt", json=SMALL, headers=headers).status_code)
+    return codes
+
+
+def test_a_local_client_cannot_pass_the_limit_with_x_forwarded_for():
+    """bptt-explorer trusted X-Forwarded-For from 127.0.0.1 by default, so any local user got a
+    fresh bucket per request by claiming another address. Now nobody is trusted by default;
+    BPTT_FORWARDED_ALLOW_IPS names the proxy."""
+    from server import running_server
+
+    with running_server(env={"BPTT_RATE_LIMIT_PER_MINUTE": "3"}, cli=True) as base:
+        assert _post_many(base, 5, forwarded=True) == [200, 200, 200, 429, 429]
+    with running_server(env={"BPTT_RATE_LIMIT_PER_MINUTE": "3", "BPTT_FORWARDED_ALLOW_IPS": "127.0.0.1"}, cli=True) as base:
+        assert _post_many(base, 5, forwarded=True) == [200] * 5  # a trusted proxy's students, each their own
+        assert _post_many(base, 4, forwarded=False) == [200, 200, 200, 429]

@@ -187,6 +187,8 @@ async def bptt(request: Request) -> Response:
             else:
                 parsed, tp = await stream.in_heavy_thread(settings.max_concurrent, _parse, body, settings)
         del body
+        if request.app.state.work_budget is not None:  # before the work: a refusal costs nothing
+            request.app.state.work_budget.charge(request.scope, parsed.work)
         if parsed.work <= INLINE_WORK and parsed.response_bytes <= INLINE_RESPONSE_BYTES:
             out, tc, ts = _run(parsed)
             timing = f"parse;dur={tp * 1e3:.2f}, compute;dur={tc * 1e3:.2f}, serialize;dur={ts * 1e3:.2f}"
