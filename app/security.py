@@ -41,6 +41,16 @@ def path_only(location: bytes) -> bytes:
     return path + (b"?" + parts.query if parts.query else b"")
 
 
+def security_headers(s: Settings) -> list[tuple[bytes, bytes]]:
+    """The headers every response carries (the app's, and the protocol's own in app/framing.py)."""
+    return [
+        (b"content-security-policy", content_security_policy(s).encode()),
+        (b"x-content-type-options", b"nosniff"),
+        (b"referrer-policy", b"no-referrer"),
+        (b"cross-origin-opener-policy", b"same-origin"),
+    ]
+
+
 class SecurityHeaders:
     """The security headers on every response, and redirects by path only. It wraps the
     whole application, outside Starlette's ServerErrorMiddleware (see ``app.main.App``), so
@@ -48,12 +58,7 @@ class SecurityHeaders:
 
     def __init__(self, app, settings: Settings) -> None:
         self.app = app
-        self.headers = [
-            (b"content-security-policy", content_security_policy(settings).encode()),
-            (b"x-content-type-options", b"nosniff"),
-            (b"referrer-policy", b"no-referrer"),
-            (b"cross-origin-opener-policy", b"same-origin"),
-        ]
+        self.headers = security_headers(settings)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
