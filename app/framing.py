@@ -62,7 +62,8 @@ def _response(err: ApiError, default_headers=()) -> bytes:
 
 def _too_large(limit: int, got: str) -> ApiError:
     return ApiError("headers", f"a request head (request line and headers) of at most {limit} bytes "
-                    "(limit BPTT_MAX_HEADER_BYTES)", got, status=431)
+                    "(limit BPTT_MAX_HEADER_BYTES)", got, status=431,
+                    code="headers_too_large", params={"setting": "BPTT_MAX_HEADER_BYTES", "limit": limit})
 
 
 def _parser_error(msg: str) -> ApiError:
@@ -73,7 +74,8 @@ def _parser_error(msg: str) -> ApiError:
     if getattr(exc, "error_status_hint", 400) == 431:
         return _too_large(get_settings().max_header_bytes, f"more than {get_settings().max_header_bytes} bytes")
     detail = str(exc).strip() if isinstance(exc, PARSER_ERRORS) else ""
-    return ApiError("request", EXPECTED, f"bytes the HTTP parser refused ({detail or msg})", status=400)
+    return ApiError("request", EXPECTED, f"bytes the HTTP parser refused ({detail or msg})", status=400,
+                    code="malformed_http")
 
 
 class _HeadGuard:
@@ -107,7 +109,8 @@ class _HeadGuard:
         if self._in_head():  # half a head: say why; a connection that sent nothing is just closed
             self._answer(ApiError(
                 "request", f"a complete request head within {self.header_timeout:g} s (limit BPTT_HEADER_TIMEOUT)",
-                "part of a request head, then nothing", status=408))
+                "part of a request head, then nothing", status=408,
+                code="header_timeout", params={"setting": "BPTT_HEADER_TIMEOUT", "limit": self.header_timeout}))
         else:
             self.transport.close()
 

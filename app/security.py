@@ -128,6 +128,8 @@ class RateLimit:
             err = ApiError(
                 None, f"at most {self.per_minute} requests a minute (limit BPTT_RATE_LIMIT_PER_MINUTE)", "more",
                 status=429, message=f"too many requests from {client}: try again in {wait} s",
+                code="rate_limited", params={"setting": "BPTT_RATE_LIMIT_PER_MINUTE", "limit": self.per_minute,
+                                             "retry_after": wait},
             )
             body = error_body(err)
             await send({"type": "http.response.start", "status": 429, "headers": [
@@ -154,7 +156,9 @@ class WorkBudget:
             raise ApiError(
                 "body", f"at most {self.per_minute:.3g} estimated operations a minute per client "
                 "(limit BPTT_RATE_LIMIT_WORK_PER_MINUTE)", f"{work:.3g} more",
-                status=429, headers={"retry-after": str(wait)},
+                status=429, headers={"retry-after": str(wait)}, code="rate_limited",
+                params={"setting": "BPTT_RATE_LIMIT_WORK_PER_MINUTE", "limit": self.per_minute, "got": work,
+                        "retry_after": wait},
                 message=f"too much work asked from {client}: try again in {wait} s "
                 f"(this request is estimated at {work:.3g} operations)",
             )

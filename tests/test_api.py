@@ -269,7 +269,7 @@ def test_bad_input_is_a_4xx_naming_the_field(client, body, status, field, fragme
     err = r.json()["error"]
     assert err["field"] == field, err
     assert fragment in err["message"], err["message"]
-    assert set(err) == {"status", "field", "expected", "got", "message"}
+    assert set(err) == {"status", "code", "params", "field", "expected", "got", "message"}
     assert err["expected"] and err["got"], err  # what was expected and what came, as fields too
 
 
@@ -313,11 +313,12 @@ def test_limits_come_from_settings_and_are_named():
 def test_unknown_routes_and_methods_use_the_error_shape(client):
     r = client.get("/api/v1/nothing")
     assert r.status_code == 404 and r.json()["error"] | {"message": None} == {
-        "status": 404, "field": "path", "expected": "a route of this app (listed at /docs)",
-        "got": "/api/v1/nothing", "message": None}
+        "status": 404, "code": "not_found", "params": {}, "field": "path",
+        "expected": "a route of this app (listed at /docs)", "got": "/api/v1/nothing", "message": None}
     r = client.get("/api/v1/bptt")
     assert r.status_code == 405 and r.json()["error"] | {"message": None} == {
-        "status": 405, "field": "method", "expected": "POST", "got": "GET", "message": None}
+        "status": 405, "code": "method_not_allowed", "params": {}, "field": "method", "expected": "POST",
+        "got": "GET", "message": None}
 
 
 @pytest.mark.parametrize("text,field", [

@@ -3,6 +3,8 @@ bounded error echoes, redirects by path only."""
 
 from __future__ import annotations
 
+import re
+
 import orjson
 import pytest
 from fastapi.testclient import TestClient
@@ -183,3 +185,81 @@ def test_a_local_client_cannot_pass_the_limit_with_x_forwarded_for():
     with running_server(env={"BPTT_RATE_LIMIT_PER_MINUTE": "3", "BPTT_FORWARDED_ALLOW_IPS": "127.0.0.1"}, cli=True) as base:
         assert _post_many(base, 5, forwarded=True) == [200] * 5  # a trusted proxy's students, each their own
         assert _post_many(base, 4, forwarded=False) == [200, 200, 200, 429]
+
+
+def _api_error_calls():
+    """Every ApiError(...) call in app/, with its file and line."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent / "app"
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "ApiError":
+                yield f"{path.relative_to(root.parent)}:{node.lineno}", node
+
+
+def test_every_api_error_in_the_code_base_names_a_documented_code():
+    """A client translates by code: each ApiError the app raises says which (a literal, or an
+    expression whose every literal is a code), and every code is in errors.CODES and the README."""
+    import ast
+    from pathlib import Path
+
+    from app.api.errors import CODES
+
+    calls = list(_api_error_calls())
+    assert len(calls) > 60
+    for where, node in calls:
+        code = next((k.value for k in node.keywords if k.arg == "code"), None)
+        assert code is not None, f"{where}: ApiError without code="
+        literals = [n.value for n in ast.walk(code) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+        assert literals and all(c in CODES for c in literals), (where, literals)
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    table = set(re.findall(r"^\| `([a-z_]+)` \| [0-9x]{3} \|", readme, re.M))  # | `code` | status | meaning |
+    assert table == set(CODES), (set(CODES) - table, table - set(CODES))
+
+
+@pytest.mark.parametrize("body,code,field,params", [
+    ({**SMALL, "inputs": [[1.0]] * 2000, "targets": [[0.0]] * 2000}, "over_limit", "inputs",
+     {"setting": "BPTT_MAX_T", "limit": 1024, "got": 2000}),
+    ({**SMALL, "nope": 1}, "unknown_field", "nope", {"name": "nope"}),
+    ({**SMALL, "cell": "lstmx"}, "not_one_of", "cell", {}),
+    ({**SMALL, "inputs": [[1.0], [1.0, 2.0]]}, "wrong_shape", "inputs", {}),
+    ({**SMALL, "inputs": [[1.0], ["x"]]}, "wrong_type", "inputs[1][0]", {}),
+    ({**SMALL, "clip": {"max_norm": -1}}, "out_of_range", "clip.max_norm", {}),
+    ({"targets": [[0.0]], "init": {"hidden": 2}}, "missing", "inputs", {}),
+    ({**SMALL, "params": {"W_hh": [[1.0]]}}, "conflict", "init", {}),
+    ({**SMALL, "detail": "some"}, "not_one_of", "detail", {"options": ["full", "norms"]}),
+])
+def test_errors_carry_a_code_and_the_params_a_translation_needs(client, body, code, field, params):
+    r = client.post("/api/v1/bptt", json=body)
+    err = r.json()["error"]
+    assert r.status_code == 422 and err["code"] == code and err["field"] == field, err
+    assert params.items() <= err["params"].items(), err["params"]
+
+
+def test_a_non_finite_number_has_its_own_code(client):
+    r = client.post("/api/v1/bptt", content=b'{"inputs": [[1.0], [NaN]], "targets": [[0.0], [1.0]], "init": {"hidden": 2}}',
+                    headers=JSON)
+    assert r.json()["error"]["code"] == "not_finite"
+
+
+def test_http_level_errors_carry_codes_too(monkeypatch):
+    with TestClient(create_app(Settings(rate_limit_per_minute=1, max_body_bytes=1024)), raise_server_exceptions=False) as c:
+        codes = {
+            "invalid_json": c.post("/api/v1/bptt", content=b"{", headers=JSON),
+            "rate_limited": c.post("/api/v1/bptt", json=SMALL),
+            "not_found": c.get("/nope"),
+            "method_not_allowed": c.get("/api/v1/bptt"),
+        }
+    assert codes["rate_limited"].json()["error"]["params"] == {
+        "setting": "BPTT_RATE_LIMIT_PER_MINUTE", "limit": 1, "retry_after": int(codes["rate_limited"].headers["retry-after"])}
+    with TestClient(create_app(Settings(max_body_bytes=1024)), raise_server_exceptions=False) as c:
+        codes["body_too_large"] = c.post("/api/v1/bptt", content=b" " * 2048, headers=JSON)
+        codes["wrong_content_type"] = c.post("/api/v1/bptt", content=b"{}", headers={"content-type": "text/plain"})
+        codes["empty_body"] = c.post("/api/v1/bptt", content=b"", headers=JSON)
+        monkeypatch.setattr(routes, "_run", lambda parsed: 1 / 0)
+        codes["internal_error"] = c.post("/api/v1/bptt", json=SMALL)
+    for code, r in codes.items():
+        assert r.json()["error"]["code"] == code, (code, r.json())
+    assert codes["body_too_large"].json()["error"]["params"] == {"setting": "BPTT_MAX_BODY_BYTES", "limit": 1024}

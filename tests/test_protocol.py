@@ -84,6 +84,7 @@ def test_half_a_header_is_answered_408_and_closed(protocol):
         assert headers["x-content-type-options"] == "nosniff" and "content-security-policy" in headers
         err = orjson.loads(body)["error"]
         assert err["status"] == 408 and "BPTT_HEADER_TIMEOUT" in err["expected"], err
+        assert err["code"] == "header_timeout" and err["params"] == {"setting": "BPTT_HEADER_TIMEOUT", "limit": 1.0}, err
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
@@ -144,6 +145,7 @@ def test_a_head_over_the_limit_is_431_and_one_under_it_is_served(protocol):
                 if status == 431:
                     err = orjson.loads(body)["error"]
                     assert err["field"] == "headers" and "32768 bytes" in err["expected"], err
+                    assert err["code"] == "headers_too_large" and err["params"]["limit"] == 32768, err
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
@@ -166,7 +168,8 @@ def test_malformed_http_carries_the_security_headers(protocol):
         s.sendall(b"GARBAGE\x00\x01 / HTTP/1.1\r\n\r\n")
         status, headers, body = _parse(_read_all(s))
         assert status == 400 and headers["x-content-type-options"] == "nosniff" and "content-security-policy" in headers
-        assert orjson.loads(body)["error"]["field"] == "request"
+        err = orjson.loads(body)["error"]
+        assert err["field"] == "request" and err["code"] == "malformed_http", err
 
 
 def test_bptt_explorer_ends_idle_keep_alive_connections():

@@ -58,9 +58,9 @@ def check_content_type(value: str | None) -> None:
     or multipart body is refused, so a cross-site page cannot post one without a CORS
     preflight (browsers send those three without asking)."""
     if value is None:
-        raise ApiError("content-type", JSON_TYPE, "nothing (no Content-Type header)", status=415)
+        raise ApiError("content-type", JSON_TYPE, "nothing (no Content-Type header)", status=415, code="wrong_content_type")
     if value.partition(";")[0].strip().lower() != JSON_TYPE:
-        raise ApiError("content-type", JSON_TYPE, repr(value), status=415)
+        raise ApiError("content-type", JSON_TYPE, repr(value), status=415, code="wrong_content_type")
 
 
 async def read_body(request: Request, cap: int, timeout: float) -> bytes:
@@ -68,11 +68,13 @@ async def read_body(request: Request, cap: int, timeout: float) -> bytes:
     408 when it has not all come within timeout seconds, and with 415 when it comes compressed
     (it would be read as JSON and refused as such, the coding unnamed)."""
     def too_large(got: str) -> ApiError:
-        return ApiError("body", f"at most {cap} bytes (limit BPTT_MAX_BODY_BYTES)", got, status=413)
+        return ApiError("body", f"at most {cap} bytes (limit BPTT_MAX_BODY_BYTES)", got, status=413,
+                        code="body_too_large", params={"setting": "BPTT_MAX_BODY_BYTES", "limit": cap})
 
     coding = request.headers.get("content-encoding", "identity").strip().lower()
     if coding != "identity":
-        raise ApiError("content-encoding", "none (identity): the JSON body as it is", repr(coding)[:60], status=415)
+        raise ApiError("content-encoding", "none (identity): the JSON body as it is", repr(coding)[:60], status=415,
+                       code="content_encoding")
     check_content_type(request.headers.get("content-type"))
 
     declared = request.headers.get("content-length")
@@ -87,13 +89,14 @@ async def read_body(request: Request, cap: int, timeout: float) -> bytes:
                     raise too_large(f"more than {cap} bytes")
                 chunks.append(chunk)
     except ClientDisconnect:  # nobody is left to answer; a 4xx, not a defect in the log
-        raise ApiError("body", "the whole body", f"{size} bytes, then the client went away") from None
+        raise ApiError("body", "the whole body", f"{size} bytes, then the client went away", code="body_incomplete") from None
     except TimeoutError:
         of = f" of the {declared} declared" if declared else ""
         raise ApiError(
             "body", f"the whole body within {timeout:g} s (limit BPTT_BODY_TIMEOUT)",
             f"{size} byte{'' if size == 1 else 's'}{of}",
             status=408, headers={"connection": "close"},
+            code="body_timeout", params={"setting": "BPTT_BODY_TIMEOUT", "limit": timeout},
         ) from None
     return b"".join(chunks)
 
@@ -227,7 +230,8 @@ async def preset(preset_id: str, request: Request) -> Response:
     found = request.app.state.presets.get(preset_id)
     if found is None:
         known = ", ".join(request.app.state.presets)
-        raise ApiError("preset_id", f"one of {known}", repr(preset_id)[:60], status=404)
+        raise ApiError("preset_id", f"one of {known}", repr(preset_id)[:60], status=404, code="not_found",
+                       params={"options": list(request.app.state.presets)})
     return Response(respond.dumps(found.request), media_type="application/json")
 
 
