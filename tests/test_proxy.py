@@ -51,7 +51,7 @@ def test_sub_path_behind_nginx(server, tmp_path):
         kept_port, stripped_port = free_port(), free_port()
         with running_nginx(tmp_path, _config(app_port, kept_port, stripped_port)) as nginx:
             wait_listening(kept_port, nginx)
-            wait_listening(stripped_port, nginx)
+            wait_listening(kept_port, nginx)
             for style, port in (("kept", kept_port), ("stripped", stripped_port)):
                 _check_everything_under_the_prefix(f"http://127.0.0.1:{port}", f"{server}, prefix {style}")
 
@@ -86,3 +86,47 @@ def _check_everything_under_the_prefix(proxy: str, where: str) -> None:
         for path, to in (("/bptt", "/bptt/"), ("/bptt/docs/", "/bptt/docs"), ("/bptt/healthz/", "/bptt/healthz")):
             r = http.get(path)
             assert r.status_code in (301, 307, 308) and r.headers["location"] == to, (where, path, r.status_code, r.headers)
+
+
+def test_the_page_and_the_docs_work_in_a_browser_under_the_prefix(tmp_path):
+    """Chromium through nginx as deploy/nginx.conf is written (prefix kept: every URL was 404
+    under bptt-explorer): the page renders from /bptt/ and asks only for /bptt/... URLs; Swagger UI at /bptt/docs
+    lists the operations and its "Try it out" server is /bptt."""
+    import os
+
+    from browser import VIEWPORT, BrowserMissing, Watch, launch, open_page
+
+    def no_browser(reason: str):
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"browser tests cannot run under CI: {reason}", pytrace=False)
+        pytest.skip(f"browser test skipped: {reason}")
+
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as e:
+        no_browser(f"Playwright is not installed ({e})")
+    with running_server(env={"BPTT_ROOT_PATH": "/bptt"}, cli=True) as base:
+        kept_port, stripped_port = free_port(), free_port()
+        with running_nginx(tmp_path, _config(urlsplit(base).port, kept_port, stripped_port)) as nginx, \
+                sync_playwright() as pw:
+            wait_listening(kept_port, nginx)
+            try:
+                browser = launch(pw)
+            except BrowserMissing as e:
+                no_browser(str(e))
+            proxy = f"http://127.0.0.1:{kept_port}"
+            try:
+                page = browser.new_page(viewport=VIEWPORT)
+                watch = Watch()
+                watch.attach(page)
+                open_page(page, proxy, "/bptt/")
+                assert page.evaluate("() => window.bptt.response().shapes.T") > 0
+                page.screenshot(path=str(tmp_path / "page-under-bptt.png"))
+                page.goto(proxy + "/bptt/docs")
+                page.wait_for_selector(".opblock-summary-path", timeout=15_000)
+                assert page.locator(".opblock").count() >= 5
+                assert not watch.console_errors and not watch.page_errors, (watch.console_errors, watch.page_errors)
+                outside = [u for u in watch.requests if not u.startswith(proxy + "/bptt/")]
+                assert not outside, outside
+            finally:
+                browser.close()
