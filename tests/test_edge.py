@@ -263,3 +263,15 @@ def test_http_level_errors_carry_codes_too(monkeypatch):
     for code, r in codes.items():
         assert r.json()["error"]["code"] == code, (code, r.json())
     assert codes["body_too_large"].json()["error"]["params"] == {"setting": "BPTT_MAX_BODY_BYTES", "limit": 1024}
+
+
+@pytest.mark.parametrize("hidden", [2**64, -(2**70), 10**4000])
+def test_params_with_integers_json_cannot_carry_are_still_json(client, hidden):
+    """Found by the schema fuzz: init.hidden = 2**64 put 18446744073709551616 in params.got,
+    which orjson cannot write, and the error itself became a 500."""
+    r = client.post("/api/v1/bptt", json={**SMALL, "init": {"seed": 1, "hidden": hidden}})
+    err = r.json()["error"]
+    assert r.status_code == 422 and err["field"] == "init.hidden", err
+    if hidden > 0:
+        got = err["params"]["got"]
+        assert err["code"] == "over_limit" and isinstance(got, str) and got.startswith(str(hidden)[:100]), got

@@ -13,6 +13,7 @@ error in its own language without reading the English.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import orjson
@@ -67,11 +68,20 @@ CODES = {
 
 
 def _capped(v: Any) -> Any:
-    """params with every string (and list of strings) capped like the pieces."""
+    """A param as JSON can carry it: strings (and lists of them) capped like the pieces, an
+    integer beyond 64 bits (a request may send 2**64 as a size) as its digits, a float that is
+    not finite as null."""
     if isinstance(v, str):
         return cap(v)
     if isinstance(v, list):
         return [_capped(x) for x in v[:64]]
+    if isinstance(v, int) and not isinstance(v, bool) and not -(2**63) <= v < 2**64:
+        try:
+            return cap(str(v))
+        except ValueError:  # more digits than Python converts
+            return f"an integer of about {int(v.bit_length() * 0.30103)} digits"
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
     return v
 
 
