@@ -59,6 +59,7 @@ CODES = {
     "wrong_content_type": "the body is not sent as application/json",
     "content_encoding": "the body is compressed (gzip, …): send it as it is",
     "rate_limited": "too many requests or too much work a minute (params.setting, params.limit, params.retry_after)",
+    "busy": "the worker is at BPTT_MAX_CONCURRENT large requests: try again (params.setting, params.limit, params.retry_after)",
     "not_found": "no such route or preset",
     "method_not_allowed": "the route does not take this method",
     "http_error": "another HTTP-level refusal",

@@ -178,7 +178,7 @@ BLOCK_NUMBERS = 1 << 15
 def number_array(v: Any, field: str, ndims: tuple[int, ...], expected: str, check=None) -> np.ndarray:
     """The float64 array of v; check(shape), if given, refuses a shape before it is allocated."""
     if not isinstance(v, list):
-        raise ApiError(field, expected, describe(v), code="out_of_range" if type(v) is int else "wrong_type", params={"min": lo, "max": hi})
+        raise ApiError(field, expected, describe(v), code="wrong_type")
     shape = _float_shape(v, max(ndims)) or _walk(v, field, (), max(ndims))
     if len(shape) not in ndims:
         raise ApiError(field, expected, dims(shape) if shape != (0,) else "an empty array", code="wrong_shape")

@@ -113,7 +113,7 @@ def _parse_remote(body: bytes, settings: Settings) -> tuple:
     try:
         return ("ok", _parse(body, settings))
     except ApiError as e:
-        return ("error", e.field, e.expected, e.got, e.status, e.message, e.headers)
+        return ("error", e.field, e.expected, e.got, e.status, e.message, e.headers, e.code, e.params)
 
 
 _pool: ProcessPoolExecutor | None = None
@@ -133,8 +133,8 @@ async def _parse_elsewhere(body: bytes, settings: Settings) -> tuple[Parsed, flo
             continue
         if out[0] == "ok":
             return out[1]
-        _, field, expected, got, status, message, headers = out
-        raise ApiError(field, expected, got, status=status, message=message, headers=headers)
+        _, field, expected, got, status, message, headers, code, params = out
+        raise ApiError(field, expected, got, status=status, message=message, headers=headers, code=code, params=params)
     return await stream.in_heavy_thread(settings.max_concurrent, _parse, body, settings)
 
 
