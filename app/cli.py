@@ -18,9 +18,15 @@ from .settings import get_settings
 
 def _uvicorn_kwargs(args, s) -> dict:
     return dict(
-        log_level=args.log_level, root_path=s.root_path, proxy_headers=True,
-        forwarded_allow_ips=s.forwarded_allow_ips,
-        http=framing.AUTO,  # malformed HTTP answered in the API's error shape, not plain text
+        log_level=args.log_level, root_path=s.root_path,
+        # X-Forwarded-For only from the proxies listed (none by default: a local user could
+        # otherwise claim any address and pass the per-client limits)
+        proxy_headers=bool(s.forwarded_allow_ips.strip()), forwarded_allow_ips=s.forwarded_allow_ips,
+        # head timeout and size (uvicorn has neither for httptools), malformed HTTP in the error shape
+        http=framing.AUTO,
+        timeout_keep_alive=s.keep_alive_timeout,
+        h11_max_incomplete_event_size=s.max_header_bytes,  # what app.framing.H11Protocol uses too
+        ws="none",  # no WebSocket route: an upgrade request is an ordinary (404) request
         timeout_graceful_shutdown=s.shutdown_timeout,
     )
 

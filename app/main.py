@@ -25,7 +25,7 @@ from .api.schemas import BPTTRequest
 from .api.stream import KeepTransport
 from .presets import load_all
 from .runtime import tune_gil, tune_malloc
-from .security import RateLimit, SecurityHeaders
+from .security import RateLimit, SecurityHeaders, WorkBudget
 from .settings import Settings, get_settings
 
 HERE = Path(__file__).resolve().parent
@@ -50,20 +50,46 @@ def _plotly_gz() -> bytes:
 
 
 class RootPathPrefix:
-    """Serve under BPTT_ROOT_PATH: set the ASGI root_path, and behind a proxy that strips the
-    sub-path (/bptt/x → /x) put it back, so that routes and static mounts see the full path as
-    the ASGI spec has it; a proxy that keeps it is untouched."""
+    """Serve under a sub-path (BPTT_ROOT_PATH, else the ASGI root_path a server was started
+    with), whatever the server and the proxy do with it. The ASGI spec (and Starlette's
+    routing) wants ``path`` to be the full path and ``root_path`` its prefix. What arrives:
 
-    def __init__(self, app, root_path: str) -> None:
+    - uvicorn ≥ 0.26 started with a root path (``bptt-explorer`` passes BPTT_ROOT_PATH as
+      uvicorn's ``root_path``; ``uvicorn --root-path /bptt`` does the same) prepends it to
+      every path itself: /bptt/healthz from a proxy that keeps the prefix arrives as
+      /bptt/bptt/healthz, /healthz from one that strips it as /bptt/healthz;
+    - plain ``uvicorn`` without ``--root-path`` passes the path as it came: /bptt/healthz or
+      /healthz.
+
+    So: take off the root_path the server put in front (if it did), then put the sub-path in
+    front unless the path already starts with it. Only the path-only shapes /x and /bptt/x
+    are possible then, and both reach the same route."""
+
+    def __init__(self, app, root_path: str = "") -> None:
         self.app = app
         self.root = root_path.rstrip("/")
 
+    def _normal(self, scope) -> dict:
+        given = scope.get("root_path", "") or ""
+        root = self.root or given.rstrip("/")
+        if not root:
+            return scope
+        path = scope["path"]
+        raw = scope.get("raw_path")
+        if given and (path == given or path.startswith(given.rstrip("/") + "/")):  # the server prepended it
+            cut = len(given.rstrip("/"))
+            path = path[cut:] or "/"
+            if raw is not None and raw.startswith(given.rstrip("/").encode()):
+                raw = raw[cut:] or b"/"
+        if not (path == root or path.startswith(root + "/")):  # a proxy stripped it (or none was in front)
+            path = root + path
+            if raw is not None:
+                raw = root.encode() + raw
+        return {**scope, "root_path": root, "path": path, "raw_path": raw}
+
     async def __call__(self, scope, receive, send):
         if scope["type"] in ("http", "websocket"):
-            scope = {**scope, "root_path": self.root}
-            if not scope["path"].startswith(self.root + "/") and scope["path"] != self.root:
-                scope["path"] = self.root + scope["path"]
-                scope["raw_path"] = scope["path"].encode()
+            scope = self._normal(scope)
         await self.app(scope, receive, send)
 
 
@@ -94,9 +120,17 @@ def _openapi(app: FastAPI) -> dict:
     return schema
 
 
+class App(FastAPI):
+    """FastAPI with the security headers outside everything, Starlette's ServerErrorMiddleware
+    (which answers a 500) included: ``add_middleware`` can only place middleware inside it."""
+
+    def build_middleware_stack(self):
+        return SecurityHeaders(super().build_middleware_stack(), self.state.settings)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    app = FastAPI(
+    app = App(
         title="BPTT Explorer",
         version=__version__,
         description=(
@@ -161,11 +195,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             CORSMiddleware, allow_origins=settings.cors_origin_list, allow_methods=["GET", "POST"],
             allow_headers=["content-type"], expose_headers=["server-timing"],
         )
-    if settings.root_path.rstrip("/"):
-        app.add_middleware(RootPathPrefix, root_path=settings.root_path)
-    app.add_middleware(SecurityHeaders, settings=settings)
+    # always: a server started with a root path (uvicorn --root-path) needs it even without the setting
+    app.add_middleware(RootPathPrefix, root_path=settings.root_path)
     if settings.rate_limit_per_minute:
         app.add_middleware(RateLimit, per_minute=settings.rate_limit_per_minute)
+    app.state.work_budget = WorkBudget(settings.rate_limit_work_per_minute) if settings.rate_limit_work_per_minute else None
     # outside Starlette's own outermost middleware (ServerErrorMiddleware wraps send): it must
     # see the server's own send callable
     build = app.build_middleware_stack

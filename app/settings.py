@@ -18,6 +18,16 @@ class Settings(BaseSettings):
     port: int = Field(8000, description="Port the server listens on.")
     workers: int = Field(1, ge=1, description="Worker processes (bptt-explorer --workers overrides).")
     root_path: str = Field("", description="Sub-path behind a reverse proxy, e.g. /bptt.")
+    keep_alive_timeout: int = Field(
+        5, ge=1, description="Seconds an idle keep-alive connection is kept between requests (uvicorn's timeout_keep_alive).",
+    )
+    header_timeout: float = Field(
+        10.0, gt=0, description="Seconds a client has to send a whole request head, from the connection's "
+        "opening or the request's first byte (408 after; an idle connection is closed).",
+    )
+    max_header_bytes: int = Field(
+        32768, ge=1024, description="Largest request head (request line and headers) in bytes (431 above).",
+    )
     log_level: str = Field("info", description="uvicorn log level: critical, error, warning, info, debug.")
     gzip_level: int = Field(
         0, ge=0, le=9, description="gzip level for API responses (0: off); the page's Plotly is always sent gzipped."
@@ -82,8 +92,13 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(
         0, ge=0, description="POST requests a minute per client address (0: no limit). Per worker process."
     )
+    rate_limit_work_per_minute: float = Field(
+        0, ge=0, description="Estimated work (units of BPTT_MAX_WORK) a minute per client address (0: no limit). "
+        "Per worker process.",
+    )
     forwarded_allow_ips: str = Field(
-        "127.0.0.1", description="Proxies trusted for X-Forwarded-For/-Proto (uvicorn's forwarded_allow_ips)."
+        "", description="Proxies trusted for X-Forwarded-For/-Proto, comma-separated (uvicorn's "
+        "forwarded_allow_ips); none by default. Set it to the proxy's address.",
     )
 
     # browser page

@@ -22,14 +22,20 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_server(env: dict[str, str] | None = None, args: tuple[str, ...] = (), log: list[str] | None = None):
-    """Yields the server's base URL; when the server has stopped, its output is appended to log."""
+def running_server(env: dict[str, str] | None = None, args: tuple[str, ...] = (), log: list[str] | None = None,
+                   cli: bool = False, procs: list | None = None):
+    """Yields the server's base URL; when the server has stopped, its output is appended to log.
+    Plain ``uvicorn app.main:app`` by default; with cli, ``bptt-explorer`` (app.cli). The
+    server's Popen is appended to procs (for its pid)."""
     port = free_port()
-    cmd = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port),
+    server = ["app.cli"] if cli else ["uvicorn", "app.main:app"]
+    cmd = [sys.executable, "-m", *server, "--host", "127.0.0.1", "--port", str(port),
            "--log-level", "warning", *args]
     proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **(env or {})},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
+    if procs is not None:
+        procs.append(proc)
     try:
         deadline = time.monotonic() + 30
         while True:

@@ -269,7 +269,7 @@ def test_bad_input_is_a_4xx_naming_the_field(client, body, status, field, fragme
     err = r.json()["error"]
     assert err["field"] == field, err
     assert fragment in err["message"], err["message"]
-    assert set(err) == {"status", "field", "expected", "got", "message"}
+    assert set(err) == {"status", "code", "params", "field", "expected", "got", "message"}
     assert err["expected"] and err["got"], err  # what was expected and what came, as fields too
 
 
@@ -313,11 +313,12 @@ def test_limits_come_from_settings_and_are_named():
 def test_unknown_routes_and_methods_use_the_error_shape(client):
     r = client.get("/api/v1/nothing")
     assert r.status_code == 404 and r.json()["error"] | {"message": None} == {
-        "status": 404, "field": "path", "expected": "a route of this app (listed at /docs)",
-        "got": "/api/v1/nothing", "message": None}
+        "status": 404, "code": "not_found", "params": {}, "field": "path",
+        "expected": "a route of this app (listed at /docs)", "got": "/api/v1/nothing", "message": None}
     r = client.get("/api/v1/bptt")
     assert r.status_code == 405 and r.json()["error"] | {"message": None} == {
-        "status": 405, "field": "method", "expected": "POST", "got": "GET", "message": None}
+        "status": 405, "code": "method_not_allowed", "params": {}, "field": "method", "expected": "POST",
+        "got": "GET", "message": None}
 
 
 @pytest.mark.parametrize("text,field", [
@@ -463,7 +464,7 @@ def test_a_compressed_body_is_415_naming_the_coding(client):
                                                                "content-encoding": coding})
         err = r.json()["error"]
         assert r.status_code == 415 and err["field"] == "content-encoding" and coding in err["got"], err
-    r = client.post("/api/v1/bptt", content=raw, headers={"content-encoding": "identity"})
+    r = client.post("/api/v1/bptt", content=raw, headers={"content-type": "application/json", "content-encoding": "identity"})
     assert r.status_code == 200
 
 
@@ -512,9 +513,9 @@ def test_a_field_alone_is_the_same_bits_as_in_the_whole_response(client, shape):
     for cell, truncation, detail, clip in itertools.product(
             ("vanilla", "residual"), (None, 3), ("full", "norms"), (None, {"max_norm": 0.5})):
         body = base | {"cell": cell, "truncation": truncation, "detail": detail, "clip": clip}
-        whole = client.post("/api/v1/bptt", content=orjson.dumps(body)).json()
+        whole = client.post("/api/v1/bptt", content=orjson.dumps(body), headers={"content-type": "application/json"}).json()
         for field in RESPONSE_FIELDS:
-            alone = client.post("/api/v1/bptt", content=orjson.dumps(body | {"fields": [field]})).json()
+            alone = client.post("/api/v1/bptt", content=orjson.dumps(body | {"fields": [field]}), headers={"content-type": "application/json"}).json()
             assert alone[field] == whole[field], (cell, truncation, detail, clip, field)
             checked += whole[field] is not None
     assert checked > 150  # the fields compared were there, not null on both sides

@@ -111,8 +111,10 @@ def test_cli_options(monkeypatch):
     monkeypatch.setattr(cli, "_supervise", lambda n, host, port, kw: seen.update(kw, workers=n, port=port, host=host))
     cli.main(["--port", "9001"])
     assert seen["app"] == "app.main:app" and seen["workers"] == 1 and seen["port"] == 9001
-    assert seen["host"] == "127.0.0.1" and seen["forwarded_allow_ips"] == "127.0.0.1"
+    assert seen["host"] == "127.0.0.1" and seen["forwarded_allow_ips"] == "" and seen["proxy_headers"] is False
     assert seen["http"] == "app.framing:HttpToolsProtocol"  # malformed HTTP gets the JSON error shape
+    # connection limits: uvicorn's own options where it has them (app.framing adds the head timeout)
+    assert seen["timeout_keep_alive"] == 5 and seen["h11_max_incomplete_event_size"] == 32768 and seen["ws"] == "none"
     seen.clear()
     cli.main(["--workers", "2", "--port", "9002"])
     assert seen["workers"] == 2 and seen["port"] == 9002 and "app" not in seen

@@ -26,4 +26,4 @@ def test_api_conforms_to_its_schema(case):
     assert response.status_code < 500
     if 400 <= response.status_code < 500:
         err = response.json()["error"]
-        assert set(err) == {"status", "field", "expected", "got", "message"} and err["message"]
+        assert set(err) == {"status", "code", "params", "field", "expected", "got", "message"} and err["message"]

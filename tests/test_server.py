@@ -21,7 +21,7 @@ def test_real_server_round_trip():
         assert "compute;dur=" in r.headers["server-timing"]
         bad = http.post("/api/v1/bptt", content=b"{", headers={"content-type": "application/json"})
         assert bad.status_code == 400 and bad.json()["error"]["field"] == "body"
-        over = http.post("/api/v1/bptt", content=json.dumps({**body, "inputs": [[1.0]] * 5000}))
+        over = http.post("/api/v1/bptt", json={**body, "inputs": [[1.0]] * 5000})
         assert over.status_code == 422 and "BPTT_MAX_T" in over.json()["error"]["message"]
         assert http.get("/").status_code == 200
 

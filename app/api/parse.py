@@ -58,14 +58,14 @@ def decode(body: bytes) -> Any:
     """Strict JSON (orjson). Bodies orjson refuses get a second, lenient read only to find
     NaN / Infinity / 1e400 and name the field that holds them."""
     if not body.strip():
-        raise ApiError("body", "a JSON object", "an empty body", status=400)
+        raise ApiError("body", "a JSON object", "an empty body", status=400, code="empty_body")
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as strict_error:
         try:
             return json.loads(body, parse_float=_parse_float, parse_constant=NonFinite)
         except (ValueError, RecursionError, UnicodeDecodeError):
-            raise ApiError("body", "valid JSON", f"invalid JSON ({strict_error})", status=400) from None
+            raise ApiError("body", "valid JSON", f"invalid JSON ({strict_error})", status=400, code="invalid_json") from None
 
 
 def describe(v: Any) -> str:
@@ -107,7 +107,7 @@ def _walk(v: Any, field: str, index: tuple[int, ...], depth_left: int) -> tuple[
     entry that is not one (strings, booleans, null, NaN, ragged rows, too deep)."""
     if isinstance(v, list):
         if depth_left == 0:
-            raise ApiError(_path(field, index), "a number", describe(v))
+            raise ApiError(_path(field, index), "a number", describe(v), code="wrong_shape")
         if not v:
             return (0,)
         if depth_left == 1 or not isinstance(v[0], list):
@@ -117,10 +117,10 @@ def _walk(v: Any, field: str, index: tuple[int, ...], depth_left: int) -> tuple[
                     continue
                 if isinstance(x, list):
                     if depth_left == 1:  # nested deeper than the field allows
-                        raise ApiError(_path(field, index + (i,)), "a number", describe(x))
-                    raise ApiError(_path(field, index), "rows of equal shape", f"a ragged array (row 0 is a number, row {i} an array)")
+                        raise ApiError(_path(field, index + (i,)), "a number", describe(x), code="wrong_shape")
+                    raise ApiError(_path(field, index), "rows of equal shape", f"a ragged array (row 0 is a number, row {i} an array)", code="wrong_shape")
                 exp = "a finite number" if tx in (int, NonFinite) else "a number"
-                raise ApiError(_path(field, index + (i,)), exp, describe(x))
+                raise ApiError(_path(field, index + (i,)), exp, describe(x), code="not_finite" if tx in (int, NonFinite) else "wrong_type")
             return (len(v),)
         first = _walk(v[0], field, index + (0,), depth_left - 1)
         for i in range(1, len(v)):
@@ -128,7 +128,7 @@ def _walk(v: Any, field: str, index: tuple[int, ...], depth_left: int) -> tuple[
             if s != first:
                 raise ApiError(
                     _path(field, index), "rows of equal shape",
-                    f"a ragged array (row 0 is {dims(first)}, row {i} is {dims(s)})",
+                    f"a ragged array (row 0 is {dims(first)}, row {i} is {dims(s)})", code="wrong_shape",
                 )
         return (len(v),) + first
     return ()
@@ -178,12 +178,12 @@ BLOCK_NUMBERS = 1 << 15
 def number_array(v: Any, field: str, ndims: tuple[int, ...], expected: str, check=None) -> np.ndarray:
     """The float64 array of v; check(shape), if given, refuses a shape before it is allocated."""
     if not isinstance(v, list):
-        raise ApiError(field, expected, describe(v))
+        raise ApiError(field, expected, describe(v), code="wrong_type")
     shape = _float_shape(v, max(ndims)) or _walk(v, field, (), max(ndims))
     if len(shape) not in ndims:
-        raise ApiError(field, expected, dims(shape) if shape != (0,) else "an empty array")
+        raise ApiError(field, expected, dims(shape) if shape != (0,) else "an empty array", code="wrong_shape")
     if 0 in shape:
-        raise ApiError(field, expected, "an empty array" + ("" if shape == (0,) else f" ({dims(shape)})"))
+        raise ApiError(field, expected, "an empty array" + ("" if shape == (0,) else f" ({dims(shape)})"), code="wrong_shape")
     if check is not None:
         check(shape)
     size = math.prod(shape)
@@ -219,7 +219,7 @@ def _wanted(fields: frozenset[str] | None, field: str) -> bool:
 def _enum(body: dict, field: str, options: tuple[str, ...], default: str) -> str:
     v = body.get(field, default)
     if v not in options or not isinstance(v, str):
-        raise ApiError(field, "one of " + ", ".join(options), describe(v))
+        raise ApiError(field, "one of " + ", ".join(options), describe(v), code="not_one_of", params={"options": list(options)})
     return v
 
 
@@ -228,7 +228,7 @@ def _int(v: Any, field: str, lo: int, hi: int | None, what: str) -> int:
         v = int(v)
     if type(v) is not int or v < lo or (hi is not None and v > hi):
         expected = f"{what}: an integer ≥ {lo}" + (f" and ≤ {hi}" if hi is not None else "")
-        raise ApiError(field, expected, describe(v))
+        raise ApiError(field, expected, describe(v), code="out_of_range" if type(v) is int else "wrong_type", params={"min": lo, "max": hi})
     return v
 
 
@@ -239,22 +239,22 @@ def _positive(v: Any, field: str, what: str, hi: float = math.inf) -> float:
         x = math.inf
     if not (0 < x < math.inf) or x > hi:
         limit = "" if hi == math.inf else f" and ≤ {hi:g}"
-        raise ApiError(field, f"{what}: a finite number > 0{limit}", describe(v))
+        raise ApiError(field, f"{what}: a finite number > 0{limit}", describe(v), code="not_finite" if isinstance(v, NonFinite) or x == math.inf else "out_of_range" if type(v) in (int, float) else "wrong_type", params={"max": None if hi == math.inf else hi})
     return x
 
 
 def _limit(value: int, limit: int, field: str, what: str, setting: str) -> None:
     if value > limit:
-        raise ApiError(field, f"at most {limit} {what} (limit {setting})", f"{value}", status=422)
+        raise ApiError(field, f"at most {limit} {what} (limit {setting})", f"{value}", status=422, code="over_limit", params={"setting": setting, "limit": limit, "got": value})
 
 
 def parse(body: Any, s: Settings) -> Parsed:
     if not isinstance(body, dict):
-        raise ApiError("body", "a JSON object", describe(body))
+        raise ApiError("body", "a JSON object", describe(body), code="wrong_type")
     for key in body:
         if key not in FIELDS:
             raise ApiError(key, "one of the fields " + ", ".join(FIELDS), "an unknown field",
-                           message=f"{key}: unknown field; the fields are " + ", ".join(FIELDS))
+                           message=f"{key}: unknown field; the fields are " + ", ".join(FIELDS), code="unknown_field", params={"name": key, "fields": list(FIELDS)})
     notation = _enum(body, "notation", tuple(NOTATIONS), "canonical")
     cell = _enum(body, "cell", tuple(CELLS), "vanilla")
     activation = _enum(body, "activation", tuple(ACTIVATIONS), "tanh")
@@ -265,7 +265,7 @@ def parse(body: Any, s: Settings) -> Parsed:
 
     # inputs: T×n or B×T×n
     if "inputs" not in body:
-        raise ApiError("inputs", "T×n (steps×inputs) or B×T×n", "nothing (the field is required)")
+        raise ApiError("inputs", "T×n (steps×inputs) or B×T×n", "nothing (the field is required)", code="missing")
     def input_limits(shape: tuple[int, ...]) -> None:
         B, T, n = shape if len(shape) == 3 else (1, *shape)
         _limit(T, s.max_t, "inputs", "steps T", "BPTT_MAX_T")
@@ -275,7 +275,7 @@ def parse(body: Any, s: Settings) -> Parsed:
         if B * T * T > s.max_norm_floats:
             raise ApiError(
                 "inputs", f"at most {s.max_norm_floats} numbers B·T² in delta_norm (limit BPTT_MAX_NORM_FLOATS)",
-                f"B·T² = {B}·{T}² = {B * T * T}",
+                f"B·T² = {B}·{T}² = {B * T * T}", code="over_limit", params={"setting": "BPTT_MAX_NORM_FLOATS", "limit": s.max_norm_floats, "got": B * T * T},
             )
 
     X = number_array(body["inputs"], "inputs", (2, 3), "T×n (steps×inputs) or B×T×n (batch×steps×inputs)",
@@ -290,13 +290,13 @@ def parse(body: Any, s: Settings) -> Parsed:
 
     # parameters: given, or initialised from a seed (null, as everywhere, is not given)
     if body.get("params") is not None and body.get("init") is not None:
-        raise ApiError("init", "params or init, not both", "both")
+        raise ApiError("init", "params or init, not both", "both", code="conflict")
     if body.get("params") is not None:
         named, m, p = _params(body["params"], notation, has_output, n, s)
     elif body.get("init") is not None:
         named, m, p = _init(body["init"], notation, has_output, n, body, batched, s)
     else:
-        raise ApiError("params", "the parameters (or init: {\"seed\": 0, \"hidden\": m})", "nothing")
+        raise ApiError("params", "the parameters (or init: {\"seed\": 0, \"hidden\": m})", "nothing", code="missing")
 
     h0 = np.zeros((B, m))
     if body.get("h0") is not None:
@@ -304,18 +304,18 @@ def parse(body: Any, s: Settings) -> Parsed:
         if h0.ndim == 1 and h0.shape == (m,):
             h0 = np.broadcast_to(h0, (B, m)).copy()
         elif not (batched and h0.shape == (B, m)):
-            raise ApiError("h0", f"length {m} (hidden)" + (f" or {B}×{m} (batch×hidden)" if batched else ""), dims(h0.shape))
+            raise ApiError("h0", f"length {m} (hidden)" + (f" or {B}×{m} (batch×hidden)" if batched else ""), dims(h0.shape), code="wrong_shape")
 
     Y = G = None
     if has_output:
         if body.get("upstream") is not None:
             raise ApiError("upstream", f"nothing with loss {loss} (upstream gradients go with loss upstream)",
-                           describe(body["upstream"]))
+                           describe(body["upstream"]), code="conflict")
         Y = _targets(body.get("targets"), loss, batched, B, T, p, mask, n_loss)
     else:
         if body.get("targets") is not None:
             raise ApiError("targets", "nothing with loss upstream (give upstream: ∂L/∂h_t for every step)",
-                           describe(body["targets"]))
+                           describe(body["targets"]), code="conflict")
         G = _rows(body.get("upstream"), "upstream", batched, B, T, m, mask, n_loss, "hidden")
 
     truncation = body.get("truncation")
@@ -324,7 +324,7 @@ def parse(body: Any, s: Settings) -> Parsed:
     clip = _clip(body.get("clip"))
     gradient_check = body.get("gradient_check", False)
     if type(gradient_check) is not bool:
-        raise ApiError("gradient_check", "true or false", describe(gradient_check))
+        raise ApiError("gradient_check", "true or false", describe(gradient_check), code="wrong_type")
 
     fields = _fields(body.get("fields"), gradient_check)
     detail, work, response_bytes = _budget(body.get("detail"), named, B, T, n, m, p, truncation,
@@ -352,10 +352,10 @@ def _fields(v: Any, gradient_check: bool) -> frozenset[str] | None:
     if v is None:
         return None
     if not isinstance(v, list):
-        raise ApiError("fields", "an array of response field names: " + ", ".join(RESPONSE_FIELDS), describe(v))
+        raise ApiError("fields", "an array of response field names: " + ", ".join(RESPONSE_FIELDS), describe(v), code="wrong_type")
     for i, f in enumerate(v):
         if not isinstance(f, str) or f not in RESPONSE_FIELDS:
-            raise ApiError(f"fields[{i}]", "one of " + ", ".join(RESPONSE_FIELDS), describe(f))
+            raise ApiError(f"fields[{i}]", "one of " + ", ".join(RESPONSE_FIELDS), describe(f), code="not_one_of", params={"options": list(RESPONSE_FIELDS)})
     return frozenset(v) | ({"gradient_check"} if gradient_check else set())
 
 
@@ -372,7 +372,7 @@ def _budget(detail: Any, named: dict, B: int, T: int, n: int, m: int, p: int | N
     refused above BPTT_MAX_WORK, and the response's size in bytes (an upper bound), refused
     above BPTT_MAX_RESPONSE_MB."""
     if detail is not None and detail not in DETAILS:
-        raise ApiError("detail", "full or norms", describe(detail))
+        raise ApiError("detail", "full or norms", describe(detail), code="not_one_of", params={"options": list(DETAILS)})
     n_params = sum(a.size for a in named.values())
     per_step = _wanted(fields, "grads_per_step")
     table = _wanted(fields, "delta") or per_step
@@ -406,7 +406,7 @@ def _budget(detail: Any, named: dict, B: int, T: int, n: int, m: int, p: int | N
         raise ApiError(
             "body", f"at most {s.max_work:.3g} estimated operations per request (limit BPTT_MAX_WORK)",
             f"{work:.3g} for B={B}, T={T}, n={n}, m={m}, p={p or 0}"
-            + (", gradient_check" if gradient_check else "") + f", detail {detail}",
+            + (", gradient_check" if gradient_check else "") + f", detail {detail}", code="over_limit", params={"setting": "BPTT_MAX_WORK", "limit": s.max_work, "got": work},
         )
     sizes = size.fields(B, T, n, m, p, [a.shape for a in named.values()], detail=detail, clip=clip)
     sent = fields
@@ -424,6 +424,8 @@ def _budget(detail: Any, named: dict, B: int, T: int, n: int, m: int, p: int | N
             f"{s.max_response_mb:g} MB (BPTT_MAX_RESPONSE_MB); largest fields: {parts}. Ask for less: "
             '"fields" with only what you read (e.g. ["delta_norm", "grads"]), "detail": "norms" '
             "(no δ vectors, no per-step gradients), or smaller B or T",
+            code="over_limit", params={"setting": "BPTT_MAX_RESPONSE_MB", "limit": s.max_response_mb,
+                                       "got": round(response_bytes / 1e6, 3)},
         )
     return detail, work, response_bytes
 
@@ -440,13 +442,13 @@ def _loss_steps(v: Any, T: int) -> np.ndarray:
         if isinstance(v, list):
             bad = next((i for i, x in enumerate(v) if type(x) is not bool), None)
             got = f"{len(v)} entries" if len(v) != T else f"{describe(v[bad])} at [{bad}]"
-        raise ApiError("loss_steps", f'"all", "last" or T = {T} booleans', got)
+        raise ApiError("loss_steps", f'"all", "last" or T = {T} booleans', got, code="wrong_shape")
     return np.array(v, bool)
 
 
 def _params(v: Any, notation: str, has_output: bool, n: int, s: Settings):
     if not isinstance(v, dict):
-        raise ApiError("params", "an object of named arrays", describe(v))
+        raise ApiError("params", "an object of named arrays", describe(v), code="wrong_type")
     expected = param_names(notation, has_output)
     shown = [name for name, _ in expected]
     canon_of = dict(expected)
@@ -455,17 +457,17 @@ def _params(v: Any, notation: str, has_output: bool, n: int, s: Settings):
             hint = _name_hint(key, notation, has_output)
             raise ApiError(
                 f"params.{key}", f"one of {', '.join(shown)} (notation {notation})", f"an unknown parameter{hint}",
-                message=f"params.{key}: unknown parameter{hint}; notation {notation} expects " + ", ".join(shown),
+                message=f"params.{key}: unknown parameter{hint}; notation {notation} expects " + ", ".join(shown), code="unknown_field", params={"name": key, "fields": shown},
             )
     for name in shown:
         if name not in v:
-            raise ApiError(f"params.{name}", f"{SHAPE_WORDS[canon_of[name]]} array", "nothing (missing)")
+            raise ApiError(f"params.{name}", f"{SHAPE_WORDS[canon_of[name]]} array", "nothing (missing)", code="missing")
     by_canon = {c: name for name, c in expected}
     W_hh_name = by_canon["W_hh"]
     W_hh = number_array(v[W_hh_name], f"params.{W_hh_name}", (2,), "m×m (hidden×hidden)")
     m = W_hh.shape[0]
     if W_hh.shape[1] != m:
-        raise ApiError(f"params.{W_hh_name}", "a square m×m array (hidden×hidden)", dims(W_hh.shape))
+        raise ApiError(f"params.{W_hh_name}", "a square m×m array (hidden×hidden)", dims(W_hh.shape), code="wrong_shape")
     _limit(m, s.max_m, f"params.{W_hh_name}", "hidden units m", "BPTT_MAX_M")
     p = None
     if has_output:
@@ -483,7 +485,7 @@ def _params(v: Any, notation: str, has_output: bool, n: int, s: Settings):
         if len(shape) == 1 and a.shape == (shape[0], 1):
             a = a[:, 0]  # column vectors, as the course notebook stores biases
         if a.shape != shape:
-            raise ApiError(f"params.{name}", exp, dims(a.shape))
+            raise ApiError(f"params.{name}", exp, dims(a.shape), code="wrong_shape")
         named[name] = a
     return named, m, p
 
@@ -512,14 +514,14 @@ def _name_hint(key: str, notation: str, has_output: bool) -> str:
 
 def _init(v: Any, notation: str, has_output: bool, n: int, body: dict, batched: bool, s: Settings):
     if not isinstance(v, dict):
-        raise ApiError("init", 'an object {"seed", "hidden", "outputs", "scale"}', describe(v))
+        raise ApiError("init", 'an object {"seed", "hidden", "outputs", "scale"}', describe(v), code="wrong_type")
     for key in v:
         if key not in INIT_FIELDS:
             raise ApiError(f"init.{key}", "one of " + ", ".join(INIT_FIELDS), "an unknown field",
-                           message=f"init.{key}: unknown field; init takes " + ", ".join(INIT_FIELDS))
+                           message=f"init.{key}: unknown field; init takes " + ", ".join(INIT_FIELDS), code="unknown_field", params={"name": key, "fields": list(INIT_FIELDS)})
     seed = _int(v.get("seed", 0), "init.seed", 0, 2**63 - 1, "the seed")
     if "hidden" not in v:
-        raise ApiError("init.hidden", "the number of hidden units m", "nothing (missing)")
+        raise ApiError("init.hidden", "the number of hidden units m", "nothing (missing)", code="missing")
     m = _int(v["hidden"], "init.hidden", 1, None, "hidden units m")
     _limit(m, s.max_m, "init.hidden", "hidden units m", "BPTT_MAX_M")
     scale = None if v.get("scale") is None else _positive(v["scale"], "init.scale", "the scale s of U(−s, s)", hi=1e300)
@@ -531,7 +533,7 @@ def _init(v: Any, notation: str, has_output: bool, n: int, body: dict, batched: 
             p = _target_width(body.get("targets"), batched)
         _limit(p, s.max_p, "init.outputs", "outputs p", "BPTT_MAX_P")
     elif v.get("outputs") is not None:
-        raise ApiError("init.outputs", "nothing with loss upstream (no output layer)", describe(v["outputs"]))
+        raise ApiError("init.outputs", "nothing with loss upstream (no output layer)", describe(v["outputs"]), code="conflict")
     return init_params(notation, seed, n, m, p, scale), m, p
 
 
@@ -544,7 +546,7 @@ def _target_width(t: Any, batched: bool) -> int:
     if depth == (3 if batched else 2):
         return len(last)
     raise ApiError(
-        "init.outputs", "the number of outputs p (it cannot be read off class-index targets)", "nothing",
+        "init.outputs", "the number of outputs p (it cannot be read off class-index targets)", "nothing", code="missing",
     )
 
 
@@ -555,12 +557,12 @@ def _rows(v: Any, field: str, batched: bool, B: int, T: int, width: int, mask: n
     counts = f"{T}" if n_loss == T else f"{T} or {n_loss}"
     exp = f"{lead}({counts})×{width} ({'batch×' if batched else ''}steps×{words})"
     if v is None:
-        raise ApiError(field, exp, "nothing (the field is required)")
+        raise ApiError(field, exp, "nothing (the field is required)", code="missing")
     a = number_array(v, field, (3,) if batched else (2,), exp)
     if not batched:
         a = a[None]
     if a.shape[0] != B or a.shape[2] != width or a.shape[1] not in (T, n_loss):
-        raise ApiError(field, exp, dims(a.shape if batched else a.shape[1:]))
+        raise ApiError(field, exp, dims(a.shape if batched else a.shape[1:]), code="wrong_shape")
     if a.shape[1] == T:
         return a
     full = np.zeros((B, T, width))
@@ -571,7 +573,7 @@ def _rows(v: Any, field: str, batched: bool, B: int, T: int, width: int, mask: n
 def _targets(v: Any, loss: str, batched: bool, B: int, T: int, p: int, mask: np.ndarray, n_loss: int) -> np.ndarray:
     """Targets → rows Y (B, T, p): class indices become one-hot rows; probability rows are checked."""
     if v is None:
-        raise ApiError("targets", f"targets for loss {loss}", "nothing (the field is required)")
+        raise ApiError("targets", f"targets for loss {loss}", "nothing (the field is required)", code="missing")
     if loss == "softmax_ce" and isinstance(v, list):
         probe = v[0] if (batched and v and isinstance(v[0], list)) else v
         if isinstance(probe, list) and probe and not isinstance(probe[0], list):
@@ -587,7 +589,7 @@ def _targets(v: Any, loss: str, batched: bool, B: int, T: int, p: int, mask: np.
             where = f"[{b}][{t}]" if batched else f"[{t}]"
             raise ApiError(
                 f"targets{where}", "a probability row (entries ≥ 0 that sum to 1), a one-hot row or a class index",
-                f"a row summing to {sums[b, j]:.6g}" + (" with negative entries" if (rows[b, j] < 0).any() else ""),
+                f"a row summing to {sums[b, j]:.6g}" + (" with negative entries" if (rows[b, j] < 0).any() else ""), code="out_of_range",
             )
     return Y
 
@@ -599,12 +601,12 @@ def _class_indices(v: list, batched: bool, B: int, T: int, p: int, mask: np.ndar
     if not batched:
         a = a[None]
     if a.shape[0] != B or a.shape[1] not in (T, n_loss):
-        raise ApiError("targets", exp, dims(a.shape if batched else a.shape[1:]))
+        raise ApiError("targets", exp, dims(a.shape if batched else a.shape[1:]), code="wrong_shape")
     bad = np.argwhere((a != np.floor(a)) | (a < 0) | (a >= p))
     if bad.size:
         b, j = bad[0]
         where = f"[{b}][{j}]" if batched else f"[{j}]"
-        raise ApiError(f"targets{where}", f"a class index in 0…{p - 1} (p = {p} outputs)", describe(v[b][j] if batched else v[j]))
+        raise ApiError(f"targets{where}", f"a class index in 0…{p - 1} (p = {p} outputs)", describe(v[b][j] if batched else v[j]), code="out_of_range", params={"min": 0, "max": p - 1})
     idx = a.astype(np.int64)
     Y = np.zeros((B, T, p))
     steps = np.arange(T) if a.shape[1] == T else np.flatnonzero(mask)
@@ -617,6 +619,6 @@ def _clip(v: Any) -> tuple[str, float] | None:
         return None
     exp = '{"max_norm": c} or {"max_value": c} with c > 0, or null'
     if not isinstance(v, dict) or len(v) != 1 or next(iter(v)) not in ("max_norm", "max_value"):
-        raise ApiError("clip", exp, describe(v) if not isinstance(v, dict) else "keys " + ", ".join(v) if v else "an empty object")
+        raise ApiError("clip", exp, describe(v) if not isinstance(v, dict) else "keys " + ", ".join(v) if v else "an empty object", code="wrong_type")
     key, c = next(iter(v.items()))
     return ("norm" if key == "max_norm" else "value", _positive(c, f"clip.{key}", "the threshold c"))

@@ -44,10 +44,23 @@ _ERRORS = {
     400: {"model": ErrorResponse, "description": "Not JSON"},
     408: {"model": ErrorResponse, "description": "Body not all sent within BPTT_BODY_TIMEOUT seconds"},
     413: {"model": ErrorResponse, "description": "Body larger than BPTT_MAX_BODY_BYTES"},
-    415: {"model": ErrorResponse, "description": "Body sent with a content coding (gzip, …): send it as it is"},
+    415: {"model": ErrorResponse, "description": "Content-Type not application/json, or a content coding (gzip, …)"},
     422: {"model": ErrorResponse, "description": "A field is invalid or over a limit; the error names it"},
     503: {"model": ErrorResponse, "description": "BPTT_MAX_CONCURRENT large requests already running (Retry-After)"},
 }
+
+
+JSON_TYPE = "application/json"
+
+
+def check_content_type(value: str | None) -> None:
+    """POST bodies are application/json (parameters such as charset allowed): a form, text/plain
+    or multipart body is refused, so a cross-site page cannot post one without a CORS
+    preflight (browsers send those three without asking)."""
+    if value is None:
+        raise ApiError("content-type", JSON_TYPE, "nothing (no Content-Type header)", status=415, code="wrong_content_type")
+    if value.partition(";")[0].strip().lower() != JSON_TYPE:
+        raise ApiError("content-type", JSON_TYPE, repr(value), status=415, code="wrong_content_type")
 
 
 async def read_body(request: Request, cap: int, timeout: float) -> bytes:
@@ -55,11 +68,14 @@ async def read_body(request: Request, cap: int, timeout: float) -> bytes:
     408 when it has not all come within timeout seconds, and with 415 when it comes compressed
     (it would be read as JSON and refused as such, the coding unnamed)."""
     def too_large(got: str) -> ApiError:
-        return ApiError("body", f"at most {cap} bytes (limit BPTT_MAX_BODY_BYTES)", got, status=413)
+        return ApiError("body", f"at most {cap} bytes (limit BPTT_MAX_BODY_BYTES)", got, status=413,
+                        code="body_too_large", params={"setting": "BPTT_MAX_BODY_BYTES", "limit": cap})
 
     coding = request.headers.get("content-encoding", "identity").strip().lower()
     if coding != "identity":
-        raise ApiError("content-encoding", "none (identity): the JSON body as it is", repr(coding)[:60], status=415)
+        raise ApiError("content-encoding", "none (identity): the JSON body as it is", repr(coding)[:60], status=415,
+                       code="content_encoding")
+    check_content_type(request.headers.get("content-type"))
 
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > cap:
@@ -73,13 +89,14 @@ async def read_body(request: Request, cap: int, timeout: float) -> bytes:
                     raise too_large(f"more than {cap} bytes")
                 chunks.append(chunk)
     except ClientDisconnect:  # nobody is left to answer; a 4xx, not a defect in the log
-        raise ApiError("body", "the whole body", f"{size} bytes, then the client went away") from None
+        raise ApiError("body", "the whole body", f"{size} bytes, then the client went away", code="body_incomplete") from None
     except TimeoutError:
         of = f" of the {declared} declared" if declared else ""
         raise ApiError(
             "body", f"the whole body within {timeout:g} s (limit BPTT_BODY_TIMEOUT)",
             f"{size} byte{'' if size == 1 else 's'}{of}",
             status=408, headers={"connection": "close"},
+            code="body_timeout", params={"setting": "BPTT_BODY_TIMEOUT", "limit": timeout},
         ) from None
     return b"".join(chunks)
 
@@ -96,7 +113,7 @@ def _parse_remote(body: bytes, settings: Settings) -> tuple:
     try:
         return ("ok", _parse(body, settings))
     except ApiError as e:
-        return ("error", e.field, e.expected, e.got, e.status, e.message, e.headers)
+        return ("error", e.field, e.expected, e.got, e.status, e.message, e.headers, e.code, e.params)
 
 
 _pool: ProcessPoolExecutor | None = None
@@ -116,8 +133,8 @@ async def _parse_elsewhere(body: bytes, settings: Settings) -> tuple[Parsed, flo
             continue
         if out[0] == "ok":
             return out[1]
-        _, field, expected, got, status, message, headers = out
-        raise ApiError(field, expected, got, status=status, message=message, headers=headers)
+        _, field, expected, got, status, message, headers, code, params = out
+        raise ApiError(field, expected, got, status=status, message=message, headers=headers, code=code, params=params)
     return await stream.in_heavy_thread(settings.max_concurrent, _parse, body, settings)
 
 
@@ -173,6 +190,8 @@ async def bptt(request: Request) -> Response:
             else:
                 parsed, tp = await stream.in_heavy_thread(settings.max_concurrent, _parse, body, settings)
         del body
+        if request.app.state.work_budget is not None:  # before the work: a refusal costs nothing
+            request.app.state.work_budget.charge(request.scope, parsed.work)
         if parsed.work <= INLINE_WORK and parsed.response_bytes <= INLINE_RESPONSE_BYTES:
             out, tc, ts = _run(parsed)
             timing = f"parse;dur={tp * 1e3:.2f}, compute;dur={tc * 1e3:.2f}, serialize;dur={ts * 1e3:.2f}"
@@ -211,7 +230,8 @@ async def preset(preset_id: str, request: Request) -> Response:
     found = request.app.state.presets.get(preset_id)
     if found is None:
         known = ", ".join(request.app.state.presets)
-        raise ApiError("preset_id", f"one of {known}", repr(preset_id)[:60], status=404)
+        raise ApiError("preset_id", f"one of {known}", repr(preset_id)[:60], status=404, code="not_found",
+                       params={"options": list(request.app.state.presets)})
     return Response(respond.dumps(found.request), media_type="application/json")
 
 

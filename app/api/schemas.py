@@ -88,6 +88,10 @@ class BPTTRequest(BaseModel):
 
 class ErrorBody(BaseModel):
     status: int
+    code: str = Field(..., description="Stable snake_case name of the error (README, \"Errors\"), for clients that "
+                      "translate it.")
+    params: dict[str, Any] = Field(default_factory=dict, description="The numbers and names a translation "
+                                   "needs, e.g. {\"setting\": \"BPTT_MAX_T\", \"limit\": 1024, \"got\": 2000}.")
     field: str | None = Field(None, description="Path into the request, e.g. params.W_hh or inputs[2][0].")
     expected: str | None = None
     got: str | None = None

@@ -176,6 +176,7 @@ class Gate:
                 f"{self.limit} running and none done within {self.timeout:g} s (BPTT_QUEUE_TIMEOUT)",
                 status=503, headers={"retry-after": str(retry)},
                 message=f"the server is busy with {self.limit} large requests: try again in {retry} s",
+                code="busy", params={"setting": "BPTT_MAX_CONCURRENT", "limit": self.limit, "retry_after": retry},
             ) from None
         self.active += 1
 
