@@ -93,3 +93,22 @@ def test_delta_h_rows_equal_torch_per_loss(cell):
         got = torch.autograd.grad(losses[t], hs[: t + 1], retain_graph=True)
         want = np.stack([g.numpy()[0] for g in got])
         np.testing.assert_allclose(r.table.eps["h"][0, t, : t + 1], want, rtol=1e-11, atol=1e-15)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_a_pasted_state_dict_gets_torchs_gradients_over_http(client, cell):
+    """POST /api/v1/bptt with notation pytorch and a model's state_dict(): PyTorch's gradients."""
+    T, n, m, p = 5, 2, 3, 2
+    rng = np.random.default_rng(11)
+    rnn, linear, state = torch_model(cell, n, m, p, seed=11)
+    X, Y = rng.normal(size=(T, n)), rng.normal(size=(T, p))
+    body = {"cell": cell, "notation": "pytorch", "inputs": X.tolist(), "targets": Y.tolist(),
+            "params": {k: v.tolist() for k, v in state.items()}, "fields": ["grads", "forward"]}
+    d = client.post("/api/v1/bptt", json=body).json()
+    out, _ = rnn(torch.tensor(X[None]))
+    L = 0.5 * ((linear(out)[0] - torch.tensor(Y)) ** 2).sum()
+    L.backward()
+    named = dict(rnn.named_parameters()) | {f"linear.{k}": v for k, v in linear.named_parameters()}
+    for name, param in named.items():
+        np.testing.assert_allclose(d["grads"][name], param.grad.numpy(), rtol=1e-10, atol=1e-14, err_msg=name)
+    np.testing.assert_allclose(d["forward"]["h"], out.detach().numpy()[0], rtol=1e-13)

@@ -62,8 +62,8 @@ def delta_table(
 ) -> DeltaTable:
     """tr: the cell's forward trace; eps_tt (B, T, m) ε^h_{t,t}.
 
-    keep=False computes the norms without ever holding the (B, T, T, G·m) tensor; keep=True with
-    norms=False leaves the norms out. eps_tables keeps ε^s_{t,k} = ∂L_t/∂s_k for every state."""
+    keep=False computes the norms without ever holding the (B, T, T, G·m) tensor; norms=False
+    leaves them out (either way). eps_tables keeps ε^s_{t,k} = ∂L_t/∂s_k for every state."""
     B, T, m = eps_tt.shape
     Gm = tr.z.shape[-1]
     K = T if truncation is None else min(truncation, T)
@@ -75,7 +75,7 @@ def delta_table(
     dz = np.zeros((B, T, Gm))
     table = np.zeros((T, B, T, Gm)) if keep else None  # table[k, b, t] = δ_{t,k}
     eps_tab = {s: np.zeros((T, B, T, m)) for s in cell.states} if eps_tables else None
-    norm = None if keep else np.zeros((B, T, T))  # norm[b, k, t] = ‖δ_{t,k}‖
+    norm = None if keep or not norms else np.zeros((B, T, T))  # norm[b, k, t] = ‖δ_{t,k}‖
     for k in range(T - 1, -1, -1):
         rows = slice(k, min(T, k + K))  # t = k … (t − k < K)
         eps_k = {s: eps[s][:, rows] for s in cell.states}
@@ -88,7 +88,7 @@ def delta_table(
         np.add.reduce(delta_k, axis=1, out=dz[:, k])  # dz_k = Σ_t δ_{t,k}
         if keep:
             table[k, :, rows] = delta_k
-        else:
+        elif norms:
             norm[:, k, rows] = vnorms.of_vectors(delta_k)
         for s in cell.states:
             eps[s][:, rows] = prev[s]  # ε^s_{t,k−1}
