@@ -1,11 +1,10 @@
 """The engine's fast code paths against the plain formulas they replace:
 
-- ‖J_k‖₂ by Lanczos (spectral.spectral_norms) against np.linalg.norm(J_k, 2), including
-  the cases that go to the SVD (not finite, very large or small, not settled);
-- the Laguerre / Sturm helpers against np.linalg.eigvalsh;
+- ‖J_k‖₂ by the batched SVD in blocks (diagnostics.svd_norms) against np.linalg.norm(J_k, 2),
+  including very large or small and not finite J_k;
 - the T×T bound, built in place, against one cumprod per k;
-- the per-step gradients, by blocks of steps, against the explicit sums (and 0 · inf = NaN
-  exactly as in one whole product);
+- the per-step gradients, by blocks of steps, against the explicit sums (and the terms with a
+  zero factor left out where a factor is not finite);
 - the δ table (one ε array overwritten in place, k-major table) against the plain recursion;
 - the forward pass with leading perturbation axes (the gradient check) against one copy at a time;
 - Cell.jvp against J_k v, run.core against run.
@@ -19,34 +18,22 @@ import numpy as np
 import pytest
 from test_engine_fd import make_problem
 
-from app.engine import bptt, diagnostics, gradients, run, spectral
+from app.engine import diagnostics, fast, gradients, run
 from app.engine.activations import ACTIVATIONS
-from app.engine.cells import CELLS
+from app.engine.cells import CELLS, Forward
 from app.engine.run import core
 
 RTOL = 1e-12
 
 
-@pytest.fixture(autouse=True)
-def lanczos_for_every_size(monkeypatch):
-    """spectral_norms sends small problems to the SVD; here every size takes the Lanczos path,
-    which is what these tests check."""
-    monkeypatch.setattr(spectral, "_LANCZOS_MIN_M", 1)
-    monkeypatch.setattr(spectral, "_LANCZOS_MIN_WORK", 0)
-
-
-def test_small_problems_take_the_svd(monkeypatch):
-    monkeypatch.setattr(spectral, "_LANCZOS_MIN_M", 32)
-    monkeypatch.setattr(spectral, "_LANCZOS_MIN_WORK", 2e6)
-    used = []
-    monkeypatch.setattr(spectral, "_spectral_norms", lambda *a: used.append("lanczos"))
-    rng = np.random.default_rng(0)
-    W = rng.normal(size=(8, 8)) / 3
-    F = random_fprime(rng, 10, 8)
-    np.testing.assert_allclose(spectral.spectral_norms(CELLS["vanilla"], F, W), svd_norms(CELLS["vanilla"], F, W), rtol=RTOL)
-    assert used == []
-    spectral.spectral_norms(CELLS["vanilla"], random_fprime(rng, 64, 32), rng.normal(size=(32, 32)))
-    assert used == ["lanczos"]
+def trace(fprime=None, h_prev=None, h=None):
+    """A vanilla trace with the arrays a test needs (the others zero)."""
+    some = next(a for a in (fprime, h_prev, h) if a is not None)
+    zero = np.zeros_like(some)
+    h = zero if h is None else h
+    h_prev = zero if h_prev is None else h_prev
+    return Forward(z=zero, h=h, h_prev=h_prev, states={"h": h}, states_prev={"h": h_prev}, a=h,
+                   fprime=zero if fprime is None else fprime)
 
 
 def svd_norms(cell, fprime, W):
@@ -61,11 +48,11 @@ def random_fprime(rng, N, m, act="tanh"):
 
 @pytest.mark.parametrize("cell", ["vanilla", "residual"])
 @pytest.mark.parametrize("m", [1, 2, 3, 7, 19, 20, 21, 33, 64])
-def test_spectral_norms_match_the_svd(cell, m):
+def test_jacobian_norms_match_the_svd(cell, m):
     rng = np.random.default_rng(m)
     W = rng.uniform(-1, 1, (m, m)) / np.sqrt(m) * 1.3
     F = random_fprime(rng, 40, m)
-    got = spectral.spectral_norms(CELLS[cell], F, W)
+    got = diagnostics.svd_norms(CELLS[cell].jacobian(F, W))
     np.testing.assert_allclose(got, svd_norms(CELLS[cell], F, W), rtol=RTOL)
 
 
@@ -73,7 +60,7 @@ def test_spectral_norms_match_the_svd(cell, m):
 @pytest.mark.parametrize(
     "kind", ["identity", "scaled-orthogonal", "diagonal-ties", "near-degenerate", "rank-one", "relu"]
 )
-def test_spectral_norms_on_structured_matrices(cell, kind):
+def test_jacobian_norms_on_structured_matrices(cell, kind):
     """Repeated and nearly repeated singular values, rank deficiency, f' with zeros."""
     rng = np.random.default_rng(7)
     m = 24
@@ -90,12 +77,12 @@ def test_spectral_norms_on_structured_matrices(cell, kind):
     if kind != "relu":
         F[:3] = 1.0  # J_k = W_hh exactly (residual: I + W_hh)
     F[3] = 0.0  # J_k = 0 (residual: I)
-    got = spectral.spectral_norms(CELLS[cell], F, W)
+    got = diagnostics.svd_norms(CELLS[cell].jacobian(F, W))
     np.testing.assert_allclose(got, svd_norms(CELLS[cell], F, W), rtol=RTOL, atol=0)
 
 
 @pytest.mark.parametrize("cell", ["vanilla", "residual"])
-def test_spectral_norms_outside_the_safe_range_and_not_finite(cell):
+def test_jacobian_norms_outside_the_safe_range_and_not_finite(cell):
     """Very large or small J_k go to the SVD; J_k with inf or NaN give NaN, as before."""
     rng = np.random.default_rng(3)
     m = 6
@@ -108,50 +95,14 @@ def test_spectral_norms_outside_the_safe_range_and_not_finite(cell):
     F[3, 0] = np.nan
     F[4, 0] = 1e308  # J_k overflows
     with np.errstate(all="ignore"):
-        got = spectral.spectral_norms(CELLS[cell], F, W)
+        got = diagnostics.svd_norms(CELLS[cell].jacobian(F, W))
         J = CELLS[cell].jacobian(F, W)
     ok = np.isfinite(J).all(axis=(1, 2))
     assert list(ok) == [True, True, False, False, False, True, True, True]
     assert np.isnan(got[~ok]).all()
     np.testing.assert_allclose(got[ok], [np.linalg.norm(j, 2) for j in J[ok]], rtol=RTOL)
     with np.errstate(all="ignore"):
-        assert np.isnan(spectral.spectral_norms(CELLS[cell], F[5:], W * np.inf)).all()
-
-
-def test_spectral_norms_fall_back_to_the_svd_when_lanczos_has_not_settled(monkeypatch):
-    rng = np.random.default_rng(5)
-    m = 40
-    W = rng.normal(size=(m, m)) / np.sqrt(m)
-    F = random_fprime(rng, 25, m)
-    calls = []
-    real = spectral._svd_norms
-    monkeypatch.setattr(spectral, "_svd_norms", lambda J: calls.append(len(J)) or real(J))
-    monkeypatch.setattr(spectral, "_MAX_STEPS", 8)  # too few steps for any estimate
-    got = spectral.spectral_norms(CELLS["vanilla"], F, W)
-    assert calls == [25]
-    np.testing.assert_allclose(got, svd_norms(CELLS["vanilla"], F, W), rtol=RTOL)
-
-
-def test_tridiagonal_helpers_match_eigvalsh():
-    rng = np.random.default_rng(11)
-    for j in (1, 2, 3, 8, 20, 30):
-        N = 200
-        alpha = rng.uniform(0, 2, (N, j)) * rng.choice([1e-3, 1.0, 1e3], (N, 1))
-        beta2 = rng.uniform(0, 1, (N, j - 1)) ** 2
-        beta2[:10] = 0.0  # decoupled blocks
-        T = np.zeros((N, j, j))
-        i = np.arange(j)
-        T[:, i, i] = alpha
-        T[:, i[:-1], i[1:]] = T[:, i[1:], i[:-1]] = np.sqrt(beta2)
-        top = np.linalg.eigvalsh(T)[:, -1]
-        with np.errstate(all="ignore"):
-            theta = spectral._top_eigenvalue_tridiagonal(alpha, beta2)
-            ok = ~np.isnan(theta)
-            assert ok[10:].all()
-            np.testing.assert_allclose(theta[ok], top[ok], rtol=1e-13)
-            below, _ = spectral._negative_definite(alpha, beta2, top * (1 + 1e-12))
-            _, reached = spectral._negative_definite(alpha, beta2, top * (1 - 1e-12))
-        assert below.all() and reached.all()
+        assert np.isnan(diagnostics.svd_norms(CELLS[cell].jacobian(F[5:], W * np.inf))).all()
 
 
 def test_delta_bound_equals_one_cumprod_per_k():
@@ -162,7 +113,7 @@ def test_delta_bound_equals_one_cumprod_per_k():
     fprime = rng.uniform(0, 1, (B, T, m))
     eps_tt = rng.normal(size=(B, T, m))
     W = rng.normal(size=(m, m))
-    d = diagnostics.compute(CELLS["vanilla"], fprime, W, eps_tt, 1.0)
+    d = diagnostics.compute(CELLS["vanilla"], trace(fprime), {"W_hh": W}, eps_tt, 1.0)
 
     def plain(jn):
         fmax = np.abs(fprime).max(axis=-1)
@@ -176,14 +127,14 @@ def test_delta_bound_equals_one_cumprod_per_k():
     np.testing.assert_array_equal(d.delta_bound, plain(d.jacobian_norm))
     jn = d.jacobian_norm.copy()
     jn[0, 3], jn[0, 6], jn[1, 2], jn[1, 5] = 0.0, np.inf, np.nan, 1e300
-    original = diagnostics.spectral_norms
+    original = diagnostics.jacobian_norms
     try:
-        diagnostics.spectral_norms = lambda cell, f, W: jn.reshape(-1)
+        diagnostics.jacobian_norms = lambda cell, tr, theta: (jn, np.abs(fprime).max(axis=-1))
         with np.errstate(all="ignore"):
-            d2 = diagnostics.compute(CELLS["vanilla"], fprime, W, eps_tt, 1.0)
+            d2 = diagnostics.compute(CELLS["vanilla"], trace(fprime), {"W_hh": W}, eps_tt, 1.0)
             want = plain(jn)
     finally:
-        diagnostics.spectral_norms = original
+        diagnostics.jacobian_norms = original
     np.testing.assert_array_equal(d2.delta_bound, want)
     assert (d2.delta_bound[:, np.triu_indices(T, 1)[0], np.triu_indices(T, 1)[1]] == 0).all()
 
@@ -196,7 +147,7 @@ def test_per_step_gradients_by_blocks(B, T):
     delta = np.tril(np.ones((T, T)))[None, :, :, None] * rng.normal(size=(B, T, T, m))  # [b, t, k]
     h_prev, h = rng.normal(size=(B, T, m)), rng.normal(size=(B, T, m))
     X, e = rng.normal(size=(B, T, n)), rng.normal(size=(B, T, p))
-    g = gradients.per_step(delta, h_prev, X, h, e)
+    g = gradients.per_step(CELLS["vanilla"], trace(h_prev=h_prev, h=h), delta, X, e)
     np.testing.assert_allclose(g["W_xh"], np.einsum("btki,bkj->tij", delta, X), rtol=1e-13, atol=1e-15)
     np.testing.assert_allclose(g["W_hh"], np.einsum("btki,bkj->tij", delta, h_prev), rtol=1e-13, atol=1e-15)
     np.testing.assert_allclose(g["b_h"], delta.sum(axis=(0, 2)), rtol=1e-13, atol=1e-15)
@@ -204,18 +155,23 @@ def test_per_step_gradients_by_blocks(B, T):
     np.testing.assert_allclose(g["b_y"], e.sum(axis=0), rtol=1e-13)
 
 
-def test_per_step_gradients_with_an_infinite_input_are_nan_as_one_product():
-    """x_k = inf: 0 · inf = NaN reaches every step's gradient, as with one whole product."""
+def test_per_step_gradients_with_an_infinite_input_sum_only_the_terms_that_exist():
+    """x_k = inf: ∂L_t/∂W_xh = Σ_{k≤t} δ_{t,k} x_kᵀ has no term with x_12 for t < 12 (δ_{t,12} = 0
+    there: finite, where 0 · inf made NaN), and ±inf from δ_{t,12} x_12 for t ≥ 12."""
     rng = np.random.default_rng(1)
     B, T, m, n = 1, 16, 3, 2
     delta = np.tril(np.ones((T, T)))[None, :, :, None] * rng.normal(size=(B, T, T, m))
     h_prev, X = rng.normal(size=(B, T, m)), rng.normal(size=(B, T, n))
     X[0, 12, 1] = np.inf
     with np.errstate(all="ignore"):
-        g = gradients.per_step(delta, h_prev, X, h_prev, None)
-        whole = delta[0].transpose(0, 2, 1).reshape(T * m, T) @ X[0]
-    np.testing.assert_array_equal(np.isnan(g["W_xh"]).reshape(T * m, n), np.isnan(whole))
-    assert np.isnan(g["W_xh"][0, :, 1]).all() and np.isfinite(g["W_hh"]).all()
+        g = gradients.per_step(CELLS["vanilla"], trace(h_prev=h_prev, h=h_prev), delta, X, None)
+    want = np.zeros((T, m, n))
+    for t in range(T):
+        for k in range(t + 1):
+            want[t] += np.outer(delta[0, t, k], X[0, k])
+    np.testing.assert_allclose(g["W_xh"], want, rtol=1e-13)
+    assert np.isfinite(g["W_xh"][:12]).all() and np.isinf(g["W_xh"][12:, :, 1]).all()
+    assert np.isfinite(g["W_hh"]).all()
 
 
 def plain_table(cell, fprime, eps_tt, W, K):
@@ -228,7 +184,7 @@ def plain_table(cell, fprime, eps_tt, W, K):
             eps = eps_tt[b, t]
             delta[b, t, t] = fprime[b, t] * eps
             for k in range(t - 1, max(t - K, -1), -1):
-                eps = W.T @ delta[b, t, k + 1] + (eps if cell.residual else 0.0)
+                eps = W.T @ delta[b, t, k + 1] + (0.0 if cell.carry_is_product else eps)
                 delta[b, t, k] = fprime[b, k] * eps
     return delta
 
@@ -240,8 +196,8 @@ def test_delta_table_against_the_plain_recursion(cell, K, B, T, m):
     rng = np.random.default_rng(4)
     fprime, eps_tt = rng.uniform(0, 1, (B, T, m)), rng.normal(size=(B, T, m))
     W = rng.normal(size=(m, m)) / np.sqrt(m)  # ‖W‖ about 2 whatever m: the tolerances stay relative to δ
-    full = bptt.delta_table(CELLS[cell], fprime, eps_tt, W, K, keep=True)
-    norms = bptt.delta_table(CELLS[cell], fprime, eps_tt, W, K, keep=False)
+    full = fast.delta_table(CELLS[cell], fprime, eps_tt, W, K, keep=True)
+    norms = fast.delta_table(CELLS[cell], fprime, eps_tt, W, K, keep=False)
     want = plain_table(CELLS[cell], fprime, eps_tt, W, K)
     np.testing.assert_allclose(full.delta, want, rtol=1e-13, atol=1e-15)
     assert full.delta.transpose(2, 0, 1, 3).flags.c_contiguous  # what per_step relies on
@@ -262,7 +218,7 @@ def plain_sums(cell, fprime, eps_tt, W, K):
                 eps = eps_tt[b, t]  # ε_{t,k}, k = t first
                 for k in range(t, max(t - K, -1), -1):
                     if k < t:  # ε_{t,k} = W_hhᵀ δ_{t,k+1} (residual: + ε_{t,k+1}), δ_{t,k+1} = f' ⊙ ε_{t,k+1}
-                        eps = W.T @ (fprime[b, k + 1] * eps) + (eps if cell.residual else 0.0)
+                        eps = W.T @ (fprime[b, k + 1] * eps) + (0.0 if cell.carry_is_product else eps)
                     dh[b, k] += eps
                     dz[b, k] += fprime[b, k] * eps
     return dz, dh
@@ -289,8 +245,8 @@ def test_sums_overflow_as_the_terms_do(case, keep):
     W = np.array(W)
     want_dz, want_dh = plain_sums(CELLS[cell], fprime, eps_tt, W, K)
     with np.errstate(all="ignore"):
-        got = bptt.delta_table(CELLS[cell], fprime, eps_tt, W, K, keep)
-        two = bptt.delta_table(CELLS[cell], np.repeat(fprime, 2, 0), np.repeat(eps_tt, 2, 0), W, K, keep)
+        got = fast.delta_table(CELLS[cell], fprime, eps_tt, W, K, keep)
+        two = fast.delta_table(CELLS[cell], np.repeat(fprime, 2, 0), np.repeat(eps_tt, 2, 0), W, K, keep)
     np.testing.assert_allclose(got.dz, want_dz, rtol=1e-15)
     np.testing.assert_allclose(got.dh, want_dh, rtol=1e-15)
     np.testing.assert_allclose(two.dh[1], want_dh[0], rtol=1e-15)  # one sequence or two: the same
@@ -304,14 +260,15 @@ def test_forward_with_perturbation_axes_equals_one_copy_at_a_time(cell):
     W_xh, W_hh, b_h = rng.normal(size=(m, n)), rng.normal(size=(m, m)), rng.normal(size=m)
     X, h0 = rng.normal(size=(B, T, n)), rng.normal(size=(B, m))
     stack = W_hh + rng.normal(size=(6, m, m)) * 1e-3  # six perturbed copies of W_hh
-    many = CELLS[cell].forward(act, W_xh, stack, b_h, X, h0)
+    many = CELLS[cell].forward(act, {"W_xh": W_xh, "W_hh": stack, "b_h": b_h}, X, {"h": h0})
     for c in range(6):
-        one = CELLS[cell].forward(act, W_xh, stack[c], b_h, X, h0)
+        one = CELLS[cell].forward(act, {"W_xh": W_xh, "W_hh": stack[c], "b_h": b_h}, X, {"h": h0})
         for f in ("z", "a", "h", "h_prev", "fprime"):
             np.testing.assert_array_equal(getattr(many, f)[c], getattr(one, f), err_msg=f)
     Xs = X + rng.normal(size=(3, B, T, n)) * 1e-3  # perturbed inputs
-    many = CELLS[cell].forward(act, W_xh, W_hh, b_h, Xs, h0)
-    np.testing.assert_array_equal(many.h[1], CELLS[cell].forward(act, W_xh, W_hh, b_h, Xs[1], h0).h)
+    theta = {"W_xh": W_xh, "W_hh": W_hh, "b_h": b_h}
+    many = CELLS[cell].forward(act, theta, Xs, {"h": h0})
+    np.testing.assert_array_equal(many.h[1], CELLS[cell].forward(act, theta, Xs[1], {"h": h0}).h)
 
 
 @pytest.mark.parametrize("cell", ["vanilla", "residual"])

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
 from app.api import respond, size
-from app.api.parse import RESPONSE_FIELDS, decode, parse
+from app.api.parse import OPT_IN_FIELDS, RESPONSE_FIELDS, decode, parse
 from app.engine import run
 from app.engine.activations import ACTIVATIONS
 from app.engine.cells import CELLS
@@ -63,7 +63,8 @@ def requests(draw):
     X = rng.standard_normal((B, T, n)) * scale
     body = {
         # every cell and activation the engine has (a cell with fields of its own must be counted)
-        "cell": draw(st.sampled_from(sorted(CELLS))), "activation": draw(st.sampled_from(sorted(ACTIVATIONS))),
+        "cell": (cell := draw(st.sampled_from(sorted(CELLS)))),
+        "activation": draw(st.sampled_from(sorted(set(ACTIVATIONS) & set(CELLS[cell].activations)))),
         "notation": draw(st.sampled_from(["canonical", "pytorch", "nndl"])),
         "loss": loss, "inputs": (X if batched else X[0]).tolist(),
         "init": {"seed": draw(st.integers(0, 99)), "hidden": m, "scale": draw(st.sampled_from([0.5, 3.0]))},
@@ -80,6 +81,8 @@ def requests(draw):
         G = rng.standard_normal((B, T, m)) * scale
         body["upstream"] = (G if batched else G[0]).tolist()
     if draw(st.booleans()):
+        body["method"] = "rtrl"
+    elif draw(st.booleans()):
         body["truncation"] = draw(st.integers(1, T))
     if draw(st.booleans()):
         body["clip"] = {draw(st.sampled_from(["max_norm", "max_value"])): 0.5}
@@ -141,7 +144,7 @@ def maximal_body(**over) -> dict:
     B, T = 64, 256
     body = {"loss": "softmax_ce", "inputs": [[[0.5]] * T] * B, "targets": [[3] * T] * B,
             "init": {"seed": 0, "hidden": 256, "outputs": 256}, "truncation": 1,
-            "fields": [f for f in RESPONSE_FIELDS if f != "diagnostics"]}
+            "fields": [f for f in RESPONSE_FIELDS if f != "diagnostics" and f not in OPT_IN_FIELDS]}
     return body | over
 
 

@@ -13,6 +13,7 @@ from fastapi.responses import Response
 from starlette.requests import ClientDisconnect
 
 from ..engine import run
+from ..engine.cells import describe as describe_cells
 from ..engine.notation import NOTATIONS
 from ..settings import Settings
 from . import respond, stream
@@ -167,7 +168,8 @@ def gate(app) -> stream.Gate:
     description=(
         "Forward pass, every error term δₜ,ₖ = ∂Lₜ/∂zₖ (k ≤ t), and the gradients of the shared "
         "weights as sums over the unrolled copies. Arrays are 0-based: index i is step t = i + 1. "
-        "Overflow is not an error: overflowed numbers are null and listed in `nonfinite`."
+        "Overflow is not an error: overflowed numbers are null and listed in `nonfinite`. "
+        "With reduction mean, δ, dz, dh and the gradients are derivatives of the weighted w_t·L_t (w_t = 1/(|S|·B)) while forward.loss_t is the unweighted L_t; a shared h0 (length m) with a batch gets per-sequence gradients grads.h0 (B×m)."
     ),
     response_model=None,
     responses={200: {"model": BPTTResponse, "description": "The computation"}, **_ERRORS},
@@ -233,6 +235,12 @@ async def preset(preset_id: str, request: Request) -> Response:
         raise ApiError("preset_id", f"one of {known}", repr(preset_id)[:60], status=404, code="not_found",
                        params={"options": list(request.app.state.presets)})
     return Response(respond.dumps(found.request), media_type="application/json")
+
+
+@router.get("/cells", summary="The cells: states, gates, activations, parameters (shapes, roles, names per notation)")
+async def cells() -> dict:
+    """From the engine's registry (app/engine/cells), the one list of cells."""
+    return describe_cells()
 
 
 @router.get("/notations", summary="The names of the parameters in every notation")

@@ -52,24 +52,34 @@ def ragged_delta(B: int, T: int, m: int) -> int:
 
 def fields(
     B: int, T: int, n: int, m: int, p: int | None, param_shapes: list[tuple[int, ...]], *,
-    detail: str, clip: bool,
+    detail: str, clip: bool, G: int = 1, states: int = 1, gates: int = 0,
 ) -> dict[str, int]:
     """Response field → upper bound of its bytes. param_shapes: the arrays of params under the
-    notation's names, which are also the arrays of grads (PyTorch's b_h gradient twice)."""
+    notation's names, which are also the arrays of grads (PyTorch's b_h gradient twice).
+    G: blocks of the pre-activations (a gated cell's δ_{t,k} has G·m entries), states: 1 (h) or
+    2 (h, c), gates: the gates whose activations forward.gates carries (B×T×m each)."""
     q = p or 0
     bt = (B, T)
     grads = sum(array(s) for s in param_shapes)
+    # the per-gate arrays of forward.gates and a key (≤ 8 bytes) each
+    gate_arrays = gates * (array(bt + (m,)) + 8)
     out = {
         "params": sum(array(s) for s in param_shapes),
-        # z, h, f'(z) (B×T×m); o and ŷ (B×T×p, null with loss upstream); L_t; L
-        "forward": 3 * array(bt + (m,)) + 2 * array(bt + (q,)) + array(bt) + NUMBER,
+        # z (B×T×G·m), h, f'(z), c (B×T×m); the gates; o and ŷ (B×T×p, null with loss upstream); L_t; L
+        "forward": array(bt + (G * m,)) + (1 + states) * array(bt + (m,)) + gate_arrays
+        + 2 * array(bt + (q,)) + array(bt) + NUMBER,
         "e": array(bt + (q,)),
         "eps_tt": array(bt + (m,)),
-        "delta": ragged_delta(B, T, m) if detail == "full" else NULL,
+        "delta": ragged_delta(B, T, G * m) if detail == "full" else NULL,
         "delta_norm": lower_triangle(B, T),
-        "dz": array(bt + (m,)),
+        # ε^h_{t,k} and ε^c_{t,k} (ragged like δ), ‖ε^h_{t,k}‖ (B×T×T)
+        "delta_h": ragged_delta(B, T, m) if detail == "full" else NULL,
+        "delta_h_norm": lower_triangle(B, T) if detail == "full" else NULL,
+        "delta_c": ragged_delta(B, T, m) if states > 1 and detail == "full" else NULL,
+        "dz": array(bt + (G * m,)),
         "dh": array(bt + (m,)),
-        "grads": grads + array((B, m)) + array(bt + (n,)),
+        "dc": array(bt + (m,)) if states > 1 else NULL,
+        "grads": grads + states * array((B, m)) + array(bt + (n,)),
         "grads_unclipped": grads if clip else NULL,
         "grads_per_step": sum(array((T,) + s) for s in param_shapes) if detail == "full" else NULL,
         "clip": 0,
