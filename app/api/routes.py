@@ -90,7 +90,8 @@ def _run(parsed: Parsed) -> tuple[bytes, float, float]:
     description=(
         "Forward pass, every error term δₜ,ₖ = ∂Lₜ/∂zₖ (k ≤ t), and the gradients of the shared "
         "weights as sums over the unrolled copies. Arrays are 0-based: index i is step t = i + 1. "
-        "Overflow is not an error: overflowed numbers are null and listed in `nonfinite`."
+        "Overflow is not an error: overflowed numbers are null and listed in `nonfinite`. "
+        "With reduction mean, δ, dz, dh and the gradients are derivatives of the weighted w_t·L_t (w_t = 1/(|S|·B)) while forward.loss_t is the unweighted L_t; a shared h0 (length m) with a batch gets per-sequence gradients grads.h0 (B×m)."
     ),
     response_model=None,
     responses={200: {"model": BPTTResponse, "description": "The computation"}, **_ERRORS},

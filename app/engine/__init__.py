@@ -1,4 +1,4 @@
-"""The BPTT engine: numpy + stdlib only, no web imports.
+"""The BPTT engine: numpy, scipy and stdlib only, no web imports.
 
 Modules, one job each:
 
@@ -8,8 +8,7 @@ Modules, one job each:
 - ``bptt``         the δ_{t,k} recursion (the table, vectorised) and the dh_next pass
 - ``gradients``    parameter gradients as sums over the unrolled copies
 - ``clipping``     clipping by global norm or by value
-- ``diagnostics``  ‖J_k‖₂, spectral radius, σ_max, the Pascanu bound on ‖δ_{t,k}‖
-- ``spectral``     ‖J_k‖₂ of all steps at once (Lanczos, checked; SVD where it cannot settle)
+- ``diagnostics``  ‖J_k‖₂, spectral radius, σ_max, the Pascanu bound on ‖δ_{t,k}‖ (‖J_k‖₂ by batched LAPACK SVD)
 - ``gradcheck``    central finite differences
 - ``init``         seeded parameter initialisation
 - ``notation``     canonical names ↔ the names of each textbook

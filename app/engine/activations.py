@@ -10,17 +10,13 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
+from scipy.special import expit
 
 
 def _sigmoid(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    # 0.5·(1 + tanh(z/2)) is exact and never overflows, unlike 1/(1 + e^{−z}).
-    if out is None:
-        return 0.5 * (1.0 + np.tanh(0.5 * z))
-    a = np.multiply(z, 0.5, out=out)  # the same operations, in place
-    np.tanh(a, out=a)
-    a += 1.0
-    a *= 0.5
-    return a
+    # scipy's expit: the logistic function to rounding for every z (e^z / (1 + e^z) for z < 0),
+    # where 0.5·(1 + tanh(z/2)) loses every digit below z ≈ −38 (1 + tanh cancels)
+    return expit(z, out=out) if out is not None else expit(z)
 
 
 def _identity(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:

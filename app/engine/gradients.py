@@ -7,6 +7,10 @@
     ∂L/∂x_k    = W_xhᵀ dz_k
 
 With a batch every term is summed over the sequences. Parameter names are canonical here.
+
+Only the terms that exist are summed: a term with a zero factor (a step without loss, δ_{t,k} = 0
+for k > t) is no term, so an infinite h_k beside it cannot make 0 · inf = NaN of a finite
+gradient (``matmul_existing``). A null in a response then means that the number itself overflowed.
 """
 
 from __future__ import annotations
@@ -17,9 +21,35 @@ import numpy as np
 _BLOCKS = 8
 
 
+#: the fallback of ``matmul_existing`` forms its terms by blocks of at most this many floats
+_TERMS_PER_BLOCK = 1 << 20
+
+
+def matmul_existing(A: np.ndarray, Bm: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """A (p, r) @ Bm (r, q), summing only the terms A[i, s] Bm[s, j] whose factors are both
+    nonzero. The same as A @ Bm (BLAS) wherever that is finite; where it is not, the finite
+    terms are taken by BLAS with the non-finite factors set to 0, and the terms with a
+    non-finite factor one by one (zero times inf or NaN is no term; nonzero times inf is inf)."""
+    res = np.matmul(A, Bm, out=out)
+    if np.isfinite(res).all():
+        return res
+    finite_A, finite_B = np.isfinite(A), np.isfinite(Bm)
+    res[...] = np.where(finite_A, A, 0.0) @ np.where(finite_B, Bm, 0.0)
+    # the inner indices s where some factor is not finite: only their terms are left
+    inner = np.flatnonzero(~finite_A.all(axis=0) | ~finite_B.all(axis=1))
+    block = max(1, _TERMS_PER_BLOCK // max(1, A.shape[0] * Bm.shape[1]))
+    for s0 in range(0, len(inner), block):
+        s = inner[s0 : s0 + block]
+        a, b = A[:, s].T[:, :, None], Bm[s][:, None, :]  # (s, p, 1), (s, 1, q)
+        # the terms not taken above: a factor not finite, and neither factor zero
+        left = ~(np.isfinite(a) & np.isfinite(b)) & (a != 0) & (b != 0)
+        res += np.where(left, a * b, 0.0).sum(axis=0)
+    return res
+
+
 def _outer_sum(A: np.ndarray, Bm: np.ndarray) -> np.ndarray:
     """Σ over all leading axes of a_i b_jᵀ: A (..., i), Bm (..., j) → (i, j)."""
-    return A.reshape(-1, A.shape[-1]).T @ Bm.reshape(-1, Bm.shape[-1])
+    return matmul_existing(A.reshape(-1, A.shape[-1]).T, Bm.reshape(-1, Bm.shape[-1]))
 
 
 def summed(
@@ -45,23 +75,22 @@ def per_step(
     n = X.shape[-1]
     # δ as a (k, b) × (t, i) matrix, so that each gradient is a matrix product over (k, b): a
     # view for the k-major table of bptt.delta_table. δ_{t,k} = 0 for k > t, so the columns
-    # of steps t < t1 only need the rows k < t1: the products go by blocks of steps. (Not
-    # when an input is not finite: 0 · inf = NaN, and every block then gets the NaN the whole
-    # product gives, as before.)
+    # of steps t < t1 only need the rows k < t1: the products go by blocks of steps.
     D = delta.transpose(2, 0, 1, 3).reshape(T * B, T * m)
     xs = X.transpose(1, 0, 2).reshape(T * B, n)  # x_k, rows (k, b)
     hs = h_prev.transpose(1, 0, 2).reshape(T * B, m)  # h_{k−1}
     g_xh = np.empty((T, m, n))
     g_hh = np.empty((T, m, m))
-    finite = np.isfinite(xs).all() and np.isfinite(hs).all()
-    step = -(-T // _BLOCKS) if finite else T
+    step = -(-T // _BLOCKS)
     for t0 in range(0, T, step):
         t1 = min(T, t0 + step)
         D_block = D[: t1 * B, t0 * m : t1 * m].T  # (t, i) × (k, b), k < t1
-        np.matmul(D_block, xs[: t1 * B], out=g_xh[t0:t1].reshape(-1, n))  # Σ_k δ_{t,k} x_kᵀ
-        np.matmul(D_block, hs[: t1 * B], out=g_hh[t0:t1].reshape(-1, m))  # Σ_k δ_{t,k} h_{k−1}ᵀ
+        matmul_existing(D_block, xs[: t1 * B], out=g_xh[t0:t1].reshape(-1, n))  # Σ_k δ_{t,k} x_kᵀ
+        matmul_existing(D_block, hs[: t1 * B], out=g_hh[t0:t1].reshape(-1, m))  # Σ_k δ_{t,k} h_{k−1}ᵀ
     g = {"W_xh": g_xh, "W_hh": g_hh, "b_h": D.sum(axis=0).reshape(T, m)}  # b_h: Σ_k δ_{t,k}
     if e is not None:
-        g["W_hy"] = np.einsum("bti,btj->tij", e, h)  # e_t h_tᵀ
+        g["W_hy"] = np.einsum("bti,btj->tij", e, h)  # e_t h_tᵀ (summed over the batch)
+        for t in np.flatnonzero(~np.isfinite(g["W_hy"]).all(axis=(1, 2))):
+            g["W_hy"][t] = matmul_existing(e[:, t].T, h[:, t])
         g["b_y"] = e.sum(axis=0)  # e_t
     return g
