@@ -45,7 +45,7 @@ def main() -> None:
 
         def diag():
             with np.errstate(all="ignore"):
-                diagnostics.compute(cell, c.forward.fprime, th["W_hh"], c.out.eps_tt, act.gamma)
+                diagnostics.compute(cell, c.forward, th, c.out.eps_tt, act.gamma)
 
         figures = {
             "run (core + diagnostics)": median_ms(lambda: run(p), args.repeat),

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from test_engine_fd import make_problem
 
-from app.engine import bptt, run
+from app.engine import fast, run
 from app.engine.activations import ACTIVATIONS
 from app.engine.cells import CELLS
 
@@ -46,7 +46,7 @@ def test_dh_next_pass_gives_the_same_dz(cell, loss):
     p = make_problem(cell, "tanh", loss, "mask", None, 2, T=7, m=4)
     r = run(p)
     act = ACTIVATIONS[p.activation]
-    dz, dh, dh0 = bptt.dh_next_pass(CELLS[cell], r.forward.fprime, r.out.eps_tt, p.params["W_hh"])
+    dz, dh, dh0 = fast.dh_next_pass(CELLS[cell], r.forward.fprime, r.out.eps_tt, p.params["W_hh"])
     np.testing.assert_allclose(dz, r.table.delta.sum(axis=1), rtol=1e-12, atol=1e-14)  # dz_k = Σ_t δ_{t,k}
     np.testing.assert_allclose(dz, r.table.dz, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(dh, r.table.dh, rtol=1e-12, atol=1e-14)

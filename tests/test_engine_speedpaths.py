@@ -1,6 +1,6 @@
 """The engine's fast code paths against the plain formulas they replace:
 
-- ‖J_k‖₂ by the batched SVD in blocks (diagnostics.jacobian_norms) against np.linalg.norm(J_k, 2),
+- ‖J_k‖₂ by the batched SVD in blocks (diagnostics.svd_norms) against np.linalg.norm(J_k, 2),
   including very large or small and not finite J_k;
 - the T×T bound, built in place, against one cumprod per k;
 - the per-step gradients, by blocks of steps, against the explicit sums (and the terms with a
@@ -18,12 +18,22 @@ import numpy as np
 import pytest
 from test_engine_fd import make_problem
 
-from app.engine import bptt, diagnostics, gradients, run
+from app.engine import diagnostics, fast, gradients, run
 from app.engine.activations import ACTIVATIONS
-from app.engine.cells import CELLS
+from app.engine.cells import CELLS, Forward
 from app.engine.run import core
 
 RTOL = 1e-12
+
+
+def trace(fprime=None, h_prev=None, h=None):
+    """A vanilla trace with the arrays a test needs (the others zero)."""
+    some = next(a for a in (fprime, h_prev, h) if a is not None)
+    zero = np.zeros_like(some)
+    h = zero if h is None else h
+    h_prev = zero if h_prev is None else h_prev
+    return Forward(z=zero, h=h, h_prev=h_prev, states={"h": h}, states_prev={"h": h_prev}, a=h,
+                   fprime=zero if fprime is None else fprime)
 
 
 def svd_norms(cell, fprime, W):
@@ -42,7 +52,7 @@ def test_jacobian_norms_match_the_svd(cell, m):
     rng = np.random.default_rng(m)
     W = rng.uniform(-1, 1, (m, m)) / np.sqrt(m) * 1.3
     F = random_fprime(rng, 40, m)
-    got = diagnostics.jacobian_norms(CELLS[cell], F, W)
+    got = diagnostics.svd_norms(CELLS[cell].jacobian(F, W))
     np.testing.assert_allclose(got, svd_norms(CELLS[cell], F, W), rtol=RTOL)
 
 
@@ -67,7 +77,7 @@ def test_jacobian_norms_on_structured_matrices(cell, kind):
     if kind != "relu":
         F[:3] = 1.0  # J_k = W_hh exactly (residual: I + W_hh)
     F[3] = 0.0  # J_k = 0 (residual: I)
-    got = diagnostics.jacobian_norms(CELLS[cell], F, W)
+    got = diagnostics.svd_norms(CELLS[cell].jacobian(F, W))
     np.testing.assert_allclose(got, svd_norms(CELLS[cell], F, W), rtol=RTOL, atol=0)
 
 
@@ -85,14 +95,14 @@ def test_jacobian_norms_outside_the_safe_range_and_not_finite(cell):
     F[3, 0] = np.nan
     F[4, 0] = 1e308  # J_k overflows
     with np.errstate(all="ignore"):
-        got = diagnostics.jacobian_norms(CELLS[cell], F, W)
+        got = diagnostics.svd_norms(CELLS[cell].jacobian(F, W))
         J = CELLS[cell].jacobian(F, W)
     ok = np.isfinite(J).all(axis=(1, 2))
     assert list(ok) == [True, True, False, False, False, True, True, True]
     assert np.isnan(got[~ok]).all()
     np.testing.assert_allclose(got[ok], [np.linalg.norm(j, 2) for j in J[ok]], rtol=RTOL)
     with np.errstate(all="ignore"):
-        assert np.isnan(diagnostics.jacobian_norms(CELLS[cell], F[5:], W * np.inf)).all()
+        assert np.isnan(diagnostics.svd_norms(CELLS[cell].jacobian(F[5:], W * np.inf))).all()
 
 
 def test_delta_bound_equals_one_cumprod_per_k():
@@ -103,7 +113,7 @@ def test_delta_bound_equals_one_cumprod_per_k():
     fprime = rng.uniform(0, 1, (B, T, m))
     eps_tt = rng.normal(size=(B, T, m))
     W = rng.normal(size=(m, m))
-    d = diagnostics.compute(CELLS["vanilla"], fprime, W, eps_tt, 1.0)
+    d = diagnostics.compute(CELLS["vanilla"], trace(fprime), {"W_hh": W}, eps_tt, 1.0)
 
     def plain(jn):
         fmax = np.abs(fprime).max(axis=-1)
@@ -119,9 +129,9 @@ def test_delta_bound_equals_one_cumprod_per_k():
     jn[0, 3], jn[0, 6], jn[1, 2], jn[1, 5] = 0.0, np.inf, np.nan, 1e300
     original = diagnostics.jacobian_norms
     try:
-        diagnostics.jacobian_norms = lambda cell, f, W: jn.reshape(-1)
+        diagnostics.jacobian_norms = lambda cell, tr, theta: (jn, np.abs(fprime).max(axis=-1))
         with np.errstate(all="ignore"):
-            d2 = diagnostics.compute(CELLS["vanilla"], fprime, W, eps_tt, 1.0)
+            d2 = diagnostics.compute(CELLS["vanilla"], trace(fprime), {"W_hh": W}, eps_tt, 1.0)
             want = plain(jn)
     finally:
         diagnostics.jacobian_norms = original
@@ -137,7 +147,7 @@ def test_per_step_gradients_by_blocks(B, T):
     delta = np.tril(np.ones((T, T)))[None, :, :, None] * rng.normal(size=(B, T, T, m))  # [b, t, k]
     h_prev, h = rng.normal(size=(B, T, m)), rng.normal(size=(B, T, m))
     X, e = rng.normal(size=(B, T, n)), rng.normal(size=(B, T, p))
-    g = gradients.per_step(delta, h_prev, X, h, e)
+    g = gradients.per_step(CELLS["vanilla"], trace(h_prev=h_prev, h=h), delta, X, e)
     np.testing.assert_allclose(g["W_xh"], np.einsum("btki,bkj->tij", delta, X), rtol=1e-13, atol=1e-15)
     np.testing.assert_allclose(g["W_hh"], np.einsum("btki,bkj->tij", delta, h_prev), rtol=1e-13, atol=1e-15)
     np.testing.assert_allclose(g["b_h"], delta.sum(axis=(0, 2)), rtol=1e-13, atol=1e-15)
@@ -154,7 +164,7 @@ def test_per_step_gradients_with_an_infinite_input_sum_only_the_terms_that_exist
     h_prev, X = rng.normal(size=(B, T, m)), rng.normal(size=(B, T, n))
     X[0, 12, 1] = np.inf
     with np.errstate(all="ignore"):
-        g = gradients.per_step(delta, h_prev, X, h_prev, None)
+        g = gradients.per_step(CELLS["vanilla"], trace(h_prev=h_prev, h=h_prev), delta, X, None)
     want = np.zeros((T, m, n))
     for t in range(T):
         for k in range(t + 1):
@@ -174,7 +184,7 @@ def plain_table(cell, fprime, eps_tt, W, K):
             eps = eps_tt[b, t]
             delta[b, t, t] = fprime[b, t] * eps
             for k in range(t - 1, max(t - K, -1), -1):
-                eps = W.T @ delta[b, t, k + 1] + (eps if cell.residual else 0.0)
+                eps = W.T @ delta[b, t, k + 1] + (0.0 if cell.carry_is_product else eps)
                 delta[b, t, k] = fprime[b, k] * eps
     return delta
 
@@ -186,8 +196,8 @@ def test_delta_table_against_the_plain_recursion(cell, K, B, T, m):
     rng = np.random.default_rng(4)
     fprime, eps_tt = rng.uniform(0, 1, (B, T, m)), rng.normal(size=(B, T, m))
     W = rng.normal(size=(m, m)) / np.sqrt(m)  # ‖W‖ about 2 whatever m: the tolerances stay relative to δ
-    full = bptt.delta_table(CELLS[cell], fprime, eps_tt, W, K, keep=True)
-    norms = bptt.delta_table(CELLS[cell], fprime, eps_tt, W, K, keep=False)
+    full = fast.delta_table(CELLS[cell], fprime, eps_tt, W, K, keep=True)
+    norms = fast.delta_table(CELLS[cell], fprime, eps_tt, W, K, keep=False)
     want = plain_table(CELLS[cell], fprime, eps_tt, W, K)
     np.testing.assert_allclose(full.delta, want, rtol=1e-13, atol=1e-15)
     assert full.delta.transpose(2, 0, 1, 3).flags.c_contiguous  # what per_step relies on
@@ -208,7 +218,7 @@ def plain_sums(cell, fprime, eps_tt, W, K):
                 eps = eps_tt[b, t]  # ε_{t,k}, k = t first
                 for k in range(t, max(t - K, -1), -1):
                     if k < t:  # ε_{t,k} = W_hhᵀ δ_{t,k+1} (residual: + ε_{t,k+1}), δ_{t,k+1} = f' ⊙ ε_{t,k+1}
-                        eps = W.T @ (fprime[b, k + 1] * eps) + (eps if cell.residual else 0.0)
+                        eps = W.T @ (fprime[b, k + 1] * eps) + (0.0 if cell.carry_is_product else eps)
                     dh[b, k] += eps
                     dz[b, k] += fprime[b, k] * eps
     return dz, dh
@@ -235,8 +245,8 @@ def test_sums_overflow_as_the_terms_do(case, keep):
     W = np.array(W)
     want_dz, want_dh = plain_sums(CELLS[cell], fprime, eps_tt, W, K)
     with np.errstate(all="ignore"):
-        got = bptt.delta_table(CELLS[cell], fprime, eps_tt, W, K, keep)
-        two = bptt.delta_table(CELLS[cell], np.repeat(fprime, 2, 0), np.repeat(eps_tt, 2, 0), W, K, keep)
+        got = fast.delta_table(CELLS[cell], fprime, eps_tt, W, K, keep)
+        two = fast.delta_table(CELLS[cell], np.repeat(fprime, 2, 0), np.repeat(eps_tt, 2, 0), W, K, keep)
     np.testing.assert_allclose(got.dz, want_dz, rtol=1e-15)
     np.testing.assert_allclose(got.dh, want_dh, rtol=1e-15)
     np.testing.assert_allclose(two.dh[1], want_dh[0], rtol=1e-15)  # one sequence or two: the same
@@ -250,14 +260,15 @@ def test_forward_with_perturbation_axes_equals_one_copy_at_a_time(cell):
     W_xh, W_hh, b_h = rng.normal(size=(m, n)), rng.normal(size=(m, m)), rng.normal(size=m)
     X, h0 = rng.normal(size=(B, T, n)), rng.normal(size=(B, m))
     stack = W_hh + rng.normal(size=(6, m, m)) * 1e-3  # six perturbed copies of W_hh
-    many = CELLS[cell].forward(act, W_xh, stack, b_h, X, h0)
+    many = CELLS[cell].forward(act, {"W_xh": W_xh, "W_hh": stack, "b_h": b_h}, X, {"h": h0})
     for c in range(6):
-        one = CELLS[cell].forward(act, W_xh, stack[c], b_h, X, h0)
+        one = CELLS[cell].forward(act, {"W_xh": W_xh, "W_hh": stack[c], "b_h": b_h}, X, {"h": h0})
         for f in ("z", "a", "h", "h_prev", "fprime"):
             np.testing.assert_array_equal(getattr(many, f)[c], getattr(one, f), err_msg=f)
     Xs = X + rng.normal(size=(3, B, T, n)) * 1e-3  # perturbed inputs
-    many = CELLS[cell].forward(act, W_xh, W_hh, b_h, Xs, h0)
-    np.testing.assert_array_equal(many.h[1], CELLS[cell].forward(act, W_xh, W_hh, b_h, Xs[1], h0).h)
+    theta = {"W_xh": W_xh, "W_hh": W_hh, "b_h": b_h}
+    many = CELLS[cell].forward(act, theta, Xs, {"h": h0})
+    np.testing.assert_array_equal(many.h[1], CELLS[cell].forward(act, theta, Xs[1], {"h": h0}).h)
 
 
 @pytest.mark.parametrize("cell", ["vanilla", "residual"])

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from test_engine_speedpaths import plain_table
 
-from app.engine import bptt, norms
+from app.engine import fast, norms
 from app.engine.cells import CELLS
 
 
@@ -51,8 +51,8 @@ def test_delta_norms_where_the_squares_leave_the_range(scale, K, B):
     W = rng.normal(size=(m, m)) * (1e-30 if scale < 1 else 1.0)  # vanishing: δ goes far below
     cell = CELLS["vanilla"]
     with np.errstate(all="ignore"):
-        full = bptt.delta_table(cell, fprime, eps_tt, W, K, keep=True)
-        only = bptt.delta_table(cell, fprime, eps_tt, W, K, keep=False)
+        full = fast.delta_table(cell, fprime, eps_tt, W, K, keep=True)
+        only = fast.delta_table(cell, fprime, eps_tt, W, K, keep=False)
     plain = plain_table(cell, fprime, eps_tt, W, K)
     want = hypot_rows(plain)
     assert np.isfinite(full.delta).all() and np.isfinite(want).all()
@@ -69,8 +69,8 @@ def test_norms_only_runs_the_recursion_once_and_mends_only_what_needs_it(monkeyp
     back is the common case of a long sequence; running it again doubled the time), and rows
     without a loss, whose zeros are no underflow, are not taken by scaling."""
     calls, scaled_rows = [], []
-    plain, scaled = bptt.delta_table, norms.scaled
-    monkeypatch.setattr(bptt, "delta_table", lambda *a, **k: calls.append(1) or plain(*a, **k))
+    plain, scaled = fast.delta_table, norms.scaled
+    monkeypatch.setattr(fast, "delta_table", lambda *a, **k: calls.append(1) or plain(*a, **k))
     monkeypatch.setattr(norms, "scaled", lambda x: scaled_rows.append(len(x)) or scaled(x))
     rng = np.random.default_rng(2)
     B, T, m = 1, 8, 3
@@ -79,7 +79,7 @@ def test_norms_only_runs_the_recursion_once_and_mends_only_what_needs_it(monkeyp
     fprime = rng.uniform(0.5, 1, (B, T, m))
     W = rng.normal(size=(m, m)) * W_scale
     with np.errstate(all="ignore"):
-        got = bptt.delta_table(CELLS["vanilla"], fprime, eps_tt, W, None, keep=False)
+        got = fast.delta_table(CELLS["vanilla"], fprime, eps_tt, W, None, keep=False)
     assert len(calls) == 1
     plain = plain_table(CELLS["vanilla"], fprime, eps_tt, W, None)
     want = hypot_rows(plain)

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..engine.cells import CELLS
 from .parse import RESPONSE_FIELDS
 
 Number = float
@@ -44,8 +45,8 @@ class BPTTRequest(BaseModel):
     notation: Literal["canonical", "goodfellow", "nndl", "coursera", "pytorch"] = Field(
         "canonical", description="Names of the parameters in params and in the response (see names)."
     )
-    cell: Literal["vanilla", "residual"] = Field(
-        "vanilla", description="vanilla: h_t = f(z_t); residual: h_t = h_{t−1} + f(z_t)."
+    cell: Literal[tuple(CELLS)] = Field(  # type: ignore[valid-type]  (the registry's names)
+        "vanilla", description="; ".join(f"{c.name}: {c.summary}" for c in CELLS.values()) + "."
     )
     activation: Literal["tanh", "sigmoid", "relu", "identity"] = "tanh"
     loss: Literal["softmax_ce", "mse", "upstream"] = Field(

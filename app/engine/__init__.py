@@ -2,13 +2,18 @@
 
 Modules, one job each:
 
-- ``activations``  f and f' for tanh, sigmoid, relu, identity
-- ``cells``        the recurrent cells (vanilla, residual): forward pass, step Jacobians
+- ``cells/``       the recurrent cells behind one protocol (``cells/base.py``): parameter specs,
+                   states, gates, forward, backward_step; ``CELLS`` is the registry
+    - ``vanilla``   h_t = f(z_t) (and the closed forms its fast loop uses)
+    - ``residual``  h_t = h_{t−1} + f(z_t)
+- ``bptt``         the generic δ_{t,k} loop over any cell (the table, ε tables) and dh_next pass
+- ``fast``         the vanilla/residual δ loop, registered as their table, tested equal to ``bptt``
+- ``activations``  f and f' for tanh, sigmoid (scipy's expit), relu, identity
 - ``losses``       output layer and per-step losses (softmax_ce, mse, upstream): L_t and e_t
-- ``bptt``         the δ_{t,k} recursion (the table, vectorised) and the dh_next pass
-- ``gradients``    parameter gradients as sums over the unrolled copies
+- ``gradients``    parameter gradients as sums over the unrolled copies (only the terms that exist)
 - ``clipping``     clipping by global norm or by value
-- ``diagnostics``  ‖J_k‖₂, spectral radius, σ_max, the Pascanu bound on ‖δ_{t,k}‖ (‖J_k‖₂ by batched LAPACK SVD)
+- ``diagnostics``  ‖J_k‖₂ of the whole state's step Jacobian (batched LAPACK SVD), spectral
+                   radius, σ_max, the Pascanu bound on ‖δ_{t,k}‖
 - ``gradcheck``    central finite differences
 - ``init``         seeded parameter initialisation
 - ``notation``     canonical names ↔ the names of each textbook

@@ -1,6 +1,8 @@
 """Gradients of the shared parameters as sums over the unrolled copies (bptt-math.md):
 
     ∂L_t/∂W_hh = Σ_{k≤t} δ_{t,k} h_{k−1}ᵀ     ∂L/∂W_hh = Σ_t ∂L_t/∂W_hh = Σ_k dz_k h_{k−1}ᵀ
+    (gated cells: by each parameter's role, ``Cell.param_grads``; the GRU's n rows of W_hh take
+    (δ^n ⊙ r_k) h_{k−1}ᵀ)
     ∂L_t/∂W_xh = Σ_{k≤t} δ_{t,k} x_kᵀ
     ∂L_t/∂b_h  = Σ_{k≤t} δ_{t,k}
     ∂L_t/∂W_hy = e_t h_tᵀ                      ∂L_t/∂b_y = e_t
@@ -16,6 +18,8 @@ gradient (``matmul_existing``). A null in a response then means that the number 
 from __future__ import annotations
 
 import numpy as np
+
+from .cells.base import Cell, Trace
 
 #: per_step forms the per-step gradients by this many blocks of steps
 _BLOCKS = 8
@@ -52,45 +56,47 @@ def _outer_sum(A: np.ndarray, Bm: np.ndarray) -> np.ndarray:
     return matmul_existing(A.reshape(-1, A.shape[-1]).T, Bm.reshape(-1, Bm.shape[-1]))
 
 
-def summed(
-    dz: np.ndarray, h_prev: np.ndarray, X: np.ndarray, h: np.ndarray, e: np.ndarray | None
-) -> dict[str, np.ndarray]:
-    """dz (B, T, m), h_prev (B, T, m), X (B, T, n), h (B, T, m), e (B, T, p) weighted e_t."""
-    g = {
-        "W_xh": _outer_sum(dz, X),  # Σ_k dz_k x_kᵀ
-        "W_hh": _outer_sum(dz, h_prev),  # Σ_k dz_k h_{k−1}ᵀ
-        "b_h": dz.sum(axis=(0, 1)),  # Σ_k dz_k
-    }
+def summed(cell: Cell, tr: Trace, theta: dict[str, np.ndarray], X: np.ndarray, dz: np.ndarray,
+           e: np.ndarray | None) -> dict[str, np.ndarray]:
+    """dz (B, T, G·m) Σ_t δ_{t,k}, X (B, T, n), e (B, T, p) weighted e_t: canonical gradients of
+    the cell's parameters (by their roles, ``Cell.param_grads``) and of the output layer."""
+    g = cell.param_grads(tr, theta, X, dz, matmul_existing)
     if e is not None:
-        g["W_hy"] = _outer_sum(e, h)  # Σ_t e_t h_tᵀ
+        g["W_hy"] = _outer_sum(e, tr.h)  # Σ_t e_t h_tᵀ
         g["b_y"] = e.sum(axis=(0, 1))  # Σ_t e_t
     return g
 
 
-def per_step(
-    delta: np.ndarray, h_prev: np.ndarray, X: np.ndarray, h: np.ndarray, e: np.ndarray | None
-) -> dict[str, np.ndarray]:
-    """∂L_t/∂θ for every t: delta (B, T, T, m) = δ[b, t, k]; each result has a leading T axis."""
-    B, T, _, m = delta.shape
-    n = X.shape[-1]
+def per_step(cell: Cell, tr: Trace, delta: np.ndarray, X: np.ndarray,
+             e: np.ndarray | None) -> dict[str, np.ndarray]:
+    """∂L_t/∂θ for every t: delta (B, T, T, G·m) = δ[b, t, k]; each result has a leading T axis."""
+    B, T, _, Gm = delta.shape
+    n, m = X.shape[-1], tr.h.shape[-1]
     # δ as a (k, b) × (t, i) matrix, so that each gradient is a matrix product over (k, b): a
     # view for the k-major table of bptt.delta_table. δ_{t,k} = 0 for k > t, so the columns
     # of steps t < t1 only need the rows k < t1: the products go by blocks of steps.
-    D = delta.transpose(2, 0, 1, 3).reshape(T * B, T * m)
+    D = delta.transpose(2, 0, 1, 3).reshape(T * B, T * Gm)
+    scale = cell.recurrent_scale(tr)  # (B, T(k), G·m): the GRU's r_k on the n rows
+    Dh = D if scale is None else (delta * scale[:, None]).transpose(2, 0, 1, 3).reshape(T * B, T * Gm)
     xs = X.transpose(1, 0, 2).reshape(T * B, n)  # x_k, rows (k, b)
-    hs = h_prev.transpose(1, 0, 2).reshape(T * B, m)  # h_{k−1}
-    g_xh = np.empty((T, m, n))
-    g_hh = np.empty((T, m, m))
+    hs = tr.h_prev.transpose(1, 0, 2).reshape(T * B, m)  # h_{k−1}
+    g_x = np.empty((T, Gm, n))
+    g_h = np.empty((T, Gm, m))
     step = -(-T // _BLOCKS)
     for t0 in range(0, T, step):
         t1 = min(T, t0 + step)
-        D_block = D[: t1 * B, t0 * m : t1 * m].T  # (t, i) × (k, b), k < t1
-        matmul_existing(D_block, xs[: t1 * B], out=g_xh[t0:t1].reshape(-1, n))  # Σ_k δ_{t,k} x_kᵀ
-        matmul_existing(D_block, hs[: t1 * B], out=g_hh[t0:t1].reshape(-1, m))  # Σ_k δ_{t,k} h_{k−1}ᵀ
-    g = {"W_xh": g_xh, "W_hh": g_hh, "b_h": D.sum(axis=0).reshape(T, m)}  # b_h: Σ_k δ_{t,k}
+        cols = slice(t0 * Gm, t1 * Gm)  # (t, i) × (k, b), k < t1
+        matmul_existing(D[: t1 * B, cols].T, xs[: t1 * B], out=g_x[t0:t1].reshape(-1, n))  # Σ_k δ_{t,k} x_kᵀ
+        matmul_existing(Dh[: t1 * B, cols].T, hs[: t1 * B], out=g_h[t0:t1].reshape(-1, m))  # Σ_k δ^h_{t,k} h_{k−1}ᵀ
+    by_role = {
+        "input": lambda: g_x, "recurrent": lambda: g_h,
+        "input_bias": lambda: D.sum(axis=0).reshape(T, Gm),  # Σ_k δ_{t,k}
+        "recurrent_bias": lambda: Dh.sum(axis=0).reshape(T, Gm),
+    }
+    g = {s.name: by_role[s.role]() for s in cell.specs(n, m)}
     if e is not None:
-        g["W_hy"] = np.einsum("bti,btj->tij", e, h)  # e_t h_tᵀ (summed over the batch)
+        g["W_hy"] = np.einsum("bti,btj->tij", e, tr.h)  # e_t h_tᵀ (summed over the batch)
         for t in np.flatnonzero(~np.isfinite(g["W_hy"]).all(axis=(1, 2))):
-            g["W_hy"][t] = matmul_existing(e[:, t].T, h[:, t])
+            g["W_hy"][t] = matmul_existing(e[:, t].T, tr.h[:, t])
         g["b_y"] = e.sum(axis=0)  # e_t
     return g

@@ -1,8 +1,9 @@
 """What the engine takes (``Problem``, validated by the caller) and what it gives (``Result``).
 
 Shapes: B sequences, T steps, n inputs, m hidden units, p outputs; steps are 0-based
-(index i is step t = i + 1). Parameters inside ``Result`` are canonical (W_xh, W_hh, b_h,
-W_hy, b_y); ``notation.from_canonical`` renames them.
+(index i is step t = i + 1). Parameters inside ``Result`` are canonical (the cell's
+``Cell.specs`` names: W_xh, W_hh, b_h for vanilla and residual; W_ih, W_hh, b_ih, b_hh for
+gated cells; W_hy, b_y); ``notation.from_canonical`` renames them.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .bptt import DeltaTable
-from .cells import Forward
+from .cells import Trace
 from .clipping import ClipReport
 from .diagnostics import Diagnostics
 from .gradcheck import CheckReport
@@ -21,7 +22,7 @@ from .losses import LossOut
 
 @dataclass(frozen=True)
 class Problem:
-    cell: str  # "vanilla" | "residual"
+    cell: str  # a name of cells.CELLS
     activation: str  # "tanh" | "sigmoid" | "relu" | "identity"
     loss: str  # "softmax_ce" | "mse" | "upstream"
     notation: str
@@ -53,6 +54,10 @@ class Problem:
     per_step: bool = True
     #: ‖J_k‖₂, spectral radius, σ_max and the bound on ‖δ_{t,k}‖
     diagnostics: bool = True
+    #: (B, m) initial cell states c_0 (cells with a state "c"; zeros when None)
+    c0: np.ndarray | None = None
+    #: keep ε^s_{t,k} = ∂L_t/∂s_k of every state (delta_h, delta_c; detail "full" only)
+    eps_tables: bool = False
 
     @property
     def keeps_table(self) -> bool:
@@ -82,14 +87,14 @@ class Result:
     problem: Problem
     #: canonical parameters as used (PyTorch's biases added into b_h)
     theta: dict[str, np.ndarray]
-    forward: Forward
+    forward: Trace
     out: LossOut
     table: DeltaTable
     #: canonical → summed gradient ∂L/∂θ (after clipping, if any)
     grads: dict[str, np.ndarray]
     #: canonical → gradient before clipping (None without clipping)
     grads_unclipped: dict[str, np.ndarray] | None
-    #: (B, T, n) ∂L/∂x_k = W_xhᵀ dz_k
+    #: (B, T, n) ∂L/∂x_k = W_xᵀ dz_k
     dX: np.ndarray
     clip: ClipReport | None
     #: canonical → (T, *shape) ∂L_t/∂θ; None with detail "norms" or when not asked for

@@ -11,7 +11,8 @@ import numpy as np
 from . import bptt, clipping, diagnostics, gradcheck, gradients, losses
 from .activations import ACTIVATIONS
 from .bptt import DeltaTable
-from .cells import CELLS, Forward
+from .cells import CELLS, Cell, Trace
+from .gradients import matmul_existing
 from .losses import LossOut
 from .notation import shown_names, to_canonical
 from .problem import Problem, Result
@@ -22,35 +23,57 @@ class Core:
     """What ``core`` computes: the numbers of the δ table and the gradients, before clipping."""
 
     theta: dict[str, np.ndarray]
-    forward: Forward
+    forward: Trace
     out: LossOut
     table: DeltaTable
     #: canonical → summed gradient ∂L/∂θ
     grads: dict[str, np.ndarray]
-    #: (B, T, n) ∂L/∂x_k = W_xhᵀ dz_k
+    #: (B, T, n) ∂L/∂x_k = W_xᵀ dz_k
     dX: np.ndarray
     #: canonical → (T, *shape) ∂L_t/∂θ; None with detail "norms"
     per_step: dict[str, np.ndarray] | None
+
+
+def initial_states(cell: Cell, p: Problem) -> dict[str, np.ndarray]:
+    """state → (B, m) s_0: h_0, and c_0 (zeros when not given) for a cell with a cell state."""
+    s0 = {"h": p.h0}
+    if "c" in cell.states:
+        s0["c"] = np.zeros_like(p.h0) if p.c0 is None else p.c0
+    return s0
+
+
+def table_of(cell: Cell, fw: Trace, theta: dict[str, np.ndarray], eps_tt: np.ndarray, p: Problem) -> DeltaTable:
+    """The δ table: the cell's registered fast loop where it has one (and no ε tables are
+    asked for), else the generic loop of ``bptt``; the same numbers to rounding (tested)."""
+    fast = getattr(cell, "fast_table", None)
+    if fast is not None and not p.eps_tables:
+        return fast()(cell, fw.fprime, eps_tt, theta["W_hh"], p.truncation, p.keeps_table, norms=p.delta_norm)
+    return bptt.delta_table(cell, fw, theta, eps_tt, p.truncation, p.keeps_table, norms=p.delta_norm,
+                            eps_tables=p.eps_tables and p.detail == "full")
 
 
 def core(p: Problem) -> Core:
     """Forward pass → losses → δ table → summed and per-step gradients (call it under
     ``np.errstate(all="ignore")``, as ``run`` does)."""
     cell, act = CELLS[p.cell], ACTIVATIONS[p.activation]
-    theta = to_canonical(p.notation, p.params, p.has_output)
-    fw = cell.forward(act, theta["W_xh"], theta["W_hh"], theta["b_h"], p.X, p.h0)
+    theta = to_canonical(p.notation, p.params, p.has_output, cell.hidden)
+    fw = cell.forward(act, theta, p.X, initial_states(cell, p))
     out = losses.compute(
         p.loss, fw.h, p.step_weights, W_hy=theta.get("W_hy"), b_y=theta.get("b_y"), Y=p.Y, G=p.G
     )
-    table = bptt.delta_table(
-        cell, fw.fprime, out.eps_tt, theta["W_hh"], p.truncation, p.keeps_table, norms=p.delta_norm
-    )
-    grads = gradients.summed(table.dz, fw.h_prev, p.X, fw.h, out.e)
-    dX = table.dz @ theta["W_xh"]
+    table = table_of(cell, fw, theta, out.eps_tt, p)
+    grads = gradients.summed(cell, fw, theta, p.X, table.dz, out.e)
+    dX = _dX(table.dz, theta[cell.input_weight()])
     per_step = None
     if p.detail == "full" and p.per_step:
-        per_step = gradients.per_step(table.delta, fw.h_prev, p.X, fw.h, out.e)
+        per_step = gradients.per_step(cell, fw, table.delta, p.X, out.e)
     return Core(theta, fw, out, table, grads, dX, per_step)
+
+
+def _dX(dz: np.ndarray, W_x: np.ndarray) -> np.ndarray:
+    """(B, T, n) ∂L/∂x_k = W_xᵀ dz_k (rows: dz_k W_x)."""
+    B, T, _ = dz.shape
+    return matmul_existing(dz.reshape(B * T, -1), W_x).reshape(B, T, -1)
 
 
 def run(p: Problem) -> Result:
@@ -65,12 +88,13 @@ def run(p: Problem) -> Result:
             grads_unclipped = grads
             # the global norm runs over the arrays the notation has: PyTorch's two biases each
             # carry the b_h gradient, so it counts twice there, as in torch's clip_grad_norm_
-            copies = {c: len(shown_names(p.notation, c)) for c in grads}
+            copies = {c: len(shown_names(p.notation, c, cell.hidden)) for c in grads}
             grads, report = clipping.clip(grads, *p.clip, copies=copies)
         diag = None
         if p.diagnostics:
             diag = diagnostics.compute(
-                cell, fw.fprime, theta["W_hh"], out.eps_tt, act.gamma, with_bound=p.detail == "full"
+                cell, fw, theta, out.eps_tt, act.gamma if cell.G == 1 else None,
+                with_bound=p.detail == "full",
             )
         check = None
         if p.gradient_check:
@@ -97,19 +121,20 @@ def run(p: Problem) -> Result:
 def _check(p, cell, act, theta, fw, out, table, grads, dX) -> gradcheck.CheckReport:
     """Finite differences against the exact gradient: the table's when untruncated, the
     dh_next pass's when truncated (finite differences know nothing of truncation)."""
-    W_hh = theta["W_hh"]
+    s0 = initial_states(cell, p)
     if p.truncates:
-        dz, _, dh0 = bptt.dh_next_pass(cell, fw.fprime, out.eps_tt, W_hh)
-        grads = gradients.summed(dz, fw.h_prev, p.X, fw.h, out.e)
-        dX = dz @ theta["W_xh"]
+        dz, _, ds0 = bptt.dh_next_pass(cell, fw, theta, out.eps_tt)
+        grads = gradients.summed(cell, fw, theta, p.X, dz, out.e)
+        dX = _dX(dz, theta[cell.input_weight()])
     else:
-        dh0 = table.dh0
+        ds0 = table.ds0
     w = p.step_weights
-    base = dict(theta, h0=p.h0, inputs=p.X)
+    base = dict(theta, inputs=p.X) | {f"{s}0": v for s, v in s0.items()}
+    states = tuple(f"{s}0" for s in cell.states)
 
     def forward_loss(v: dict[str, np.ndarray], seqs=slice(None)) -> losses.LossOut:
         """The forward pass and the losses with the values v, of the sequences seqs."""
-        f = cell.forward(act, v["W_xh"], v["W_hh"], v["b_h"], v["inputs"], v["h0"])
+        f = cell.forward(act, v, v["inputs"], {s: v[f"{s}0"] for s in cell.states})
         Y = None if p.Y is None else p.Y[seqs]
         G = None if p.G is None else p.G[seqs]
         return losses.compute(p.loss, f.h, w, W_hy=v.get("W_hy"), b_y=v.get("b_y"), Y=Y, G=G)
@@ -119,15 +144,17 @@ def _check(p, cell, act, theta, fw, out, table, grads, dX) -> gradcheck.CheckRep
 
     def sequence_loss_of(name: str, rows: np.ndarray, seqs: np.ndarray) -> np.ndarray:
         """(c,) L_b of the sequences seqs, run as a batch of c with rows in place of theirs."""
-        out = forward_loss(base | {"h0": p.h0[seqs], "inputs": p.X[seqs], name: rows}, seqs)
+        own = {k: base[k][seqs] for k in states + ("inputs",)}
+        out = forward_loss(base | own | {name: rows}, seqs)
         return out.loss_t @ w  # L_b = Σ_t w_t L_{b,t}
 
-    analytic = dict(grads, h0=dh0, inputs=dX)
+    analytic = dict(grads, inputs=dX) | {f"{s}0": v for s, v in ds0.items()}
     B, T, _ = p.X.shape
+    m, Gm = p.h0.shape[-1], fw.z.shape[-1]
     return gradcheck.check(
         loss_of, base, analytic,
-        # z, a, h, h_prev per hidden unit; o, ŷ / log ŷ, e and a temporary per output
-        floats_per_copy=B * T * (5 * W_hh.shape[0] + 4 * (p.Y.shape[-1] if p.Y is not None else 0)),
+        # z, a, h, h_prev (gates, states) per hidden unit; o, ŷ / log ŷ, e and a temporary per output
+        floats_per_copy=B * T * (4 * Gm + len(states) * m + 4 * (p.Y.shape[-1] if p.Y is not None else 0)),
         max_entries=p.gradient_check_max_entries,
-        sequence_loss_of=sequence_loss_of, per_sequence=frozenset(("h0", "inputs")),
+        sequence_loss_of=sequence_loss_of, per_sequence=frozenset(states + ("inputs",)),
     )
