@@ -62,9 +62,13 @@ def summed(cell: Cell, tr: Trace, theta: dict[str, np.ndarray], X: np.ndarray, d
     the cell's parameters (by their roles, ``Cell.param_grads``) and of the output layer."""
     g = cell.param_grads(tr, theta, X, dz, matmul_existing)
     if e is not None:
-        g["W_hy"] = _outer_sum(e, tr.h)  # Σ_t e_t h_tᵀ
-        g["b_y"] = e.sum(axis=(0, 1))  # Σ_t e_t
+        g |= output_grads(tr.h, e)
     return g
+
+
+def output_grads(h: np.ndarray, e: np.ndarray) -> dict[str, np.ndarray]:
+    """The output layer's own gradients: ∂L/∂W_hy = Σ_t e_t h_tᵀ, ∂L/∂b_y = Σ_t e_t."""
+    return {"W_hy": _outer_sum(e, h), "b_y": e.sum(axis=(0, 1))}
 
 
 def per_step(cell: Cell, tr: Trace, delta: np.ndarray, X: np.ndarray,

@@ -58,6 +58,9 @@ class Problem:
     c0: np.ndarray | None = None
     #: keep ε^s_{t,k} = ∂L_t/∂s_k of every state (delta_h, delta_c; detail "full" only)
     eps_tables: bool = False
+    #: "bptt" (the δ table) or "rtrl" (forward sensitivities: the same gradients, no δ table,
+    #: no truncation, no ∂L/∂x_k)
+    method: str = "bptt"
 
     @property
     def keeps_table(self) -> bool:
@@ -89,13 +92,14 @@ class Result:
     theta: dict[str, np.ndarray]
     forward: Trace
     out: LossOut
-    table: DeltaTable
+    #: None with method "rtrl"
+    table: DeltaTable | None
     #: canonical → summed gradient ∂L/∂θ (after clipping, if any)
     grads: dict[str, np.ndarray]
     #: canonical → gradient before clipping (None without clipping)
     grads_unclipped: dict[str, np.ndarray] | None
-    #: (B, T, n) ∂L/∂x_k = W_xᵀ dz_k
-    dX: np.ndarray
+    #: (B, T, n) ∂L/∂x_k = W_xᵀ dz_k (None with method "rtrl")
+    dX: np.ndarray | None
     clip: ClipReport | None
     #: canonical → (T, *shape) ∂L_t/∂θ; None with detail "norms" or when not asked for
     per_step: dict[str, np.ndarray] | None
@@ -103,3 +107,5 @@ class Result:
     diagnostics: Diagnostics | None
     check: CheckReport | None
     warnings: list[str] = field(default_factory=list)
+    #: state → (B, m) ∂L/∂s_0 (h0; c0 for the LSTM), by BPTT or RTRL
+    ds0: dict[str, np.ndarray] = field(default_factory=dict)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import bptt, clipping, diagnostics, gradcheck, gradients, losses
+from . import bptt, clipping, diagnostics, gradcheck, gradients, losses, rtrl
 from .activations import ACTIVATIONS
 from .bptt import DeltaTable
 from .cells import CELLS, Cell, Trace
@@ -25,13 +25,16 @@ class Core:
     theta: dict[str, np.ndarray]
     forward: Trace
     out: LossOut
-    table: DeltaTable
+    #: None with method "rtrl"
+    table: DeltaTable | None
     #: canonical → summed gradient ∂L/∂θ
     grads: dict[str, np.ndarray]
-    #: (B, T, n) ∂L/∂x_k = W_xᵀ dz_k
-    dX: np.ndarray
+    #: (B, T, n) ∂L/∂x_k = W_xᵀ dz_k (None with method "rtrl")
+    dX: np.ndarray | None
     #: canonical → (T, *shape) ∂L_t/∂θ; None with detail "norms"
     per_step: dict[str, np.ndarray] | None
+    #: state → (B, m) ∂L/∂s_0
+    ds0: dict[str, np.ndarray]
 
 
 def initial_states(cell: Cell, p: Problem) -> dict[str, np.ndarray]:
@@ -61,13 +64,20 @@ def core(p: Problem) -> Core:
     out = losses.compute(
         p.loss, fw.h, p.step_weights, W_hy=theta.get("W_hy"), b_y=theta.get("b_y"), Y=p.Y, G=p.G
     )
+    if p.method == "rtrl":
+        if p.truncates:
+            raise ValueError("RTRL has no truncation")
+        grads, ds0 = rtrl.gradients(cell, fw, theta, p.X, out.eps_tt)
+        if out.e is not None:
+            grads |= gradients.output_grads(fw.h, out.e)
+        return Core(theta, fw, out, None, grads, None, None, ds0)
     table = table_of(cell, fw, theta, out.eps_tt, p)
     grads = gradients.summed(cell, fw, theta, p.X, table.dz, out.e)
     dX = _dX(table.dz, theta[cell.input_weight()])
     per_step = None
     if p.detail == "full" and p.per_step:
         per_step = gradients.per_step(cell, fw, table.delta, p.X, out.e)
-    return Core(theta, fw, out, table, grads, dX, per_step)
+    return Core(theta, fw, out, table, grads, dX, per_step, table.ds0)
 
 
 def _dX(dz: np.ndarray, W_x: np.ndarray) -> np.ndarray:
@@ -102,7 +112,7 @@ def run(p: Problem) -> Result:
                 warnings.append("gradient_check: skipped, the loss is not finite")
             else:
                 check = _check(
-                    p, cell, act, theta, fw, out, table,
+                    p, cell, act, theta, fw, out, c.ds0,
                     grads_unclipped if grads_unclipped is not None else grads, dX,
                 )
                 if p.truncates:
@@ -114,11 +124,11 @@ def run(p: Problem) -> Result:
         problem=p, theta=theta, forward=fw, out=out, table=table, grads=grads,
         grads_unclipped=grads_unclipped, dX=dX, clip=report, per_step=c.per_step,
         diagnostics=diag, check=check,
-        warnings=warnings,
+        warnings=warnings, ds0=c.ds0,
     )
 
 
-def _check(p, cell, act, theta, fw, out, table, grads, dX) -> gradcheck.CheckReport:
+def _check(p, cell, act, theta, fw, out, ds0, grads, dX) -> gradcheck.CheckReport:
     """Finite differences against the exact gradient: the table's when untruncated, the
     dh_next pass's when truncated (finite differences know nothing of truncation)."""
     s0 = initial_states(cell, p)
@@ -126,8 +136,6 @@ def _check(p, cell, act, theta, fw, out, table, grads, dX) -> gradcheck.CheckRep
         dz, _, ds0 = bptt.dh_next_pass(cell, fw, theta, out.eps_tt)
         grads = gradients.summed(cell, fw, theta, p.X, dz, out.e)
         dX = _dX(dz, theta[cell.input_weight()])
-    else:
-        ds0 = table.ds0
     w = p.step_weights
     base = dict(theta, inputs=p.X) | {f"{s}0": v for s, v in s0.items()}
     states = tuple(f"{s}0" for s in cell.states)
@@ -148,11 +156,12 @@ def _check(p, cell, act, theta, fw, out, table, grads, dX) -> gradcheck.CheckRep
         out = forward_loss(base | own | {name: rows}, seqs)
         return out.loss_t @ w  # L_b = Σ_t w_t L_{b,t}
 
-    analytic = dict(grads, inputs=dX) | {f"{s}0": v for s, v in ds0.items()}
+    analytic = dict(grads) | ({} if dX is None else {"inputs": dX}) | {f"{s}0": v for s, v in ds0.items()}
     B, T, _ = p.X.shape
     m, Gm = p.h0.shape[-1], fw.z.shape[-1]
+    checked = base if dX is not None else {k: v for k, v in base.items() if k != "inputs"}  # RTRL: no ∂L/∂x
     return gradcheck.check(
-        loss_of, base, analytic,
+        loss_of, checked, analytic,
         # z, a, h, h_prev (gates, states) per hidden unit; o, ŷ / log ŷ, e and a temporary per output
         floats_per_copy=B * T * (4 * Gm + len(states) * m + 4 * (p.Y.shape[-1] if p.Y is not None else 0)),
         max_entries=p.gradient_check_max_entries,
