@@ -48,8 +48,11 @@ class DeltaTable:
     d: dict[str, np.ndarray] = field(default_factory=dict)
     #: state → (B, m) ∂L/∂s_0
     ds0: dict[str, np.ndarray] = field(default_factory=dict)
-    #: state → (B, T, T, m) ε^s[b, t, k] = ∂L_t/∂s_k ("h": delta_h, "c": delta_c), zero for
-    #: k > t and dropped terms; None unless asked for (``delta_table(eps_tables=True)``)
+    #: state → (B, T, T, m) ε^s[b, t, k] = ∂L_t/∂s_k through the kept copies ("h": delta_h,
+    #: "c": delta_c): zero for k > t and for t − k > K (with truncation K, s_k reaches the loss
+    #: at t = k + K through copy k + 1, as h_0 reaches the losses t < K, so that row is there
+    #: although δ_{t,k} is dropped; dh_k sums the rows t − k < K, so dz_k = f'(z_k) ⊙ dh_k
+    #: holds); None unless asked for (``delta_table(eps_tables=True)``)
     eps: dict[str, np.ndarray] | None = None
 
 
@@ -78,8 +81,9 @@ def delta_table(
         eps_k = {s: eps[s][:, rows] for s in cell.states}
         for s in cell.states:
             np.add.reduce(eps_k[s], axis=1, out=d[s][:, k])  # dh_k = Σ_t ε^h_{t,k}
-            if eps_tab is not None:
-                eps_tab[s][k, :, rows] = eps_k[s]
+            if eps_tab is not None:  # what reaches s_k: also from t = k + K, whose window
+                reach = slice(k, min(T, k + K + 1))  # starts at copy k + 1 (ε_{t,k} set then)
+                eps_tab[s][k, :, reach] = eps[s][:, reach]
         delta_k, prev = cell.backward_step(tr, theta, k, eps_k)
         np.add.reduce(delta_k, axis=1, out=dz[:, k])  # dz_k = Σ_t δ_{t,k}
         if keep:
