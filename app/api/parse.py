@@ -18,6 +18,7 @@ from ..engine.cells import CELLS
 from ..engine.init import init_params
 from ..engine.losses import LOSSES
 from ..engine.notation import CANONICAL, NOTATIONS, param_names
+from ..engine import rtrl
 from ..engine.problem import Problem
 from ..settings import Settings
 from .errors import ApiError
@@ -25,19 +26,24 @@ from .errors import ApiError
 FIELDS = (
     "notation", "cell", "activation", "loss", "inputs", "targets", "upstream", "h0", "params",
     "init", "loss_steps", "reduction", "truncation", "clip", "gradient_check", "detail", "fields",
+    "c0", "method",
 )
 #: response fields a request may choose with "fields" (the others are always there)
 RESPONSE_FIELDS = (
     "params", "forward", "e", "eps_tt", "delta", "delta_norm", "dz", "dh", "grads",
     "grads_unclipped", "grads_per_step", "clip", "diagnostics", "gradient_check",
+    "delta_h", "delta_h_norm", "delta_c", "dc",
 )
+#: response fields sent only when named in "fields" (they would double the default response)
+OPT_IN_FIELDS = frozenset(("delta_h", "delta_h_norm", "delta_c"))
+METHODS = ("bptt", "rtrl")
 INIT_FIELDS = ("seed", "hidden", "outputs", "scale")
 REDUCTIONS = ("sum", "mean")
 DETAILS = ("full", "norms")
 #: what each canonical parameter's shape is called in errors
 SHAPE_WORDS = {
     "W_xh": "hidden×inputs", "W_hh": "hidden×hidden", "b_h": "hidden", "W_hy": "outputs×hidden",
-    "b_y": "outputs",
+    "b_y": "outputs", "W_ih": "gates·hidden×inputs", "b_ih": "gates·hidden", "b_hh": "gates·hidden",
 }
 
 
@@ -177,7 +183,7 @@ class Parsed:
 
 
 def _wanted(fields: frozenset[str] | None, field: str) -> bool:
-    return fields is None or field in fields
+    return field in fields if fields is not None else field not in OPT_IN_FIELDS
 
 
 def _enum(body: dict, field: str, options: tuple[str, ...], default: str) -> str:
@@ -222,6 +228,11 @@ def parse(body: Any, s: Settings) -> Parsed:
     notation = _enum(body, "notation", tuple(NOTATIONS), "canonical")
     cell = _enum(body, "cell", tuple(CELLS), "vanilla")
     activation = _enum(body, "activation", tuple(ACTIVATIONS), "tanh")
+    the_cell = CELLS[cell]
+    if activation not in the_cell.activations:
+        raise ApiError("activation", f"{' or '.join(the_cell.activations)} with cell {cell} (its gates fix their own "
+                       "activations)", describe(activation))
+    method = _enum(body, "method", METHODS, "bptt")
     loss = _enum(body, "loss", LOSSES, "mse")
     reduction = _enum(body, "reduction", REDUCTIONS, "sum")
     has_output = loss != "upstream"
@@ -252,9 +263,9 @@ def parse(body: Any, s: Settings) -> Parsed:
     if body.get("params") is not None and body.get("init") is not None:
         raise ApiError("init", "params or init, not both", "both")
     if body.get("params") is not None:
-        named, m, p = _params(body["params"], notation, has_output, n, s)
+        named, m, p = _params(body["params"], notation, has_output, n, s, the_cell)
     elif body.get("init") is not None:
-        named, m, p = _init(body["init"], notation, has_output, n, body, batched, s)
+        named, m, p = _init(body["init"], notation, has_output, n, body, batched, s, the_cell)
     else:
         raise ApiError("params", "the parameters (or init: {\"seed\": 0, \"hidden\": m})", "nothing")
 
@@ -265,6 +276,17 @@ def parse(body: Any, s: Settings) -> Parsed:
             h0 = np.broadcast_to(h0, (B, m)).copy()
         elif not (batched and h0.shape == (B, m)):
             raise ApiError("h0", f"length {m} (hidden)" + (f" or {B}×{m} (batch×hidden)" if batched else ""), dims(h0.shape))
+
+    c0 = None
+    if "c" in the_cell.states:
+        if body.get("c0") is not None:
+            c0 = number_array(body["c0"], "c0", (1, 2), f"length {m} (hidden)" + (f" or {B}×{m}" if batched else ""))
+            if c0.ndim == 1 and c0.shape == (m,):
+                c0 = np.broadcast_to(c0, (B, m)).copy()
+            elif not (batched and c0.shape == (B, m)):
+                raise ApiError("c0", f"length {m} (hidden)" + (f" or {B}×{m} (batch×hidden)" if batched else ""), dims(c0.shape))
+    elif body.get("c0") is not None:
+        raise ApiError("c0", f"nothing with cell {cell} (c0 is the LSTM's initial cell state)", describe(body["c0"]))
 
     Y = G = None
     if has_output:
@@ -281,6 +303,9 @@ def parse(body: Any, s: Settings) -> Parsed:
     truncation = body.get("truncation")
     if truncation is not None:
         truncation = _int(truncation, "truncation", 1, s.max_t, "the window K")
+    if method == "rtrl" and truncation is not None:
+        raise ApiError("truncation", "nothing with method rtrl (RTRL carries the exact gradient forward; "
+                       "truncation is a BPTT approximation)", describe(truncation))
     clip = _clip(body.get("clip"))
     gradient_check = body.get("gradient_check", False)
     if type(gradient_check) is not bool:
@@ -288,10 +313,13 @@ def parse(body: Any, s: Settings) -> Parsed:
 
     fields = _fields(body.get("fields"), gradient_check)
     detail, work = _budget(body.get("detail"), named, B, T, n, m, p, truncation, gradient_check, s,
-                           warnings, fields)
+                           warnings, fields, the_cell, method)
     if detail == "norms" and fields is not None and "delta" in fields and "delta_norm" not in fields:
         fields |= {"delta_norm"}  # δ is null with norms: a response that asked for it gets its norms
         warnings.append("fields: delta is null with detail norms; delta_norm is sent in its place")
+    if method == "rtrl":
+        warnings.append("method: rtrl carries ∂s_t/∂θ forward and has no δ table, so delta, delta_norm, "
+                        "dz, dh, dc, delta_h, delta_c, grads_per_step and grads.inputs are null")
     if n_loss == 0:
         warnings.append("loss_steps: no step carries a loss, so L = 0 and every gradient is 0")
     elif loss == "softmax_ce" and p == 1:
@@ -303,6 +331,8 @@ def parse(body: Any, s: Settings) -> Parsed:
         gradient_check=gradient_check, gradient_check_max_entries=s.gradient_check_max_entries,
         delta=_wanted(fields, "delta"), delta_norm=_wanted(fields, "delta_norm"),
         per_step=_wanted(fields, "grads_per_step"), diagnostics=_wanted(fields, "diagnostics"),
+        c0=c0, method=method,
+        eps_tables=any(_wanted(fields, f) for f in ("delta_h", "delta_h_norm", "delta_c")),
     )
     return Parsed(problem, batched, warnings, float(work), fields)
 
@@ -326,16 +356,20 @@ ELEMENTWISE = 100
 
 def _budget(detail: Any, named: dict, B: int, T: int, n: int, m: int, p: int | None,
             truncation: int | None, gradient_check: bool, s: Settings, warnings: list[str],
-            fields: frozenset[str] | None) -> tuple[str, float]:
+            fields: frozenset[str] | None, cell: Any = None, method: str = "bptt") -> tuple[str, float]:
     """The detail to answer with (full while the δ table and per-step gradients asked for fit
     BPTT_MAX_FULL_FLOATS, else norms, said in warnings) and the estimated
     work in multiply-adds, refused above BPTT_MAX_WORK."""
     if detail is not None and detail not in DETAILS:
         raise ApiError("detail", "full or norms", describe(detail))
     n_params = sum(a.size for a in named.values())
-    per_step = _wanted(fields, "grads_per_step")
-    table = _wanted(fields, "delta") or per_step
-    full_floats = table * B * T * (T + 1) // 2 * m + per_step * T * n_params
+    G = 1 if cell is None else cell.G  # a gated cell's δ has G·m entries and its step costs G times
+    rtrl_method = method == "rtrl"  # no δ table, no per-step gradients
+    per_step = _wanted(fields, "grads_per_step") and not rtrl_method
+    table = (_wanted(fields, "delta") or per_step) and not rtrl_method
+    eps_tables = ((_wanted(fields, "delta_h") or _wanted(fields, "delta_h_norm")) + _wanted(fields, "delta_c")) \
+        * (not rtrl_method)
+    full_floats = (table * G + eps_tables) * B * T * (T + 1) // 2 * m + per_step * T * n_params
     if detail in (None, "full") and full_floats > s.max_full_floats:
         # said whether full was asked for or the default: never a silent change of detail
         what = " and ".join(w for w, asked in (("the full δ table", table), ("the per-step gradients", per_step)) if asked)
@@ -349,12 +383,20 @@ def _budget(detail: Any, named: dict, B: int, T: int, n: int, m: int, p: int | N
     # Multiply-adds, and the elementwise passes (activation, f', ⊙, sums, norms) counted as
     # ELEMENTWISE multiply-adds per number: for small m they, not the products, are the time.
     # One sequence's forward pass and loss (softmax: exp and log per output):
-    forward = T * (m * (n + m + (p or 0)) + ELEMENTWISE * (m + (p or 0)))
-    work = B * forward + B * T * K * m * (m + ELEMENTWISE // 10)  # + the δ recursion
+    forward = T * (G * m * (n + m) + m * (p or 0) + ELEMENTWISE * (G * m + (p or 0)))
+    if rtrl_method:
+        held = rtrl.memory_floats(cell, B, n, m)
+        if held > s.max_norm_floats:
+            raise ApiError("method", f"rtrl with at most {s.max_norm_floats} numbers in its sensitivities "
+                           "B·S·(|θ| + S) (limit BPTT_MAX_NORM_FLOATS)", f"{held} for B={B}, n={n}, m={m}")
+        work = B * forward + rtrl.work(cell, B, T, n, m)
+    else:
+        work = B * forward + B * T * K * G * m * (m + ELEMENTWISE // 10)  # + the δ recursion
     if _wanted(fields, "diagnostics"):
-        work += 20 * B * T * m**3
+        S = m * (1 if cell is None else len(cell.states))  # the whole state's Jacobian: S × S
+        work += 20 * B * T * S**3
     if detail == "full" and per_step:
-        work += B * T * T * m * (n + m)
+        work += B * T * T * G * m * (n + m)
     if gradient_check:
         # two perturbed copies per entry checked: of the whole batch for a parameter, of one
         # sequence for h0 and the inputs (only that sequence's loss moves)
@@ -386,10 +428,12 @@ def _loss_steps(v: Any, T: int) -> np.ndarray:
     return np.array(v, bool)
 
 
-def _params(v: Any, notation: str, has_output: bool, n: int, s: Settings):
+def _params(v: Any, notation: str, has_output: bool, n: int, s: Settings, cell: Any = None):
     if not isinstance(v, dict):
         raise ApiError("params", "an object of named arrays", describe(v))
-    expected = param_names(notation, has_output)
+    hidden = cell.hidden if cell is not None else CANONICAL[:3]
+    G = 1 if cell is None else cell.G
+    expected = param_names(notation, has_output, hidden)
     shown = [name for name, _ in expected]
     canon_of = dict(expected)
     for key in v:
@@ -404,10 +448,12 @@ def _params(v: Any, notation: str, has_output: bool, n: int, s: Settings):
             raise ApiError(f"params.{name}", f"{SHAPE_WORDS[canon_of[name]]} array", "nothing (missing)")
     by_canon = {c: name for name, c in expected}
     W_hh_name = by_canon["W_hh"]
-    W_hh = number_array(v[W_hh_name], f"params.{W_hh_name}", (2,), "m×m (hidden×hidden)")
-    m = W_hh.shape[0]
-    if W_hh.shape[1] != m:
-        raise ApiError(f"params.{W_hh_name}", "a square m×m array (hidden×hidden)", dims(W_hh.shape))
+    rows = "m" if G == 1 else f"{G}m"
+    W_hh = number_array(v[W_hh_name], f"params.{W_hh_name}", (2,), f"{rows}×m (" + ("hidden×hidden)" if G == 1 else f"{G} gates·hidden×hidden)"))
+    m = W_hh.shape[1]
+    if W_hh.shape[0] != G * m:
+        raise ApiError(f"params.{W_hh_name}", "a square m×m array (hidden×hidden)" if G == 1 else
+                       f"a {G}m×m array ({G} gates·hidden×hidden, gates {', '.join(cell.gates)})", dims(W_hh.shape))
     _limit(m, s.max_m, f"params.{W_hh_name}", "hidden units m", "BPTT_MAX_M")
     p = None
     if has_output:
@@ -416,6 +462,8 @@ def _params(v: Any, notation: str, has_output: bool, n: int, s: Settings):
         p = W_hy.shape[0]
         _limit(p, s.max_p, f"params.{W_hy_name}", "outputs p", "BPTT_MAX_P")
     sizes = {"W_xh": (m, n), "W_hh": (m, m), "b_h": (m,), "W_hy": (p, m), "b_y": (p,)}
+    if cell is not None:
+        sizes |= {sp.name: sp.shape(n, m) for sp in cell.specs(n, m)}
     named = {}
     for name, c in expected:
         shape = sizes[c]
@@ -452,7 +500,8 @@ def _name_hint(key: str, notation: str, has_output: bool) -> str:
     return hint + '; set "notation" to match the names you use)'
 
 
-def _init(v: Any, notation: str, has_output: bool, n: int, body: dict, batched: bool, s: Settings):
+def _init(v: Any, notation: str, has_output: bool, n: int, body: dict, batched: bool, s: Settings,
+          cell: Any = None):
     if not isinstance(v, dict):
         raise ApiError("init", 'an object {"seed", "hidden", "outputs", "scale"}', describe(v))
     for key in v:
@@ -474,7 +523,7 @@ def _init(v: Any, notation: str, has_output: bool, n: int, body: dict, batched: 
         _limit(p, s.max_p, "init.outputs", "outputs p", "BPTT_MAX_P")
     elif v.get("outputs") is not None:
         raise ApiError("init.outputs", "nothing with loss upstream (no output layer)", describe(v["outputs"]))
-    return init_params(notation, seed, n, m, p, scale), m, p
+    return init_params(notation, seed, n, m, p, scale, cell), m, p
 
 
 def _target_width(t: Any, batched: bool) -> int:

@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 import orjson
 
+from ..engine import norms
+from ..engine.cells import CELLS
 from ..engine.notation import from_canonical, names_map
 from ..engine.problem import Result
 from .parse import Parsed
@@ -45,15 +47,20 @@ def build(r: Result, parsed: Parsed) -> dict[str, Any]:
     B, T, n = p.X.shape
     m = p.h0.shape[1]
     sq = (lambda a: a[0]) if not parsed.batched else (lambda a: a)  # drop the batch axis
+    sq_or_none = lambda a: None if a is None else sq(a)  # noqa: E731
     fw, out, tab, diag = r.forward, r.out, r.table, r.diagnostics
-    named = lambda d: None if d is None else from_canonical(p.notation, d)  # noqa: E731
+    hidden = CELLS[p.cell].hidden
+    named = lambda d: None if d is None else from_canonical(p.notation, d, hidden)  # noqa: E731
+    eps = None if tab is None else tab.eps  # ε^s_{t,k} tables (asked for: delta_h, delta_c)
+    eps_h, eps_c = (None, None) if eps is None else (eps.get("h"), eps.get("c"))
+    eps_h_norm = None if eps_h is None else norms.of_vectors(eps_h)
 
     def check() -> dict[str, Any] | None:
         if r.check is None:
             return None
         per = {}
         for canon, stats in r.check.per_array.items():
-            for shown in from_canonical(p.notation, {canon: 0}) or {canon: 0}:
+            for shown in from_canonical(p.notation, {canon: 0}, hidden) or {canon: 0}:
                 per[shown] = stats
         return {
             "step": r.check.step, "tolerance": r.check.tolerance, "ok": r.check.ok,
@@ -65,18 +72,25 @@ def build(r: Result, parsed: Parsed) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "params": lambda: dict(p.params),
         "forward": lambda: {
-            "z": sq(fw.z), "h": sq(fw.h), "fprime": sq(fw.fprime),
+            "z": sq(fw.z), "h": sq(fw.h), "fprime": sq_or_none(getattr(fw, "fprime", None)),
+            "c": sq_or_none(fw.states.get("c")),
+            "gates": {g: sq(a) for g, a in fw.gates.items()} or None,
             "o": None if out.o is None else sq(out.o),
             "y_hat": None if out.y_hat is None else sq(out.y_hat),
             "loss_t": sq(out.loss_t), "loss": float(out.loss),
         },
         "e": lambda: None if out.e is None else sq(out.e),
         "eps_tt": lambda: sq(out.eps_tt),
-        "delta": lambda: tab.delta,  # the dense table while looking for non-finite numbers (one pass)
-        "delta_norm": lambda: sq(tab.delta_norm),
-        "dz": lambda: sq(tab.dz),
-        "dh": lambda: sq(tab.dh),
-        "grads": lambda: named(r.grads) | {"h0": sq(tab.dh0), "inputs": sq(r.dX)},
+        "delta": lambda: None if tab is None else tab.delta,  # the dense table while looking for non-finite numbers
+        "delta_norm": lambda: None if tab is None else sq_or_none(tab.delta_norm),
+        "dz": lambda: None if tab is None else sq(tab.dz),
+        "dh": lambda: None if tab is None else sq(tab.dh),
+        "dc": lambda: None if tab is None else sq_or_none(tab.d.get("c")),
+        "delta_h": lambda: eps_h,  # dense while looking for non-finite numbers, ragged below
+        "delta_h_norm": lambda: sq_or_none(eps_h_norm),
+        "delta_c": lambda: eps_c,
+        "grads": lambda: named(r.grads) | {f"{s}0": sq(v) for s, v in r.ds0.items()}
+        | {"inputs": sq_or_none(r.dX)},
         "grads_unclipped": lambda: named(r.grads_unclipped),
         "grads_per_step": lambda: named(r.per_step),
         "clip": lambda: None if r.clip is None else {
@@ -93,8 +107,9 @@ def build(r: Result, parsed: Parsed) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "version": API_VERSION,
         "notation": p.notation,
-        "names": names_map(p.notation),
+        "names": names_map(p.notation, hidden),
         "cell": p.cell,
+        "method": p.method,
         "activation": p.activation,
         "loss": p.loss,
         "reduction": p.reduction,
@@ -107,20 +122,23 @@ def build(r: Result, parsed: Parsed) -> dict[str, Any]:
     } | {k: make() for k, make in fields.items() if parsed.wants(k)}
     found: list[str] = []
     _nonfinite(doc, "", found)
-    if "delta" in doc and tab.delta is not None:  # ragged: delta[t][k] for k ≤ t
-        rows = [[tab.delta[b, t, : t + 1] for t in range(T)] for b in range(B)]
-        doc["delta"] = rows if parsed.batched else rows[0]
+    for name in ("delta", "delta_h", "delta_c"):  # ragged: delta[t][k] for k ≤ t
+        if doc.get(name) is not None:
+            dense = doc[name]
+            rows = [[dense[b, t, : t + 1] for t in range(T)] for b in range(B)]
+            doc[name] = rows if parsed.batched else rows[0]
     doc["nonfinite"] = found
     if found:
         doc["warnings"].append(
             "overflow: some numbers are not finite (listed in nonfinite) and are written as null"
         )
     elif parsed.fields is not None and not all(
-        np.isfinite(a).all() for a in (out.loss, tab.dz, tab.dh, *r.grads.values())
+        np.isfinite(a).all() for a in (out.loss, *r.grads.values(), *(() if tab is None else (tab.dz, tab.dh)))
     ):
         doc["warnings"].append("overflow: some numbers of fields not asked for are not finite")
-    if "delta_norm" in doc:
-        doc["delta_norm"] = _upper_null(doc["delta_norm"])
+    for name in ("delta_norm", "delta_h_norm"):
+        if doc.get(name) is not None:
+            doc[name] = _upper_null(doc[name])
     if doc.get("diagnostics") and doc["diagnostics"]["delta_bound"] is not None:
         # (null with detail "norms": the client can form it from jacobian_norm, forward.fprime and eps_tt)
         doc["diagnostics"]["delta_bound"] = _upper_null(doc["diagnostics"]["delta_bound"])

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from ..engine import run
+from ..engine.cells import describe as describe_cells
 from ..engine.notation import NOTATIONS
 from ..settings import Settings
 from . import respond
@@ -128,6 +129,12 @@ async def preset(preset_id: str, request: Request) -> Response:
         known = ", ".join(request.app.state.presets)
         raise ApiError("preset_id", f"one of {known}", repr(preset_id)[:60], status=404)
     return Response(respond.dumps(found.request), media_type="application/json")
+
+
+@router.get("/cells", summary="The cells: states, gates, activations, parameters (shapes, roles, names per notation)")
+async def cells() -> dict:
+    """From the engine's registry (app/engine/cells), the one list of cells."""
+    return describe_cells()
 
 
 @router.get("/notations", summary="The names of the parameters in every notation")

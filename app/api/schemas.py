@@ -60,6 +60,10 @@ class BPTTRequest(BaseModel):
     )
     upstream: Matrix | Tensor3 | None = Field(None, description="loss upstream: ∂L/∂h_t, T×m or B×T×m.")
     h0: Vector | Matrix | None = Field(None, description="Initial state, m (or B×m); zeros when omitted.")
+    c0: Vector | Matrix | None = Field(None, description="cell lstm: initial cell state, m (or B×m); zeros when omitted.")
+    method: Literal["bptt", "rtrl"] = Field(
+        "bptt", description="bptt (the δ table) or rtrl (real-time recurrent learning: the same grads "
+        "carried forward in time; no δ fields, no truncation, no grads.inputs).")
     params: dict[str, Vector | Matrix] | None = Field(
         None,
         description="Named per the notation. canonical: W_xh m×n, W_hh m×m, b_h m, W_hy p×m, b_y p "
@@ -83,7 +87,7 @@ class BPTTRequest(BaseModel):
         "the request (version … shapes) and nonfinite always come; gradient_check comes whenever it is "
         "asked for. A client that needs only the δ table and the gradients sends "
         '["delta", "grads"]: the response is then a third of the size, and the per-step gradients and '
-        "the diagnostics are not computed.",
+        "the diagnostics are not computed. delta_h, delta_h_norm and delta_c come only when named here.",
     )
 
 
@@ -102,7 +106,11 @@ class ErrorResponse(BaseModel):
 class Forward(BaseModel):
     z: NullableArray
     h: NullableArray
-    fprime: NullableArray = Field(..., description="f'(z_t)")
+    fprime: NullableArray | None = Field(..., description="f'(z_t); null for gated cells")
+    c: NullableArray | None = Field(None, description="cell lstm: the cell states c_t")
+    gates: dict[str, NullableArray] | None = Field(
+        None, description="gated cells: each gate's activations per step (LSTM i, f, g, o; GRU r, u, n — u is "
+        "PyTorch's update gate z)")
     o: NullableArray | None
     y_hat: NullableArray | None
     loss_t: NullableArray = Field(..., description="Per-step losses L_t (0 on steps without a loss).")
@@ -116,7 +124,7 @@ class Diagnostics(BaseModel):
         "null with detail norms (form it from jacobian_norm, forward.fprime and eps_tt).")
     spectral_radius: float | None
     sigma_max: float | None
-    gamma: float
+    gamma: float | None = Field(..., description="sup|f'|; null for gated cells")
 
 
 class Clip(BaseModel):
@@ -163,6 +171,7 @@ class BPTTResponse(BaseModel):
     notation: str
     names: dict[str, str] = Field(..., description="canonical name → the notation's name")
     cell: str
+    method: str
     activation: str
     loss: str
     reduction: str
@@ -175,10 +184,17 @@ class BPTTResponse(BaseModel):
     forward: Forward = _absent()
     e: NullableArray | None = _absent("e_t = ∂L/∂o_t (the step's share of L), T×p; null with loss upstream.")
     eps_tt: NullableArray = _absent("ε_{t,t} = ∂L/∂h_t through the step's own loss: W_hyᵀ e_t (upstream: g_t), T×m.")
-    delta: NullableArray | None = _absent("delta[t][k] = δ_{t,k} = ∂L_t/∂z_k for k ≤ t (0-based); null with detail norms.")
-    delta_norm: NullableArray = _absent("T×T ‖δ_{t,k}‖, null above the diagonal.")
-    dz: NullableArray = _absent("dz_k = Σ_t δ_{t,k} = ∂L/∂z_k")
-    dh: NullableArray = _absent("∂L/∂h_k")
+    delta: NullableArray | None = _absent("delta[t][k] = δ_{t,k} = ∂L_t/∂z_k for k ≤ t (0-based; gated cells: z = "
+                                          "the stacked gate pre-activations); null with detail norms or rtrl.")
+    delta_norm: NullableArray | None = _absent("T×T ‖δ_{t,k}‖, null above the diagonal; null with method rtrl.")
+    dz: NullableArray | None = _absent("dz_k = Σ_t δ_{t,k} = ∂L/∂z_k (gated cells: z = the stacked gate "
+                                       "pre-activations); null with method rtrl")
+    dh: NullableArray | None = _absent("∂L/∂h_k; null with method rtrl")
+    dc: NullableArray | None = _absent("cell lstm: ∂L/∂c_k; null for other cells and with method rtrl")
+    delta_h: NullableArray | None = _absent("Only when named in fields: delta_h[t][k] = ∂L_t/∂h_k for k ≤ t, the "
+                                            "measure comparable across cells; null with detail norms or rtrl.")
+    delta_h_norm: NullableArray | None = _absent("Only when named in fields: T×T ‖∂L_t/∂h_k‖, null above the diagonal.")
+    delta_c: NullableArray | None = _absent("Only when named in fields, cell lstm: delta_c[t][k] = ∂L_t/∂c_k.")
     grads: dict[str, NullableArray | float | None] = _absent()
     grads_unclipped: dict[str, NullableArray | float | None] | None = _absent()
     grads_per_step: dict[str, NullableArray] | None = _absent("∂L_t/∂θ, leading T axis; null with detail norms.")

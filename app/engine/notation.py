@@ -34,7 +34,7 @@ GATED_NAMES: dict[str, dict[str, str]] = {
     "canonical": {"W_ih": "W_ih", "W_hh": "W_hh", "b_ih": "b_ih", "b_hh": "b_hh"},
     "goodfellow": {"W_ih": "U", "W_hh": "W", "b_ih": "b", "b_hh": "b_W"},
     "nndl": {"W_ih": "W", "W_hh": "U", "b_ih": "b", "b_hh": "b_U"},
-    "coursera": {"W_ih": "Wx", "W_hh": "Wa", "b_ih": "bx", "b_hh": "ba"},
+    "coursera": {"W_ih": "Wax", "W_hh": "Waa", "b_ih": "bx", "b_hh": "ba"},
     "pytorch": {"W_ih": "weight_ih_l0", "W_hh": "weight_hh_l0", "b_ih": "bias_ih_l0", "b_hh": "bias_hh_l0"},
 }
 
