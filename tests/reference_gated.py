@@ -389,12 +389,21 @@ def _back(case, P, cache, eps_h, eps_c):
 # ---------------------------------------------------------------- BPTT, one loss at a time
 
 
-def bptt(case, K=None):
+def bptt(case, K=None, chunk=None, xi=None):
     """The backward pass written per loss: for every sequence b and loss step t, k = t … 0.
 
     K: truncation window; δ_{t,k} is kept for t − k < K (the loss at t reaches the K copies
     t−K+1 … t), so ε^h_{t,k} = ∂(w_t L_t)/∂h_k through the kept copies is nonzero for t − k ≤ K
     (h_k feeds copy k+1) and h_0 receives ε_{t,−1} for t < K. None: no truncation.
+    chunk: chunked truncation with chunks of C steps (what ``h = h.detach()`` every C steps
+    does in a PyTorch training loop): δ_{t,k} is kept when t and k lie in the same chunk
+    (⌊t/C⌋ = ⌊k/C⌋, 0-based), ε^h_{t,k} for k ≥ C⌊t/C⌋ − 1 (the detached state included), and
+    h_0 receives only the losses of the first chunk. Not together with K.
+    xi: (B, T) or (T,) weights of the state's edges backwards: the error passed from step k to
+    the state before it (ε^h, ε^c to k−1, or to h_0, c_0 for k = 0) is multiplied by xi[k], so the
+    loss at t reaches copy k weighted by xi[k+1] ⋯ xi[t]. Randomized truncation (Tallec &
+    Ollivier 2017; Dive into Deep Learning §9.7) draws xi[k] = 1/π with probability π, else 0;
+    xi = 0 at the chunk starts is chunked truncation. The forward pass is unchanged.
 
     Returns a dict:
       eps_h (B, T, T, m): [b, t, k] = ∂(w_t L_t)/∂h_k, zero for k > t and beyond the window;
@@ -409,7 +418,14 @@ def bptt(case, K=None):
       loss: Σ_t w_t L_t.
     """
     B, T, n, m = case.sizes
-    K = T if K is None else K
+    if K is not None and chunk is not None:
+        raise ValueError("a window K or chunks, not both")
+
+    def first_kept(t):  # the earliest copy k whose δ_{t,k} is kept
+        if chunk is not None:
+            return (t // chunk) * chunk
+        return 0 if K is None else max(0, t - K + 1)
+
     G = N_GATES[case.cell]
     fw = forward(case)
     w = case.step_weights
@@ -447,16 +463,21 @@ def bptt(case, K=None):
             loss += w[t] * L
             res["e"][b, t] = e
             eps_c = np.zeros(m)
-            for k in range(t, max(t - K, -1), -1):  # k = t … max(t−K+1, 0)
+            for k in range(t, first_kept(t) - 1, -1):  # k = t … the first kept copy
                 res["eps_h"][b, t, k] = eps_h
                 if case.cell == "lstm":
                     res["eps_c"][b, t, k] = eps_c
                 delta, eps_h, eps_c, terms = _back(case, P, caches[k], eps_h, eps_c)
+                if xi is not None:
+                    weight = xi[b, k] if np.ndim(xi) == 2 else xi[k]
+                    eps_h = eps_h * weight
+                    if eps_c is not None:
+                        eps_c = eps_c * weight
                 res["delta"][b, t, k] = delta
                 for name, v in terms.items():
                     per_step[name][t] += v
                 dX[b, k] += P[CELL_PARAMS[case.cell][0]].T @ delta
-                if k >= 1:  # what reaches h_{k−1}, c_{k−1} (t − (k−1) ≤ K)
+                if k >= 1:  # what reaches h_{k−1}, c_{k−1} (the state the copy k takes)
                     res["eps_h"][b, t, k - 1] = eps_h
                     if case.cell == "lstm":
                         res["eps_c"][b, t, k - 1] = eps_c
@@ -648,16 +669,16 @@ def fd_tables(case, eps=1e-6):
     return out
 
 
-def fd_truncated_grads(case, K, eps=1e-6):
-    """Σ_t Σ_{k: t−k<K} ∂(w_t L_t)/∂θ_k by central differences: perturb θ only in the copies
-    k ∈ (t−K, t] (the unrolled graph's copies)."""
+def fd_truncated_grads(case, K=None, eps=1e-6, chunk=None):
+    """Σ_t Σ_{k kept} ∂(w_t L_t)/∂θ_k by central differences: perturb θ only in the copies
+    k ∈ (t−K, t] (window K) or k ∈ [C⌊t/C⌋, t] (chunks of C steps), the unrolled graph's copies."""
     T = case.X.shape[1]
     grads = {}
     for name, v in case.params.items():
         g = np.zeros(v.size)
         for i in range(v.size):
             for t in range(T):
-                lo = max(0, t - K + 1)
+                lo = (t // chunk) * chunk if chunk is not None else max(0, t - K + 1)
                 plus = {k: np.repeat(a[None], T, axis=0) for k, a in case.params.items()}
                 minus = {k: np.repeat(a[None], T, axis=0) for k, a in case.params.items()}
                 plus[name].reshape(T, -1)[lo : t + 1, i] += eps

@@ -340,6 +340,88 @@ def test_truncated_window_matches_torch_detach(cell, T, K, loss):
     assert_close(ref["eps_h"], eps_h, what="eps_h")
 
 
+@needs_torch
+@pytest.mark.parametrize("cell", GATED)
+@pytest.mark.parametrize("T,C", [(7, 1), (7, 3), (6, 3), (5, 5), (4, 9)])
+@pytest.mark.parametrize("loss", LOSSES)
+def test_chunked_truncation_matches_torch_detach_every_C_steps(cell, T, C, loss):
+    """Chunks of C steps as a PyTorch training loop makes them: one pass over the sequence,
+    the state detached after every C steps, one backward of the whole loss."""
+    B, m = 2, 3
+    case = make_case(cell, m=m, B=B, T=T, n=2, loss=loss, seed=T * 10 + C, mask="even", reduction="mean")
+    ref = R.bptt(case, chunk=C)
+    _, lin, cell_mod = torch_modules(case)
+    h0, c0 = case.initial()
+    X = torch.tensor(case.X, requires_grad=True)
+    H0 = torch.tensor(h0, requires_grad=True)
+    C0 = torch.tensor(c0, requires_grad=True)
+    L = 0.0
+    nodes = []  # (b, k, tensor) for every state h_k that takes part, detached copies too
+    for b in range(B):
+        h, c = H0[b], C0[b]
+        for k in range(T):
+            if k > 0 and k % C == 0:
+                h, c = h.detach().requires_grad_(True), c.detach().requires_grad_(True)
+                nodes.append((b, k - 1, h))
+            if cell == "lstm":
+                h, c = cell_mod(X[b, k], (h, c))
+            else:
+                h = cell_mod(X[b, k], h)
+            h.retain_grad()
+            nodes.append((b, k, h))
+            if case.S[k]:
+                L = L + torch_step_losses(case, lin, h, b, k)
+    L.backward()
+    dh = np.zeros((B, T, m))
+    for b, k, v in nodes:
+        if v.grad is not None:
+            dh[b, k] += v.grad.numpy()
+    for name in R.CELL_PARAMS[cell]:
+        assert_close(ref["grads"][name], getattr(cell_mod, name.removesuffix("_l0")).grad.numpy(), what=name)
+    assert_close(ref["grads"]["X"], X.grad.numpy(), what="X")
+    assert_close(ref["grads"]["h0"], H0.grad.numpy(), what="h0")
+    if cell == "lstm":
+        assert_close(ref["grads"]["c0"], C0.grad.numpy(), what="c0")
+    assert_close(ref["dh"], dh, what="dh")
+
+
+@needs_torch
+@pytest.mark.parametrize("cell", GATED)
+@pytest.mark.parametrize("T,seed", [(1, 0), (4, 1), (7, 2), (7, 3)])
+def test_edge_weights_match_torch_scaled_detach(cell, T, seed):
+    """Randomized truncation with a drawn ξ: in torch the state into step k is
+    ξ_k s + (1 − ξ_k) s.detach(), same value, gradient scaled by ξ_k."""
+    B, m, pi = 2, 3, 0.6
+    case = make_case(cell, m=m, B=B, T=T, n=2, loss="mse", seed=seed, mask="even")
+    rng = np.random.default_rng(seed)
+    xi = np.where(rng.random((B, T)) < pi, 1 / pi, 0.0)
+    ref = R.bptt(case, xi=xi)
+    _, lin, cell_mod = torch_modules(case)
+    h0, c0 = case.initial()
+    X = torch.tensor(case.X, requires_grad=True)
+    H0 = torch.tensor(h0, requires_grad=True)
+    C0 = torch.tensor(c0, requires_grad=True)
+    L = 0.0
+    for b in range(B):
+        h, c = H0[b], C0[b]
+        for k in range(T):
+            x = float(xi[b, k])
+            h, c = x * h + (1 - x) * h.detach(), x * c + (1 - x) * c.detach()
+            if cell == "lstm":
+                h, c = cell_mod(X[b, k], (h, c))
+            else:
+                h = cell_mod(X[b, k], h)
+            if case.S[k]:
+                L = L + torch_step_losses(case, lin, h, b, k)
+    L.backward()
+    for name in R.CELL_PARAMS[cell]:
+        assert_close(ref["grads"][name], getattr(cell_mod, name.removesuffix("_l0")).grad.numpy(), what=name)
+    assert_close(ref["grads"]["X"], X.grad.numpy(), what="X")
+    assert_close(ref["grads"]["h0"], H0.grad.numpy(), what="h0")
+    if cell == "lstm":
+        assert_close(ref["grads"]["c0"], C0.grad.numpy(), what="c0")
+
+
 # ---------------------------------------------------------------- finite differences (no torch needed)
 
 FD_CASES = [
@@ -365,7 +447,9 @@ def test_gradients_and_tables_match_finite_differences(cell, loss, m, B, T, mask
         assert_fd(ref["grads"][name], v, name)
     for name, v in R.fd_tables(case).items():
         assert_fd(ref[name], v, name)
-    # the sums are the tables' sums
+    # the unweighted L_t, weighted, are the per-step losses; the sums are the tables' sums
+    assert_close((R.loss_t(case) * case.step_weights).sum(axis=0), R.step_losses(case), 1e-15, "loss_t")
+    assert ref["loss"] == pytest.approx(R.step_losses(case).sum(), rel=1e-14)
     assert_close(ref["dh"], ref["eps_h"].sum(axis=1), 1e-15, "dh")
     for name in R.CELL_PARAMS[cell]:
         assert_close(ref["per_step"][name].sum(axis=0), ref["grads"][name], 1e-15, name)
@@ -385,11 +469,41 @@ def test_truncated_gradients_match_finite_differences_of_the_copies(cell, K):
     assert ref["delta"][:, (t - k < K) & (k <= t) & (t % 2 == 0)].any(axis=-1).all()
 
 
+@pytest.mark.parametrize("cell", ("vanilla", "lstm", "gru"))
+@pytest.mark.parametrize("C", (1, 2, 3))
+def test_chunked_gradients_match_finite_differences_of_the_copies(cell, C):
+    case = make_case(cell, m=2, B=1, T=5, loss="mse", mask="even", seed=C)
+    ref = R.bptt(case, chunk=C)
+    for name, v in R.fd_truncated_grads(case, chunk=C).items():
+        assert_fd(ref["grads"][name], v, name)
+    t, k = np.indices((5, 5))
+    same = (t // C == k // C) & (k <= t)
+    assert not ref["delta"][:, ~same].any()
+    assert ref["delta"][:, same & (t % 2 == 0)].any(axis=-1).all()
+    assert not ref["eps_h"][:, (k < (t // C) * C - 1) | (k > t)].any()
+
+
+@pytest.mark.parametrize("cell", ("vanilla", "lstm", "gru"))
+def test_edge_weights_zero_at_the_chunk_starts_are_the_chunks(cell):
+    case = make_case(cell, m=3, B=2, T=7, mask="even", seed=4)
+    C = 3
+    xi = np.where(np.arange(7) % C == 0, 0.0, 1.0)
+    xi[0] = 1.0  # the edge from h_0: the first chunk keeps it
+    a, b = R.bptt(case, chunk=C), R.bptt(case, xi=xi)
+    for name in a["grads"]:
+        np.testing.assert_array_equal(a["grads"][name], b["grads"][name], err_msg=name)
+    np.testing.assert_array_equal(a["delta"], b["delta"])
+    ones = R.bptt(case, xi=np.ones(7))
+    for name in a["grads"]:
+        np.testing.assert_array_equal(ones["grads"][name], R.bptt(case)["grads"][name], err_msg=name)
+
+
 def test_untruncated_window_is_the_full_pass():
     case = make_case("lstm", T=5, mask="even")
-    full, wide = R.bptt(case), R.bptt(case, K=5)
+    full, wide, one_chunk = R.bptt(case), R.bptt(case, K=5), R.bptt(case, chunk=5)
     for name in full["grads"]:
         np.testing.assert_array_equal(full["grads"][name], wide["grads"][name])
+        np.testing.assert_array_equal(full["grads"][name], one_chunk["grads"][name])
 
 
 # ---------------------------------------------------------------- RTRL = BPTT
