@@ -17,6 +17,7 @@ from fastapi.templating import Jinja2Templates
 from . import __version__
 from .api import errors
 from .api.routes import router
+from .api.train import router as train_router
 from .api.schemas import BPTTRequest
 from .presets import load_all
 from .runtime import tune_malloc
@@ -102,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     errors.install(app)
     app.include_router(router)
+    app.include_router(train_router)
     templates = Jinja2Templates(directory=TEMPLATES_DIR)
 
     @app.get("/", include_in_schema=False)

@@ -42,6 +42,14 @@ class Settings(BaseSettings):
         4_200_000, ge=1,
         description="Largest B·T² (the ‖δ_{t,k}‖ matrices every response carries), refused up front.",
     )
+    # training (POST /api/v1/train, /api/v1/compare-gradients)
+    train_max_updates: int = Field(10000, ge=1, description="Most updates of one training run.")
+    train_max_work: float = Field(
+        5e10, gt=0, description="Largest estimated work of one training run (multiply-adds), refused up front."
+    )
+    train_max_runs: int = Field(
+        2, ge=1, description="Training runs streaming at a time per worker; more are answered 503 with Retry-After."
+    )
     gradient_check_max_entries: int = Field(
         256, ge=1, description="Entries checked per array by finite differences (a fixed sample above it)."
     )

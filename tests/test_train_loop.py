@@ -310,3 +310,14 @@ def test_a_run_replays_in_pytorch(cell, task, opts, opt, opt_kw, clip, trunc, ba
     for k, v in done.params.items():
         want = P[k].detach().numpy()
         np.testing.assert_allclose(v, want, rtol=0, atol=1e-12 * max(1.0, np.abs(want).max()), err_msg=k)
+
+
+def test_ticks_yield_after_every_update():
+    d = TK.make("sum", T=5)
+    spec = L.TrainSpec("vanilla", "tanh", init("vanilla", 1, 4, 1), L.Data(d.inputs, d.targets, d.mask, d.loss),
+                       updates=10, report_every=4)
+    ev = list(L.train(spec, ticks=True))
+    assert len(ev) == 11 and [e.update for e in ev if isinstance(e, L.Report)] == [1, 5, 9, 10]
+    assert [e for e in ev if e is None] == [None] * 6
+    plain = [e for e in L.train(spec) if isinstance(e, L.Report)]
+    assert [(e.update, e.loss) for e in plain] == [(e.update, e.loss) for e in ev if isinstance(e, L.Report)]

@@ -225,14 +225,15 @@ def delta_norms(cell: Cell, activation: str, theta: dict[str, np.ndarray], data:
 
 def work_per_update(spec: TrainSpec) -> float:
     """Multiply-adds of one update, for the API's budget: the forward and backward passes
-    (a window K: K rows per step), or RTRL's (``rtrl.work``)."""
+    (a window K: K rows per step), or RTRL's (``rtrl.work``); as BPTT_MAX_WORK counts them,
+    each elementwise pass over a number is 100 (for small m those passes are the time)."""
     cell = CELLS[spec.cell]
     N, T, n = spec.data.X.shape
     B = N if spec.batch_size is None else spec.batch_size
     m = spec.params["W_hh"].shape[-1]
     p = spec.data.Y.shape[-1]
     Gm = cell.G * m
-    step = Gm * (n + m) + 2 * m * p  # a_k and the output layer, per sequence and step
+    step = Gm * (n + m) + 2 * m * p + 100 * (4 * Gm + 2 * p)  # a_k, the output layer, elementwise
     if spec.method == "rtrl":
         return float(B * T * 3 * step) + rtrl.work(cell, B, T, n, m)
     rows = T if spec.truncation.kind != "window" else min(T, spec.truncation.K)
@@ -248,11 +249,13 @@ def _finite(grads: dict[str, np.ndarray]) -> bool:
     return all(np.isfinite(g).all() for g in grads.values())
 
 
-def train(spec: TrainSpec) -> Iterator[Report | Done]:
+def train(spec: TrainSpec, ticks: bool = False) -> Iterator[Report | Done | None]:
     """The run as a generator: a Report after updates 1, 1 + r, 1 + 2r, … (r = report_every)
     and the last, with a checkpoint at updates 1, 1 + c, 1 + 2c, … and the last (c =
     checkpoint_every, if > 0; those updates are reported too); then Done. Stop iterating to
-    cancel: nothing runs between events."""
+    cancel: nothing runs between events. With ``ticks`` it also yields None after each update
+    it does not report, so that a caller can stop it between any two updates. The options are
+    checked here, before the generator is returned (an ``OptionError`` naming the option)."""
     cell = CELLS[spec.cell]
     if spec.method not in ("bptt", "rtrl"):
         raise OptionError("method", "bptt or rtrl", spec.method)
@@ -264,35 +267,47 @@ def train(spec: TrainSpec) -> Iterator[Report | Done]:
     B = N if spec.batch_size is None else spec.batch_size
     if not 1 <= B <= N:
         raise OptionError("batch_size", f"an integer in [1, {N}]", spec.batch_size)
+    return _run(spec, cell, theta, opt, B, N, ticks)
+
+
+def _run(spec: TrainSpec, cell: Cell, theta, opt, B: int, N: int, ticks: bool) -> Iterator[Report | Done | None]:
     batch_rng = np.random.default_rng([spec.seed, 0])
     xi_rng = np.random.default_rng([spec.seed, 1])
     T = spec.data.X.shape[1]
     U, r, c = spec.updates, spec.report_every, spec.checkpoint_every
-    with np.errstate(all="ignore"):
-        for u in range(1, U + 1):
-            rows = slice(None) if B == N else batch_rng.permutation(N)[:B]
-            xi = random_xi(xi_rng, B, T, spec.truncation.p) if spec.truncation.kind == "randomized" else None
-            keep = c > 0 and ((u - 1) % c == 0 or u == U)
-            before = _copy(theta) if keep else None
+    # np.errstate is entered per update, never across a yield: the generator may be resumed in
+    # another thread or context (the API advances it in the thread pool)
+    for u in range(1, U + 1):
+        rows = slice(None) if B == N else batch_rng.permutation(N)[:B]
+        xi = random_xi(xi_rng, B, T, spec.truncation.p) if spec.truncation.kind == "randomized" else None
+        keep = c > 0 and ((u - 1) % c == 0 or u == U)
+        before = _copy(theta) if keep else None
+        with np.errstate(all="ignore"):
             g = gradient(cell, spec.activation, theta, spec.data, rows, spec.truncation, spec.method, xi)
             grads = g.grads
-            if not (math.isfinite(g.loss) and _finite(grads)):
-                yield Report(u, g.loss, clipping.total_norm(grads), False, nonfinite=True)
-                yield Done(u - 1, _copy(theta), _full_loss(cell, spec, theta), stopped=True)
-                return
-            if spec.clip is None:
-                norm, clipped = clipping.total_norm(grads), False
-            elif spec.clip[0] == "norm":
-                grads, norm, clipped = clipping.clip_grad_norm(grads, spec.clip[1])
+            finite = math.isfinite(g.loss) and _finite(grads)
+            if finite:
+                if spec.clip is None:
+                    norm, clipped = clipping.total_norm(grads), False
+                elif spec.clip[0] == "norm":
+                    grads, norm, clipped = clipping.clip_grad_norm(grads, spec.clip[1])
+                else:
+                    grads, norm, clipped = clipping.clip_grad_value(grads, spec.clip[1])
+                opt.step(theta, grads)
+                dn = delta_norms(cell, spec.activation, before, spec.data) if keep else None
             else:
-                grads, norm, clipped = clipping.clip_grad_value(grads, spec.clip[1])
-            opt.step(theta, grads)
-            if keep:
-                yield Report(u, g.loss, norm, clipped, params=before,
-                             delta_norm=delta_norms(cell, spec.activation, before, spec.data))
-            elif (u - 1) % r == 0 or u == U:
-                yield Report(u, g.loss, norm, clipped)
-        yield Done(U, _copy(theta), _full_loss(cell, spec, theta))
+                norm = clipping.total_norm(grads)
+        if not finite:
+            yield Report(u, g.loss, norm, False, nonfinite=True)
+            yield Done(u - 1, _copy(theta), _full_loss(cell, spec, theta), stopped=True)
+            return
+        if keep:
+            yield Report(u, g.loss, norm, clipped, params=before, delta_norm=dn)
+        elif (u - 1) % r == 0 or u == U:
+            yield Report(u, g.loss, norm, clipped)
+        elif ticks:
+            yield None
+    yield Done(U, _copy(theta), _full_loss(cell, spec, theta))
 
 
 def _full_loss(cell: Cell, spec: TrainSpec, theta: dict[str, np.ndarray]) -> float:
