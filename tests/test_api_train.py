@@ -184,7 +184,7 @@ def test_lines_arrive_while_it_runs_and_leaving_stops_the_work(server):
         it = r.iter_lines()
         first = orjson.loads(next(it))
         t_first = time.monotonic() - t0
-        assert first["update"] == 1 and t_first < 5
+        assert first["update"] == 1 and t_first < 15
         # another run meanwhile: this worker's one place is taken → 503 naming the setting
         busy = httpx.post(server.base + "/api/v1/train", json=BODY, timeout=30)
         assert busy.status_code == 503 and busy.headers["retry-after"].isdigit()
