@@ -21,6 +21,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from . import __version__
 from .api import errors
 from .api.routes import router
+from .api.train import router as train_router
 from .api.schemas import BPTTRequest
 from .api.stream import KeepTransport
 from .presets import load_all
@@ -147,6 +148,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     errors.install(app)
     app.include_router(router)
+    app.include_router(train_router)
     templates = Jinja2Templates(directory=TEMPLATES_DIR)
 
     @app.get("/", include_in_schema=False)

@@ -78,6 +78,14 @@ class Settings(BaseSettings):
         description="Seconds a worker has to finish its responses after SIGTERM (uvicorn's "
         "timeout_graceful_shutdown); bptt-explorer's supervisor kills what is left after it.",
     )
+    # training (POST /api/v1/train, /api/v1/compare-gradients)
+    train_max_updates: int = Field(10000, ge=1, description="Most updates of one training run.")
+    train_max_work: float = Field(
+        5e10, gt=0, description="Largest estimated work of one training run (multiply-adds), refused up front."
+    )
+    train_max_runs: int = Field(
+        2, ge=1, description="Training runs streaming at a time per worker; more are answered 503 with Retry-After."
+    )
     gradient_check_max_entries: int = Field(
         256, ge=1, description="Entries checked per array by finite differences (a fixed sample above it)."
     )

@@ -63,7 +63,7 @@ CODES = {
     "not_found": "no such route or preset",
     "method_not_allowed": "the route does not take this method",
     "http_error": "another HTTP-level refusal",
-    "invalid_value": "a path or query parameter is invalid",
+    "invalid_value": "a value is invalid (a path or query parameter, an option of a training run)",
     "internal_error": "a defect of the server: please report it",
 }
 

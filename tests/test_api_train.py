@@ -1,0 +1,233 @@
+"""POST /api/v1/train and /api/v1/compare-gradients: the stream's contract and names, the same
+bytes for the same request, the run equal to the engine's, refusals naming their field and
+setting, and against a real server: lines arrive while it runs, a client that leaves stops the
+work (the server's CPU drops, its place in flight is free again), runs in flight → 503."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import numpy as np
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+from server import ROOT, free_port
+
+from app.engine.train import loop as TL
+from app.main import create_app
+from app.settings import Settings
+
+BODY = {
+    "cell": "gru", "init": {"seed": 0, "hidden": 8}, "task": {"name": "recall", "delay": 5, "seed": 1},
+    "optimizer": {"name": "adam", "lr": 0.05}, "updates": 30, "report_every": 5, "checkpoint_every": 10,
+    "reduction": "mean", "truncation": {"kind": "chunked", "K": 3}, "clip": {"max_norm": 0.05},
+    "batch_size": 8, "seed": 3,
+}
+
+
+@pytest.fixture(scope="module")
+def client():
+    return TestClient(create_app(Settings()))
+
+
+def lines(r):
+    return [orjson.loads(x) for x in r.content.splitlines()]
+
+
+def test_the_stream_has_the_issues_names(client):
+    r = client.post("/api/v1/train", json=BODY)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/x-ndjson")
+    out = lines(r)
+    reports, done = out[:-1], out[-1]
+    assert [d["update"] for d in reports] == [1, 6, 11, 16, 21, 26, 30]
+    for d in reports:
+        assert {"update", "loss", "grad_norm", "clipped"} <= set(d)
+        assert isinstance(d["loss"], float) and isinstance(d["clipped"], bool)
+    checkpoints = [d for d in reports if "params" in d]
+    assert [d["update"] for d in checkpoints] == [1, 11, 21, 30]
+    T = 6
+    assert [len(row) for row in checkpoints[0]["delta_norm"]] == list(range(1, T + 1))  # lower triangle
+    assert set(checkpoints[0]["params"]) == {"W_ih", "W_hh", "b_ih", "b_hh", "W_hy", "b_y"}
+    assert done["done"] is True and done["updates"] == 30 and set(done["params"]) == set(checkpoints[0]["params"])
+    assert any(d["clipped"] for d in reports)
+    assert done["loss"] < reports[0]["loss"]
+
+
+def test_the_same_request_gives_the_same_bytes_and_the_engines_run(client):
+    a = client.post("/api/v1/train", json=BODY).content
+    assert a == client.post("/api/v1/train", json=BODY).content
+    assert a != client.post("/api/v1/train", json=BODY | {"seed": 4}).content
+    # the run is the engine's with the parameters init gives and the task's arrays
+    from app.engine.init import init_params
+    from app.engine.train import tasks as TK
+
+    task = TK.make("recall", delay=5, seed=1)
+    theta = init_params("canonical", 0, 4, 8, 4, None, __import__("app.engine.cells", fromlist=["CELLS"]).CELLS["gru"])
+    spec = TL.TrainSpec("gru", "tanh", theta, TL.Data(task.inputs, task.targets, task.mask, task.loss, "mean"),
+                        "adam", {"lr": 0.05}, 30, 8, 3, TL.Truncation("chunked", K=3), "bptt", ("norm", 0.05), 5, 10)
+    done = list(TL.train(spec))[-1]
+    got = lines(type("R", (), {"content": a})())[-1]
+    for k, v in done.params.items():
+        assert np.array_equal(np.array(got["params"][k]), v), k
+
+
+def test_own_data_window_truncation_and_rtrl(client):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(4, 6, 2)).tolist()
+    Y = rng.normal(size=(4, 6, 1)).tolist()
+    base = {"cell": "vanilla", "init": {"seed": 1, "hidden": 5}, "inputs": X, "targets": Y, "updates": 5,
+            "optimizer": {"name": "sgd", "lr": 0.1}}
+    w = lines(client.post("/api/v1/train", json=base | {"truncation": 2}))
+    full = lines(client.post("/api/v1/train", json=base))
+    rtrl = lines(client.post("/api/v1/train", json=base | {"method": "rtrl"}))
+    assert w[0]["loss"] == full[0]["loss"] and w[0]["grad_norm"] != full[0]["grad_norm"]
+    assert rtrl[0]["grad_norm"] == pytest.approx(full[0]["grad_norm"], rel=1e-12)
+    assert rtrl[-1]["loss"] == pytest.approx(full[-1]["loss"], rel=1e-10)
+
+
+@pytest.mark.parametrize("change,field,words", [
+    ({"updates": 10**6}, "updates", "BPTT_TRAIN_MAX_UPDATES"),
+    ({"updates": 9000, "batch_size": None, "init": {"seed": 0, "hidden": 256}}, "updates", "BPTT_TRAIN_MAX_WORK"),
+    ({"task": {"name": "recall", "delay": 5000}}, "task.delay", "BPTT_MAX_T"),
+    ({"task": {"name": "echo", "N": 10**9}}, "task.N", "BPTT_MAX_BATCH"),
+    ({"task": {"name": "echo", "colour": 1}}, "task.colour", "one of"),
+    ({"task": {"name": "tetris"}}, "task.name", "one of"),
+    ({"optimizer": {"name": "adam", "betas": [2, 1]}}, "optimizer.betas", "[0, 1)"),
+    ({"optimizer": {"name": "lbfgs"}}, "optimizer.name", "adam"),
+    ({"optimizer": {"name": "sgd", "lr": 0.1, "beta": 1}}, "optimizer.beta", "one of"),
+    ({"truncation": {"kind": "randomized", "p": 1.5}}, "truncation.p", "≤ 1"),
+    ({"truncation": {"kind": "chunked", "K": 0}}, "truncation.K", "≥ 1"),
+    ({"truncation": {"kind": "sideways", "K": 2}}, "truncation", "chunked"),
+    ({"method": "rtrl"}, "truncation", "rtrl"),
+    ({"method": "rtrl", "truncation": {"kind": "randomized", "p": 0.5}}, "truncation", "rtrl"),
+    ({"batch_size": 40}, "batch_size", "32"),
+    ({"loss": "mse"}, "loss", "task"),
+    ({"h0": [0.0]}, "h0", "one of the fields"),
+    ({"report_every": 0}, "report_every", "≥ 1"),
+])
+def test_refusals_name_their_field_and_setting(client, change, field, words):
+    body = {k: v for k, v in (BODY | change).items() if v is not None}
+    r = client.post("/api/v1/train", json=body)
+    assert r.status_code == 422, r.text
+    err = r.json()["error"]
+    assert err["field"] == field and words in err["expected"] + err["message"], err
+
+
+def test_compare_gradients(client):
+    r = client.post("/api/v1/compare-gradients", json={
+        "cell": "lstm", "init": {"seed": 0, "hidden": 6}, "task": {"name": "echo", "T": 12},
+        "truncation": {"kind": "chunked", "K": 4}, "draws": 200, "seed": 2})
+    assert r.status_code == 200, r.text
+    v = r.json()["variants"]
+    assert set(v) == {"full", "window", "chunked", "randomized", "randomized_mean", "rtrl"}
+    assert v["full"]["cosine"] == pytest.approx(1) and v["rtrl"]["cosine"] == pytest.approx(1, abs=1e-12)
+    assert v["chunked"]["cosine"] < 1 - 1e-6 and v["window"]["cosine"] < 1 - 1e-6
+    assert abs(v["randomized_mean"]["norm_ratio"] - 1) < abs(v["randomized"]["norm_ratio"] - 1) + 1e-3
+    assert set(v["full"]["grads"]) == {"W_ih", "W_hh", "b_ih", "b_hh", "W_hy", "b_y"}
+
+
+# ---------------------------------------------------------------- a real server
+
+
+class Server:
+    def __init__(self, env):
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(self.port),
+             "--log-level", "warning"], cwd=ROOT, env={**os.environ, **env},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.base = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(self.base + "/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError("server did not start")
+
+    def cpu_seconds(self) -> float:
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+@pytest.fixture(scope="module")
+def server():
+    s = Server({"BPTT_TRAIN_MAX_RUNS": "1"})
+    yield s
+    s.stop()
+
+
+LONG = BODY | {"updates": 3000, "report_every": 50, "checkpoint_every": 0, "truncation": None, "clip": None,
+               "cell": "vanilla", "init": {"seed": 0, "hidden": 16}, "batch_size": None,
+               "task": {"name": "echo", "T": 20}}
+LONG = {k: v for k, v in LONG.items() if v is not None}
+
+
+def test_lines_arrive_while_it_runs_and_leaving_stops_the_work(server):
+    t0 = time.monotonic()
+    with httpx.stream("POST", server.base + "/api/v1/train", json=LONG, timeout=30) as r:
+        assert r.status_code == 200
+        it = r.iter_lines()
+        first = orjson.loads(next(it))
+        t_first = time.monotonic() - t0
+        assert first["update"] == 1 and t_first < 15
+        # another run meanwhile: this worker's one place is taken → 503 naming the setting
+        busy = httpx.post(server.base + "/api/v1/train", json=BODY, timeout=30)
+        assert busy.status_code == 503 and busy.headers["retry-after"].isdigit()
+        assert "BPTT_TRAIN_MAX_RUNS" in busy.json()["error"]["expected"]
+        second = orjson.loads(next(it))
+        assert second["update"] == 51
+        c0, w0 = server.cpu_seconds(), time.monotonic()
+        time.sleep(1.0)
+        busy_rate = (server.cpu_seconds() - c0) / (time.monotonic() - w0)
+    # the client has gone: within a slice the server stops
+    time.sleep(0.5)
+    c1, w1 = server.cpu_seconds(), time.monotonic()
+    time.sleep(1.0)
+    idle_rate = (server.cpu_seconds() - c1) / (time.monotonic() - w1)
+    # (2 cores shared with other test runs: the busy rate is what the scheduler gave)
+    assert busy_rate > 0.02, busy_rate
+    assert idle_rate < busy_rate / 4, (busy_rate, idle_rate)
+    r = httpx.post(server.base + "/api/v1/train", json=BODY, timeout=30)  # the place is free again
+    assert r.status_code == 200 and orjson.loads(r.content.splitlines()[-1])["done"] is True
+
+
+def test_a_client_that_leaves_before_the_first_line_frees_its_place(server):
+    for _ in range(3):
+        with socket.create_connection(("127.0.0.1", server.port)) as s:
+            body = orjson.dumps(LONG)
+            s.sendall(b"POST /api/v1/train HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    time.sleep(0.5)
+    r = httpx.post(server.base + "/api/v1/train", json=BODY, timeout=30)
+    assert r.status_code == 200
+
+
+def test_leaving_a_quiet_run_stops_it(server):
+    """No line is sent between update 1 and the last, so only the check between slices can see
+    that the client left."""
+    with httpx.stream("POST", server.base + "/api/v1/train", json=LONG | {"report_every": 10**6}, timeout=30) as r:
+        assert orjson.loads(next(r.iter_lines()))["update"] == 1
+        c0, w0 = server.cpu_seconds(), time.monotonic()
+        time.sleep(1.0)
+        busy_rate = (server.cpu_seconds() - c0) / (time.monotonic() - w0)
+    time.sleep(0.5)
+    c1, w1 = server.cpu_seconds(), time.monotonic()
+    time.sleep(1.0)
+    idle_rate = (server.cpu_seconds() - c1) / (time.monotonic() - w1)
+    assert busy_rate > 0.02 and idle_rate < busy_rate / 4, (busy_rate, idle_rate)
+    assert httpx.post(server.base + "/api/v1/train", json=BODY, timeout=30).status_code == 200
