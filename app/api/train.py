@@ -32,7 +32,7 @@ from ..settings import Settings
 from . import respond
 from .errors import ApiError, error_body
 from .parse import _int, _positive, decode, describe, parse
-from .routes import read_body
+from .routes import _ERRORS, read_body
 
 router = APIRouter(prefix="/api/v1")
 
@@ -241,8 +241,8 @@ _in_flight = _InFlight()
         '{"done": true, "updates", "params", "loss"}. See the README.'
     ),
     response_model=None,
-    responses={200: {"content": {"application/x-ndjson": {}}, "description": "The run, line by line"},
-               503: {"description": "BPTT_TRAIN_MAX_RUNS runs in flight in this worker; retry after Retry-After"}},
+    responses={**_ERRORS, 200: {"content": {"application/x-ndjson": {}}, "description": "The run, line by line"},
+               503: {**_ERRORS[503], "description": "BPTT_TRAIN_MAX_RUNS runs in flight in this worker; retry after Retry-After"}},
 )
 async def train(request: Request) -> Response:
     settings: Settings = request.app.state.settings
@@ -319,6 +319,7 @@ def _compare(body: Any, s: Settings) -> bytes:
     summary="Full BPTT, window-K, chunked-K, randomized truncation and RTRL on the same batch",
     description="Each variant's gradient with its cosine similarity and norm ratio to the full gradient.",
     response_model=None,
+    responses=_ERRORS,
 )
 async def compare_gradients(request: Request) -> Response:
     settings: Settings = request.app.state.settings
