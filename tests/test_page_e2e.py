@@ -980,3 +980,29 @@ def test_the_vanishing_verdict_reads_the_whole_span(watched, base):
     assert reading.startswith("Vanishing") and "Over the 9 steps" in reading, reading
     assert "LSTM" in reading and "residual cell" in reading, reading
     assert_clean(watch)
+
+
+def test_clipping_shows_before_and_after_on_one_scale(watched, base):
+    """With clipping by norm on, each gradient is drawn before and after clipping with one colour
+    range (each on its own scale they looked identical), and the factor is said."""
+    page, watch = watched
+    open_page(page, base, "/?preset=note-003")
+    body = page.evaluate("() => window.bptt.state.req")
+    body["clip"] = {"max_norm": 0.1}
+    _load_json(page, body)
+    resp = response(page)
+    assert resp["clip"]["clipped"], resp["clip"]
+    f = resp["clip"]["norm_after"] / resp["clip"]["norm_before"]
+    traces = page.evaluate("""() => document.getElementById('heat-grads').data
+        .filter((d) => d.type === 'heatmap' && d.zmax !== undefined).map((d) => [d.z, d.zmin, d.zmax])""")
+    n = len(resp["params"])  # the five weights (grads also holds inputs and h0)
+    assert len(traces) == 2 * n, len(traces)
+    for (zb, lo_b, hi_b), (za, lo_a, hi_a) in zip(traces[0::2], traces[1::2]):
+        assert (lo_b, hi_b) == (lo_a, hi_a)  # one scale for before and after
+        assert hi_b == pytest.approx(max(abs(v) for r in zb for v in r))
+        assert za[0][0] == pytest.approx(zb[0][0] * f, rel=1e-12)
+    note = page.inner_text("#grads-note")
+    assert f"{f:.4g}" in note, note
+    labels = page.evaluate("() => document.getElementById('heat-grads').layout.annotations.map((a) => a.text)")
+    assert any(t == "before clipping" for t in labels) and any(t.startswith("after (×") for t in labels), labels
+    assert_clean(watch)

@@ -236,6 +236,11 @@ export const STRINGS = {
     "hover.zero.noloss": "‖δ‖ = 0: step {t} has no loss",
     "vanish.empty": "Every ‖δₜ,ₖ‖ is 0 (or overflowed): nothing to draw on a log axis.",
     "hover.overflow": "overflowed: not a float64 number (null in the JSON)",
+    // page2: clipping before/after on one scale
+    "grads.clip.before": "before clipping",
+    "grads.clip.after": "after (×{f})",
+    "grads.clip.after.value": "after clipping",
+    "grads.note.clipshared": "Clipping is on: each array is drawn before and after clipping on one shared colour scale; the clipped one is the unclipped one times {f}.",
   },
   zh: {
     "app.title": "BPTT 可视化",
@@ -470,6 +475,11 @@ export const STRINGS = {
     "hover.zero.noloss": "‖δ‖ = 0：时刻 {t} 没有损失",
     "vanish.empty": "所有 ‖δₜ,ₖ‖ 都为 0（或已溢出）：对数坐标上没有可画的点。",
     "hover.overflow": "溢出：超出 float64 的范围（JSON 中为 null）",
+    // page2: clipping before/after on one scale
+    "grads.clip.before": "裁剪前",
+    "grads.clip.after": "裁剪后（×{f}）",
+    "grads.clip.after.value": "裁剪后",
+    "grads.note.clipshared": "已开启梯度裁剪：每个数组画出裁剪前与裁剪后，两者共用一个颜色刻度；裁剪后的梯度等于裁剪前乘以 {f}。",
   },
 };
 

@@ -6,7 +6,7 @@ import { renderFormula, CSS as FORMULA_CSS } from "./formula.js";
 import { renderSteps } from "./steps.js";
 import { graphFigure, graphWindow, WINDOW } from "./graph.js";
 import { apply as applyLang, lang, tr } from "./i18n.js";
-import { FRAMES, contribFigure, deltaNormFigure, deltaRowFigure, gradsFigure, hiddenFigure, paramList, vanishFigure, vanishReading } from "./plots.js";
+import { FRAMES, clipFactor, contribFigure, deltaNormFigure, deltaRowFigure, gradsFigure, hiddenFigure, paramList, vanishFigure, vanishReading } from "./plots.js";
 import { defaultView, h0Of, readURL, setNotations, sizes, writeURL } from "./state.js";
 import { clone, debounce, download, fmt } from "./util.js";
 
@@ -89,7 +89,7 @@ function neededFields() {
   const f = new Set(["params", "forward", "delta_norm", "eps_tt", "clip", "diagnostics"]);
   if (shown("deltarow") || shown("formula")) f.add("delta");
   if (shown("formula")) for (const x of ["e", "grads", "grads_unclipped"]) f.add(x);
-  if (shown("grads")) f.add("grads");
+  if (shown("grads")) { f.add("grads"); if (state.req?.clip) f.add("grads_unclipped"); }  // before/after on one scale
   if (shown("steps")) for (const x of ["e", "dh", "dz", "grads"]) f.add(x);
   if (shown("contrib")) {
     f.add("grads");  // its parameter list
@@ -333,6 +333,7 @@ function renderNotes() {
   if (resp.clip) {
     const how = tr(resp.clip.method === "norm" ? "clip.max_norm" : "clip.max_value") + ` c = ${fmt(resp.clip.threshold)}`;
     notes.push(tr("grads.note.clip", { how, before: fmt(resp.clip.norm_before), after: fmt(resp.clip.norm_after) }));
+    if (resp.grads_unclipped && clipFactor(resp) !== null) notes.push(tr("grads.note.clipshared", { f: fmt(clipFactor(resp), 4) }));
   }
   if (resp.truncation && resp.truncation < resp.shapes.T) notes.push(tr("grads.note.trunc", { K: resp.truncation }));
   $("grads-note").textContent = notes.join(" ");

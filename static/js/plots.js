@@ -191,16 +191,35 @@ export function paramList(resp, field = "grads") {
   return out;
 }
 
+/** The factor clipping by norm multiplied every gradient by (norm after / norm before), or null
+ *  (clipping by value has no one factor). */
+export function clipFactor(resp) {
+  const c = resp.clip;
+  if (!c || c.method !== "norm" || !Number.isFinite(c.norm_before) || !Number.isFinite(c.norm_after) || !c.norm_before) return null;
+  return c.norm_after / c.norm_before;
+}
+
 export function gradsFigure(ctx) {
   const { resp } = ctx;
-  const ps = paramList(resp);
+  // with clipping on: each array before and after, side by side on one colour scale (each on its
+  // own scale the two look identical, since clipping by norm only multiplies by a factor)
+  const before = resp.clip && resp.grads_unclipped ? paramList(resp, "grads_unclipped") : null;
+  const f = clipFactor(resp);
+  const ps = [];
+  for (const p of paramList(resp)) {
+    const u = before?.find((q) => q.name === p.name);
+    if (!u) { ps.push(p); continue; }
+    const M = Math.max(absMax([u.value].flat(Infinity)), absMax([p.value].flat(Infinity)));
+    ps.push({ ...u, shared: M, label: tr("grads.clip.before") });
+    ps.push({ ...p, shared: M, label: f === null ? tr("grads.clip.after.value") : tr("grads.clip.after", { f: fmt(f, 4) }) });
+  }
   const n = ps.length;
   const gap = 0.05;
   const w = (1 - gap * (n - 1)) / n;
   const data = [], layout = base({ margin: { l: 30, r: 10, t: 34, b: 24 }, annotations: [] });
   ps.forEach((p, i) => {
     const z = Array.isArray(p.value[0]) ? p.value : p.value.map((v) => [v]);
-    const M = absMax(z);
+    const M = p.shared ?? absMax(z);
     const ax = i === 0 ? "" : String(i + 1);
     const cols = z[0].length, rows = z.length;
     data.push({
@@ -219,6 +238,7 @@ export function gradsFigure(ctx) {
     const long = p.name.length > 6;
     layout.annotations.push({ text: long ? `∂L/∂<br>${p.name}` : `∂L/∂${subName(p.name)}`,
       xref: "paper", yref: "paper", x: x0 + w / 2, y: 1.0, yanchor: "bottom", showarrow: false, font: { size: long ? 9 : 11 } });
+    if (p.label) layout.annotations.push({ text: p.label, xref: "paper", yref: "paper", x: x0 + w / 2, y: 0, yanchor: "top", yshift: -14, showarrow: false, font: { size: 9 } });
   });
   return { data, layout };
 }
