@@ -57,6 +57,7 @@ CODES = {
     "header_timeout": "the request head did not all come within BPTT_HEADER_TIMEOUT (params.setting, params.limit)",
     "headers_too_large": "the request head is over BPTT_MAX_HEADER_BYTES (params.setting, params.limit)",
     "wrong_content_type": "the body is not sent as application/json",
+    "not_acceptable": "Accept allows neither application/json nor application/x-npz (params.options)",
     "content_encoding": "the body is compressed (gzip, …): send it as it is",
     "rate_limited": "too many requests or too much work a minute (params.setting, params.limit, params.retry_after)",
     "busy": "the worker is at BPTT_MAX_CONCURRENT large requests: try again (params.setting, params.limit, params.retry_after)",

@@ -254,7 +254,8 @@ def _limit(value: int, limit: int, field: str, what: str, setting: str) -> None:
         raise ApiError(field, f"at most {limit} {what} (limit {setting})", f"{value}", status=422, code="over_limit", params={"setting": setting, "limit": limit, "got": value})
 
 
-def parse(body: Any, s: Settings) -> Parsed:
+def parse(body: Any, s: Settings, media: str = "json") -> Parsed:
+    """media: "json" or "npz", the response's format (its size is estimated for it)."""
     if not isinstance(body, dict):
         raise ApiError("body", "a JSON object", describe(body), code="wrong_type")
     for key in body:
@@ -354,7 +355,7 @@ def parse(body: Any, s: Settings) -> Parsed:
     fields = _fields(body.get("fields"), gradient_check)
     detail, work, response_bytes = _budget(body.get("detail"), named, B, T, n, m, p, truncation,
                                            gradient_check, s, warnings, fields, clip is not None,
-                                           the_cell, method)
+                                           the_cell, method, media)
     if detail == "norms" and fields is not None and "delta" in fields and "delta_norm" not in fields:
         fields |= {"delta_norm"}  # δ is null with norms: a response that asked for it gets its norms
         warnings.append("fields: delta is null with detail norms; delta_norm is sent in its place")
@@ -398,7 +399,7 @@ ELEMENTWISE = 100
 def _budget(detail: Any, named: dict, B: int, T: int, n: int, m: int, p: int | None,
             truncation: int | None, gradient_check: bool, s: Settings, warnings: list[str],
             fields: frozenset[str] | None, clip: bool = False, cell: Any = None,
-            method: str = "bptt") -> tuple[str, float, int]:
+            method: str = "bptt", media: str = "json") -> tuple[str, float, int]:
     """The detail to answer with (full while the δ table and per-step gradients asked for fit
     BPTT_MAX_FULL_FLOATS, else norms, said in warnings), the estimated work in multiply-adds,
     refused above BPTT_MAX_WORK, and the response's size in bytes (an upper bound), refused
@@ -453,19 +454,20 @@ def _budget(detail: Any, named: dict, B: int, T: int, n: int, m: int, p: int | N
             f"{work:.3g} for B={B}, T={T}, n={n}, m={m}, p={p or 0}"
             + (", gradient_check" if gradient_check else "") + f", detail {detail}", code="over_limit", params={"setting": "BPTT_MAX_WORK", "limit": s.max_work, "got": work},
         )
-    sizes = size.fields(B, T, n, m, p, [a.shape for a in named.values()], detail=detail, clip=clip,
-                        G=G, states=1 if cell is None else len(cell.states),
-                        gates=0 if cell is None else len(cell.gates))
+    npz = media == "npz"  # the archive: 8 bytes a number, δ dense
+    sizes = (size.npz_fields if npz else size.fields)(
+        B, T, n, m, p, [a.shape for a in named.values()], detail=detail, clip=clip,
+        G=G, states=1 if cell is None else len(cell.states), gates=0 if cell is None else len(cell.gates))
     sent = fields
     if detail == "norms" and fields is not None and "delta" in fields:
         sent = fields | {"delta_norm"}  # (parse adds it: δ is null with norms)
-    response_bytes = size.total(sizes, lambda f: _wanted(sent, f), T)
+    response_bytes = (size.npz_total if npz else size.total)(sizes, lambda f: _wanted(sent, f), T)
     if response_bytes > s.max_response_mb * 1e6:
         largest = sorted(((v, k) for k, v in sizes.items() if _wanted(sent, k) and v > 1e5), reverse=True)
         parts = ", ".join(f"{k} {v / 1e6:.3g} MB" for v, k in largest[:4])
         raise ApiError(
             "fields", f"a response of at most {s.max_response_mb:g} MB (limit BPTT_MAX_RESPONSE_MB)",
-            f"an estimated {response_bytes / 1e6:.4g} MB for B={B}, T={T}, n={n}, m={m}, p={p or 0}, "
+            f"an estimated {response_bytes / 1e6:.4g} MB{' of npz' if npz else ''} for B={B}, T={T}, n={n}, m={m}, p={p or 0}, "
             f"detail {detail} ({parts})",
             message=f"the response would be up to {response_bytes / 1e6:.4g} MB, over the limit of "
             f"{s.max_response_mb:g} MB (BPTT_MAX_RESPONSE_MB); largest fields: {parts}. Ask for less: "

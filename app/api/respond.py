@@ -40,9 +40,19 @@ def _upper_null(a: np.ndarray) -> np.ndarray:
     return np.where(np.tri(T, dtype=bool), a, np.nan)
 
 
-def build(r: Result, parsed: Parsed) -> dict[str, Any]:
+def _upper_zero(a: np.ndarray) -> np.ndarray:
+    """T×T matrices with 0 above the diagonal, where k > t (as in the dense δ)."""
+    T = a.shape[-1]
+    return np.where(np.tri(T, dtype=bool), a, 0.0)
+
+
+def build(r: Result, parsed: Parsed, dense: bool = False) -> dict[str, Any]:
     """The response: the fields that describe the request always, then the fields asked for
-    (all of them unless the request named some in ``fields``), in the contract's order."""
+    (all of them unless the request named some in ``fields``), in the contract's order.
+
+    dense (the npz archive, ``npz``): delta, delta_h and delta_c stay dense arrays (…×T×T×·,
+    zeros where k > t) instead of ragged rows, and the T×T matrices hold 0 where k > t instead
+    of null; every other value is the same object."""
     p = r.problem
     B, T, n = p.X.shape
     m = p.h0.shape[1]
@@ -124,8 +134,11 @@ def build(r: Result, parsed: Parsed) -> dict[str, Any]:
     _nonfinite(doc, "", found)
     for name in ("delta", "delta_h", "delta_c"):  # ragged: delta[t][k] for k ≤ t
         if doc.get(name) is not None:
-            dense = doc[name]
-            rows = [[dense[b, t, : t + 1] for t in range(T)] for b in range(B)]
+            table = doc[name]
+            if dense:
+                doc[name] = sq(table)
+                continue
+            rows = [[table[b, t, : t + 1] for t in range(T)] for b in range(B)]
             doc[name] = rows if parsed.batched else rows[0]
     doc["nonfinite"] = found
     if found:
@@ -136,12 +149,13 @@ def build(r: Result, parsed: Parsed) -> dict[str, Any]:
         np.isfinite(a).all() for a in (out.loss, *r.grads.values(), *(() if tab is None else (tab.dz, tab.dh)))
     ):
         doc["warnings"].append("overflow: some numbers of fields not asked for are not finite")
+    upper = _upper_zero if dense else _upper_null
     for name in ("delta_norm", "delta_h_norm"):
         if doc.get(name) is not None:
-            doc[name] = _upper_null(doc[name])
+            doc[name] = upper(doc[name])
     if doc.get("diagnostics") and doc["diagnostics"]["delta_bound"] is not None:
         # (null with detail "norms": the client can form it from jacobian_norm, forward.fprime and eps_tt)
-        doc["diagnostics"]["delta_bound"] = _upper_null(doc["diagnostics"]["delta_bound"])
+        doc["diagnostics"]["delta_bound"] = upper(doc["diagnostics"]["delta_bound"])
     return doc
 
 

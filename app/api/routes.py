@@ -11,12 +11,14 @@ from concurrent.futures.process import BrokenProcessPool
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.requests import ClientDisconnect
+from werkzeug.datastructures import MIMEAccept
+from werkzeug.http import parse_accept_header
 
 from ..engine import run
 from ..engine.cells import describe as describe_cells
 from ..engine.notation import NOTATIONS
 from ..settings import Settings
-from . import respond, stream
+from . import npz, respond, stream
 from .errors import ApiError
 from .parse import Parsed, decode, parse
 from .schemas import BPTTRequest, BPTTResponse, ErrorResponse, PresetSummary
@@ -40,6 +42,9 @@ INLINE_RESPONSE_BYTES = 256 * 1024
 #: responses estimated above this are written in pieces and streamed (``stream``); below it in
 #: one orjson call in the worker thread (a few ms) and sent with their length
 STREAM_RESPONSE_BYTES = 2 * 1024 * 1024
+#: the archive (Accept: application/x-npz) is written this many times faster a byte than JSON
+#: (copies and a CRC, no digits), so it stays inline up to as many times the bytes
+NPZ_SPEEDUP = 4
 
 _ERRORS = {
     400: {"model": ErrorResponse, "description": "Not JSON"},
@@ -49,9 +54,46 @@ _ERRORS = {
     422: {"model": ErrorResponse, "description": "A field is invalid or over a limit; the error names it"},
     503: {"model": ErrorResponse, "description": "BPTT_MAX_CONCURRENT large requests already running (Retry-After)"},
 }
+NPZ_DESCRIPTION = (
+    "**As NumPy arrays.** With `Accept: application/x-npz` the same fields come as an uncompressed "
+    "`.npz` archive: each array and number is a member named by its JSON path (`delta`, `grads/W_hh`, "
+    "`forward/h`, `gradient_check/arrays/W_hh/max_rel_error`) with the JSON field's shape, float64, "
+    "NaN or ±inf where the JSON has null (overflow). `delta` (and `delta_h`, `delta_c`) is dense, "
+    "T×T×m (B×T×T×m with a batch; G·m wide for gated cells) with zeros where k > t, and every T×T "
+    "array holds 0 where k > t. The strings, booleans and nulls (`names`, `shapes`, `warnings`, "
+    "`nonfinite`, `loss_steps`, `clip.method`, …) are the JSON in the 0-d unicode member `__meta__`. "
+    "No pickles: `np.load(…, allow_pickle=False)` reads it. Errors stay JSON.\n\n"
+    "```python\n"
+    "r = httpx.post(url, json=body, headers={\"Accept\": \"application/x-npz\"})\n"
+    "z = np.load(io.BytesIO(r.content), allow_pickle=False)\n"
+    "delta, dW = z[\"delta\"], z[\"grads/W_hh\"]; meta = json.loads(z[\"__meta__\"].item())\n"
+    "```\n"
+    "An Accept that allows neither application/json nor application/x-npz is answered 406 "
+    "(code not_acceptable); none, `*/*` or `application/json` get JSON."
+)
+_NOT_ACCEPTABLE = {406: {"model": ErrorResponse, "description": "Accept names neither application/json nor application/x-npz"}}
 
 
 JSON_TYPE = "application/json"
+#: what POST /api/v1/bptt answers with: media type → the format's name (the first is the default)
+MEDIA = {JSON_TYPE: "json", npz.MEDIA_TYPE: "npz"}
+
+
+def negotiate(accept: str | None) -> str:
+    """The response's format from the Accept header (RFC 9110: the highest q; on a tie the more
+    specific range, then JSON): "json" without one (or with one naming no media range), and
+    for */*, application/*, application/json; "npz" for application/x-npz; 406 when Accept
+    names media types and neither of these is acceptable."""
+    if accept is None or not accept.strip():
+        return "json"
+    ranges = parse_accept_header(accept, MIMEAccept)
+    if not len(ranges):  # nothing parsable (e.g. "foo"): disregarded (RFC 9110 §12.5.1)
+        return "json"
+    best = ranges.best_match(list(MEDIA))
+    if best is None:
+        raise ApiError("accept", " or ".join(MEDIA) + " (or */*)", repr(accept)[:80], status=406,
+                       code="not_acceptable", params={"options": list(MEDIA)})
+    return MEDIA[best]
 
 
 def check_content_type(value: str | None) -> None:
@@ -102,17 +144,17 @@ async def read_body(request: Request, cap: int, timeout: float) -> bytes:
     return b"".join(chunks)
 
 
-def _parse(body: bytes, settings: Settings) -> tuple[Parsed, float]:
+def _parse(body: bytes, settings: Settings, media: str = "json") -> tuple[Parsed, float]:
     t0 = time.perf_counter()
-    parsed = parse(decode(body), settings)
+    parsed = parse(decode(body), settings, media)
     return parsed, time.perf_counter() - t0
 
 
-def _parse_remote(body: bytes, settings: Settings) -> tuple:
+def _parse_remote(body: bytes, settings: Settings, media: str = "json") -> tuple:
     """_parse in the parsing process: the result, or the error's parts (ApiError's own pickling
     would call its constructor with the message alone)."""
     try:
-        return ("ok", _parse(body, settings))
+        return ("ok", _parse(body, settings, media))
     except ApiError as e:
         return ("error", e.field, e.expected, e.got, e.status, e.message, e.headers, e.code, e.params)
 
@@ -120,7 +162,7 @@ def _parse_remote(body: bytes, settings: Settings) -> tuple:
 _pool: ProcessPoolExecutor | None = None
 
 
-async def _parse_elsewhere(body: bytes, settings: Settings) -> tuple[Parsed, float]:
+async def _parse_elsewhere(body: bytes, settings: Settings, media: str = "json") -> tuple[Parsed, float]:
     """Parse a large body in this worker's parsing process (started on first use), or in a
     thread if that process cannot be had."""
     global _pool
@@ -128,7 +170,7 @@ async def _parse_elsewhere(body: bytes, settings: Settings) -> tuple[Parsed, flo
         if _pool is None:
             _pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
         try:
-            out = await asyncio.get_running_loop().run_in_executor(_pool, _parse_remote, body, settings)
+            out = await asyncio.get_running_loop().run_in_executor(_pool, _parse_remote, body, settings, media)
         except BrokenProcessPool:  # the process died (killed, out of memory): a new one, once
             _pool = None
             continue
@@ -136,20 +178,23 @@ async def _parse_elsewhere(body: bytes, settings: Settings) -> tuple[Parsed, flo
             return out[1]
         _, field, expected, got, status, message, headers, code, params = out
         raise ApiError(field, expected, got, status=status, message=message, headers=headers, code=code, params=params)
-    return await stream.in_heavy_thread(settings.max_concurrent, _parse, body, settings)
+    return await stream.in_heavy_thread(settings.max_concurrent, _parse, body, settings, media)
 
 
-def _run(parsed: Parsed) -> tuple[bytes, float, float]:
+def _run(parsed: Parsed, media: str = "json") -> tuple[bytes, float, float]:
     t0 = time.perf_counter()
     result = run(parsed.problem)
     t1 = time.perf_counter()
-    out = respond.dumps(respond.build(result, parsed))
+    if media == "npz":
+        out = npz.dumps(respond.build(result, parsed, dense=True))
+    else:
+        out = respond.dumps(respond.build(result, parsed))
     return out, t1 - t0, time.perf_counter() - t1
 
 
-def _build(parsed: Parsed) -> tuple[dict, float]:
+def _build(parsed: Parsed, media: str = "json") -> tuple[dict, float]:
     t0 = time.perf_counter()
-    doc = respond.build(run(parsed.problem), parsed)
+    doc = respond.build(run(parsed.problem), parsed, dense=media == "npz")
     return doc, time.perf_counter() - t0
 
 
@@ -169,49 +214,60 @@ def gate(app) -> stream.Gate:
         "Forward pass, every error term δₜ,ₖ = ∂Lₜ/∂zₖ (k ≤ t), and the gradients of the shared "
         "weights as sums over the unrolled copies. Arrays are 0-based: index i is step t = i + 1. "
         "Overflow is not an error: overflowed numbers are null and listed in `nonfinite`. "
-        "With reduction mean, δ, dz, dh and the gradients are derivatives of the weighted w_t·L_t (w_t = 1/(|S|·B)) while forward.loss_t is the unweighted L_t; a shared h0 (length m) with a batch gets per-sequence gradients grads.h0 (B×m)."
+        "With reduction mean, δ, dz, dh and the gradients are derivatives of the weighted w_t·L_t (w_t = 1/(|S|·B)) while forward.loss_t is the unweighted L_t; a shared h0 (length m) with a batch gets per-sequence gradients grads.h0 (B×m).\n\n"
+        + NPZ_DESCRIPTION
     ),
     response_model=None,
-    responses={200: {"model": BPTTResponse, "description": "The computation"}, **_ERRORS},
+    responses={200: {"model": BPTTResponse, "description": "The computation: JSON, or with `Accept: application/x-npz` "
+                     "a NumPy .npz archive of the same fields",
+                     "content": {npz.MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}}},
+               **_ERRORS, **_NOT_ACCEPTABLE},
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
         "schema": {"$ref": "#/components/schemas/BPTTRequest"}}}}},
 )
 async def bptt(request: Request) -> Response:
     settings = request.app.state.settings
+    media = negotiate(request.headers.get("accept"))  # before anything: a 406 costs nothing
+    media_type = npz.MEDIA_TYPE if media == "npz" else JSON_TYPE
+    vary = {"Vary": "Accept"}
     body = await read_body(request, settings.max_body_bytes, settings.body_timeout)
     heavy = gate(request.app)
     held = False  # a slot of the gate, released when the response has gone (or failed)
     try:
         if len(body) <= INLINE_BODY_BYTES:
-            parsed, tp = _parse(body, settings)
+            parsed, tp = _parse(body, settings, media)
         else:  # parsing a large body holds memory and the GIL: a heavy request from the start
             await heavy.enter()
             held = True
             if len(body) > PROCESS_BODY_BYTES:
-                parsed, tp = await _parse_elsewhere(body, settings)
+                parsed, tp = await _parse_elsewhere(body, settings, media)
             else:
-                parsed, tp = await stream.in_heavy_thread(settings.max_concurrent, _parse, body, settings)
+                parsed, tp = await stream.in_heavy_thread(settings.max_concurrent, _parse, body, settings, media)
         del body
         if request.app.state.work_budget is not None:  # before the work: a refusal costs nothing
             request.app.state.work_budget.charge(request.scope, parsed.work)
-        if parsed.work <= INLINE_WORK and parsed.response_bytes <= INLINE_RESPONSE_BYTES:
-            out, tc, ts = _run(parsed)
+        # (the archive is written about 5× faster than JSON a byte: copies and a CRC, no digits)
+        inline_bytes = INLINE_RESPONSE_BYTES * (NPZ_SPEEDUP if media == "npz" else 1)
+        if parsed.work <= INLINE_WORK and parsed.response_bytes <= inline_bytes:
+            out, tc, ts = _run(parsed, media)
             timing = f"parse;dur={tp * 1e3:.2f}, compute;dur={tc * 1e3:.2f}, serialize;dur={ts * 1e3:.2f}"
-            return Response(out, media_type="application/json", headers={"Server-Timing": timing})
+            return Response(out, media_type=media_type, headers={"Server-Timing": timing} | vary)
         if not held:
             await heavy.enter()
             held = True
         if parsed.response_bytes <= STREAM_RESPONSE_BYTES:
-            out, tc, ts = await stream.in_heavy_thread(settings.max_concurrent, _run, parsed)
+            out, tc, ts = await stream.in_heavy_thread(settings.max_concurrent, _run, parsed, media)
             timing = f"parse;dur={tp * 1e3:.2f}, compute;dur={tc * 1e3:.2f}, serialize;dur={ts * 1e3:.2f}"
-            response = stream.StreamedJSON(None, {"Server-Timing": timing}, settings.send_timeout,
-                                           heavy.leave, body=out, threads=settings.max_concurrent)
+            response = stream.StreamedJSON(None, {"Server-Timing": timing} | vary, settings.send_timeout,
+                                           heavy.leave, body=out, threads=settings.max_concurrent,
+                                           media_type=media_type)
         else:
-            doc, tc = await stream.in_heavy_thread(settings.max_concurrent, _build, parsed)
+            doc, tc = await stream.in_heavy_thread(settings.max_concurrent, _build, parsed, media)
             # (serialised while sent, in pieces: its duration is not known when the headers go)
             timing = f"parse;dur={tp * 1e3:.2f}, compute;dur={tc * 1e3:.2f}"
-            response = stream.StreamedJSON(doc, {"Server-Timing": timing}, settings.send_timeout, heavy.leave,
-                                           threads=settings.max_concurrent)
+            response = stream.StreamedJSON(doc, {"Server-Timing": timing} | vary, settings.send_timeout, heavy.leave,
+                                           threads=settings.max_concurrent, media_type=media_type,
+                                           parts=npz.chunks(doc) if media == "npz" else None)
         held = False  # the response releases it
         return response  # type: ignore[return-value]
     finally:

@@ -10,6 +10,8 @@ entries. Strings (warnings, names, the paths in
 
 from __future__ import annotations
 
+import math
+
 
 #: bytes of the widest float orjson writes (``-1.2345678901234567e-300``)
 NUMBER = 24
@@ -94,3 +96,60 @@ def total(sizes: dict[str, int], wanted, T: int) -> int:
     """Bytes of the whole response: the fields asked for, loss_steps (T booleans)
     and the fixed allowance."""
     return FIXED + array((T,), 5) + sum(v for k, v in sizes.items() if wanted(k))
+
+
+# ---- the npz archive (``Accept: application/x-npz``, app/api/npz.py) ----------------------------
+
+#: bytes of a number in the archive (float64; the gradient check's counts int64)
+NPZ_NUMBER = 8
+#: bytes around one member besides its numbers: the .npy header (128 for these shapes), the
+#: zip's local header with its zip64 extra (50 + the name), the data descriptor (24), the
+#: central directory's entry (46 + the name, ≤ 28 of zip64 extra), names up to 100 bytes
+NPZ_MEMBER = 512
+#: the ``__meta__`` member: the JSON of the fields that describe the request (the allowance
+#: FIXED, loss_steps) as a unicode array, 4 bytes a character, and the end of the zip
+def npz_meta(T: int) -> int:
+    return 4 * (FIXED + array((T,), 5)) + NPZ_MEMBER
+
+
+def npz_fields(
+    B: int, T: int, n: int, m: int, p: int | None, param_shapes: list[tuple[int, ...]], *,
+    detail: str, clip: bool, G: int = 1, states: int = 1, gates: int = 0,
+) -> dict[str, int]:
+    """Response field → upper bound of its bytes in the archive: NPZ_NUMBER a number of the
+    arrays as sent (δ dense, B·T·T·G·m) and NPZ_MEMBER a member (arguments as ``fields``)."""
+    q = p or 0
+    full = detail == "full"
+    P = sum(math.prod(s) for s in param_shapes)
+    k = len(param_shapes)
+    bt = B * T
+    # field → (numbers, members)
+    counts = {
+        "params": (P, k),
+        # z, h, f'(z), c; the gates; o, ŷ; L_t; L
+        "forward": (bt * (G * m + (1 + states) * m + gates * m + 2 * q + 1) + 1, 7 + states + gates),
+        "e": (bt * q, 1),
+        "eps_tt": (bt * m, 1),
+        "delta": (bt * T * G * m if full else 0, 1),
+        "delta_norm": (bt * T, 1),
+        "delta_h": (bt * T * m if full else 0, 1),
+        "delta_h_norm": (bt * T if full else 0, 1),
+        "delta_c": (bt * T * m if states > 1 and full else 0, 1),
+        "dz": (bt * G * m, 1),
+        "dh": (bt * m, 1),
+        "dc": (bt * m if states > 1 else 0, 1),
+        "grads": (P + states * B * m + bt * n, k + states + 1),
+        "grads_unclipped": (P if clip else 0, k),
+        "grads_per_step": (T * P if full else 0, k),
+        "clip": (3, 3),
+        # ‖J_k‖, the bound (B×T×T), ρ, σ_max, γ
+        "diagnostics": (bt + (bt * T if full else 0) + 3, 5),
+        # step, tolerance, max_rel_error; four numbers per array checked
+        "gradient_check": (3 + 4 * (k + states + 1), 3 + 4 * (k + states + 1)),
+    }
+    return {f: NPZ_NUMBER * numbers + NPZ_MEMBER * members for f, (numbers, members) in counts.items()}
+
+
+def npz_total(sizes: dict[str, int], wanted, T: int) -> int:
+    """Bytes of the whole archive: the fields asked for and ``__meta__``."""
+    return npz_meta(T) + sum(v for k, v in sizes.items() if wanted(k))

@@ -218,11 +218,15 @@ class KeepTransport:
 class StreamedJSON(Response):
     """An ASGI response sending ``doc`` as JSON in chunks, each serialised in a worker thread,
     or ``body`` (JSON already written) with its length, in chunks too; each send is bounded by
-    ``send_timeout``. ``done`` runs once it has ended, however it ended."""
+    ``send_timeout``. ``done`` runs once it has ended, however it ended. Another format: its
+    ``media_type`` and ``parts``, the iterator of its chunks in place of doc's JSON (the npz
+    archive)."""
 
     def __init__(self, doc: Any, headers: dict[str, str], send_timeout: float, done,
-                 body: bytes | None = None, threads: int = 2) -> None:
+                 body: bytes | None = None, threads: int = 2, media_type: str = "application/json",
+                 parts: Iterator[bytes] | None = None) -> None:
         self.doc, self.extra_headers, self.send_timeout, self.done = doc, headers, send_timeout, done
+        self.media_type, self.parts = media_type, parts
         self.raw_headers: list = []
         self.body = body
         self.threads = threads
@@ -237,7 +241,7 @@ class StreamedJSON(Response):
             self.done()
 
     async def _send_all(self, scope, send) -> None:
-        headers = [(b"content-type", b"application/json")]
+        headers = [(b"content-type", self.media_type.encode("latin-1"))]
         headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in self.extra_headers.items()]
         if self.body is not None:
             body, self.body = memoryview(self.body), None
@@ -250,8 +254,8 @@ class StreamedJSON(Response):
                 if not await self._send(scope, send, {"type": "http.response.body", "body": part, "more_body": not last}):
                     return
             return
-        it = chunks(self.doc)
-        self.doc = None  # the iterator holds it
+        it = chunks(self.doc) if self.parts is None else self.parts
+        self.doc = self.parts = None  # the iterator holds it
         if not await self._send(scope, send, {"type": "http.response.start", "status": 200, "headers": headers}):
             return
         while True:
