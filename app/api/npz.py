@@ -117,26 +117,30 @@ class _Sink:
 
 
 def _write_npy(f, a: np.ndarray, sink: _Sink, chunk: int) -> Iterator[bytes]:
-    """The .npy of a (C order, format 1.0 or 2.0 as numpy picks) into f, a block of rows at a time;
-    yields the sink's bytes whenever it holds a chunk."""
+    """The .npy of a (C order, format 1.0) into f, at most chunk bytes at a time; yields the
+    sink's bytes whenever it holds a chunk. A C-contiguous array is written from its own memory,
+    any other (δ is a view of a k-major array) through numpy's buffered iterator, as
+    ``np.lib.format.write_array`` does."""
     header = {"descr": np.lib.format.dtype_to_descr(a.dtype), "fortran_order": False, "shape": a.shape}
-    try:
-        np.lib.format.write_array_header_1_0(f, header)
-    except ValueError:  # (a header over 64 KiB: never for these shapes)
-        np.lib.format.write_array_header_2_0(f, header)
-    if a.ndim == 0 or a.size == 0:
-        f.write(a.tobytes())
+    np.lib.format.write_array_header_1_0(f, header)
+    if a.size == 0:
         return
-    per_row = a.itemsize * (a.size // a.shape[0])
-    rows = max(1, chunk // max(per_row, 1))
-    for i in range(0, a.shape[0], rows):
-        f.write(np.ascontiguousarray(a[i : i + rows]).data)
+    per = max(1, min(chunk // a.itemsize, a.size))  # numbers per write
+    if a.flags.c_contiguous:
+        flat = memoryview(a.reshape(-1))
+        blocks = (flat[i : i + per] for i in range(0, a.size, per))
+    else:
+        blocks = (b.tobytes() for b in np.nditer(a, flags=["external_loop", "buffered", "zerosize_ok"],
+                                                 buffersize=per, order="C"))
+    for block in blocks:
+        f.write(block)
         if sink.size >= chunk:
             yield sink.take()
 
 
 def chunks(doc: dict[str, Any], chunk: int = CHUNK_BYTES) -> Iterator[bytes]:
-    """The archive of doc in pieces of about chunk bytes (a row larger than chunk in one piece)."""
+    """The archive of doc in pieces of chunk bytes or a little more (a piece ends after the
+    write that reached chunk: at most chunk bytes of numbers and a member's headers)."""
     members, meta = split(doc)
     sink = _Sink()
     with zipfile.ZipFile(sink, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
