@@ -16,7 +16,9 @@ after the round trips in even rounds and before them in odd ones (ABBA: a steady
 so a round's ratios share the machine's state; their spread over the rounds is the
 measurement's own uncertainty.
 
-    python bench/bench_npz.py [--rounds 8] [--repeat 50]
+PyTorch runs on one thread by default (--torch-threads), as the server's numpy on one BLAS thread.
+
+    python bench/bench_npz.py [--rounds 8] [--repeat 50] [--torch-threads 1]
 """
 
 from __future__ import annotations
@@ -82,6 +84,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=8, help="alternating rounds (default 8)")
     ap.add_argument("--repeat", type=int, default=50, help="runs per figure per round (default 50)")
+    ap.add_argument("--torch-threads", type=int, default=1, help="PyTorch's threads (default 1)")
     args = ap.parse_args()
     decode_simd = numpy_decoder()
     if not have_torch() or decode_simd is None:
@@ -119,21 +122,19 @@ def main() -> None:
         grads = {k.split("/", 1)[1]: v for k, v in z.items() if k.startswith("grads/")}
         if not verify_torch(body, False, (z["delta"], grads, None), TORCH_SUMMED_VARIANTS):
             sys.exit("VERIFICATION FAILED: the archive and PyTorch differ")
-        # PyTorch's fastest variant and thread count for these numbers (on a shared machine its
-        # default of one thread a core can be many times slower than one thread), picked once
+        # PyTorch's fastest variant for these numbers, picked once, on --torch-threads threads
+        # (one, like the server's one BLAS thread: on this shared 2-core machine its default of
+        # two ran from 27 ms to seconds a call, one thread steadily)
         import torch
 
-        first = {}
-        for threads in sorted({1, torch.get_num_threads()}):
-            torch.set_num_threads(threads)
-            first |= {(name, threads): median_ms(lambda fn=fn: fn(body, False), 10)
-                      for name, fn in TORCH_SUMMED_VARIANTS.items()}
-        name, threads = min(first, key=first.get)
-        torch.set_num_threads(threads)
+        torch.set_num_threads(args.torch_threads)
+        threads = args.torch_threads
+        first = {name: median_ms(lambda fn=fn: fn(body, False), 20) for name, fn in TORCH_SUMMED_VARIANTS.items()}
+        name = min(first, key=first.get)
         torch_fn = TORCH_SUMMED_VARIANTS[name]
         sizes = {k: len(c.post()) for k, c in (("npz", npz_conn), ("JSON fields", json_conn), ("JSON default", default_conn))}
         print(f"PyTorch's fastest here: {name}, {threads} thread{'s' if threads > 1 else ''} ("
-              + ", ".join(f"{k} ({t}) {v:.1f}" for (k, t), v in first.items()) + " ms)")
+              + ", ".join(f"{k} {v:.1f}" for k, v in first.items()) + " ms)")
         print(f"request {len(raw):,} bytes; responses: " + ", ".join(f"{k} {v:,} bytes" for k, v in sizes.items()))
         print(f"{args.rounds} rounds, medians of {args.repeat} runs (ms)")
         cols = ("npz http.client", "npz httpx", "JSON simdjson", "JSON orjson", "default compute", "PyTorch")
