@@ -52,7 +52,7 @@ def ragged_delta(B: int, T: int, m: int) -> int:
 
 def fields(
     B: int, T: int, n: int, m: int, p: int | None, param_shapes: list[tuple[int, ...]], *,
-    detail: str, clip: bool, G: int = 1, states: int = 1, gates: int = 0,
+    detail: str, clip: bool, G: int = 1, states: int = 1, gates: int = 0, parts: int = 5,
 ) -> dict[str, int]:
     """Response field → upper bound of its bytes. param_shapes: the arrays of params under the
     notation's names, which are also the arrays of grads (PyTorch's b_h gradient twice).
@@ -83,9 +83,11 @@ def fields(
         "grads_unclipped": grads if clip else NULL,
         "grads_per_step": sum(array((T,) + s) for s in param_shapes) if detail == "full" else NULL,
         "clip": 0,
-        # ‖J_k‖ (B×T); the bound on ‖δ_{t,k}‖ (B×T×T, null with detail norms)
-        "diagnostics": array(bt) + (lower_triangle(B, T) if detail == "full" else NULL),
+        # ‖J_k‖ (B×T); the bound on ‖δ_{t,k}‖ (B×T×T, in either detail); γ·σ_max
+        "diagnostics": array(bt) + lower_triangle(B, T) + NUMBER,
         "gradient_check": 0,
+        "grads_per_copy": sum(array((T,) + s) for s in param_shapes),
+        "backward_parts": backward_parts(T, n, m, q, param_shapes, G, parts),
     }
     return out
 
@@ -94,3 +96,19 @@ def total(sizes: dict[str, int], wanted, T: int) -> int:
     """Bytes of the whole response: the fields asked for, loss_steps (T booleans)
     and the fixed allowance."""
     return FIXED + array((T,), 5) + sum(v for k, v in sizes.items() if wanted(k))
+
+
+#: bytes of a key and its quotes and colon in the small objects of backward_parts (names ≤ 24)
+KEY = 28
+
+
+def backward_parts(T: int, n: int, m: int, p: int, param_shapes: list[tuple[int, ...]], G: int,
+                   parts: int) -> int:
+    """One δ_{t,k}'s numbers: the cell's parts at k and k + 1 (each at most G·m long) and their
+    norms, five vectors (e_t, ε_{t,t}, h_t, h_{k−1}, x_k) and theirs, copy k's terms of every
+    parameter and their norms, the gradients' norms before and after clipping, at most T − 1
+    Jacobian norms, and the scalars (the allowance FIXED covers the keys of the object)."""
+    named = len(param_shapes)
+    vector = array((max(G * m, n, p),))
+    return (2 * parts * (vector + NUMBER + 2 * KEY) + 5 * (vector + NUMBER + 2 * KEY)
+            + sum(array(s) for s in param_shapes) + 3 * named * (NUMBER + KEY) + array((T,)))
