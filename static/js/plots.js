@@ -191,12 +191,11 @@ export function paramList(resp, field = "grads") {
   return out;
 }
 
-/** The factor clipping by norm multiplied every gradient by (norm after / norm before), or null
- *  (clipping by value has no one factor). */
+/** The factor clipping by norm multiplied every gradient by (the API's clip.scale, min(1, c/‖g‖)),
+ *  or null (clipping by value has no one factor). */
 export function clipFactor(resp) {
   const c = resp.clip;
-  if (!c || c.method !== "norm" || !Number.isFinite(c.norm_before) || !Number.isFinite(c.norm_after) || !c.norm_before) return null;
-  return c.norm_after / c.norm_before;
+  return c && c.method === "norm" && Number.isFinite(c.scale) ? c.scale : null;
 }
 
 export function gradsFigure(ctx) {
