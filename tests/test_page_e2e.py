@@ -813,10 +813,13 @@ def test_smaller_wording_and_control_items(watched, base):
     layers = page.evaluate("() => document.getElementById('heat-delta').data.map((d) => d.z.map((r) => r.filter((v) => v !== null).length).reduce((a, b) => a + b, 0))")
     T = response(page)["shapes"]["T"]
     assert layers[0] == T and layers[1] == T * (T + 1) // 2 - T, layers  # only the last row on the scale
-    # a bound the response does not carry is "not computed", not "overflow"
+    # with detail norms the bound is still computed and sent (not "overflow", not missing)
     _load_json(page, NOTE_003 | {"detail": "norms"})
     formula = page.inner_text("#formula")
-    assert "not computed" in formula and "overflow" not in formula, formula
+    assert "not computed" not in formula and "overflow" not in formula, formula
+    bound = response(page)["backward_parts"]["bound"]
+    titles = page.evaluate("() => [...document.querySelectorAll(\"#formula [data-fx-row='bound'] span[title]\")].map((s) => Number(s.title))")
+    assert bound in titles, (bound, titles)
     assert_clean(watch)
 
 
@@ -877,14 +880,21 @@ def test_the_page_asks_only_for_the_fields_its_panels_draw(watched, base):
     resp = response(page)
     assert "delta" not in fields and "delta" not in resp and "dh" not in fields, fields
     assert {"delta_norm", "forward", "grads", "grads_per_step"} <= fields and resp["grads_per_step"], fields
-    # the contributions per unrolled copy need dz and e: switching asks for them
+    assert "select" not in sent[-1] and "backward_parts" not in resp  # no formula panel, no parts
+    # the contributions per unrolled copy are the API's grads_per_copy: switching asks for them
     n = renders(page)
     page.select_option("#contrib-by", "copy")
     wait_render(page, n)
-    assert {"dz", "e"} <= set(sent[-1]["fields"]) and "grads_per_step" not in sent[-1]["fields"]
-    assert page.evaluate("() => document.getElementById('heat-contrib').data[0].z.length") == resp["shapes"]["T"]
+    assert "grads_per_copy" in sent[-1]["fields"] and "grads_per_step" not in sent[-1]["fields"]
+    z = page.evaluate("() => document.getElementById('heat-contrib').data[0].z")
+    flat = lambda a: [x for r in a for x in (r if isinstance(r, list) else [r])]  # noqa: E731
+    copies = response(page)["grads_per_copy"].values()
+    assert len(z) == resp["shapes"]["T"] and any(z[1] == flat(g[1]) for g in copies)  # the API's numbers, as sent
     open_page(page, base, "/?preset=classroom")
     assert "delta" in sent[-1]["fields"] and response(page)["delta"]
+    # the formula panel's numbers come with the computation: select names the selection
+    sel = page.evaluate("() => window.bptt.state.sel")
+    assert sent[-1]["select"] == {"t": sel["t"], "k": sel["k"]} and response(page)["backward_parts"]["t"] == sel["t"]
     # the exported response is the whole one, every field
     with page.expect_download() as dl:
         page.click("details.menu > summary")

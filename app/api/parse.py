@@ -27,16 +27,19 @@ from .errors import ApiError
 FIELDS = (
     "notation", "cell", "activation", "loss", "inputs", "targets", "upstream", "h0", "params",
     "init", "loss_steps", "reduction", "truncation", "clip", "gradient_check", "detail", "fields",
-    "c0", "method",
+    "c0", "method", "select",
 )
 #: response fields a request may choose with "fields" (the others are always there)
 RESPONSE_FIELDS = (
     "params", "forward", "e", "eps_tt", "delta", "delta_norm", "dz", "dh", "grads",
     "grads_unclipped", "grads_per_step", "clip", "diagnostics", "gradient_check",
-    "delta_h", "delta_h_norm", "delta_c", "dc",
+    "delta_h", "delta_h_norm", "delta_c", "dc", "grads_per_copy", "backward_parts",
 )
-#: response fields sent only when named in "fields" (they would double the default response)
-OPT_IN_FIELDS = frozenset(("delta_h", "delta_h_norm", "delta_c"))
+#: response fields sent only when named in "fields" (they would double the default response;
+#: backward_parts also comes whenever the request has "select")
+OPT_IN_FIELDS = frozenset(("delta_h", "delta_h_norm", "delta_c", "grads_per_copy", "backward_parts"))
+#: the keys of "select": the loss step t, the copy k and the sequence b of one δ_{t,k}, 0-based
+SELECT_FIELDS = ("t", "k", "b")
 METHODS = ("bptt", "rtrl")
 INIT_FIELDS = ("seed", "hidden", "outputs", "scale")
 REDUCTIONS = ("sum", "mean")
@@ -353,15 +356,22 @@ def parse(body: Any, s: Settings, media: str = "json") -> Parsed:
         raise ApiError("gradient_check", "true or false", describe(gradient_check), code="wrong_type")
 
     fields = _fields(body.get("fields"), gradient_check)
+    select = _select(body.get("select"), T, B, batched)
+    if select is not None:  # select asks for backward_parts, with the default fields too
+        fields = (frozenset(RESPONSE_FIELDS) - OPT_IN_FIELDS if fields is None else fields) | {"backward_parts"}
+    elif _wanted(fields, "backward_parts"):
+        raise ApiError("select", 'the δ_{t,k} whose parts backward_parts gives: {"t": …, "k": …} (0-based, k ≤ t; '
+                       '"b": the sequence, with a batch)', "nothing", code="missing")
     detail, work, response_bytes = _budget(body.get("detail"), named, B, T, n, m, p, truncation,
                                            gradient_check, s, warnings, fields, clip is not None,
-                                           the_cell, method, media)
+                                           the_cell, method, select, media)
     if detail == "norms" and fields is not None and "delta" in fields and "delta_norm" not in fields:
         fields |= {"delta_norm"}  # δ is null with norms: a response that asked for it gets its norms
         warnings.append("fields: delta is null with detail norms; delta_norm is sent in its place")
     if method == "rtrl":
         warnings.append("method: rtrl carries ∂s_t/∂θ forward and has no δ table, so delta, delta_norm, "
-                        "dz, dh, dc, delta_h, delta_c, grads_per_step and grads.inputs are null")
+                        "dz, dh, dc, delta_h, delta_c, grads_per_step, grads_per_copy, backward_parts and "
+                        "grads.inputs are null")
     if n_loss == 0:
         warnings.append("loss_steps: no step carries a loss, so L = 0 and every gradient is 0")
     elif loss == "softmax_ce" and p == 1:
@@ -375,8 +385,30 @@ def parse(body: Any, s: Settings, media: str = "json") -> Parsed:
         per_step=_wanted(fields, "grads_per_step"), diagnostics=_wanted(fields, "diagnostics"),
         c0=c0, method=method,
         eps_tables=any(_wanted(fields, f) for f in ("delta_h", "delta_h_norm", "delta_c")),
+        per_copy=_wanted(fields, "grads_per_copy"), select=select,
     )
     return Parsed(problem, batched, warnings, float(work), fields, response_bytes)
+
+
+def _select(v: Any, T: int, B: int, batched: bool) -> tuple[int, int, int] | None:
+    """select {"t", "k", "b"} → (t, k, b), 0-based like the response's arrays: the loss step t,
+    the copy k ≤ t and (with a batch) the sequence b."""
+    if v is None:
+        return None
+    if not isinstance(v, dict):
+        raise ApiError("select", 'an object {"t": …, "k": …} (0-based steps, k ≤ t)', describe(v), code="wrong_type")
+    for key in v:
+        if key not in SELECT_FIELDS:
+            raise ApiError(f"select.{key}", "one of " + ", ".join(SELECT_FIELDS), "an unknown field",
+                           message=f"select.{key}: unknown field; select takes " + ", ".join(SELECT_FIELDS),
+                           code="unknown_field", params={"name": key, "fields": list(SELECT_FIELDS)})
+    for key in ("t", "k"):
+        if key not in v:
+            raise ApiError(f"select.{key}", "an integer (0-based step)", "nothing (the field is required)", code="missing")
+    t = _int(v["t"], "select.t", 0, T - 1, "the loss step t, 0-based (index t is step t + 1)")
+    k = _int(v["k"], "select.k", 0, t, "the copy k, 0-based and at most select.t")
+    b = _int(v.get("b", 0), "select.b", 0, B - 1, "the sequence b, 0-based") if batched or "b" in v else 0
+    return t, k, b
 
 
 def _fields(v: Any, gradient_check: bool) -> frozenset[str] | None:
@@ -399,7 +431,8 @@ ELEMENTWISE = 100
 def _budget(detail: Any, named: dict, B: int, T: int, n: int, m: int, p: int | None,
             truncation: int | None, gradient_check: bool, s: Settings, warnings: list[str],
             fields: frozenset[str] | None, clip: bool = False, cell: Any = None,
-            method: str = "bptt", media: str = "json") -> tuple[str, float, int]:
+            method: str = "bptt", select: tuple[int, int, int] | None = None,
+            media: str = "json") -> tuple[str, float, int]:
     """The detail to answer with (full while the δ table and per-step gradients asked for fit
     BPTT_MAX_FULL_FLOATS, else norms, said in warnings), the estimated work in multiply-adds,
     refused above BPTT_MAX_WORK, and the response's size in bytes (an upper bound), refused
@@ -442,6 +475,12 @@ def _budget(detail: Any, named: dict, B: int, T: int, n: int, m: int, p: int | N
         work += 20 * B * T * S**3
     if detail == "full" and per_step:
         work += B * T * T * G * m * (n + m)
+    S = m * (1 if cell is None else len(cell.states))
+    if _wanted(fields, "grads_per_copy") and not rtrl_method:
+        work += B * T * G * m * (n + m + ELEMENTWISE)
+    if select is not None and not rtrl_method:
+        steps = select[0] - select[1] + 1  # the row's recursion t … k, and the steps' Jacobians
+        work += steps * (G * m * (m + ELEMENTWISE) + 20 * S**3) + T * G * m * (n + m)
     if gradient_check:
         # two perturbed copies per entry checked: of the whole batch for a parameter, of one
         # sequence for h0 and the inputs (only that sequence's loss moves)
@@ -457,7 +496,8 @@ def _budget(detail: Any, named: dict, B: int, T: int, n: int, m: int, p: int | N
     npz = media == "npz"  # the archive: 8 bytes a number, δ dense
     sizes = (size.npz_fields if npz else size.fields)(
         B, T, n, m, p, [a.shape for a in named.values()], detail=detail, clip=clip,
-        G=G, states=1 if cell is None else len(cell.states), gates=0 if cell is None else len(cell.gates))
+        G=G, states=1 if cell is None else len(cell.states), gates=0 if cell is None else len(cell.gates),
+        parts=0 if cell is None else len(cell.parts))
     sent = fields
     if detail == "norms" and fields is not None and "delta" in fields:
         sent = fields | {"delta_norm"}  # (parse adds it: δ is null with norms)

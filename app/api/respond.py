@@ -105,14 +105,18 @@ def build(r: Result, parsed: Parsed, dense: bool = False) -> dict[str, Any]:
         "grads_per_step": lambda: named(r.per_step),
         "clip": lambda: None if r.clip is None else {
             "method": r.clip.method, "threshold": r.clip.threshold, "norm_before": r.clip.norm_before,
-            "norm_after": r.clip.norm_after, "clipped": r.clip.clipped,
+            "norm_after": r.clip.norm_after, "clipped": r.clip.clipped, "scale": r.clip.scale,
         },
         "diagnostics": lambda: None if diag is None else {
             "jacobian_norm": sq(diag.jacobian_norm),
             "delta_bound": None if diag.delta_bound is None else sq(diag.delta_bound),
             "spectral_radius": diag.spectral_radius, "sigma_max": diag.sigma_max, "gamma": diag.gamma,
+            # the bound on every ‖J_k‖₂ of the vanilla cell, γ·σ_max(W_hh)
+            "gamma_sigma_max": None if diag.gamma is None else diag.gamma * diag.sigma_max,
         },
         "gradient_check": check,
+        "grads_per_copy": lambda: named(r.per_copy),
+        "backward_parts": lambda: None if r.parts is None else _parts(r.parts, named, r.grads, r.grads_unclipped),
     }
     doc: dict[str, Any] = {
         "version": API_VERSION,
@@ -157,6 +161,32 @@ def build(r: Result, parsed: Parsed, dense: bool = False) -> dict[str, Any]:
         # (null with detail "norms": the client can form it from jacobian_norm, forward.fprime and eps_tt)
         doc["diagnostics"]["delta_bound"] = upper(doc["diagnostics"]["delta_bound"])
     return doc
+
+
+def _norm(a: np.ndarray) -> float:
+    """‖a‖₂ of a vector, ‖a‖_F of a matrix, without overflow of the squares."""
+    return float(norms.of_vectors(np.reshape(a, (1, -1)))[0])
+
+
+def _parts(sel, named, grads, grads_unclipped) -> dict[str, Any]:
+    """backward_parts: every number the formula panel shows for the selected δ_{t,k}, each
+    vector with its norm (``app/engine/parts.py``)."""
+    with np.errstate(all="ignore"):
+        vec = lambda d: None if d is None else {q: v for q, v in d.items()}  # noqa: E731
+        norms_of = lambda d: None if d is None else {q: _norm(v) for q, v in d.items() if v is not None}  # noqa: E731
+        terms = named(sel.terms)
+        return {
+            "t": sel.t, "k": sel.k, "b": sel.b, "in_loss": sel.in_loss, "kept": sel.kept,
+            "step": vec(sel.step), "step_norms": norms_of(sel.step),
+            "step_from": vec(sel.step_from), "step_from_norms": norms_of(sel.step_from),
+            "vectors": dict(sel.vectors), "vector_norms": norms_of(sel.vectors),
+            "terms": terms, "term_norms": norms_of(terms),
+            "grad_norms": norms_of(named(grads)), "grad_unclipped_norms": norms_of(named(grads_unclipped)),
+            "delta_norm": None if sel.step is None else _norm(sel.step["delta"]),
+            "jacobian_norms": sel.jacobian_norms, "jacobian_product": sel.jacobian_product,
+            "jacobian_geomean": sel.jacobian_geomean, "gain": sel.gain, "eps_tt_norm": sel.eps_tt_norm,
+            "bound": sel.bound,
+        }
 
 
 def _default(o: Any) -> Any:

@@ -37,6 +37,13 @@ class ClipValue(BaseModel):
     max_value: float = Field(..., gt=0, description="Every gradient entry clipped to [−c, c].")
 
 
+class Select(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    t: int = Field(..., ge=0, description="The loss step, 0-based (< T).")
+    k: int = Field(..., ge=0, description="The copy, 0-based, at most t.")
+    b: int = Field(0, ge=0, description="The sequence, 0-based (< B), with a batch.")
+
+
 class BPTTRequest(BaseModel):
     """A small RNN, its input sequence and its loss. Shapes: T steps, n inputs, m hidden,
     p outputs, optional batch B in front."""
@@ -87,7 +94,13 @@ class BPTTRequest(BaseModel):
         "the request (version … shapes) and nonfinite always come; gradient_check comes whenever it is "
         "asked for. A client that needs only the δ table and the gradients sends "
         '["delta", "grads"]: the response is then a third of the size, and the per-step gradients and '
-        "the diagnostics are not computed. delta_h, delta_h_norm and delta_c come only when named here.",
+        "the diagnostics are not computed. delta_h, delta_h_norm, delta_c and grads_per_copy come only "
+        "when named here; backward_parts when named here or whenever select is given.",
+    )
+    select: Select | None = Field(
+        None, description="One δ_{t,k} whose every number backward_parts gives (the backward step at k and "
+        "k + 1, the bound, copy k's gradient terms): t the loss step, k ≤ t the copy, b the sequence, all "
+        "0-based like the response's arrays (index t is step t + 1). Asks for backward_parts.",
     )
 
 
@@ -124,11 +137,12 @@ class Forward(BaseModel):
 class Diagnostics(BaseModel):
     jacobian_norm: NullableArray = Field(..., description="‖J_k‖₂ of every step Jacobian.")
     delta_bound: NullableArray | None = Field(
-        ..., description="max|f'(z_k)| Π_{τ=k+1}^{t} ‖J_τ‖ ‖ε_{t,t}‖ ≥ ‖δ_{t,k}‖ (T×T, null above the diagonal); "
-        "null with detail norms (form it from jacobian_norm, forward.fprime and eps_tt).")
+        ..., description="max|f'(z_k)| Π_{τ=k+1}^{t} ‖J_τ‖ ‖ε_{t,t}‖ ≥ ‖δ_{t,k}‖ (T×T, null above the diagonal), "
+        "in either detail; gated cells: ‖∂s_k/∂a_k‖₂ in place of max|f'(z_k)|.")
     spectral_radius: float | None
     sigma_max: float | None
     gamma: float | None = Field(..., description="sup|f'|; null for gated cells")
+    gamma_sigma_max: float | None = Field(None, description="γ·σ_max(W_hh) ≥ ‖J_k‖₂ (vanilla cell); null for gated cells")
 
 
 class Clip(BaseModel):
@@ -137,6 +151,7 @@ class Clip(BaseModel):
     norm_before: float | None
     norm_after: float | None
     clipped: bool
+    scale: float | None = Field(None, description="By norm: the factor min(1, c/‖g‖) every gradient was multiplied by; null by value.")
 
 
 class CheckArray(BaseModel):
@@ -161,6 +176,39 @@ class Shapes(BaseModel):
     m: int
     p: int | None
     batch: int | None
+
+
+class BackwardParts(BaseModel):
+    """Every number of one δ_{t,k} (request select), each vector with its norm (bptt-math.md)."""
+
+    t: int
+    k: int
+    b: int
+    in_loss: bool = Field(..., description="Step t carries a loss (else every number of the row is 0).")
+    kept: bool = Field(..., description="δ_{t,k} is kept by truncation (t − k < K); else step is null.")
+    step: dict[str, NullableArray] | None = Field(..., description="The cell's backward step at k for the loss "
+        "row t, by name (GET /api/v1/cells: parts): eps_h (ε^h_{t,k}), its factors, delta (δ_{t,k}) and its gate "
+        "blocks, eps_h_prev (ε^h_{t,k−1}), for the LSTM eps_c, c_hat (ĉ), eps_c_prev, …")
+    step_norms: dict[str, float | None] | None
+    step_from: dict[str, NullableArray] | None = Field(..., description="The same step at k + 1 (what made "
+        "ε_{t,k} from δ_{t,k+1}); null for k = t.")
+    step_from_norms: dict[str, float | None] | None
+    vectors: dict[str, NullableArray | None] = Field(..., description="e_t (null with loss upstream), eps_tt, "
+        "h_t, h_prev (h_{k−1}), x_k of the sequence b.")
+    vector_norms: dict[str, float | None]
+    terms: dict[str, NullableArray] = Field(..., description="Copy k's term of ∂L_t/∂θ for the cell's parameters "
+        "(δ_{t,k} x_kᵀ, δ^h_{t,k} h_{k−1}ᵀ, δ_{t,k}, …; 0 when dropped) and step t's of the output layer (e_t h_tᵀ, e_t).")
+    term_norms: dict[str, float | None] = Field(..., description="‖·‖ (Frobenius for matrices) of each term.")
+    grad_norms: dict[str, float | None] = Field(..., description="‖∂L/∂θ‖_F of each summed gradient (after clipping).")
+    grad_unclipped_norms: dict[str, float | None] | None = Field(..., description="The same before clipping.")
+    delta_norm: float | None
+    jacobian_norms: NullableArray = Field(..., description="‖J_τ‖₂ for τ = k + 1 … t (0-based steps).")
+    jacobian_product: float | None = Field(..., description="Π_{τ=k+1}^{t} ‖J_τ‖₂ (1 for k = t).")
+    jacobian_geomean: float | None = Field(..., description="Their geometric mean; null for k = t.")
+    gain: float | None = Field(..., description="‖∂s_k/∂a_k‖₂ (vanilla: max|f'(z_k)|).")
+    eps_tt_norm: float | None
+    bound: float | None = Field(..., description="gain · jacobian_product · eps_tt_norm ≥ ‖δ_{t,k}‖ "
+                                "(diagnostics.delta_bound[t][k]).")
 
 
 def _absent(description: str | None = None) -> Any:
@@ -202,6 +250,12 @@ class BPTTResponse(BaseModel):
     grads: dict[str, NullableArray | float | None] = _absent()
     grads_unclipped: dict[str, NullableArray | float | None] | None = _absent()
     grads_per_step: dict[str, NullableArray] | None = _absent("∂L_t/∂θ, leading T axis; null with detail norms.")
+    grads_per_copy: dict[str, NullableArray] | None = _absent(
+        "Only when named in fields: the term of unrolled copy k in each summed gradient (dz_k x_kᵀ, dz_k h_{k−1}ᵀ, "
+        "dz_k, e_k h_kᵀ, e_k; the GRU's n rows of W_hh take dz^n_k ⊙ r_k), leading T axis, summed over the batch, "
+        "before clipping: its sum over k is grads_unclipped (or grads). In either detail; null with rtrl.")
+    backward_parts: BackwardParts | None = _absent(
+        "With select (or named in fields with select): every number of the selected δ_{t,k}; null with rtrl.")
     clip: Clip | None = _absent()
     diagnostics: Diagnostics = _absent()
     gradient_check: GradientCheck | None = _absent()

@@ -54,7 +54,7 @@ def ragged_delta(B: int, T: int, m: int) -> int:
 
 def fields(
     B: int, T: int, n: int, m: int, p: int | None, param_shapes: list[tuple[int, ...]], *,
-    detail: str, clip: bool, G: int = 1, states: int = 1, gates: int = 0,
+    detail: str, clip: bool, G: int = 1, states: int = 1, gates: int = 0, parts: int = 5,
 ) -> dict[str, int]:
     """Response field → upper bound of its bytes. param_shapes: the arrays of params under the
     notation's names, which are also the arrays of grads (PyTorch's b_h gradient twice).
@@ -85,9 +85,11 @@ def fields(
         "grads_unclipped": grads if clip else NULL,
         "grads_per_step": sum(array((T,) + s) for s in param_shapes) if detail == "full" else NULL,
         "clip": 0,
-        # ‖J_k‖ (B×T); the bound on ‖δ_{t,k}‖ (B×T×T, null with detail norms)
-        "diagnostics": array(bt) + (lower_triangle(B, T) if detail == "full" else NULL),
+        # ‖J_k‖ (B×T); the bound on ‖δ_{t,k}‖ (B×T×T, in either detail); γ·σ_max
+        "diagnostics": array(bt) + lower_triangle(B, T) + NUMBER,
         "gradient_check": 0,
+        "grads_per_copy": sum(array((T,) + s) for s in param_shapes),
+        "backward_parts": backward_parts(T, n, m, q, param_shapes, G, parts),
     }
     return out
 
@@ -96,6 +98,22 @@ def total(sizes: dict[str, int], wanted, T: int) -> int:
     """Bytes of the whole response: the fields asked for, loss_steps (T booleans)
     and the fixed allowance."""
     return FIXED + array((T,), 5) + sum(v for k, v in sizes.items() if wanted(k))
+
+
+#: bytes of a key and its quotes and colon in the small objects of backward_parts (names ≤ 24)
+KEY = 28
+
+
+def backward_parts(T: int, n: int, m: int, p: int, param_shapes: list[tuple[int, ...]], G: int,
+                   parts: int) -> int:
+    """One δ_{t,k}'s numbers: the cell's parts at k and k + 1 (each at most G·m long) and their
+    norms, five vectors (e_t, ε_{t,t}, h_t, h_{k−1}, x_k) and theirs, copy k's terms of every
+    parameter and their norms, the gradients' norms before and after clipping, at most T − 1
+    Jacobian norms, and the scalars (the allowance FIXED covers the keys of the object)."""
+    named = len(param_shapes)
+    vector = array((max(G * m, n, p),))
+    return (2 * parts * (vector + NUMBER + 2 * KEY) + 5 * (vector + NUMBER + 2 * KEY)
+            + sum(array(s) for s in param_shapes) + 3 * named * (NUMBER + KEY) + array((T,)))
 
 
 # ---- the npz archive (``Accept: application/x-npz``, app/api/npz.py) ----------------------------
@@ -114,7 +132,7 @@ def npz_meta(T: int) -> int:
 
 def npz_fields(
     B: int, T: int, n: int, m: int, p: int | None, param_shapes: list[tuple[int, ...]], *,
-    detail: str, clip: bool, G: int = 1, states: int = 1, gates: int = 0,
+    detail: str, clip: bool, G: int = 1, states: int = 1, gates: int = 0, parts: int = 5,
 ) -> dict[str, int]:
     """Response field → upper bound of its bytes in the archive: NPZ_NUMBER a number of the
     arrays as sent (δ dense, B·T·T·G·m) and NPZ_MEMBER a member (arguments as ``fields``)."""
@@ -143,9 +161,14 @@ def npz_fields(
         "grads_per_step": (T * P if full else 0, k),
         "clip": (3, 3),
         # ‖J_k‖, the bound (B×T×T), ρ, σ_max, γ
-        "diagnostics": (bt + (bt * T if full else 0) + 3, 5),
+        "diagnostics": (bt + bt * T + 3, 5),
         # step, tolerance, max_rel_error; four numbers per array checked
         "gradient_check": (3 + 4 * (k + states + 1), 3 + 4 * (k + states + 1)),
+        "grads_per_copy": (T * P, k),
+        # backward_parts (one δ_{t,k}): the parts at k and k + 1 and their norms, five vectors and
+        # theirs, copy k's terms of every parameter and their norms, the gradients' norms, ‖J‖ row
+        "backward_parts": (2 * parts * (max(G * m, n, q) + 1) + 5 * (max(G * m, n, q) + 1) + P
+                           + 3 * k + T + 8, 4 * parts + 10 + 4 * k + 12),
     }
     return {f: NPZ_NUMBER * numbers + NPZ_MEMBER * members for f, (numbers, members) in counts.items()}
 

@@ -20,6 +20,8 @@ class ClipReport:
     norm_before: float
     norm_after: float
     clipped: bool
+    #: clipping by norm: the factor every gradient was multiplied by, min(1, c / ‖g‖); None by value
+    scale: float | None = None
 
 
 def global_norm(grads: dict[str, np.ndarray], copies: dict[str, int] | None = None) -> float:
@@ -42,4 +44,5 @@ def clip(
     else:
         out = {k: np.clip(g, -threshold, threshold) for k, g in grads.items()}
         clipped = any(bool(np.any(np.abs(g) > threshold)) for g in grads.values())
-    return out, ClipReport(method, threshold, before, global_norm(out, copies), clipped)
+    return out, ClipReport(method, threshold, before, global_norm(out, copies), clipped,
+                           scale if method == "norm" else None)

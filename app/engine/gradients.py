@@ -104,3 +104,35 @@ def per_step(cell: Cell, tr: Trace, delta: np.ndarray, X: np.ndarray,
             g["W_hy"][t] = matmul_existing(e[:, t].T, tr.h[:, t])
         g["b_y"] = e.sum(axis=0)  # e_t
     return g
+
+
+def per_copy(cell: Cell, tr: Trace, theta: dict[str, np.ndarray], X: np.ndarray, dz: np.ndarray,
+             e: np.ndarray | None) -> dict[str, np.ndarray]:
+    """The term of unrolled copy k in each summed gradient, for every k (summed over the batch):
+    dz_k x_kᵀ, dz^h_k h_{k−1}ᵀ, dz_k, … by the parameters' roles (``Cell.param_grads`` with
+    dz_k = Σ_t δ_{t,k} in place of the sum over k), and the output layer's e_k h_kᵀ, e_k.
+    dz (B, T, G·m), X (B, T, n), e (B, T, p) or None; each result has a leading T axis, and
+    its sum over that axis is the summed gradient."""
+    B, T, _ = dz.shape
+    n = X.shape[-1]
+    scale = cell.recurrent_scale(tr)
+    dR = dz if scale is None else dz * scale  # the recurrent product's error
+
+    def outer_by_step(A: np.ndarray, Bm: np.ndarray) -> np.ndarray:
+        """(T, i, j) Σ_b a_{b,k} b_{b,k}ᵀ, summing only the terms that exist (``matmul_existing``)."""
+        out = np.einsum("bki,bkj->kij", A, Bm)
+        for k in np.flatnonzero(~np.isfinite(out).all(axis=(1, 2))):
+            out[k] = matmul_existing(A[:, k].T, Bm[:, k])
+        return out
+
+    by_role = {
+        "input": lambda: outer_by_step(dz, X),
+        "recurrent": lambda: outer_by_step(dR, tr.h_prev),
+        "input_bias": lambda: dz.sum(axis=0),
+        "recurrent_bias": lambda: dR.sum(axis=0),
+    }
+    g = {s.name: by_role[s.role]() for s in cell.specs(n, tr.h.shape[-1])}
+    if e is not None:
+        g["W_hy"] = outer_by_step(e, tr.h)
+        g["b_y"] = e.sum(axis=0)
+    return g

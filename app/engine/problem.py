@@ -18,6 +18,7 @@ from .clipping import ClipReport
 from .diagnostics import Diagnostics
 from .gradcheck import CheckReport
 from .losses import LossOut
+from .parts import Parts
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,10 @@ class Problem:
     #: "bptt" (the δ table) or "rtrl" (forward sensitivities: the same gradients, no δ table,
     #: no truncation, no ∂L/∂x_k)
     method: str = "bptt"
+    #: the terms of each unrolled copy k in the summed gradients (``gradients.per_copy``)
+    per_copy: bool = False
+    #: (t, k, b), 0-based: every number of δ_{t,k} of sequence b (``parts.compute``), or None
+    select: tuple[int, int, int] | None = None
 
     @property
     def keeps_table(self) -> bool:
@@ -109,3 +114,9 @@ class Result:
     warnings: list[str] = field(default_factory=list)
     #: state → (B, m) ∂L/∂s_0 (h0; c0 for the LSTM), by BPTT or RTRL
     ds0: dict[str, np.ndarray] = field(default_factory=dict)
+    #: canonical → (T, *shape) copy k's term of each summed gradient (before clipping); None
+    #: when not asked for or with method "rtrl"
+    per_copy: dict[str, np.ndarray] | None = None
+    #: the numbers of the selected δ_{t,k} (``Problem.select``); None when not asked for or with
+    #: method "rtrl"
+    parts: Parts | None = None

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import bptt, clipping, diagnostics, gradcheck, gradients, losses, rtrl
+from . import bptt, clipping, diagnostics, gradcheck, gradients, losses, parts, rtrl
 from .activations import ACTIVATIONS
 from .bptt import DeltaTable
 from .cells import CELLS, Cell, Trace
@@ -102,10 +102,14 @@ def run(p: Problem) -> Result:
             grads, report = clipping.clip(grads, *p.clip, copies=copies)
         diag = None
         if p.diagnostics:
-            diag = diagnostics.compute(
-                cell, fw, theta, out.eps_tt, act.gamma if cell.G == 1 else None,
-                with_bound=p.detail == "full",
-            )
+            # the bound is B×T×T like delta_norm: with detail "norms" too
+            diag = diagnostics.compute(cell, fw, theta, out.eps_tt, act.gamma if cell.G == 1 else None)
+        per_copy = sel = None
+        if p.per_copy and table is not None:
+            per_copy = gradients.per_copy(cell, fw, theta, p.X, table.dz, out.e)
+        if p.select is not None and p.method != "rtrl":
+            t, k, b = p.select
+            sel = parts.compute(cell, fw, theta, p.X, out.eps_tt, out.e, p.mask, p.truncation, t, k, b)
         check = None
         if p.gradient_check:
             if not np.isfinite(out.loss):
@@ -124,7 +128,7 @@ def run(p: Problem) -> Result:
         problem=p, theta=theta, forward=fw, out=out, table=table, grads=grads,
         grads_unclipped=grads_unclipped, dX=dX, clip=report, per_step=c.per_step,
         diagnostics=diag, check=check,
-        warnings=warnings, ds0=c.ds0,
+        warnings=warnings, ds0=c.ds0, per_copy=per_copy, parts=sel,
     )
 
 

@@ -2,7 +2,18 @@
 // the closed form that explains vanishing / exploding gradients, and the sums over the
 // unrolled copies, all as MathML with the numbers of the response (bptt-math.md).
 //
-//   renderFormula(el, { req, resp, t, k, b, lang })   t, k, b 0-based; shown 1-based
+//   renderFormula(el, { req, resp, t, k, b, lang, parts, pending })   t, k, b 0-based; shown 1-based
+//
+// The panel does no maths: every number, norm and product is the API's. Those of the selected
+// δ_{t,k} come from backward_parts (the request's select {t, k, b}): ctx.parts, or
+// resp.backward_parts when it is for this (t, k, b); without them the panel says the numbers
+// are being computed (pending) or are not there. The cell's own step: vanilla and residual
+// (ε from W_hhᵀ δ_{t,k+1}), LSTM (ĉ, δ^i … δ^o, ε^h and ε^c passed to k − 1), GRU (δ^n, δ^u, δ^r,
+// δ^n ⊙ r inside b_hn's term, ε^h passed to k − 1 directly and through W_hh).
+// Hooks for other panels (the backward player): every row of math is a div.fx-row; the rows
+// with numbers carry data-fx-row (start, carry, carry-c, step, c_hat, delta_i … delta_o,
+// delta_n, delta_u, delta_r, delta_n_r, pass-h, pass-c, bound, term-<canonical name>); each
+// section and fold is a <details data-fx="delta|step|closed|grads|g-<name>">.
 //
 // No inline styles (the page's CSP forbids them): classes prefixed fx-, rules in CSS.
 
@@ -56,7 +67,6 @@ export const STRINGS = {
     after_clip: "after clipping:",
     zero_notloss: "this term is 0 (step {t} carries no loss)",
     zero_trunc: "this term is dropped by truncation",
-    term_na: "the term needs the δ vector, which is not in the response (detail \"norms\")",
     bias_both: "both biases get this gradient, since {z} depends on their sum",
     h0_zero: "{h0} = 0 (no initial state was given)",
     clip_norm: "Clipping by global norm: ‖g‖ = {a} > c = {c}, so every gradient is multiplied by c / ‖g‖ = {s}.",
@@ -64,7 +74,6 @@ export const STRINGS = {
     clip_value: "Clipping by value: every entry is clipped to [−c, c], c = {c}; ‖g‖ = {a} → {b}.",
     note_notloss: "Step {t} carries no loss: {Lt} is not part of L, so {zero}.",
     note_trunc: "Dropped by truncation: K = {K} and t − k = {d} ≥ K, so {dtk} is taken as 0 (the loss at step t reaches only the K steps t − K + 1 … t).",
-    note_norms: "Only the norms were computed (detail \"norms\"): the vector {d} is not in the response, only its norm.",
     note_mean: "Reduction by the mean: δ is the error term of {L}, so e, ε and every δ here carry the factor 1 / (|S|·B) = {f}.",
     note_overflow: "Some numbers overflowed float64; they are shown as \"overflow\".",
     note_bigm: "m = {m} hidden units: vectors show their first {c} entries and their norm; matrices larger than 6 × 6 are shown by name and shape.",
@@ -73,8 +82,24 @@ export const STRINGS = {
     note_kgt: "k > t: {d} does not exist (the loss at step t does not depend on later steps).",
     overflow: "overflow",
     not_computed: "(the bound was not computed for this response)",
-    unavailable: "not in the response",
     fail: "This part could not be drawn: {msg}",
+    s1_def_gated: "the error of the stacked gate pre-activations {z} caused by the loss {L}",
+    role_c: "cell state",
+    cell_lstm: "LSTM",
+    cell_gru: "GRU",
+    parts_pending: "Computing the numbers of this step…",
+    parts_missing: "The numbers of this step are not in the response (ask for them with select).",
+    lstm_start_c: "{ec}: the loss at step t reaches the cell state cₜ only through {h}.",
+    gated_in: "k < t: what step {k} passed back to this step",
+    lstm_chat: "{c} is all of ∂Lₜ/∂cₖ: through cₖ₊₁ and through {h}",
+    lstm_parts: "the four parts of δₜ,ₖ, one per gate ({a}):",
+    gated_pass: "passed back to step {k}:",
+    lstm_path: "{p} is the cell state's additive path: with {f} ≈ 1 the gradient crosses a step without being multiplied by {W}, which is why the LSTM's gradient decays slowly.",
+    gru_parts: "the three parts of δₜ,ₖ ({a}; {u} is the update gate, PyTorch's z):",
+    gru_bhn: "bₕₙ sits inside {inner}: the n rows of Wₕₕ and bₕₙ take {dr}, while bᵢₙ takes {dn}.",
+    gru_path: "{p} is the direct path: with {u} ≈ 1 the gradient crosses a step almost unchanged.",
+    gru_dh: "{dh} is δₜ,ₖ with its n block replaced by {dn} (what the n rows of Wₕₕ multiply).",
+    s3_gated: "For a gated cell {J} is the step Jacobian of the whole state {s}, and max|f′| becomes {L}:",
     none: "Select a cell of the δ table to see its formulas.",
   },
   zh: {
@@ -123,7 +148,6 @@ export const STRINGS = {
     after_clip: "裁剪后：",
     zero_notloss: "该项为 0（时刻 {t} 没有损失）",
     zero_trunc: "该项被截断舍去",
-    term_na: "该项需要 δ 向量，而这次只计算了范数",
     bias_both: "两个偏置得到相同的梯度，因为 {z} 只依赖它们的和",
     h0_zero: "{h0} = 0（未给定初始状态）",
     clip_norm: "按全局范数裁剪：‖g‖ = {a} > c = {c}，所有梯度乘以 c / ‖g‖ = {s}。",
@@ -131,7 +155,6 @@ export const STRINGS = {
     clip_value: "按值裁剪：每个分量裁剪到 [−c, c]，c = {c}；‖g‖ = {a} → {b}。",
     note_notloss: "时刻 {t} 没有损失：{Lt} 不计入 L，所以 {zero}。",
     note_trunc: "被截断：K = {K}，t − k = {d} ≥ K，所以 {dtk} 记为 0（时刻 t 的损失只传到 t − K + 1 … t 这 K 个时刻）。",
-    note_norms: "只计算了范数：没有向量 {d}，只有它的范数。",
     note_mean: "汇总方式为“平均”：δ 是 {L} 的误差项，所以这里的 e、ε 和每个 δ 都带有因子 1 / (|S|·B) = {f}。",
     note_overflow: "部分数值超出了 float64 的范围，显示为 “溢出”。",
     note_bigm: "隐藏单元数 m = {m}：向量只显示前 {c} 个分量及其范数；大于 6 × 6 的矩阵只显示名称和形状。",
@@ -140,8 +163,24 @@ export const STRINGS = {
     note_kgt: "k > t：{d} 不存在（时刻 t 的损失不依赖于之后的时刻）。",
     overflow: "溢出",
     not_computed: "（这次没有计算上界）",
-    unavailable: "响应中没有",
     fail: "这一部分无法显示：{msg}",
+    s1_def_gated: "损失 {L} 对堆叠的门净输入 {z} 的误差项",
+    role_c: "记忆单元（细胞状态）",
+    cell_lstm: "LSTM（长短期记忆网络）",
+    cell_gru: "GRU（门控循环单元）",
+    parts_pending: "正在计算这一步的数值…",
+    parts_missing: "响应中没有这一步的数值（用 select 请求）。",
+    lstm_start_c: "{ec}：时刻 t 的损失只通过 {h} 到达记忆单元 cₜ。",
+    gated_in: "k < t：时刻 {k} 传回到这一步的误差",
+    lstm_chat: "{c} 是完整的 ∂Lₜ/∂cₖ：经由 cₖ₊₁，以及经由 {h}",
+    lstm_parts: "δₜ,ₖ 的四个部分，每个门一个（{a}）：",
+    gated_pass: "传回时刻 {k}：",
+    lstm_path: "{p} 是记忆单元的加法通路：{f} ≈ 1 时梯度穿过一步而不乘以 {W}，所以 LSTM 的梯度衰减得慢。",
+    gru_parts: "δₜ,ₖ 的三个部分（{a}；{u} 是更新门，即 PyTorch 的 z）：",
+    gru_bhn: "bₕₙ 在 {inner} 之内：Wₕₕ 的 n 行和 bₕₙ 得到 {dr}，而 bᵢₙ 得到 {dn}。",
+    gru_path: "{p} 是直接通路：{u} ≈ 1 时梯度几乎不变地穿过一步。",
+    gru_dh: "{dh} 就是把 δₜ,ₖ 的 n 块换成 {dn}（Wₕₕ 的 n 行所乘的误差）。",
+    s3_gated: "对门控单元，{J} 是整个状态 {s} 的一步雅可比矩阵，max|f′| 换成 {L}：",
     none: "在 δ 表中选择一个格子以查看公式。",
   },
 };
@@ -155,8 +194,11 @@ export const CSS = `
 .fx-meta{font-size:12px;color:#555}
 .fx-meta math{font-size:1em}
 .fx-h{font-size:13px;font-weight:600;margin:12px 0 4px;padding-bottom:2px;border-bottom:1px solid #ddd}
-/* a row wider than the panel scrolls sideways; a shadow on the side with more (fx-more-l, -r: markOverflow) */
-.fx-row{overflow-x:auto;overflow-y:hidden;white-space:nowrap;padding:3px 0 3px 2px;max-width:100%}
+/* a row wraps before its relations (=, ≤, ←, ∈: line()); a piece wider than the panel scrolls sideways,
+   with a shadow on the side with more (fx-more-l, -r: markOverflow) */
+.fx-row{display:flex;flex-wrap:wrap;align-items:center;column-gap:.3em;row-gap:4px;overflow-x:auto;overflow-y:hidden;white-space:nowrap;padding:3px 0 3px 2px;max-width:100%}
+.fx-row>math+math{margin-left:0}
+.fx-waiting .fx-panel{opacity:.55;transition:opacity .15s .1s}
 .fx-lbl{font-size:12px;color:#555;margin:4px 0 0}
 .fx-note{font-size:12px;color:#444;margin:3px 0;padding:3px 6px;border-left:3px solid #c9d3e0;background:#f5f7fa}
 .fx-warn{border-left-color:#e0b060;background:#fdf7ea}
@@ -277,31 +319,19 @@ function numText(x, S) {
   return p.e == null ? p.m : `${p.m}×10${[...p.e].map((c) => SUP[c] ?? c).join("")}`;
 }
 
-// ---------------------------------------------------------------- arrays
+// ---------------------------------------------------------------- arrays (formatting only: every
+// number, norm and product below comes from the API, backward_parts and the fields beside it)
 
 const VEC_MAX = 8, VEC_HEAD = 4, MAT_MAX = 6;
-const toNum = (x) => (isNum(x) ? x : NaN);
 const allBad = (a) => a.flat(Infinity).every((x) => !isNum(x));
-const vnorm = (v) => Math.sqrt(v.reduce((s, x) => s + toNum(x) * toNum(x), 0));
-const fnorm = (A) => Math.sqrt(A.flat().reduce((s, x) => s + toNum(x) * toNum(x), 0));
-const zeros = (m) => new Array(m).fill(0);
-/** Wᵀ v for W m×m (rows of W are outputs): (Wᵀ v)_i = Σ_j W_ji v_j. */
-function matTvec(W, v) {
-  const m = W[0].length;
-  const out = zeros(m);
-  for (let j = 0; j < W.length; j++) for (let i = 0; i < m; i++) out[i] += toNum(W[j][i]) * toNum(v[j]);
-  return out;
-}
-const transpose = (A) => A[0].map((_, j) => A.map((r) => r[j]));
-const outer = (u, v) => u.map((a) => v.map((c) => toNum(a) * toNum(c)));
-const add = (a, b) => a.map((x, i) => toNum(x) + toNum(b[i]));
 
 const cell = (c, center) => M("mtd", center ? { class: "fx-c" } : null, c);
 const fenced = (t) => row(mo("["), t, mo("]"));
 const ovfNode = (S) => mtext(S.overflow, { class: "fx-ovf" });
 
-/** Column vector; long ones cut to their first entries, ⋮, and the norm. */
-function colVec(v, S) {
+/** Column vector; long ones cut to their first entries, ⋮, and their norm (nrm, as the API
+ *  sent it; not shown when undefined). */
+function colVec(v, S, nrm) {
   if (!Array.isArray(v)) return ovfNode(S);
   if (v.length && allBad(v)) return ovfNode(S);
   const cut = v.length > VEC_MAX;
@@ -309,8 +339,8 @@ function colVec(v, S) {
   const rows = shown.map((x) => M("mtr", null, cell(numNode(x, S))));
   if (cut) rows.push(M("mtr", null, cell(mo("⋮"), true)));
   const t = fenced(M("mtable", null, rows));
-  if (!cut) return t;
-  return M("munder", null, t, M("mrow", { class: "fx-aside" }, norm(mo("·")), eq(), numNode(vnorm(v), S)));
+  if (!cut || nrm === undefined) return t;
+  return M("munder", null, t, M("mrow", { class: "fx-aside" }, norm(mo("·")), mo("="), numNode(nrm, S)));
 }
 /** Row vector (for h_{k−1}ᵀ, x_kᵀ). */
 function rowVec(v, S) {
@@ -328,6 +358,9 @@ function matrix(A, S) {
   return fenced(M("mtable", null, A.map((r) => M("mtr", null, r.map((x) => cell(numNode(x, S)))))));
 }
 const small = (A) => Array.isArray(A) && A.length <= MAT_MAX && Array.isArray(A[0]) && A[0].length <= MAT_MAX;
+/** A weight as the formulas use it transposed: its numbers (small) with ᵀ on the bracket, else its name. */
+const matT = (A, S, name) => (small(A) ? sup(matrix(A, S), tr()) : name);
+
 
 // ---------------------------------------------------------------- notation
 
@@ -380,8 +413,16 @@ function notationOf(resp) {
     g: (t) => sub(mi("g"), idx(t)),
     o: (t) => sub(mi("o"), idx(t)),
     J: (t) => sub(mi("J"), idx(t)),
+    // gated cells (bptt-math.md, "Gated cells"): ε^h, ε^c, δ^i …, ĉ, the gates at step k, a^q_k
+    epsS: (s, t, k) => subsup(mi("ε"), pair(t, k), mi(s)),
+    dG: (q, t, k) => subsup(mi("δ"), pair(t, k), mi(q)),
+    chat: (t, k) => sub(mi("ĉ"), pair(t, k)),
+    gate: (q, k) => sub(mi(q), idx(k)),
+    c: (k) => sub(mi("c"), idx(k)),
+    a: (k) => sub(mi("a"), idx(k)),
   };
 }
+
 
 // ---------------------------------------------------------------- the panel
 
@@ -433,7 +474,7 @@ function markOverflow(panel) {
 }
 
 function build(panel, ctx, S) {
-  const { req = {}, resp } = ctx;
+  const { resp } = ctx;
   if (!resp || !resp.shapes) {
     panel.append(html("p", "fx-note", S.none));
     return;
@@ -446,42 +487,42 @@ function build(panel, ctx, S) {
   const seq = (a) => (batched && Array.isArray(a) ? a[b] : a);
   const N = notationOf(resp);
   const t1 = t + 1, k1 = k + 1;
-
-  const fw = resp.forward || {};
-  const D = {
-    fprime: seq(fw.fprime), h: seq(fw.h),
-    e: resp.e ? seq(resp.e) : null,
-    epstt: seq(resp.eps_tt),
-    delta: resp.delta ? seq(resp.delta) : null,
-    dnorm: seq(resp.delta_norm),
-    jn: seq(resp.diagnostics && resp.diagnostics.jacobian_norm),
-    bound: seq(resp.diagnostics && resp.diagnostics.delta_bound),
-  };
-  const inputs = Array.isArray(req.inputs) ? (Array.isArray(req.inputs[0] && req.inputs[0][0]) ? req.inputs[b] : req.inputs) : null;
-  const h0Given = Array.isArray(req.h0);
-  const h0 = !h0Given ? zeros(m) : Array.isArray(req.h0[0]) ? req.h0[b] : req.h0;
-  const Whh = resp.params && resp.params[N.parts("W_hh")[0]];
-  const hasOut = resp.loss !== "upstream" && D.e != null && (shapes.p != null);
+  // every number of the selected δ_{t,k}: the API's backward_parts for exactly (t, k, b)
+  const cand = ctx.parts !== undefined ? ctx.parts : resp.backward_parts;
+  const P = cand && cand.t === t && cand.k === k && cand.b === b ? cand : null;
+  const D = { dnorm: seq(resp.delta_norm) };
+  const gated = resp.cell === "lstm" || resp.cell === "gru";
+  const hasOut = resp.loss !== "upstream" && shapes.p != null;
   const K = resp.truncation;
   const inLoss = !Array.isArray(resp.loss_steps) || resp.loss_steps[t] !== false;
   const truncated = K != null && t - k >= K;
-  const normsOnly = !D.delta;
   const kgt = k > t;
-  const at = (a, ...ix) => ix.reduce((v, i) => (Array.isArray(v) ? v[i] : undefined), a);
-  const deltaVec = (tt, kk) => (D.delta && Array.isArray(D.delta[tt]) ? D.delta[tt][kk] : null);
-  const st = { S, N, resp, req, D, T, m, t, k, t1, k1, b, batched, Bn, inputs, h0, h0Given, Whh, hasOut, K, inLoss, truncated, normsOnly, kgt, at, deltaVec };
+  const at = (a, ...ix) => {  // a[i][j]… or undefined
+    let v = a;
+    for (const i of ix) v = Array.isArray(v) ? v[i] : undefined;
+    return v;
+  };
+  /** A vector of backward_parts with its norm: group "step", "step_from" or "vectors". */
+  const pv = (group, name) => {
+    const normsOf = { step: "step_norms", step_from: "step_from_norms", vectors: "vector_norms" }[group];
+    return colVec(P && P[group] ? P[group][name] : null, S, P && P[normsOf] ? P[normsOf][name] : undefined);
+  };
+  const param = (canon) => resp.params && resp.params[N.parts(canon)[0]];
+  const st = { S, N, resp, ctx, D, P, pv, param, T, m, t, k, t1, k1, b, batched, Bn, gated, hasOut, K, inLoss, truncated, kgt, at };
 
   // ---- heading
   const head = html("div", "fx-head");
   head.append(html("div", "fx-title", ...fill(S.title, { t: String(t1), k: String(k1) }),
     batched ? ` · ${fill(S.seq, { b: String(b + 1), B: String(Bn) }).join("")}` : ""));
   const meta = html("div", "fx-meta");
-  const roleBits = [["W_xh", S.role_xh], ["W_hh", S.role_hh]];
+  const roleBits = [[gated ? "W_ih" : "W_xh", S.role_xh], ["W_hh", S.role_hh]];
   if (hasOut) roleBits.push(["W_hy", S.role_hy]);
-  const metaBits = [`${S.notation}${S.colon}${S["nota_" + resp.notation] || resp.notation}`, " · ", S["cell_" + resp.cell] || resp.cell, ` · f = ${resp.activation} · `, S["loss_" + resp.loss] || resp.loss];
+  const metaBits = [`${S.notation}${S.colon}${S["nota_" + resp.notation] || resp.notation}`, " · ", S["cell_" + resp.cell] || resp.cell,
+    gated ? " · " : ` · f = ${resp.activation} · `, S["loss_" + resp.loss] || resp.loss];
   meta.append(...metaBits, html("br"));
   roleBits.forEach(([c, role], i) => meta.append(i ? " · " : "", im(N.P(c)), ` ${role}`));
   meta.append(" · ", im(N.h("t")), ` ${S.role_h}`);
+  if (resp.cell === "lstm") meta.append(" · ", im(N.c("t")), ` ${S.role_c}`);
   head.append(meta);
   panel.append(head);
 
@@ -490,12 +531,13 @@ function build(panel, ctx, S) {
   if (Array.isArray(resp.nonfinite) && resp.nonfinite.length) notes.push(["fx-warn", fill(S.note_overflow)]);
   if (resp.reduction === "mean") {
     const nS = Array.isArray(resp.loss_steps) ? resp.loss_steps.filter(Boolean).length : T;
-    const NB = nS * (batched ? Bn : 1);
     const Lmean = row(mi("L"), eq(), frac(mn(1), row(mo("|"), mi("S"), mo("|"), mo("·"), mi("B"))),
       bigop("∑", row(mi("t"), mo("∈"), mi("S"))), N.L("t"));
-    notes.push(["", fill(S.note_mean, { L: Lmean, f: `1/${NB}` })]);
+    notes.push(["", fill(S.note_mean, { L: Lmean, f: batched ? `1/(${nS}·${Bn})` : `1/${nS}` })]);
   }
-  if (m > VEC_MAX) notes.push(["", fill(S.note_bigm, { m: String(m), c: String(VEC_HEAD) })]);
+  const cutVectors = P && P.step ? P.step.delta.length > VEC_MAX : m > VEC_MAX;
+  if (cutVectors) notes.push(["", fill(S.note_bigm, { m: String(m), c: String(VEC_HEAD) })]);
+  if (!P && !kgt) notes.push(["fx-warn", [ctx.pending ? S.parts_pending : S.parts_missing]]);
   for (const [cls, kids] of notes) panel.append(html("p", `fx-note ${cls}`.trim(), ...kids));
 
   section(panel, "delta", S.s1, st, sectionDelta);
@@ -536,19 +578,34 @@ function section(panel, key, title, st, fn) {
 }
 
 /** One horizontally scrollable row of display-style math. */
+/** One row of display-style math that wraps in a narrow panel: cut before each top-level
+ *  relation (=, ≤, ←, ∈) into pieces of math that flow onto the next line (a piece wider than
+ *  the panel still scrolls sideways). data-fx-row="step", … names the row for other panels. */
+const BREAK_AT = new Set(["=", "≤", "←", "∈"]);
 function line(parent, ...kids) {
-  parent.append(html("div", "fx-row", M("math", { displaystyle: "true" }, row(...kids))));
+  const chunks = [[]];
+  for (const c of kids.flat(Infinity)) {
+    if (c == null || c === false) continue;
+    const rel = c instanceof Element && c.localName === "mo" && BREAK_AT.has(c.textContent);
+    if (rel && chunks[chunks.length - 1].length) chunks.push([]);
+    chunks[chunks.length - 1].push(c);
+  }
+  const div = html("div", "fx-row", ...chunks.map((ch) => M("math", { displaystyle: "true" }, row(...ch))));
+  parent.append(div);
+  return div;
 }
 const note = (parent, cls, kids) => parent.append(html("p", `fx-note ${cls || ""}`.trim(), ...kids));
 const label = (parent, kids) => parent.append(html("div", "fx-lbl", ...kids));
 
+
 // ---- 1. δ_{t,k}
 function sectionDelta(sec, st) {
-  const { S, N, t1, k1, t, k } = st;
-  label(sec, fill(S.s1_def, { z: N.z(k1), L: N.L(t1) }));
+  const { S, N, t1, k1, t, k, P } = st;
+  const zk = st.gated ? N.a(k1) : N.z(k1);
+  label(sec, fill(st.gated ? S.s1_def_gated : S.s1_def, { z: zk, L: N.L(t1) }));
   if (st.kgt) { note(sec, "", fill(S.note_kgt, { d: N.d(t1, k1) })); return; }
-  const nrm = st.at(st.D.dnorm, t, k);
-  const lhs = [N.d(t1, k1), eq(), diff(N.L(t1), N.z(k1)), eq()];
+  const nrm = P ? P.delta_norm : st.at(st.D.dnorm, t, k);
+  const lhs = [N.d(t1, k1), eq(), diff(N.L(t1), zk), eq()];
   if (!st.inLoss) {
     line(sec, ...lhs, mn(0));
     note(sec, "", fill(S.note_notloss, { t: String(t1), Lt: N.L(t1), zero: row(N.d(t1, mo("·")), eq(), mn(0)) }));
@@ -559,81 +616,352 @@ function sectionDelta(sec, st) {
     note(sec, "", fill(S.note_trunc, { K: String(st.K), d: String(t - k), dtk: N.d(t1, k1) }));
     return;
   }
-  if (st.normsOnly) {
+  if (!P) {
     line(sec, norm(N.d(t1, k1)), eq(), numNode(nrm, S));
-    note(sec, "", fill(S.note_norms, { d: N.d(t1, k1) }));
     return;
   }
-  line(sec, ...lhs, colVec(st.deltaVec(t, k), S));
+  line(sec, ...lhs, st.pv("step", "delta")).dataset.fxRow = "delta";
   line(sec, norm(N.d(t1, k1)), eq(), numNode(nrm, S));
+}
+
+const hadam = () => mo("⊙");
+const comma = () => mo(",", { separator: "true" });
+const one = () => mn(1);
+
+/** k = t: ε^h_{t,t} from the output error e_t (or the given upstream gradient g_t), with numbers. */
+function startLines(sec, st, epsNode) {
+  const { S, N, t1, resp } = st;
+  if (resp.loss === "upstream" || !st.hasOut) {
+    label(sec, fill(S.s2_start_up, { g: N.g(t1), dh: diff(N.L(t1), N.h(t1)) }));
+    line(sec, epsNode, eq(), N.g(t1), eq(), st.pv("vectors", "eps_tt")).dataset.fxRow = "start";
+    return;
+  }
+  const eDef = resp.loss === "softmax_ce" ? row(sub(mi("ŷ"), mn(t1)), mo("−"), sub(mi("y"), mn(t1)))
+    : row(N.o(t1), mo("−"), sub(mi("y"), mn(t1)));
+  label(sec, fill(S.s2_start, { e: row(N.e(t1), eq(), diff(N.L(t1), N.o(t1)), eq(), eDef) }));
+  line(sec, epsNode, eq(), N.P("W_hy", true), N.e(t1), eq(), matT(st.param("W_hy"), S, N.P("W_hy", true)),
+    st.pv("vectors", "e_t"), eq(), st.pv("vectors", "eps_tt")).dataset.fxRow = "start";
 }
 
 // ---- 2. the recursion step
 function sectionRecursion(sec, st) {
-  const { S, N, t1, k1, t, k, D, m, resp } = st;
   if (st.kgt) return;
+  if (st.resp.cell === "lstm") return stepLSTM(sec, st);
+  if (st.resp.cell === "gru") return stepGRU(sec, st);
+  const { S, N, t1, k1, t, k, P, m, resp } = st;
   const residual = resp.cell === "residual";
   const fp = (kk) => fprimeOf(N.z(kk));
-  const hadam = mo("⊙");
   const WhhT = () => N.P("W_hh", true);
   if (k === t) {
-    if (resp.loss === "upstream" || !st.hasOut) {
-      label(sec, fill(S.s2_start_up, { g: N.g(t1), dh: diff(N.L(t1), N.h(t1)) }));
-      line(sec, N.d(t1, t1), eq(), fp(t1), hadam, N.eps(t1, t1), mo(",", { separator: "true" }), sp("1em"), N.eps(t1, t1), eq(), N.g(t1));
-    } else {
-      const eDef = resp.loss === "softmax_ce" ? row(sub(mi("ŷ"), mn(t1)), mo("−"), sub(mi("y"), mn(t1)))
-        : row(N.o(t1), mo("−"), sub(mi("y"), mn(t1)));
-      label(sec, fill(S.s2_start, { e: row(N.e(t1), eq(), diff(N.L(t1), N.o(t1)), eq(), eDef) }));
-      line(sec, N.d(t1, t1), eq(), fp(t1), hadam, N.eps(t1, t1), mo(",", { separator: "true" }), sp("1em"), N.eps(t1, t1), eq(), N.P("W_hy", true), N.e(t1));
-    }
+    line(sec, N.d(t1, t1), eq(), fp(t1), hadam(), N.eps(t1, t1));
     line(sec, activationHint(resp, N, t1));
     if (!st.inLoss) { note(sec, "", fill(S.s2_none, { zero: row(N.eps(t1, t1), eq(), mn(0)) })); return; }
-    const eps = at1(D.epstt, t);
-    if (st.hasOut && resp.loss !== "upstream") {
-      const Why = st.resp.params && st.resp.params[N.parts("W_hy")[0]];
-      const WhyT = small(Why) ? matrix(transpose(Why), S) : N.P("W_hy", true);
-      line(sec, N.eps(t1, t1), eq(), WhyT, colVec(at1(D.e, t), S), eq(), colVec(eps, S));
-    } else {
-      line(sec, N.eps(t1, t1), eq(), N.g(t1), eq(), colVec(eps, S));
-    }
-    if (st.normsOnly) { note(sec, "", fill(S.note_norms, { d: N.d(t1, t1) })); return; }
-    line(sec, N.d(t1, t1), eq(), colVec(at1(D.fprime, t), S), hadam, colVec(eps, S), eq(), colVec(st.deltaVec(t, t), S));
+    if (!P) return;
+    startLines(sec, st, N.eps(t1, t1));
+    line(sec, N.d(t1, t1), eq(), st.pv("step", "fprime"), hadam(), st.pv("step", "eps_h"), eq(), st.pv("step", "delta")).dataset.fxRow = "step";
     return;
   }
   // k < t
   label(sec, fill(S.s2_back, { d: N.d(t1, k1 + 1) }));
   if (residual) {
     line(sec, N.eps(t1, k1), eq(), N.eps(t1, k1 + 1), mo("+"), WhhT(), N.d(t1, k1 + 1));
-    line(sec, N.d(t1, k1), eq(), fp(k1), hadam, N.eps(t1, k1));
+    line(sec, N.d(t1, k1), eq(), fp(k1), hadam(), N.eps(t1, k1));
   } else {
     line(sec, N.d(t1, k1), eq(), row(mi("diag"), par(fp(k1))), WhhT(), N.d(t1, k1 + 1),
-      eq(), fp(k1), hadam, par(WhhT(), N.d(t1, k1 + 1)));
+      eq(), fp(k1), hadam(), par(WhhT(), N.d(t1, k1 + 1)));
   }
   if (!st.inLoss) { note(sec, "", fill(S.s2_none, { zero: row(N.d(t1, mo("·")), eq(), mn(0)) })); return; }
   if (st.truncated) { note(sec, "", fill(S.trunc_step, { K: String(st.K), d: String(t - k) })); return; }
-  if (st.normsOnly) { note(sec, "", fill(S.note_norms, { d: N.d(t1, k1 + 1) })); return; }
-  const W = st.Whh;
-  const Wnode = small(W) ? matrix(transpose(W), S) : WhhT();
-  const dNext = st.deltaVec(t, k + 1);
-  const fpk = at1(D.fprime, k);
+  if (!P) return;
+  const W = st.param("W_hh");
   // one line per operation, so that each fits the panel: first W_hhᵀ δ_{t,k+1}, then the rest
-  const WtD = matTvec(W, dNext);
-  line(sec, WhhT(), N.d(t1, k1 + 1), eq(), Wnode, colVec(dNext, S), eq(), colVec(WtD, S));
+  const WtD = residual ? st.pv("step_from", "WT_delta") : st.pv("step_from", "eps_h_prev");
+  line(sec, WhhT(), N.d(t1, k1 + 1), eq(), matT(W, S, WhhT()), st.pv("step_from", "delta"), eq(), WtD).dataset.fxRow = "carry";
   if (residual) {
-    // ε_{t,j} = ε_{t,j+1} + W_hhᵀ δ_{t,j+1}, from ε_{t,t} down to ε_{t,k+1}
-    let epsNext = at1(D.epstt, t).map(toNum);
-    for (let j = t - 1; j > k; j--) epsNext = add(epsNext, matTvec(W, st.deltaVec(t, j + 1)));
-    const epsK = add(epsNext, WtD);
     if (k + 1 < t) label(sec, fill(S.s2_res_eps, { eps: N.eps(t1, k1 + 1), epstt: N.eps(t1, t1) }));
-    line(sec, N.eps(t1, k1), eq(), colVec(epsNext, S), mo("+"), colVec(WtD, S), eq(), colVec(epsK, S));
-    line(sec, N.d(t1, k1), eq(), colVec(fpk, S), hadam, colVec(epsK, S), eq(), colVec(st.deltaVec(t, k), S));
+    line(sec, N.eps(t1, k1), eq(), st.pv("step_from", "eps_h"), mo("+"), st.pv("step_from", "WT_delta"), eq(), st.pv("step", "eps_h"));
+    line(sec, N.d(t1, k1), eq(), st.pv("step", "fprime"), hadam(), st.pv("step", "eps_h"), eq(), st.pv("step", "delta")).dataset.fxRow = "step";
   } else {
-    line(sec, N.d(t1, k1), eq(), colVec(fpk, S), hadam, colVec(WtD, S), eq(), colVec(st.deltaVec(t, k), S));
+    line(sec, N.d(t1, k1), eq(), st.pv("step", "fprime"), hadam(), WtD, eq(), st.pv("step", "delta")).dataset.fxRow = "step";
   }
   if (!small(W)) line(sec, N.P("W_hh"), mo("∈"), reals(m, m));
 }
 
-const at1 = (a, i) => (Array.isArray(a) ? a[i] : null);
+/** What reaches step k of a gated cell: ε^h_{t,k} (and ε^c_{t,k}) from step k + 1, or the start. */
+function gatedIncoming(sec, st) {
+  const { S, N, t1, k1, k, t, resp } = st;
+  const lstm = resp.cell === "lstm";
+  if (k === t) {
+    startLines(sec, st, N.epsS("h", t1, t1));
+    if (lstm) note(sec, "", fill(S.lstm_start_c, { ec: row(N.epsS("c", t1, t1), eq(), mn(0)), h: N.h(t1) }));
+    return;
+  }
+  label(sec, fill(S.gated_in, { k: String(k1 + 1) }));
+  line(sec, N.epsS("h", t1, k1), eq(), N.P("W_hh", true), N.d(t1, k1 + 1), eq(), st.pv("step_from", "eps_h_prev")).dataset.fxRow = "carry";
+  if (lstm) {
+    line(sec, N.epsS("c", t1, k1), eq(), N.chat(t1, k1 + 1), hadam(), N.gate("f", k1 + 1), eq(),
+      st.pv("step_from", "c_hat"), hadam(), st.pv("step_from", "f"), eq(), st.pv("step_from", "eps_c_prev")).dataset.fxRow = "carry-c";
+  }
+}
+
+function stepLSTM(sec, st) {
+  const { S, N, t1, k1, t, k, P } = st;
+  const eh = () => N.epsS("h", t1, k1), ec = () => N.epsS("c", t1, k1), ch = () => N.chat(t1, k1);
+  const g = (q) => N.gate(q, k1);
+  const dsig = (q) => row(g(q), par(one(), mo("−"), g(q)));
+  // the formulas, then (when kept) each with its numbers
+  const chatFormula = () => {
+    label(sec, fill(S.lstm_chat, { c: ch(), h: row(N.h(k1), eq(), g("o"), hadam(), mi("tanh"), par(N.c(k1))) }));
+    line(sec, ch(), eq(), ec(), mo("+"), eh(), hadam(), g("o"), hadam(), par(one(), mo("−"), sup(mi("tanh"), mn(2)), par(N.c(k1))));
+  };
+  if (!st.inLoss || st.truncated || !P) {
+    chatFormula();
+    if (!st.inLoss) note(sec, "", fill(S.s2_none, { zero: row(N.d(t1, mo("·")), eq(), mn(0)) }));
+    else if (st.truncated) note(sec, "", fill(S.trunc_step, { K: String(st.K), d: String(t - k) }));
+    return;
+  }
+  gatedIncoming(sec, st);
+  chatFormula();
+  line(sec, ch(), eq(), st.pv("step", "eps_c"), mo("+"), st.pv("step", "eps_h"), hadam(), st.pv("step", "o"), hadam(),
+    st.pv("step", "dtanh_c"), eq(), st.pv("step", "c_hat")).dataset.fxRow = "c_hat";
+  label(sec, fill(S.lstm_parts, { a: row(N.a(k1), eq(), fenced(row(...["i", "f", "g", "o"].flatMap((q, i) => [i ? mo(";") : null, sup(mi("a"), mi(q))])))) }));
+  const rows = [
+    ["i", [ch(), hadam(), g("g"), hadam(), dsig("i")], ["c_hat", "g", "di"]],
+    ["f", [ch(), hadam(), N.c(k1 - 1), hadam(), dsig("f")], ["c_hat", "c_prev", "df"]],
+    ["g", [ch(), hadam(), g("i"), hadam(), par(one(), mo("−"), sup(g("g"), mn(2)))], ["c_hat", "i", "dg"]],
+    ["o", [eh(), hadam(), mi("tanh"), par(N.c(k1)), hadam(), dsig("o")], ["eps_h", "tanh_c", "do"]],
+  ];
+  for (const [q, formula, names] of rows) {
+    line(sec, N.dG(q, t1, k1), eq(), ...formula, eq(), ...names.flatMap((nm, i) => [i ? hadam() : null, st.pv("step", nm)]),
+      eq(), st.pv("step", `delta_${q}`)).dataset.fxRow = `delta_${q}`;
+  }
+  label(sec, fill(S.gated_pass, { k: String(k1 - 1) }));
+  line(sec, N.epsS("h", t1, k1 - 1), eq(), N.P("W_hh", true), N.d(t1, k1), eq(), matT(st.param("W_hh"), S, N.P("W_hh", true)),
+    st.pv("step", "delta"), eq(), st.pv("step", "eps_h_prev")).dataset.fxRow = "pass-h";
+  line(sec, N.epsS("c", t1, k1 - 1), eq(), ch(), hadam(), g("f"), eq(), st.pv("step", "c_hat"), hadam(), st.pv("step", "f"),
+    eq(), st.pv("step", "eps_c_prev")).dataset.fxRow = "pass-c";
+  note(sec, "", fill(S.lstm_path, { p: row(ch(), hadam(), g("f")), f: g("f"), W: N.P("W_hh") }));
+}
+
+function stepGRU(sec, st) {
+  const { S, N, t1, k1, t, k, P } = st;
+  const eh = () => N.epsS("h", t1, k1);
+  const g = (q) => N.gate(q, k1);
+  const dsig = (q) => row(g(q), par(one(), mo("−"), g(q)));
+  const hn = () => row(sub(mi("W"), row(mi("h"), mi("n"))), N.h(k1 - 1), mo("+"), sub(mi("b"), row(mi("h"), mi("n"))));
+  label(sec, fill(S.gru_parts, { a: row(N.a(k1), eq(), fenced(row(sup(mi("a"), mi("r")), mo(";"), sup(mi("a"), mi("u")), mo(";"), sup(mi("a"), mi("n"))))), u: g("u") }));
+  if (!st.inLoss) { note(sec, "", fill(S.s2_none, { zero: row(N.d(t1, mo("·")), eq(), mn(0)) })); return; }
+  if (st.truncated) { note(sec, "", fill(S.trunc_step, { K: String(st.K), d: String(t - k) })); return; }
+  if (!P) return;
+  gatedIncoming(sec, st);
+  const rows = [
+    ["n", [eh(), hadam(), par(one(), mo("−"), g("u")), hadam(), par(one(), mo("−"), sup(g("n"), mn(2)))], ["eps_h", "one_minus_u", "dn"]],
+    ["u", [eh(), hadam(), par(N.h(k1 - 1), mo("−"), g("n")), hadam(), dsig("u")], ["eps_h", "h_prev_minus_n", "du"]],
+    ["r", [N.dG("n", t1, k1), hadam(), par(hn()), hadam(), dsig("r")], ["delta_n", "hn", "dr"]],
+  ];
+  for (const [q, formula, names] of rows) {
+    line(sec, N.dG(q, t1, k1), eq(), ...formula, eq(), ...names.flatMap((nm, i) => [i ? hadam() : null, st.pv("step", nm)]),
+      eq(), st.pv("step", `delta_${q}`)).dataset.fxRow = `delta_${q}`;
+  }
+  note(sec, "", fill(S.gru_bhn, { inner: row(g("r"), hadam(), par(hn())), dr: row(N.dG("n", t1, k1), hadam(), g("r")), dn: N.dG("n", t1, k1) }));
+  line(sec, N.dG("n", t1, k1), hadam(), g("r"), eq(), st.pv("step", "delta_n"), hadam(), st.pv("step", "r"), eq(), st.pv("step", "delta_n_r")).dataset.fxRow = "delta_n_r";
+  label(sec, fill(S.gated_pass, { k: String(k1 - 1) }));
+  const stack = fenced(row(N.dG("r", t1, k1), mo(";"), N.dG("u", t1, k1), mo(";"), N.dG("n", t1, k1), hadam(), g("r")));
+  line(sec, N.epsS("h", t1, k1 - 1), eq(), eh(), hadam(), g("u"), mo("+"), N.P("W_hh", true), stack);
+  line(sec, N.epsS("h", t1, k1 - 1), eq(), st.pv("step", "eps_h_direct"), mo("+"), st.pv("step", "eps_h_through"), eq(), st.pv("step", "eps_h_prev")).dataset.fxRow = "pass-h";
+  note(sec, "", fill(S.gru_path, { p: row(eh(), hadam(), g("u")), u: g("u") }));
+}
+
+// ---- 3. closed form and the bound
+function sectionClosed(sec, st) {
+  const { S, N, t1, k1, t, k, P, resp, m } = st;
+  if (st.kgt) return;
+  const residual = resp.cell === "residual";
+  const tau = () => mi("τ");
+  const WhhT = () => N.P("W_hh", true), Whh = () => N.P("W_hh");
+  const diagF = (z) => row(mi("diag"), par(fprimeOf(z)));
+  const prodJ = () => bigop("∏", row(tau(), eq(), mn(k1 + 1)), mn(t1));
+  const hPrev = N.h(row(tau(), mo("−"), mn(1)));
+  if (st.gated) {
+    // the whole state s = (h, c) (LSTM) or h (GRU); δ_{t,k} = L_kᵀ ε^s_{t,k}, L_k = ∂s_k/∂a_k
+    const s = (i) => sub(mi("s"), idx(i));
+    const side = () => (resp.cell === "lstm" ? row(mn(2), mi("m")) : mi("m"));  // (h, c): 2m
+    line(sec, N.epsS("s", t1, k1), eq(), par(bigop("∏", row(tau(), eq(), mn(k1 + 1)), mn(t1)), subsup(mi("J"), tau(), tr())), N.epsS("s", t1, t1),
+      comma(), sp("1em"), N.d(t1, k1), eq(), subsup(mi("L"), mn(k1), tr()), N.epsS("s", t1, k1));
+    line(sec, N.J(tau()), eq(), diff(s(tau()), s(row(tau(), mo("−"), mn(1)))), mo("∈"), sup(upright("ℝ"), row(side(), mo("×"), side())), comma(), sp("1em"),
+      sub(mi("L"), mn(k1)), eq(), diff(s(k1), N.a(k1)));
+    if (k === t) note(sec, "", fill(S.s3_empty, { d: N.d(t1, t1) }));
+    label(sec, fill(S.s3_gated, { J: N.J(tau()), L: norm(sub(mi("L"), mn(k1))), s: resp.cell === "lstm" ? row(s("τ"), eq(), par(N.h(tau()), comma(), N.c(tau()))) : row(s("τ"), eq(), N.h(tau())) }));
+    line(sec, norm(N.d(t1, k1)), mo("≤"), norm(sub(mi("L"), mn(k1))), mo("·"), prodJ(), norm(N.J(tau())), mo("·"), norm(N.eps(t1, t1)));
+    if (P) line(sec, norm(sub(mi("L"), mn(k1))), eq(), numNode(P.gain, S), comma(), sp("1em"), norm(N.eps(t1, t1)), eq(), numNode(P.eps_tt_norm, S));
+  } else {
+    if (!residual) {
+      line(sec, N.d(t1, k1), eq(),
+        par(bigop("∏", row(tau(), eq(), mn(k1)), row(mn(t1), mo("−"), mn(1))), diagF(N.z(tau())), WhhT()),
+        N.d(t1, t1));
+    } else {
+      line(sec, N.d(t1, k1), eq(), diagF(N.z(k1)), par(prodJ(), subsup(mi("J"), tau(), tr())), N.eps(t1, t1));
+    }
+    if (k === t) note(sec, "", fill(S.s3_empty, { d: N.d(t1, t1) }));
+    line(sec, N.J(tau()), eq(), diff(N.h(tau()), hPrev), eq(),
+      ...(residual ? [upright("I"), mo("+")] : []), diagF(N.z(tau())), Whh());
+    label(sec, fill(S.s3_bound, { J: N.J(mi("τ")) }));
+    const maxf = row(M("munder", null, upright("max"), mi("i")), row(mo("|"), fprimeOf(sub(mi("z"), pair(k1, mi("i")))), mo("|")));
+    line(sec, norm(N.d(t1, k1)), mo("≤"), maxf, mo("·"), prodJ(), norm(N.J(tau())), mo("·"), norm(N.eps(t1, t1)));
+  }
+  const nrm = st.truncated ? 0 : P ? P.delta_norm : st.at(st.D.dnorm, t, k);
+  // a bound the response does not carry was not computed: not "overflow" (null in it is)
+  const bnd = P ? numNode(P.bound, S) : mtext(S.not_computed, { class: "fx-aside" });
+  line(sec, norm(N.d(t1, k1)), eq(), numNode(nrm, S), sp("0.6em"), mo("≤"), sp("0.6em"), bnd).dataset.fxRow = "bound";
+  if (st.truncated) note(sec, "", fill(S.trunc_closed, { K: String(st.K), d: String(t - k) }));
+  // the step Jacobians involved: τ = k+2 … t+1 (1-based), jacobian_norms of the API
+  const js = P && Array.isArray(P.jacobian_norms) ? P.jacobian_norms : null;
+  if (js && js.length === 1) {
+    line(sec, norm(N.J(t1)), eq(), numNode(js[0], S));
+    if (isNum(js[0])) note(sec, "", fill(S.s3_one, { g: numText(js[0], S) }));
+  }
+  if (js && js.length > 1) {
+    const range = row(tau(), eq(), mn(k1 + 1), mo("…"), mn(t1));
+    label(sec, fill(S.s3_jac, { J: norm(N.J(tau())), range }));
+    const shown = js.length <= 7 ? js.map((x) => numNode(x, S))
+      : [...js.slice(0, 3).map((x) => numNode(x, S)), mo("⋯"), ...js.slice(-2).map((x) => numNode(x, S))];
+    line(sec, ...shown.flatMap((n, i) => (i ? [comma(), n] : [n])));
+    line(sec, prodJ(), norm(N.J(tau())), eq(), numNode(P.jacobian_product, S));
+    const g = P.jacobian_geomean;
+    if (isNum(g)) note(sec, "", fill(g < 1 ? S.s3_vanish : S.s3_explode, { g: numText(g, S), n: String(js.length) }));
+  }
+  const dg = resp.diagnostics || {};
+  const smax = () => row(sub(mi("σ"), upright("max")), par(Whh()));
+  if (st.gated) {
+    line(sec, smax(), eq(), numNode(dg.sigma_max, S));
+    return;
+  }
+  line(sec, row(mi("ρ"), par(Whh())), eq(), numNode(dg.spectral_radius, S), comma(), sp(),
+    smax(), eq(), numNode(dg.sigma_max, S));
+  const gam = row(M("munder", null, upright("sup"), mi("z")), row(mo("|"), fprimeOf(mi("z")), mo("|")));
+  if (!residual) {
+    line(sec, norm(N.J(tau())), mo("≤"), mi("γ"), smax(), eq(), numNode(dg.gamma_sigma_max, S),
+      sp("1em"), mi("γ"), eq(), gam, eq(), numNode(dg.gamma, S));
+  } else {
+    line(sec, mi("γ"), eq(), gam, eq(), numNode(dg.gamma, S));
+  }
+}
+
+// ---- 4. sums over the unrolled copies
+function sectionGrads(sec, st) {
+  const { S, N, t1, k1, t, k, P, resp, m } = st;
+  if (st.kgt) return;
+  if (!P) return;
+  const grads = resp.grads || {};
+  const clip = resp.clip;
+  const unclipped = clip ? resp.grads_unclipped : null;
+  note(sec, "", st.K != null ? fill(S.s4_shared_trunc, { K: String(st.K) }) : fill(S.s4_shared));
+  if (st.batched) note(sec, "", fill(S.s4_batch, { b: String(st.b + 1) }));
+  if (clip) {
+    if (clip.method === "norm") {
+      note(sec, "fx-warn", fill(clip.clipped ? S.clip_norm : S.clip_norm_no,
+        { a: numText(clip.norm_before, S), c: numText(clip.threshold, S), s: numText(clip.scale, S) }));
+    } else {
+      note(sec, "fx-warn", fill(S.clip_value, { c: numText(clip.threshold, S), a: numText(clip.norm_before, S), b: numText(clip.norm_after, S) }));
+    }
+  }
+  const tI = () => mi("t"), kI = () => mi("k");
+  const batchSum = () => (st.batched ? [bigop("∑", row(mi("b"), eq(), mn(1)), mi("B"))] : []);
+  const sums = () => [...batchSum(), bigop("∑", row(tI(), eq(), mn(1)), mi("T")),
+    st.K != null ? bigop("∑", row(tI(), mo("−"), mi("K"), mo("<"), kI(), mo("≤"), tI()))
+      : bigop("∑", row(kI(), eq(), mn(1)), tI())];
+  const dL = (c) => diff(mi("L"), c);
+  const termState = !st.inLoss ? fill(S.zero_notloss, { t: String(t1) })
+    : st.truncated ? fill(S.zero_trunc) : null;
+  const terms = P.terms || {}, termNorms = P.term_norms || {};
+
+  /** The total of one shown array (before or after clipping), its Frobenius norm from the API
+   *  when it is too large to print. PyTorch's two biases each get the b_h gradient. */
+  const totLine = (body, canon, rel, src, norms) => {
+    const shown = N.parts(canon);
+    const v = src[shown[0]];
+    const lhs = () => (shown.length > 1 ? shown.flatMap((nm, i) => [i ? eq() : null, dL(N.named(nm))]) : [dL(N.P(canon))]);
+    if (Array.isArray(v) && Array.isArray(v[0]) && !small(v)) {
+      line(body, ...lhs(), mo("∈"), reals(v.length, v[0].length), comma(), sp("1em"),
+        sub(norm(...lhs()), upright("F")), mo(rel), numNode(norms ? norms[shown[0]] : undefined, S));
+    } else line(body, ...lhs(), mo(rel), Array.isArray(v) && Array.isArray(v[0]) ? matrix(v, S) : colVec(v, S, norms ? norms[shown[0]] : undefined));
+  };
+  const totals = (body, canonList) => {
+    const useUn = unclipped && canonList.every((c) => unclipped[N.parts(c)[0]] != null);
+    label(body, [useUn ? S.total_clip : S.total]);
+    for (const c of canonList) totLine(body, c, "=", useUn ? unclipped : grads, useUn ? P.grad_unclipped_norms : P.grad_norms);
+    if (useUn) {
+      label(body, [S.after_clip]);
+      for (const c of canonList) totLine(body, c, "←", grads, P.grad_norms);
+    }
+  };
+  const item = (canon, summary, termRows, open) => {
+    const body = fold(sec, "g-" + canon, [M("math", { displaystyle: "true" }, row(...summary))], open, "fx-g");
+    label(body, fill(S.term, { t: String(t1), k: String(k1) }));
+    if (termState) note(body, "", termState);
+    else termRows(body);
+    return body;
+  };
+  /** copy k's term of one parameter: vector × row vector = matrix when small, else its norm. */
+  const outerTerm = (b, canon, lhsNodes, colName, rowVals) => {
+    const name = N.parts(canon)[0];
+    const term = terms[name];
+    if (small(term)) {
+      if (colName) line(b, ...lhsNodes, eq(), st.pv("step", colName), rowVec(rowVals, S));
+      line(b, ...(colName ? [sp("1em")] : lhsNodes), eq(), matrix(term, S)).dataset.fxRow = `term-${canon}`;
+    } else {
+      line(b, norm(row(...lhsNodes)), eq(), numNode(termNorms[name], S)).dataset.fxRow = `term-${canon}`;
+    }
+  };
+  const vecs = P.vectors || {};
+  const gru = resp.cell === "gru";
+  const hPrev = () => N.h(k1 - 1, true);
+  const dh = (tt, kk) => (gru ? subsup(mi("δ"), pair(tt, kk), mi("h")) : N.d(tt, kk));
+
+  // the recurrent weight: δ_{t,k} h_{k−1}ᵀ (the GRU: δ^h, its n rows times r_k)
+  let body = item("W_hh", [dL(N.P("W_hh")), eq(), ...sums(), dh(tI(), kI()), N.h(row(kI(), mo("−"), mn(1)), true)], (b) => {
+    outerTerm(b, "W_hh", [dh(t1, k1), hPrev()], gru ? null : "delta", vecs.h_prev);
+    if (gru) note(b, "", fill(S.gru_dh, { dh: dh(t1, k1), dn: row(N.dG("n", t1, k1), hadam(), N.gate("r", k1)) }));
+    if (k === 0 && !(st.ctx.req && Array.isArray(st.ctx.req.h0))) note(b, "", fill(S.h0_zero, { h0: N.h(0) }));
+  }, true);
+  totals(body, ["W_hh"]);
+
+  // the input weight: δ_{t,k} x_kᵀ
+  const Wx = st.gated ? "W_ih" : "W_xh";
+  body = item(Wx, [dL(N.P(Wx)), eq(), ...sums(), N.d(tI(), kI()), N.x(kI(), true)], (b) => {
+    outerTerm(b, Wx, [N.d(t1, k1), N.x(k1, true)], "delta", vecs.x_k);
+  }, false);
+  totals(body, [Wx]);
+
+  // the biases: δ_{t,k} (gated cells: b_hh takes δ^h)
+  const biases = st.gated ? [["b_ih", N.d], ["b_hh", dh]] : [["b_h", N.d]];
+  for (const [bc, dsym] of biases) {
+    body = item(bc, [dL(N.P(bc)), eq(), ...sums(), dsym(tI(), kI())], (b) => {
+      const name = N.parts(bc)[0];
+      line(b, dsym(t1, k1), eq(), colVec(terms[name], S, termNorms[name])).dataset.fxRow = `term-${bc}`;
+    }, false);
+    totals(body, [bc]);
+    if (N.parts(bc).length > 1) note(body, "", fill(S.bias_both, { z: N.z("t") }));
+  }
+
+  // output layer: ∂L_t/∂W_hy = e_t h_tᵀ, ∂L_t/∂b_y = e_t (no k: the output layer is not recurrent)
+  if (st.hasOut) {
+    const sumT = () => [...batchSum(), bigop("∑", row(tI(), eq(), mn(1)), mi("T"))];
+    body = fold(sec, "g-W_hy", [M("math", { displaystyle: "true" }, row(dL(N.P("W_hy")), eq(), ...sumT(), N.e(tI()), N.h(tI(), true),
+      sp("1em"), dL(N.P("b_y")), eq(), ...sumT(), N.e(tI())))], false, "fx-g");
+    label(body, fill(S.term_out, { t: String(t1) }));
+    const Wy = N.parts("W_hy")[0], by = N.parts("b_y")[0];
+    if (!st.inLoss) note(body, "", fill(S.zero_notloss, { t: String(t1) }));
+    else if (small(terms[Wy])) {
+      line(body, diff(N.L(t1), N.P("W_hy")), eq(), N.e(t1), N.h(t1, true), eq(), st.pv("vectors", "e_t"), rowVec(vecs.h_t, S));
+      line(body, sp("1em"), eq(), matrix(terms[Wy], S)).dataset.fxRow = "term-W_hy";
+    } else {
+      line(body, norm(row(N.e(t1), N.h(t1, true))), eq(), numNode(termNorms[Wy], S)).dataset.fxRow = "term-W_hy";
+    }
+    if (st.inLoss) line(body, diff(N.L(t1), N.P("b_y")), eq(), N.e(t1), eq(), colVec(terms[by], S, termNorms[by]));
+    totals(body, ["W_hy", "b_y"]);
+  }
+}
 
 function activationHint(resp, N, t1) {
   const z = N.z(t1), f = (a) => fprimeOf(a);
@@ -653,183 +981,3 @@ function activationHint(resp, N, t1) {
   }
 }
 
-// ---- 3. closed form and the bound
-function sectionClosed(sec, st) {
-  const { S, N, t1, k1, t, k, D, resp } = st;
-  if (st.kgt) return;
-  const residual = resp.cell === "residual";
-  const tau = () => mi("τ");
-  const WhhT = () => N.P("W_hh", true), Whh = () => N.P("W_hh");
-  const diagF = (z) => row(mi("diag"), par(fprimeOf(z)));
-  const prodJ = () => bigop("∏", row(tau(), eq(), mn(k1 + 1)), mn(t1));
-  if (!residual) {
-    line(sec, N.d(t1, k1), eq(),
-      par(bigop("∏", row(tau(), eq(), mn(k1)), row(mn(t1), mo("−"), mn(1))), diagF(N.z(tau())), WhhT()),
-      N.d(t1, t1));
-  } else {
-    line(sec, N.d(t1, k1), eq(), diagF(N.z(k1)), par(prodJ(), subsup(mi("J"), tau(), tr())), N.eps(t1, t1));
-  }
-  if (k === t) note(sec, "", fill(S.s3_empty, { d: N.d(t1, t1) }));
-  // the step Jacobian and the bound it gives
-  const hPrev = N.h(row(tau(), mo("−"), mn(1)));
-  line(sec, N.J(tau()), eq(), diff(N.h(tau()), hPrev), eq(),
-    ...(residual ? [upright("I"), mo("+")] : []), diagF(N.z(tau())), Whh());
-  label(sec, fill(S.s3_bound, { J: N.J(mi("τ")) }));
-  const maxf = row(M("munder", null, upright("max"), mi("i")), row(mo("|"), fprimeOf(sub(mi("z"), pair(k1, mi("i")))), mo("|")));
-  line(sec, norm(N.d(t1, k1)), mo("≤"), maxf, mo("·"), prodJ(), norm(N.J(tau())), mo("·"), norm(N.eps(t1, t1)));
-  const nrm = st.truncated ? 0 : st.at(D.dnorm, t, k);
-  // a bound the response does not carry (detail "norms", or fields without it) was not computed: not "overflow"
-  const bnd = Array.isArray(D.bound) ? numNode(st.at(D.bound, t, k), S) : mtext(S.not_computed, { class: "fx-aside" });
-  line(sec, norm(N.d(t1, k1)), eq(), numNode(nrm, S), sp("0.6em"), mo("≤"), sp("0.6em"), bnd);
-  if (st.truncated) note(sec, "", fill(S.trunc_closed, { K: String(st.K), d: String(t - k) }));
-  // the step Jacobians involved: τ = k+2 … t+1 (1-based), jacobian_norm indices k+1 … t
-  if (t > k && Array.isArray(D.jn)) {
-    const js = D.jn.slice(k + 1, t + 1);
-    if (js.length === 1) {
-      line(sec, norm(N.J(t1)), eq(), numNode(js[0], S));
-      const g1 = toNum(js[0]);
-      if (isNum(g1)) note(sec, "", fill(S.s3_one, { g: numText(g1, S) }));
-    }
-  }
-  if (t > k + 1 && Array.isArray(D.jn)) {
-    const js = D.jn.slice(k + 1, t + 1);
-    const range = row(tau(), eq(), mn(k1 + 1), mo("…"), mn(t1));
-    label(sec, fill(S.s3_jac, { J: norm(N.J(tau())), range }));
-    const shown = js.length <= 7 ? js.map((x) => numNode(x, S))
-      : [...js.slice(0, 3).map((x) => numNode(x, S)), mo("⋯"), ...js.slice(-2).map((x) => numNode(x, S))];
-    const list = shown.flatMap((n, i) => (i ? [mo(",", { separator: "true" }), n] : [n]));
-    line(sec, ...list);
-    const prod = js.reduce((p, x) => p * toNum(x), 1);
-    line(sec, prodJ(), norm(N.J(tau())), eq(), numNode(prod, S));
-    const g = Math.pow(prod, 1 / js.length);
-    if (isNum(g)) note(sec, "", fill(g < 1 ? S.s3_vanish : S.s3_explode, { g: numText(g, S), n: String(js.length) }));
-  }
-  const dg = resp.diagnostics || {};
-  const smax = () => row(sub(mi("σ"), upright("max")), par(Whh()));
-  line(sec, row(mi("ρ"), par(Whh())), eq(), numNode(dg.spectral_radius, S), mo(",", { separator: "true" }), sp(),
-    smax(), eq(), numNode(dg.sigma_max, S));
-  const gam = row(M("munder", null, upright("sup"), mi("z")), row(mo("|"), fprimeOf(mi("z")), mo("|")));
-  if (!residual) {
-    line(sec, norm(N.J(tau())), mo("≤"), mi("γ"), smax(), eq(), numNode(toNum(dg.gamma) * toNum(dg.sigma_max), S),
-      sp("1em"), mi("γ"), eq(), gam, eq(), numNode(dg.gamma, S));
-  } else {
-    line(sec, mi("γ"), eq(), gam, eq(), numNode(dg.gamma, S));
-  }
-}
-
-// ---- 4. sums over the unrolled copies
-function sectionGrads(sec, st) {
-  const { S, N, t1, k1, t, k, D, resp, m } = st;
-  if (st.kgt) return;
-  const grads = resp.grads || {};
-  const clip = resp.clip;
-  const unclipped = clip ? resp.grads_unclipped : null;
-  note(sec, "", st.K != null ? fill(S.s4_shared_trunc, { K: String(st.K) }) : fill(S.s4_shared));
-  if (st.batched) note(sec, "", fill(S.s4_batch, { b: String(st.b + 1) }));
-  if (clip) {
-    if (clip.method === "norm") {
-      const s = clip.norm_before ? clip.threshold / clip.norm_before : NaN;
-      note(sec, "fx-warn", fill(clip.clipped ? S.clip_norm : S.clip_norm_no,
-        { a: numText(clip.norm_before, S), c: numText(clip.threshold, S), s: numText(s, S) }));
-    } else {
-      note(sec, "fx-warn", fill(S.clip_value, { c: numText(clip.threshold, S), a: numText(clip.norm_before, S), b: numText(clip.norm_after, S) }));
-    }
-  }
-  const tI = () => mi("t"), kI = () => mi("k");
-  const batchSum = () => (st.batched ? [bigop("∑", row(mi("b"), eq(), mn(1)), mi("B"))] : []);
-  const sums = () => [...batchSum(), bigop("∑", row(tI(), eq(), mn(1)), mi("T")),
-    st.K != null ? bigop("∑", row(tI(), mo("−"), mi("K"), mo("<"), kI(), mo("≤"), tI()))
-      : bigop("∑", row(kI(), eq(), mn(1)), tI())];
-  const dL = (c) => diff(mi("L"), c);
-  const showTot = (v) => (Array.isArray(v) && Array.isArray(v[0]) ? matrix(v, S) : colVec(v, S));
-  const dVec = st.truncated || !st.inLoss ? zeros(m) : st.deltaVec(t, k);
-  const termState = !st.inLoss ? fill(S.zero_notloss, { t: String(t1) })
-    : st.truncated ? fill(S.zero_trunc) : st.normsOnly ? fill(S.term_na) : null;
-  const hPrev = k === 0 ? st.h0 : at1(D.h, k - 1);
-
-  /** The total of one shown array, before and after clipping. PyTorch's two biases each get
-   *  the b_h gradient: ∂L/∂bias_ih_l0 = ∂L/∂bias_hh_l0. */
-  const totLine = (body, canon, rel, src) => {
-    const shown = N.parts(canon);
-    const v = src[shown[0]];
-    const lhs = () => (shown.length > 1 ? shown.flatMap((nm, i) => [i ? eq() : null, dL(N.named(nm))]) : [dL(N.P(canon))]);
-    if (Array.isArray(v) && Array.isArray(v[0]) && !small(v)) {
-      line(body, ...lhs(), mo("∈"), reals(v.length, v[0].length), mo(",", { separator: "true" }), sp("1em"),
-        sub(norm(...lhs()), upright("F")), mo(rel), numNode(fnorm(v), S));
-    } else line(body, ...lhs(), mo(rel), showTot(v));
-  };
-  const totals = (body, canonList) => {
-    const useUn = unclipped && canonList.every((c) => unclipped[N.parts(c)[0]] != null);
-    label(body, [useUn ? S.total_clip : S.total]);
-    for (const c of canonList) totLine(body, c, "=", useUn ? unclipped : grads);
-    if (useUn) {
-      label(body, [S.after_clip]);
-      for (const c of canonList) totLine(body, c, "←", grads);
-    }
-  };
-  const item = (canon, summary, termRows, open) => {
-    const body = fold(sec, "g-" + canon, [M("math", { displaystyle: "true" }, row(...summary))], open, "fx-g");
-    label(body, fill(S.term, { t: String(t1), k: String(k1) }));
-    if (termState) note(body, "", termState);
-    else termRows(body);
-    return body;
-  };
-
-  // W_hh: δ_{t,k} h_{k−1}ᵀ
-  const Whh = resp.params && resp.params[N.parts("W_hh")[0]];
-  let body = item("W_hh", [dL(N.P("W_hh")), eq(), ...sums(), N.d(tI(), kI()), N.h(row(kI(), mo("−"), mn(1)), true)], (b) => {
-    const term = outer(dVec, hPrev || zeros(m));
-    if (small(Whh)) {
-      line(b, N.d(t1, k1), N.h(k1 - 1, true), eq(), colVec(dVec, S), rowVec(hPrev, S));
-      line(b, sp("1em"), eq(), matrix(term, S));
-    } else {
-      line(b, norm(row(N.d(t1, k1), N.h(k1 - 1, true))), eq(), norm(N.d(t1, k1)), norm(N.h(k1 - 1)), eq(), numNode(fnorm(term), S));
-    }
-    if (k === 0 && !st.h0Given) note(b, "", fill(S.h0_zero, { h0: N.h(0) }));
-  }, true);
-  totals(body, ["W_hh"]);
-
-  // W_xh: δ_{t,k} x_kᵀ
-  const xk = Array.isArray(st.inputs) ? st.inputs[k] : null;
-  const Wxh = resp.params && resp.params[N.parts("W_xh")[0]];
-  body = item("W_xh", [dL(N.P("W_xh")), eq(), ...sums(), N.d(tI(), kI()), N.x(kI(), true)], (b) => {
-    if (!Array.isArray(xk)) { line(b, N.d(t1, k1), N.x(k1, true), eq(), mtext(S.unavailable, { class: "fx-ovf" })); return; }
-    const term = outer(dVec, xk);
-    if (small(Wxh)) {
-      line(b, N.d(t1, k1), N.x(k1, true), eq(), colVec(dVec, S), rowVec(xk, S));
-      line(b, sp("1em"), eq(), matrix(term, S));
-    } else {
-      line(b, norm(row(N.d(t1, k1), N.x(k1, true))), eq(), numNode(fnorm(term), S));
-    }
-  }, false);
-  totals(body, ["W_xh"]);
-
-  // b_h: δ_{t,k}
-  body = item("b_h", [dL(N.P("b_h")), eq(), ...sums(), N.d(tI(), kI())], (b) => {
-    line(b, N.d(t1, k1), eq(), colVec(dVec, S));
-  }, false);
-  totals(body, ["b_h"]);
-  if (N.parts("b_h").length > 1) note(body, "", fill(S.bias_both, { z: N.z("t") }));
-
-  // output layer: ∂L_t/∂W_hy = e_t h_tᵀ, ∂L_t/∂b_y = e_t (no k: the output layer is not recurrent)
-  if (st.hasOut) {
-    const Why = resp.params && resp.params[N.parts("W_hy")[0]];
-    const eT = at1(D.e, t), hT = at1(D.h, t);
-    const sumT = () => [...batchSum(), bigop("∑", row(tI(), eq(), mn(1)), mi("T"))];
-    body = fold(sec, "g-W_hy", [M("math", { displaystyle: "true" }, row(dL(N.P("W_hy")), eq(), ...sumT(), N.e(tI()), N.h(tI(), true),
-      sp("1em"), dL(N.P("b_y")), eq(), ...sumT(), N.e(tI())))], false, "fx-g");
-    label(body, fill(S.term_out, { t: String(t1) }));
-    const ok = (v) => Array.isArray(v) && v.length && !allBad(v);
-    if (!st.inLoss) note(body, "", fill(S.zero_notloss, { t: String(t1) }));
-    else if (!ok(eT) || !ok(hT)) {
-      line(body, diff(N.L(t1), N.P("W_hy")), eq(), N.e(t1), N.h(t1, true), eq(), ovfNode(S));
-    } else if (small(Why)) {
-      line(body, diff(N.L(t1), N.P("W_hy")), eq(), N.e(t1), N.h(t1, true), eq(), colVec(eT, S), rowVec(hT, S));
-      line(body, sp("1em"), eq(), matrix(outer(eT, hT), S));
-    } else {
-      line(body, norm(row(N.e(t1), N.h(t1, true))), eq(), numNode(vnorm(eT) * vnorm(hT), S));
-    }
-    if (st.inLoss) line(body, diff(N.L(t1), N.P("b_y")), eq(), N.e(t1), eq(), colVec(eT, S));
-    totals(body, ["W_hy", "b_y"]);
-  }
-}

@@ -87,15 +87,62 @@ const shown = (panel) => !$(`panel-${panel}`)?.classList.contains("hidden-by-lin
  *  diagnostics (the vanishing panel, its reading). */
 function neededFields() {
   const f = new Set(["params", "forward", "delta_norm", "eps_tt", "clip", "diagnostics"]);
-  if (shown("deltarow") || shown("formula")) f.add("delta");
-  if (shown("formula")) for (const x of ["e", "grads", "grads_unclipped"]) f.add(x);
+  if (shown("deltarow")) f.add("delta");
+  // the formula panel: its numbers come in backward_parts (select), its totals from grads
+  if (shown("formula")) for (const x of ["grads", "grads_unclipped"]) f.add(x);
   if (shown("grads")) { f.add("grads"); if (state.req?.clip) f.add("grads_unclipped"); }  // before/after on one scale
   if (shown("steps")) for (const x of ["e", "dh", "dz", "grads"]) f.add(x);
   if (shown("contrib")) {
     f.add("grads");  // its parameter list
-    if (state.view.contribBy === "copy") { f.add("dz"); f.add("e"); } else f.add("grads_per_step");
+    f.add(state.view.contribBy === "copy" ? "grads_per_copy" : "grads_per_step");
   }
   return [...f];
+}
+
+/** select {t, k, b} for the formula panel (every number of the selected δ_{t,k}, the API's
+ *  backward_parts), clamped to the request's sizes: the request may have fewer steps. */
+function selectFor(body) {
+  if (!shown("formula") || !body?.inputs) return {};
+  const { B, T } = sizes(body);
+  const t = Math.min(Math.max(0, state.sel.t), T - 1);
+  const k = Math.min(Math.max(0, state.sel.k), t);
+  return { select: { t, k, ...(B === null ? {} : { b: Math.min(Math.max(0, state.sel.b), B - 1) }) } };
+}
+
+/** backward_parts of the selections seen for the current response (key "t|k|b"), and the one
+ *  request for a selection that is not among them. */
+const partsCache = new WeakMap();
+let partsInflight = null;
+const partsKey = (t, k, b) => `${t}|${k}|${b}`;
+
+/** The backward_parts for the selection, from the response or the cache; else null, after
+ *  asking the API for them (only them: fields ["backward_parts"]) and drawing the panel again
+ *  when they come. */
+function partsFor(sel) {
+  const b = resp.shapes.batch === null ? 0 : sel.b;
+  const key = partsKey(sel.t, sel.k, b);
+  let cache = partsCache.get(resp);
+  if (!cache) {
+    cache = new Map();
+    partsCache.set(resp, cache);
+    const own = resp.backward_parts;
+    if (own) cache.set(partsKey(own.t, own.k, own.b), own);
+  }
+  if (cache.has(key)) return cache.get(key);
+  if (partsInflight?.key === key && partsInflight.resp === resp) return null;
+  if (partsInflight) partsInflight.ctl.abort();
+  const ctl = new AbortController();
+  const mine = { key, resp, ctl };
+  partsInflight = mine;
+  const select = { t: sel.t, k: sel.k, ...(resp.shapes.batch === null ? {} : { b }) };
+  const { fields: _f, ...body } = sentReq;
+  computeBptt({ ...body, select, fields: ["backward_parts"] }, ctl.signal).then((res) => {
+    if (partsInflight === mine) partsInflight = null;
+    // a refusal is kept as "not there" (the panel says so), not asked again at every redraw
+    cache.set(key, res.ok ? res.data.backward_parts ?? null : null);
+    if (mine.resp === resp) renderFormulaPanel();
+  }).catch((e) => { if (e.name !== "AbortError") console.error("backward_parts", e); });
+  return null;
 }
 
 /** Whether the last response lacks a field the page now needs (a view option changed). */
@@ -109,7 +156,7 @@ async function compute() {
   $("status").textContent = tr("status.computing");
   let res;
   try {
-    res = await computeBptt({ ...body, fields: neededFields() }, ctl.signal);
+    res = await computeBptt({ ...body, fields: neededFields(), ...selectFor(body) }, ctl.signal);
   } catch (e) {
     if (e.name === "AbortError") return;
     $("status").textContent = tr("status.offline");
@@ -278,9 +325,14 @@ async function renderSelection(tMoved) {
 const scheduleURL = debounce(() => writeURL(state), 250);
 
 function renderFormulaPanel() {
+  if (!shown("formula")) return;
   try {
     const names = shownNames();
-    renderFormula($("formula"), { req: sentReq, resp: names === resp.names ? resp : { ...resp, names }, t: state.sel.t, k: state.sel.k, b: state.sel.b, lang: state.lang });
+    const parts = partsFor(state.sel);
+    // while the numbers of a new selection are on their way, the panel keeps the last ones (no flicker)
+    if (!parts && $("formula").childElementCount && partsInflight?.resp === resp) { $("formula").classList.add("fx-waiting"); return; }
+    $("formula").classList.remove("fx-waiting");
+    renderFormula($("formula"), { req: sentReq, resp: names === resp.names ? resp : { ...resp, names }, t: state.sel.t, k: state.sel.k, b: state.sel.b, lang: state.lang, parts, pending: !!partsInflight });
   } catch (e) {
     console.error("formula panel", e);
   }

@@ -191,12 +191,11 @@ export function paramList(resp, field = "grads") {
   return out;
 }
 
-/** The factor clipping by norm multiplied every gradient by (norm after / norm before), or null
- *  (clipping by value has no one factor). */
+/** The factor clipping by norm multiplied every gradient by (the API's clip.scale, min(1, c/‖g‖)),
+ *  or null (clipping by value has no one factor). */
 export function clipFactor(resp) {
   const c = resp.clip;
-  if (!c || c.method !== "norm" || !Number.isFinite(c.norm_before) || !Number.isFinite(c.norm_after) || !c.norm_before) return null;
-  return c.norm_after / c.norm_before;
+  return c && c.method === "norm" && Number.isFinite(c.scale) ? c.scale : null;
 }
 
 export function gradsFigure(ctx) {
@@ -243,43 +242,18 @@ export function gradsFigure(ctx) {
   return { data, layout };
 }
 
-/** The term of unrolled copy k in each sum (dz_k h_{k−1}ᵀ, dz_k x_kᵀ, dz_k, e_k h_kᵀ, e_k),
- *  summed over the batch: formed here from dz, h, x and e, so the response need not carry it. */
-function perCopy(ctx, canon) {
-  const { resp, req } = ctx;
-  const B = resp.shapes.batch;
-  const seqs = B === null ? [0] : Array.from({ length: B }, (_, b) => b);
-  const pick = (v, b) => (B === null ? v : v[b]);
-  const T = resp.shapes.T;
-  const outer = (a, b) => a.map((x) => b.map((y) => x * y));
-  const add = (A, Bm) => (A === null ? Bm : Array.isArray(A[0]) ? A.map((r, i) => r.map((x, j) => x + Bm[i][j])) : A.map((x, i) => x + Bm[i]));
-  const out = [];
-  for (let k = 0; k < T; k++) {
-    let acc = null;
-    for (const b of seqs) {
-      const dz = pick(resp.dz, b)[k];
-      const e = resp.e ? pick(resp.e, b)[k] : null;
-      const h = pick(resp.forward.h, b);
-      const hPrev = k > 0 ? h[k - 1] : ctx.h0For(b);
-      const term = { W_hh: () => outer(dz, hPrev), W_xh: () => outer(dz, pick(req.inputs, b)[k]), b_h: () => dz,
-        W_hy: () => outer(e, h[k]), b_y: () => e }[canon]();
-      acc = add(acc, term);
-    }
-    out.push(acc);
-  }
-  return out;
-}
-
 export function contribFigure(ctx) {
   const { resp, view } = ctx;
   const byCopy = view.contribBy === "copy";
-  if (!byCopy && !resp.grads_per_step) {
+  // the terms as the API sends them: per copy k (grads_per_copy) or per loss step t (grads_per_step)
+  const terms = byCopy ? resp.grads_per_copy : resp.grads_per_step;
+  if (!terms) {
     return { data: [], layout: base({ xaxis: { visible: false }, yaxis: { visible: false },
       annotations: [{ text: tr("banner.norms"), showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5 }] }) };
   }
   const ps = paramList(resp);
   const p = ps.find((q) => q.canon === view.contribParam) || ps[0];
-  const value = byCopy ? perCopy(ctx, p.canon) : resp.grads_per_step[p.name];
+  const value = terms[p.name];
   const T = resp.shapes.T;
   const labels = [];
   const z = value.map((g, t) => {
@@ -299,24 +273,11 @@ export function contribFigure(ctx) {
   }) };
 }
 
-/** The bound max|f'(z_k)| Π_{τ=k+1}^{t} ‖J_τ‖ ‖ε_{t,t}‖ on ‖δ_{t,k}‖ for k = 0…t: the response's
- *  delta_bound row, or (detail "norms", where it is null) formed from its ingredients. */
+/** The bound max|f'(z_k)| Π_{τ=k+1}^{t} ‖J_τ‖ ‖ε_{t,t}‖ on ‖δ_{t,k}‖ for k = 0…t: row t of the
+ *  response's diagnostics.delta_bound (in either detail), or null when it was not sent. */
 function deltaBoundRow(ctx, t) {
-  const { resp, seq } = ctx;
-  const given = seq(resp.diagnostics.delta_bound);
-  if (given) return given[t].slice(0, t + 1);
-  const J = seq(resp.diagnostics.jacobian_norm);
-  const fp = seq(resp.forward.fprime);
-  const eps = seq(resp.eps_tt)[t];
-  const epsNorm = Math.sqrt(eps.reduce((s, v) => s + v * v, 0));
-  const row = Array(t + 1).fill(null);
-  let prod = 1;
-  for (let k = t; k >= 0; k--) {
-    const fmax = Math.max(...fp[k].map(Math.abs));
-    row[k] = fmax * prod * epsNorm;
-    prod *= J[k] ?? NaN;
-  }
-  return row.map((v) => (Number.isFinite(v) ? v : null));
+  const given = ctx.seq(ctx.resp.diagnostics?.delta_bound);
+  return Array.isArray(given) ? given[t].slice(0, t + 1) : null;
 }
 
 /** Up to this many pairs (t, k) the vanishing plot draws each as a point; beyond (T > 48),
@@ -372,14 +333,14 @@ export function vanishFigure(ctx) {
   for (let k = t; k >= 0; k--) {
     const v = dn[t][k];
     if (v !== null && v > 0) { sx.push(t - k); sy.push(v); }
-    const b = boundRow[k];
+    const b = boundRow ? boundRow[k] : null;
     if (b !== null && b > 0) { bx.push(t - k); byv.push(b); }
   }
   const data = [
     cloud.trace,
     // the density has no legend entry of its own: a marker stands for it
     ...(cloud.density ? [{ x: [null], y: [null], mode: "markers", name: tr("vanish.all.density"), marker: { size: 8, symbol: "square", color: "#9aa4b1" }, hoverinfo: "skip" }] : []),
-    { x: bx, y: byv, mode: "lines", name: tr("vanish.bound"), line: { color: "#f28e2b", dash: "dash", width: 2 }, hovertemplate: `${tr("hover.bound")} %{y:.4g}<extra></extra>` },
+    { x: bx, y: byv, mode: "lines", name: tr(boundRow ? "vanish.bound" : "vanish.bound.none"), line: { color: "#f28e2b", dash: "dash", width: 2 }, hovertemplate: `${tr("hover.bound")} %{y:.4g}<extra></extra>` },
     { x: sx, y: sy, mode: "lines+markers", name: `${tr("vanish.selected")} (t = ${t + 1})`, line: { color: "#1f4e79", width: 2 }, marker: { size: 7 },
       hovertemplate: `t − k = %{x}: ‖δ<sub>${t + 1},k</sub>‖ = %{y:.4g}<extra></extra>` },
   ];

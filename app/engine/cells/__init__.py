@@ -27,7 +27,8 @@ def describe() -> dict:
             for sp in specs
         ]
         out[name] = {"summary": c.summary, "states": list(c.states), "gates": list(c.gates),
-                     "activations": list(c.activations), "params": params}
+                     "activations": list(c.activations), "params": params,
+                     "parts": list(c.parts)}
     return out
 
 

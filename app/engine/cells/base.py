@@ -102,11 +102,26 @@ class Cell:
         """theta canonical (leading axes allowed), X (..., B, T, n), s0 state → (..., B, m)."""
         raise NotImplementedError
 
+    #: the names of ``backward_parts``, in the order of the formulas (the API's
+    #: ``backward_parts.step`` keys; the page's formula panel reads them by these names)
+    parts: tuple[str, ...] = ()
+
+    def backward_parts(self, tr: Trace, theta: dict[str, np.ndarray], k: int,
+                       eps: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """One step backwards with every intermediate named as in the cell's formulas: eps
+        state → (B, R, m) ε^s_{t,k} for R loss rows t → name → (B, R or 1, ·): the errors that
+        came in (``eps_h``, ``eps_c``), the step's own factors (gate values, derivatives), δ_{t,k}
+        (``delta``, (B, R, G·m)) and its gate blocks, and the errors passed to k−1
+        (``eps_<state>_prev``) with their summands. Factors of step k alone have R = 1."""
+        raise NotImplementedError
+
     def backward_step(self, tr: Trace, theta: dict[str, np.ndarray], k: int,
                       eps: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """eps: state → (B, R, m) ε^s_{t,k} for R loss rows t → (δ_{t,k} (B, R, G·m),
-        state → (B, R, m) ε^s_{t,k−1}). Linear in eps, so it carries sums of rows too."""
-        raise NotImplementedError
+        state → (B, R, m) ε^s_{t,k−1}). Linear in eps, so it carries sums of rows too.
+        The same numbers as ``backward_parts`` (it is read off them)."""
+        p = self.backward_parts(tr, theta, k, eps)
+        return p["delta"], {s: p[f"eps_{s}_prev"] for s in self.states}
 
     def recurrent_scale(self, tr: Trace) -> np.ndarray | None:
         """(B, T, G·m) the factor between δ_{t,k} and the error of the recurrent product

@@ -74,17 +74,34 @@ class GRUCell(Cell):
         return GRUTrace(z=a, h=h, h_prev=h_prev, states={"h": h}, states_prev={"h": h_prev},
                         gates={"r": r, "u": u, "n": n}, hn=hn)
 
-    def backward_step(self, tr: GRUTrace, theta, k, eps):
+    parts = ("eps_h", "r", "u", "n", "h_prev", "hn", "one_minus_u", "dn", "h_prev_minus_n", "du",
+             "dr", "delta_n", "delta_u", "delta_r", "delta", "delta_n_r", "eps_h_direct",
+             "eps_h_through", "eps_h_prev")
+
+    def backward_parts(self, tr: GRUTrace, theta, k, eps):
+        """ε^h_{t,k}; r, u, n, h_{k−1}, W_hn h_{k−1} + b_hn (hn); 1 − u, 1 − n² (dn), h_{k−1} − n,
+        u(1−u) (du), r(1−r) (dr); δ^n, δ^u, δ^r and δ = [δ^r; δ^u; δ^n]; δ^n ⊙ r (the error of
+        W_hn h_{k−1} + b_hn, b_hn's gradient); ε^h_{t,k−1} = ε^h ⊙ u (eps_h_direct)
+        + W_hhᵀ [δ^r; δ^u; δ^n ⊙ r] (eps_h_through)."""
         at = lambda v: v[:, k, None, :]  # noqa: E731  step k, broadcast over the rows t
         r, u, n = (at(tr.gates[q]) for q in self.gates)
         hn, h_prev = at(tr.hn), at(tr.h_prev)
         eh = eps["h"]
-        d_n = eh * (1.0 - u) * (1.0 - n * n)
-        d_u = eh * (h_prev - n) * (u * (1.0 - u))
-        d_r = d_n * hn * (r * (1.0 - r))
+        one_minus_u, dn, h_prev_minus_n = 1.0 - u, 1.0 - n * n, h_prev - n
+        du, dr = u * (1.0 - u), r * (1.0 - r)
+        d_n = eh * one_minus_u * dn
+        d_u = eh * h_prev_minus_n * du
+        d_r = d_n * hn * dr
         delta = np.concatenate([d_r, d_u, d_n], axis=-1)
-        d_rec = np.concatenate([d_r, d_u, d_n * r], axis=-1)  # the error of W_hh h_{k−1} + b_hh
-        return delta, {"h": eh * u + d_rec @ theta["W_hh"]}
+        d_n_r = d_n * r
+        d_rec = np.concatenate([d_r, d_u, d_n_r], axis=-1)  # the error of W_hh h_{k−1} + b_hh
+        direct, through = eh * u, d_rec @ theta["W_hh"]
+        return {
+            "eps_h": eh, "r": r, "u": u, "n": n, "h_prev": h_prev, "hn": hn,
+            "one_minus_u": one_minus_u, "dn": dn, "h_prev_minus_n": h_prev_minus_n, "du": du, "dr": dr,
+            "delta_n": d_n, "delta_u": d_u, "delta_r": d_r, "delta": delta, "delta_n_r": d_n_r,
+            "eps_h_direct": direct, "eps_h_through": through, "eps_h_prev": direct + through,
+        }
 
     def recurrent_scale(self, tr: GRUTrace) -> np.ndarray:
         r = tr.gates["r"]

@@ -76,19 +76,33 @@ class LSTMCell(Cell):
             gates={"i": i, "f": f, "g": g, "o": o}, tanh_c=tanh_c,
         )
 
-    def backward_step(self, tr: LSTMTrace, theta, k, eps):
+    parts = ("eps_h", "eps_c", "o", "tanh_c", "dtanh_c", "c_hat", "i", "f", "g", "c_prev",
+             "di", "df", "dg", "do", "delta_i", "delta_f", "delta_g", "delta_o", "delta",
+             "eps_h_prev", "eps_c_prev")
+
+    def backward_parts(self, tr: LSTMTrace, theta, k, eps):
+        """ε^h_{t,k}, ε^c_{t,k}; o_k, tanh(c_k), 1 − tanh²(c_k) (dtanh_c), ĉ (c_hat); i, f, g,
+        c_{k−1}; the gates' derivatives i(1−i), f(1−f), 1−g², o(1−o) (di, df, dg, do); δ^i, δ^f,
+        δ^g, δ^o and δ = [δ^i; δ^f; δ^g; δ^o]; ε^h_{t,k−1} = W_hhᵀ δ, ε^c_{t,k−1} = ĉ ⊙ f."""
         at = lambda v: v[:, k, None, :]  # noqa: E731  step k, broadcast over the rows t
         i, f, g, o = (at(tr.gates[q]) for q in self.gates)
         tc, c_prev = at(tr.tanh_c), at(tr.states_prev["c"])
         eh, ec = eps["h"], eps["c"]
-        c_hat = ec + eh * o * (1.0 - tc * tc)  # all of ∂L_t/∂c_k
-        delta = np.concatenate([
-            c_hat * g * (i * (1.0 - i)),  # δ^i
-            c_hat * c_prev * (f * (1.0 - f)),  # δ^f
-            c_hat * i * (1.0 - g * g),  # δ^g
-            eh * tc * (o * (1.0 - o)),  # δ^o
-        ], axis=-1)
-        return delta, {"h": delta @ theta["W_hh"], "c": c_hat * f}  # ε^h = W_hhᵀ δ, ε^c = ĉ ⊙ f
+        dtanh_c = 1.0 - tc * tc
+        c_hat = ec + eh * o * dtanh_c  # all of ∂L_t/∂c_k
+        di, df, dg, do = i * (1.0 - i), f * (1.0 - f), 1.0 - g * g, o * (1.0 - o)
+        d_i = c_hat * g * di  # δ^i
+        d_f = c_hat * c_prev * df  # δ^f
+        d_g = c_hat * i * dg  # δ^g
+        d_o = eh * tc * do  # δ^o
+        delta = np.concatenate([d_i, d_f, d_g, d_o], axis=-1)
+        return {
+            "eps_h": eh, "eps_c": ec, "o": o, "tanh_c": tc, "dtanh_c": dtanh_c, "c_hat": c_hat,
+            "i": i, "f": f, "g": g, "c_prev": c_prev, "di": di, "df": df, "dg": dg, "do": do,
+            "delta_i": d_i, "delta_f": d_f, "delta_g": d_g, "delta_o": d_o, "delta": delta,
+            "eps_h_prev": delta @ theta["W_hh"],  # ε^h = W_hhᵀ δ
+            "eps_c_prev": c_hat * f,  # ε^c = ĉ ⊙ f
+        }
 
 
 def _shifted(s: np.ndarray, s0: np.ndarray) -> np.ndarray:

@@ -18,6 +18,17 @@ class ResidualCell(VanillaCell):
     carry_is_product = False
     h_is_activation = False
 
+    parts = ("eps_h", "fprime", "delta", "WT_delta", "eps_h_prev")
+
+    def backward_parts(self, tr, theta, k, eps):
+        """ε_{t,k}, f'(z_k), δ_{t,k} = f'(z_k) ⊙ ε_{t,k}, W_hhᵀ δ_{t,k} (WT_delta) and
+        ε_{t,k−1} = ε_{t,k} + W_hhᵀ δ_{t,k} (the identity path and the product)."""
+        fprime = tr.fprime[:, k, None, :]
+        delta = fprime * eps["h"]
+        WT_delta = delta @ theta["W_hh"]
+        return {"eps_h": eps["h"], "fprime": fprime, "delta": delta, "WT_delta": WT_delta,
+                "eps_h_prev": np.add(eps["h"], WT_delta)}
+
     def _step(self, h_prev: np.ndarray, a_t: np.ndarray, out: np.ndarray) -> None:
         np.add(h_prev, a_t, out=out)  # h_t = h_{t−1} + f(z_t)
 

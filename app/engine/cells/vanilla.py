@@ -88,6 +88,16 @@ class VanillaCell(Cell):
         return Forward(z=z, h=h, h_prev=h_prev, states={"h": h}, states_prev={"h": h_prev},
                        a=a, fprime=act.fprime(z, a))
 
+    parts = ("eps_h", "fprime", "delta", "eps_h_prev")
+
+    def backward_parts(self, tr: Forward, theta, k, eps):
+        """ε_{t,k} (eps_h), f'(z_k) (fprime), δ_{t,k} = f'(z_k) ⊙ ε_{t,k} (delta),
+        ε_{t,k−1} = W_hhᵀ δ_{t,k} (eps_h_prev)."""
+        fprime = tr.fprime[:, k, None, :]
+        delta = fprime * eps["h"]
+        return {"eps_h": eps["h"], "fprime": fprime, "delta": delta,
+                "eps_h_prev": self.carry(delta, eps["h"], theta["W_hh"])}
+
     def backward_step(self, tr: Forward, theta, k, eps):
         """δ_{t,k} = f'(z_k) ⊙ ε_{t,k};  ε_{t,k−1} = W_hhᵀ δ_{t,k} (residual: + ε_{t,k})."""
         delta = tr.fprime[:, k, None, :] * eps["h"]
