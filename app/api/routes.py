@@ -14,7 +14,7 @@ from starlette.requests import ClientDisconnect
 
 from ..engine import run
 from ..engine.cells import describe as describe_cells
-from ..engine.notation import NOTATIONS
+from ..engine.notation import GATED_NAMES, NOTATIONS
 from ..settings import Settings
 from . import respond, stream
 from .errors import ApiError
@@ -139,18 +139,19 @@ async def _parse_elsewhere(body: bytes, settings: Settings) -> tuple[Parsed, flo
     return await stream.in_heavy_thread(settings.max_concurrent, _parse, body, settings)
 
 
-def _run(parsed: Parsed) -> tuple[bytes, float, float]:
+def _run(parsed: Parsed) -> tuple[bytes, float, float, str]:
     t0 = time.perf_counter()
     result = run(parsed.problem)
     t1 = time.perf_counter()
     out = respond.dumps(respond.build(result, parsed))
-    return out, t1 - t0, time.perf_counter() - t1
+    return out, t1 - t0, time.perf_counter() - t1, respond.timing(result)
 
 
-def _build(parsed: Parsed) -> tuple[dict, float]:
+def _build(parsed: Parsed) -> tuple[dict, float, str]:
     t0 = time.perf_counter()
-    doc = respond.build(run(parsed.problem), parsed)
-    return doc, time.perf_counter() - t0
+    result = run(parsed.problem)
+    doc = respond.build(result, parsed)
+    return doc, time.perf_counter() - t0, respond.timing(result)
 
 
 def gate(app) -> stream.Gate:
@@ -195,21 +196,21 @@ async def bptt(request: Request) -> Response:
         if request.app.state.work_budget is not None:  # before the work: a refusal costs nothing
             request.app.state.work_budget.charge(request.scope, parsed.work)
         if parsed.work <= INLINE_WORK and parsed.response_bytes <= INLINE_RESPONSE_BYTES:
-            out, tc, ts = _run(parsed)
-            timing = f"parse;dur={tp * 1e3:.2f}, compute;dur={tc * 1e3:.2f}, serialize;dur={ts * 1e3:.2f}"
+            out, tc, ts, route_timing = _run(parsed)
+            timing = f"parse;dur={tp * 1e3:.2f}, compute;dur={tc * 1e3:.2f}, serialize;dur={ts * 1e3:.2f}{route_timing}"
             return Response(out, media_type="application/json", headers={"Server-Timing": timing})
         if not held:
             await heavy.enter()
             held = True
         if parsed.response_bytes <= STREAM_RESPONSE_BYTES:
-            out, tc, ts = await stream.in_heavy_thread(settings.max_concurrent, _run, parsed)
-            timing = f"parse;dur={tp * 1e3:.2f}, compute;dur={tc * 1e3:.2f}, serialize;dur={ts * 1e3:.2f}"
+            out, tc, ts, route_timing = await stream.in_heavy_thread(settings.max_concurrent, _run, parsed)
+            timing = f"parse;dur={tp * 1e3:.2f}, compute;dur={tc * 1e3:.2f}, serialize;dur={ts * 1e3:.2f}{route_timing}"
             response = stream.StreamedJSON(None, {"Server-Timing": timing}, settings.send_timeout,
                                            heavy.leave, body=out, threads=settings.max_concurrent)
         else:
-            doc, tc = await stream.in_heavy_thread(settings.max_concurrent, _build, parsed)
+            doc, tc, route_timing = await stream.in_heavy_thread(settings.max_concurrent, _build, parsed)
             # (serialised while sent, in pieces: its duration is not known when the headers go)
-            timing = f"parse;dur={tp * 1e3:.2f}, compute;dur={tc * 1e3:.2f}"
+            timing = f"parse;dur={tp * 1e3:.2f}, compute;dur={tc * 1e3:.2f}{route_timing}"
             response = stream.StreamedJSON(doc, {"Server-Timing": timing}, settings.send_timeout, heavy.leave,
                                            threads=settings.max_concurrent)
         held = False  # the response releases it
@@ -243,7 +244,10 @@ async def cells() -> dict:
     return describe_cells()
 
 
-@router.get("/notations", summary="The names of the parameters in every notation")
+@router.get("/notations", summary="The names of the parameters in every notation (every cell's)")
 async def notations() -> dict:
-    """notation → canonical name → shown name (PyTorch's b_h is two arrays)."""
-    return {k: {c: list(v) if isinstance(v, tuple) else v for c, v in table.items()} for k, table in NOTATIONS.items()}
+    """notation → canonical name → shown name (PyTorch's vanilla b_h is two arrays), for the
+    parameters of every cell: the vanilla and residual cells' W_xh, W_hh, b_h and the gated
+    cells' W_ih, W_hh, b_ih, b_hh (W_hh has the same name in both), the output layer and h."""
+    return {k: {c: list(v) if isinstance(v, tuple) else v for c, v in table.items()} | GATED_NAMES[k]
+            for k, table in NOTATIONS.items()}

@@ -76,6 +76,9 @@ def fields(
         "delta_h": ragged_delta(B, T, m) if detail == "full" else NULL,
         "delta_h_norm": lower_triangle(B, T) if detail == "full" else NULL,
         "delta_c": ragged_delta(B, T, m) if states > 1 and detail == "full" else NULL,
+        "delta_c_norm": lower_triangle(B, T) if states > 1 and detail == "full" else NULL,
+        # BPTT beside RTRL: a few numbers per array (in the fixed allowance)
+        "methods": 0,
         "dz": array(bt + (G * m,)),
         "dh": array(bt + (m,)),
         "dc": array(bt + (m,)) if states > 1 else NULL,

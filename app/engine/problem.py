@@ -61,6 +61,8 @@ class Problem:
     #: "bptt" (the δ table) or "rtrl" (forward sensitivities: the same gradients, no δ table,
     #: no truncation, no ∂L/∂x_k)
     method: str = "bptt"
+    #: also run the other exact route: BPTT beside RTRL (``methods.compare``)
+    methods: bool = False
 
     @property
     def keeps_table(self) -> bool:
@@ -109,3 +111,5 @@ class Result:
     warnings: list[str] = field(default_factory=list)
     #: state → (B, m) ∂L/∂s_0 (h0; c0 for the LSTM), by BPTT or RTRL
     ds0: dict[str, np.ndarray] = field(default_factory=dict)
+    #: BPTT beside RTRL (``methods.MethodsReport``), when asked for
+    methods: object | None = None

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import bptt, clipping, diagnostics, gradcheck, gradients, losses, rtrl
+from . import bptt, clipping, diagnostics, gradcheck, gradients, losses, methods, rtrl
 from .activations import ACTIVATIONS
 from .bptt import DeltaTable
 from .cells import CELLS, Cell, Trace
@@ -120,11 +120,12 @@ def run(p: Problem) -> Result:
                         "gradient_check: compares the exact (untruncated) BPTT gradient with "
                         "finite differences; the truncated gradients in grads differ by design"
                     )
+        compared = methods.compare(p) if p.methods else None
     return Result(
         problem=p, theta=theta, forward=fw, out=out, table=table, grads=grads,
         grads_unclipped=grads_unclipped, dX=dX, clip=report, per_step=c.per_step,
         diagnostics=diag, check=check,
-        warnings=warnings, ds0=c.ds0,
+        warnings=warnings, ds0=c.ds0, methods=compared,
     )
 
 
