@@ -122,3 +122,21 @@ def test_delta_c_norm_is_the_norm_of_delta_c(client):
                 assert d["delta_c_norm"][t][k] is None
     assert any(v for row in d["delta_c_norm"] for v in row if v)  # not all zeros
     assert client.post("/api/v1/bptt", json=body("gru", fields=["delta_c_norm"])).json()["delta_c_norm"] is None
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+@pytest.mark.parametrize("truncation", [None, 2])
+def test_delta_h_norm_comes_with_detail_norms_too_and_is_the_same(client, cell, truncation):
+    """The norms ‖∂L_t/∂h_k‖ (and ‖∂L_t/∂c_k‖) are formed without the ε tables: with detail norms
+    (where no T×T×m table is held) and alone they are bit for bit those of the ε vectors."""
+    b = body(cell, truncation=truncation, h0=[0.3, -0.2, 0.1])
+    vectors = client.post("/api/v1/bptt", json=b | {"fields": ["delta_h", "delta_c", "delta_h_norm", "delta_c_norm"]}).json()
+    for detail in ("full", "norms"):
+        alone = client.post("/api/v1/bptt", json=b | {"detail": detail, "fields": ["delta_h_norm", "delta_c_norm"]}).json()
+        assert alone["detail"] == detail
+        assert alone["delta_h_norm"] == vectors["delta_h_norm"]
+        assert alone["delta_c_norm"] == vectors["delta_c_norm"]
+    T = len(INPUTS)
+    want = [[np.linalg.norm(vectors["delta_h"][t][k]) if k <= t else None for k in range(T)] for t in range(T)]
+    assert np.allclose(np.array(vectors["delta_h_norm"], dtype=float), np.array(want, dtype=float), rtol=1e-14, equal_nan=True)
+    assert any(v for row in vectors["delta_h_norm"] for v in row if v)

@@ -373,7 +373,8 @@ def parse(body: Any, s: Settings) -> Parsed:
         delta=_wanted(fields, "delta"), delta_norm=_wanted(fields, "delta_norm"),
         per_step=_wanted(fields, "grads_per_step"), diagnostics=_wanted(fields, "diagnostics"),
         c0=c0, method=method,
-        eps_tables=any(_wanted(fields, f) for f in ("delta_h", "delta_h_norm", "delta_c", "delta_c_norm")),
+        eps_tables=any(_wanted(fields, f) for f in ("delta_h", "delta_c")),
+        eps_norms=any(_wanted(fields, f) for f in ("delta_h_norm", "delta_c_norm")),
         methods=_wanted(fields, "methods"),
     )
     return Parsed(problem, batched, warnings, float(work), fields, response_bytes)
@@ -411,8 +412,7 @@ def _budget(detail: Any, named: dict, B: int, T: int, n: int, m: int, p: int | N
     rtrl_method = method == "rtrl"  # no δ table, no per-step gradients
     per_step = _wanted(fields, "grads_per_step") and not rtrl_method
     table = (_wanted(fields, "delta") or per_step) and not rtrl_method
-    eps_tables = ((_wanted(fields, "delta_h") or _wanted(fields, "delta_h_norm"))
-                  + (_wanted(fields, "delta_c") or _wanted(fields, "delta_c_norm"))) \
+    eps_tables = (_wanted(fields, "delta_h") + _wanted(fields, "delta_c")) \
         * (not rtrl_method)
     full_floats = (table * G + eps_tables) * B * T * (T + 1) // 2 * m + per_step * T * n_params
     if detail in (None, "full") and full_floats > s.max_full_floats:

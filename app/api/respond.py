@@ -54,8 +54,9 @@ def build(r: Result, parsed: Parsed) -> dict[str, Any]:
     named = lambda d: None if d is None else from_canonical(p.notation, d, hidden)  # noqa: E731
     eps = None if tab is None else tab.eps  # ε^s_{t,k} tables (asked for: delta_h, delta_c)
     eps_h, eps_c = (None, None) if eps is None else (eps.get("h"), eps.get("c"))
-    eps_h_norm = None if eps_h is None else norms.of_vectors(eps_h)
-    eps_c_norm = None if eps_c is None else norms.of_vectors(eps_c)
+    eps_norm = {} if tab is None or tab.eps_norm is None else tab.eps_norm  # (norms only: delta_h_norm, delta_c_norm)
+    eps_h_norm = eps_norm.get("h") if eps_h is None else norms.of_vectors(eps_h)
+    eps_c_norm = eps_norm.get("c") if eps_c is None else norms.of_vectors(eps_c)
 
     def check() -> dict[str, Any] | None:
         if r.check is None:

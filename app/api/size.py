@@ -74,9 +74,9 @@ def fields(
         "delta_norm": lower_triangle(B, T),
         # ε^h_{t,k} and ε^c_{t,k} (ragged like δ), ‖ε^h_{t,k}‖ (B×T×T)
         "delta_h": ragged_delta(B, T, m) if detail == "full" else NULL,
-        "delta_h_norm": lower_triangle(B, T) if detail == "full" else NULL,
+        "delta_h_norm": lower_triangle(B, T),
         "delta_c": ragged_delta(B, T, m) if states > 1 and detail == "full" else NULL,
-        "delta_c_norm": lower_triangle(B, T) if states > 1 and detail == "full" else NULL,
+        "delta_c_norm": lower_triangle(B, T) if states > 1 else NULL,
         # BPTT beside RTRL: a few numbers per array (in the fixed allowance)
         "methods": 0,
         "dz": array(bt + (G * m,)),

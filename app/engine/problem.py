@@ -58,6 +58,8 @@ class Problem:
     c0: np.ndarray | None = None
     #: keep ε^s_{t,k} = ∂L_t/∂s_k of every state (delta_h, delta_c; detail "full" only)
     eps_tables: bool = False
+    #: keep only the norms ‖ε^s_{t,k}‖ (delta_h_norm, delta_c_norm; with either detail)
+    eps_norms: bool = False
     #: "bptt" (the δ table) or "rtrl" (forward sensitivities: the same gradients, no δ table,
     #: no truncation, no ∂L/∂x_k)
     method: str = "bptt"

@@ -49,10 +49,10 @@ def table_of(cell: Cell, fw: Trace, theta: dict[str, np.ndarray], eps_tt: np.nda
     """The δ table: the cell's registered fast loop where it has one (and no ε tables are
     asked for), else the generic loop of ``bptt``; the same numbers to rounding (tested)."""
     fast = getattr(cell, "fast_table", None)
-    if fast is not None and not p.eps_tables:
+    if fast is not None and not p.eps_tables and not p.eps_norms:
         return fast()(cell, fw.fprime, eps_tt, theta["W_hh"], p.truncation, p.keeps_table, norms=p.delta_norm)
     return bptt.delta_table(cell, fw, theta, eps_tt, p.truncation, p.keeps_table, norms=p.delta_norm,
-                            eps_tables=p.eps_tables and p.detail == "full")
+                            eps_tables=p.eps_tables and p.detail == "full", eps_norms=p.eps_norms)
 
 
 def core(p: Problem) -> Core:
