@@ -140,3 +140,22 @@ def test_delta_h_norm_comes_with_detail_norms_too_and_is_the_same(client, cell, 
     want = [[np.linalg.norm(vectors["delta_h"][t][k]) if k <= t else None for k in range(T)] for t in range(T)]
     assert np.allclose(np.array(vectors["delta_h_norm"], dtype=float), np.array(want, dtype=float), rtol=1e-14, equal_nan=True)
     assert any(v for row in vectors["delta_h_norm"] for v in row if v)
+
+
+def test_the_long_span_presets_are_one_task_and_say_true_numbers(client):
+    """The same sequence, target and loss step for the vanilla RNN, the LSTM and the GRU; the share
+    of ‖∂L₅₀/∂h₅₀‖ that reaches h₁ is what their descriptions say (5e−16, 2e−2, 6e−2)."""
+    reqs = {c: client.get(f"/api/v1/presets/long-span-{c}").json() for c in ("vanilla", "lstm", "gru")}
+    listed = {p["id"]: p for p in client.get("/api/v1/presets").json()}
+    for key in ("inputs", "targets", "loss_steps", "loss"):
+        assert reqs["vanilla"][key] == reqs["lstm"][key] == reqs["gru"][key], key
+    assert len(reqs["vanilla"]["inputs"]) == 50 and reqs["vanilla"]["loss_steps"] == "last"
+    said = {"vanilla": (1e-16, 1e-15, "5e−16"), "lstm": (1.5e-2, 2.5e-2, "2e−2"), "gru": (5.5e-2, 7.5e-2, "6e−2")}
+    for cell, req in reqs.items():
+        assert req["cell"] == cell
+        d = client.post("/api/v1/bptt", json=req | {"fields": ["delta_h_norm"]}).json()
+        row = d["delta_h_norm"][49]
+        lo, hi, words = said[cell]
+        assert lo < row[0] / row[49] < hi, (cell, row[0] / row[49])
+        p = listed[f"long-span-{cell}"]
+        assert words in p["description"]["en"] and words in p["description"]["zh"]

@@ -270,6 +270,10 @@ async function redraw(ids) {
 /** A box over heatmap id around the selection (FRAMES), placed from Plotly's axes. */
 function placeFrame(id) {
   const gd = $(id);
+  if (resp && !resp.delta_norm) {  // method rtrl: no δ table, nothing selected in it
+    gd?.parentElement?.querySelector(`.sel-frame[data-for="${id}"]`)?.remove();
+    return;
+  }
   const fl = gd?._fullLayout;
   if (!fl?.xaxis || !gd.closest || gd.closest(".hidden-by-link")) return;
   let box = gd.parentElement.querySelector(`.sel-frame[data-for="${id}"]`);

@@ -196,12 +196,14 @@ export function defaultView() {
 export function setCell(req, cell) {
   const r = clone(req);
   const { m, p } = sizes(r);
-  const before = canonicalOf(r).join();
+  // the hidden layer's parameters, names and shapes (the LSTM's and the GRU's share names, not shapes)
+  const layout = (x) => JSON.stringify(cellOf(x).params.map((q) => [q.canonical, q.shape]));
+  const before = layout(r);
   r.cell = cell;
   const c = cellOf(r);
   if (r.activation && !c.activations.includes(r.activation)) r.activation = c.activations[0] || "tanh";
   if (!c.states.includes("c")) delete r.c0;
-  if (r.params && canonicalOf(r).join() !== before) {
+  if (r.params && layout(r) !== before) {
     const seed = r.init?.seed ?? 0;
     delete r.params;
     r.init = { seed, hidden: m };
