@@ -94,7 +94,7 @@ export function graphFigure(ctx) {
       put(rowH[k], k + 1, R.x, k + 1, R.h);  // into step k+1's copy
       if (lstm && rowC) {
         put(k >= 1 ? rowC[k - 1] : null, k - CX, R.c, k + 1 - CX, R.c);  // the rail: ε^c_{t,k}
-        put(rowH[k], k + 1 - CX, R.c, k + 1, R.h);  // h_{k+1} = o ⊙ tanh(c_{k+1})
+        // (the edge c_{k+1} → h_{k+1} stays grey: the rail's colour is what the eye should follow)
       }
     }
     if (t + 1 <= hi) {
