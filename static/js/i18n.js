@@ -295,6 +295,7 @@ export const STRINGS = {
     "graph.dh": "‖∂L{t}/∂{h}{k}‖ = {v}",
     "graph.dc": "‖∂L{t}/∂c{k}‖ = {v} (cell-state rail)",
     "graph.gates": "gates at step {k}: {g}",
+    "view.unavailable": "This view cannot draw this cell yet.",
   },
   zh: {
     "app.title": "BPTT 可视化",
@@ -588,6 +589,7 @@ export const STRINGS = {
     "graph.dh": "‖∂L{t}/∂{h}{k}‖ = {v}",
     "graph.dc": "‖∂L{t}/∂c{k}‖ = {v}（内部状态这条路径）",
     "graph.gates": "时刻 {k} 的门：{g}",
+    "view.unavailable": "这个视图暂时还不能显示该循环单元。",
   },
 };
 

@@ -243,6 +243,18 @@ const ofTable = (fig) => (c) => (c.resp.delta_norm || c.resp.method !== "rtrl" ?
       showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5, font: { size: 12 } }] },
 });
 
+/** A plot's figure; a view that cannot draw this response (a cell it does not know yet) says so
+ *  in its place instead of stopping the page. */
+function figureOf(id, c) {
+  try {
+    return FIGURES[id](c);
+  } catch (e) {
+    console.warn(id, e);
+    return { data: [], layout: { xaxis: { visible: false }, yaxis: { visible: false }, margin: { l: 10, r: 10, t: 10, b: 10 },
+      annotations: [{ text: tr("view.unavailable"), showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5, font: { size: 12 } }] } };
+  }
+}
+
 /** Every plot: element id → figure. */
 const FIGURES = {
   "graph": graphFigure, "heat-delta": ofTable(deltaNormFigure), "heat-deltarow": ofTable(deltaRowFigure), "plot-vanish": ofTable(vanishFigure),
@@ -256,7 +268,7 @@ const ON_K = ["graph"];
 
 async function redraw(ids) {
   const c = ctx();
-  await Promise.all(ids.map((id) => react(id, FIGURES[id](c))));
+  await Promise.all(ids.map((id) => react(id, figureOf(id, c))));
   placeFrames();
   renderSelectionText(c);
   renderGraphWindow();
@@ -703,11 +715,11 @@ async function start() {
   });
   $("export-csv").addEventListener("click", exportCSV);
   $("delta-log").addEventListener("change", (e) => { state.view.log = e.target.checked; if (resp) renderAll().then(markViewed); });
-  $("contrib-param").addEventListener("change", (e) => { state.view.contribParam = e.target.value; react("heat-contrib", contribFigure(ctx())); writeURL(state); });
+  $("contrib-param").addEventListener("change", (e) => { state.view.contribParam = e.target.value; react("heat-contrib", figureOf("heat-contrib", ctx())); writeURL(state); });
   $("contrib-by").addEventListener("change", (e) => {
     state.view.contribBy = e.target.value;
     if (lacks()) { changeAt = performance.now(); compute(); return; }  // per copy needs dz and e
-    react("heat-contrib", contribFigure(ctx()));
+    react("heat-contrib", figureOf("heat-contrib", ctx()));
     writeURL(state);
   });
   $("delta-log").checked = state.view.log;
