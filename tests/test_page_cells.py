@@ -218,5 +218,7 @@ def test_screenshots_of_the_lstm_page(watched, base, tmp_path_factory):
     out = os.environ.get("BPTT_SCREENSHOTS") or str(tmp_path_factory.mktemp("cells"))
     for lang in ("zh", "en"):
         open_page(page, base, f"/?lang={lang}&preset=long-span-lstm")
+        assert page.is_visible("#panel-gates") and response(page)["cell"] == "lstm"
+        assert len(graph_names(page)) == 5  # the nodes x, h, c (the rail), ŷ, L
         page.screenshot(path=os.path.join(out, f"lstm-{lang}.png"), full_page=True)
     assert_clean(watch)
