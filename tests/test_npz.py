@@ -26,7 +26,7 @@ from test_response_size import requests as any_request
 
 NPZ = {"accept": "application/x-npz"}
 #: the T×T matrices the JSON writes with null above the diagonal (k > t)
-TRIANGLES = {"delta_norm", "delta_h_norm", "diagnostics/delta_bound"}
+TRIANGLES = {"delta_norm", "delta_h_norm", "delta_c_norm", "diagnostics/delta_bound"}
 #: ragged in the JSON (delta[t] holds k ≤ t), dense in the archive
 RAGGED = {"delta", "delta_h", "delta_c"}
 

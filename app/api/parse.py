@@ -18,7 +18,7 @@ from ..engine.cells import CELLS
 from ..engine.init import init_params
 from ..engine.losses import LOSSES
 from ..engine.notation import CANONICAL, NOTATIONS, param_names
-from ..engine import rtrl
+from ..engine import methods, rtrl
 from ..engine.problem import Problem
 from ..settings import Settings
 from . import size
@@ -33,11 +33,13 @@ FIELDS = (
 RESPONSE_FIELDS = (
     "params", "forward", "e", "eps_tt", "delta", "delta_norm", "dz", "dh", "grads",
     "grads_unclipped", "grads_per_step", "clip", "diagnostics", "gradient_check",
-    "delta_h", "delta_h_norm", "delta_c", "dc", "grads_per_copy", "backward_parts",
+    "delta_h", "delta_h_norm", "delta_c", "dc", "delta_c_norm", "methods", "grads_per_copy",
+    "backward_parts",
 )
 #: response fields sent only when named in "fields" (they would double the default response;
 #: backward_parts also comes whenever the request has "select")
-OPT_IN_FIELDS = frozenset(("delta_h", "delta_h_norm", "delta_c", "grads_per_copy", "backward_parts"))
+OPT_IN_FIELDS = frozenset(("delta_h", "delta_h_norm", "delta_c", "delta_c_norm", "methods", "grads_per_copy",
+                           "backward_parts"))
 #: the keys of "select": the loss step t, the copy k and the sequence b of one δ_{t,k}, 0-based
 SELECT_FIELDS = ("t", "k", "b")
 METHODS = ("bptt", "rtrl")
@@ -384,7 +386,9 @@ def parse(body: Any, s: Settings, media: str = "json") -> Parsed:
         delta=_wanted(fields, "delta"), delta_norm=_wanted(fields, "delta_norm"),
         per_step=_wanted(fields, "grads_per_step"), diagnostics=_wanted(fields, "diagnostics"),
         c0=c0, method=method,
-        eps_tables=any(_wanted(fields, f) for f in ("delta_h", "delta_h_norm", "delta_c")),
+        eps_tables=any(_wanted(fields, f) for f in ("delta_h", "delta_c")),
+        eps_norms=any(_wanted(fields, f) for f in ("delta_h_norm", "delta_c_norm")),
+        methods=_wanted(fields, "methods"),
         per_copy=_wanted(fields, "grads_per_copy"), select=select,
     )
     return Parsed(problem, batched, warnings, float(work), fields, response_bytes)
@@ -444,7 +448,7 @@ def _budget(detail: Any, named: dict, B: int, T: int, n: int, m: int, p: int | N
     rtrl_method = method == "rtrl"  # no δ table, no per-step gradients
     per_step = _wanted(fields, "grads_per_step") and not rtrl_method
     table = (_wanted(fields, "delta") or per_step) and not rtrl_method
-    eps_tables = ((_wanted(fields, "delta_h") or _wanted(fields, "delta_h_norm")) + _wanted(fields, "delta_c")) \
+    eps_tables = (_wanted(fields, "delta_h") + _wanted(fields, "delta_c")) \
         * (not rtrl_method)
     full_floats = (table * G + eps_tables) * B * T * (T + 1) // 2 * m + per_step * T * n_params
     if detail in (None, "full") and full_floats > s.max_full_floats:
@@ -470,6 +474,14 @@ def _budget(detail: Any, named: dict, B: int, T: int, n: int, m: int, p: int | N
         work = B * forward + rtrl.work(cell, B, T, n, m)
     else:
         work = B * forward + B * T * K * G * m * (m + ELEMENTWISE // 10)  # + the δ recursion
+    if _wanted(fields, "methods"):  # BPTT beside RTRL: the dh_next pass and the sensitivities
+        compare_rtrl = rtrl.memory_floats(cell, B, n, m)
+        if compare_rtrl > s.max_norm_floats:
+            raise ApiError("fields", f"methods with at most {s.max_norm_floats} numbers in RTRL's sensitivities "
+                           "B·S·(|θ| + S) (limit BPTT_MAX_NORM_FLOATS)", f"{compare_rtrl} for B={B}, n={n}, m={m}",
+                           code="over_limit", params={"setting": "BPTT_MAX_NORM_FLOATS", "limit": s.max_norm_floats,
+                                                      "got": compare_rtrl})
+        work += B * forward + methods.bptt_work(cell, B, T, n, m) + rtrl.work(cell, B, T, n, m)
     if _wanted(fields, "diagnostics"):
         S = m * (1 if cell is None else len(cell.states))  # the whole state's Jacobian: S × S
         work += 20 * B * T * S**3

@@ -14,6 +14,7 @@ import orjson
 
 from ..engine import norms
 from ..engine.cells import CELLS
+from ..engine.methods import ORDERS
 from ..engine.notation import from_canonical, names_map
 from ..engine.problem import Result
 from .parse import Parsed
@@ -63,7 +64,9 @@ def build(r: Result, parsed: Parsed, dense: bool = False) -> dict[str, Any]:
     named = lambda d: None if d is None else from_canonical(p.notation, d, hidden)  # noqa: E731
     eps = None if tab is None else tab.eps  # ε^s_{t,k} tables (asked for: delta_h, delta_c)
     eps_h, eps_c = (None, None) if eps is None else (eps.get("h"), eps.get("c"))
-    eps_h_norm = None if eps_h is None else norms.of_vectors(eps_h)
+    eps_norm = {} if tab is None or tab.eps_norm is None else tab.eps_norm  # (norms only: delta_h_norm, delta_c_norm)
+    eps_h_norm = eps_norm.get("h") if eps_h is None else norms.of_vectors(eps_h)
+    eps_c_norm = eps_norm.get("c") if eps_c is None else norms.of_vectors(eps_c)
 
     def check() -> dict[str, Any] | None:
         if r.check is None:
@@ -99,6 +102,8 @@ def build(r: Result, parsed: Parsed, dense: bool = False) -> dict[str, Any]:
         "delta_h": lambda: eps_h,  # dense while looking for non-finite numbers, ragged below
         "delta_h_norm": lambda: sq_or_none(eps_h_norm),
         "delta_c": lambda: eps_c,
+        "delta_c_norm": lambda: sq_or_none(eps_c_norm),
+        "methods": lambda: _methods(r, p.notation, hidden),
         "grads": lambda: named(r.grads) | {f"{s}0": sq(v) for s, v in r.ds0.items()}
         | {"inputs": sq_or_none(r.dX)},
         "grads_unclipped": lambda: named(r.grads_unclipped),
@@ -154,7 +159,7 @@ def build(r: Result, parsed: Parsed, dense: bool = False) -> dict[str, Any]:
     ):
         doc["warnings"].append("overflow: some numbers of fields not asked for are not finite")
     upper = _upper_zero if dense else _upper_null
-    for name in ("delta_norm", "delta_h_norm"):
+    for name in ("delta_norm", "delta_h_norm", "delta_c_norm"):
         if doc.get(name) is not None:
             doc[name] = upper(doc[name])
     if doc.get("diagnostics") and doc["diagnostics"]["delta_bound"] is not None:
@@ -187,6 +192,34 @@ def _parts(sel, named, grads, grads_unclipped) -> dict[str, Any]:
             "jacobian_geomean": sel.jacobian_geomean, "gain": sel.gain, "eps_tt_norm": sel.eps_tt_norm,
             "bound": sel.bound,
         }
+
+
+def _methods(r: Result, notation: str, hidden: tuple[str, ...]) -> dict[str, Any] | None:
+    """BPTT beside RTRL: the largest relative difference of their gradients (per array under the
+    notation's names), and what each route holds and does; their times go in Server-Timing
+    (``timing``), so that the same request gives the same document."""
+    mr = r.methods
+    if mr is None:
+        return None
+    per = {}
+    for canon in hidden:
+        for shown in from_canonical(notation, {canon: 0}, hidden):
+            per[shown] = mr.per_array[canon]
+    per |= {k: v for k, v in mr.per_array.items() if k not in hidden}  # h0, c0
+    route = lambda name, x: {"work": x.work, "floats": x.floats, **ORDERS[name]}  # noqa: E731
+    return {
+        "max_rel_diff": mr.max_rel_diff, "arrays": per, "state_size": mr.state_size, "n_params": mr.n_params,
+        "bptt": route("bptt", mr.bptt), "rtrl": route("rtrl", mr.rtrl),
+        "compared": "exact gradients (untruncated, unclipped) of the hidden layer and the initial states",
+    }
+
+
+def timing(r: Result) -> str:
+    """Server-Timing entries of the two routes when ``methods`` was asked for, else ""."""
+    mr = r.methods
+    if mr is None:
+        return ""
+    return f", bptt;dur={mr.bptt.seconds * 1e3:.3f}, rtrl;dur={mr.rtrl.seconds * 1e3:.3f}"
 
 
 def _default(o: Any) -> Any:

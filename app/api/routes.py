@@ -16,7 +16,7 @@ from werkzeug.http import parse_accept_header
 
 from ..engine import run
 from ..engine.cells import describe as describe_cells
-from ..engine.notation import NOTATIONS
+from ..engine.notation import GATED_NAMES, NOTATIONS
 from ..settings import Settings
 from . import npz, respond, stream
 from .errors import ApiError
@@ -183,7 +183,7 @@ async def _parse_elsewhere(body: bytes, settings: Settings, media: str = "json")
     return await stream.in_heavy_thread(settings.max_concurrent, _parse, body, settings, media)
 
 
-def _run(parsed: Parsed, media: str = "json") -> tuple[bytes, float, float]:
+def _run(parsed: Parsed, media: str = "json") -> tuple[bytes, float, float, str]:
     t0 = time.perf_counter()
     result = run(parsed.problem)
     t1 = time.perf_counter()
@@ -191,13 +191,14 @@ def _run(parsed: Parsed, media: str = "json") -> tuple[bytes, float, float]:
         out = npz.dumps(respond.build(result, parsed, dense=True))
     else:
         out = respond.dumps(respond.build(result, parsed))
-    return out, t1 - t0, time.perf_counter() - t1
+    return out, t1 - t0, time.perf_counter() - t1, respond.timing(result)
 
 
-def _build(parsed: Parsed, media: str = "json") -> tuple[dict, float]:
+def _build(parsed: Parsed, media: str = "json") -> tuple[dict, float, str]:
     t0 = time.perf_counter()
-    doc = respond.build(run(parsed.problem), parsed, dense=media == "npz")
-    return doc, time.perf_counter() - t0
+    result = run(parsed.problem)
+    doc = respond.build(result, parsed, dense=media == "npz")
+    return doc, time.perf_counter() - t0, respond.timing(result)
 
 
 def gate(app) -> stream.Gate:
@@ -250,22 +251,22 @@ async def bptt(request: Request) -> Response:
             request.app.state.work_budget.charge(request.scope, parsed.work)
         inline_bytes = INLINE_RESPONSE_BYTES * (NPZ_SPEEDUP if media == "npz" else 1)
         if parsed.work <= INLINE_WORK and parsed.response_bytes <= inline_bytes:
-            out, tc, ts = _run(parsed, media)
-            timing = f"parse;dur={tp * 1e3:.2f}, compute;dur={tc * 1e3:.2f}, serialize;dur={ts * 1e3:.2f}"
+            out, tc, ts, route_timing = _run(parsed, media)
+            timing = f"parse;dur={tp * 1e3:.2f}, compute;dur={tc * 1e3:.2f}, serialize;dur={ts * 1e3:.2f}{route_timing}"
             return Response(out, media_type=media_type, headers={"Server-Timing": timing} | vary)
         if not held:
             await heavy.enter()
             held = True
         if parsed.response_bytes <= STREAM_RESPONSE_BYTES:
-            out, tc, ts = await stream.in_heavy_thread(settings.max_concurrent, _run, parsed, media)
-            timing = f"parse;dur={tp * 1e3:.2f}, compute;dur={tc * 1e3:.2f}, serialize;dur={ts * 1e3:.2f}"
+            out, tc, ts, route_timing = await stream.in_heavy_thread(settings.max_concurrent, _run, parsed, media)
+            timing = f"parse;dur={tp * 1e3:.2f}, compute;dur={tc * 1e3:.2f}, serialize;dur={ts * 1e3:.2f}{route_timing}"
             response = stream.StreamedJSON(None, {"Server-Timing": timing} | vary, settings.send_timeout,
                                            heavy.leave, body=out, threads=settings.max_concurrent,
                                            media_type=media_type)
         else:
-            doc, tc = await stream.in_heavy_thread(settings.max_concurrent, _build, parsed, media)
+            doc, tc, route_timing = await stream.in_heavy_thread(settings.max_concurrent, _build, parsed, media)
             # (serialised while sent, in pieces: its duration is not known when the headers go)
-            timing = f"parse;dur={tp * 1e3:.2f}, compute;dur={tc * 1e3:.2f}"
+            timing = f"parse;dur={tp * 1e3:.2f}, compute;dur={tc * 1e3:.2f}{route_timing}"
             response = stream.StreamedJSON(doc, {"Server-Timing": timing} | vary, settings.send_timeout, heavy.leave,
                                            threads=settings.max_concurrent, media_type=media_type,
                                            parts=npz.chunks(doc) if media == "npz" else None)
@@ -300,7 +301,10 @@ async def cells() -> dict:
     return describe_cells()
 
 
-@router.get("/notations", summary="The names of the parameters in every notation")
+@router.get("/notations", summary="The names of the parameters in every notation (every cell's)")
 async def notations() -> dict:
-    """notation → canonical name → shown name (PyTorch's b_h is two arrays)."""
-    return {k: {c: list(v) if isinstance(v, tuple) else v for c, v in table.items()} for k, table in NOTATIONS.items()}
+    """notation → canonical name → shown name (PyTorch's vanilla b_h is two arrays), for the
+    parameters of every cell: the vanilla and residual cells' W_xh, W_hh, b_h and the gated
+    cells' W_ih, W_hh, b_ih, b_hh (W_hh has the same name in both), the output layer and h."""
+    return {k: {c: list(v) if isinstance(v, tuple) else v for c, v in table.items()} | GATED_NAMES[k]
+            for k, table in NOTATIONS.items()}

@@ -170,6 +170,28 @@ class GradientCheck(BaseModel):
     arrays: dict[str, CheckArray]
 
 
+class MethodRoute(BaseModel):
+    work: float = Field(..., description="Multiply-adds of the route's backward part, estimated from the sizes.")
+    floats: int = Field(..., description="Floats the route holds: BPTT every step's forward trace and dh_next "
+                        "(B·T·(S + G·m) + B·S), RTRL its sensitivities P_t, Q_t (B·S·(|θ| + S), whatever T is).")
+    time: str = Field(..., description="Order of growth of its time, e.g. O(T·S²·|θ|).")
+    memory: str = Field(..., description="Order of growth of its memory, e.g. O(S·|θ|).")
+
+
+class Methods(BaseModel):
+    """BPTT beside RTRL on this request (only when named in fields). Their measured times are in
+    the Server-Timing header (bptt;dur=…, rtrl;dur=… in ms), so the same request gives the same body."""
+
+    max_rel_diff: float | None = Field(..., description="max over arrays of max|g_bptt − g_rtrl| / max|g_bptt|; "
+                                       "null when a gradient overflowed.")
+    arrays: dict[str, float | None] = Field(..., description="The same per parameter (notation's names), h0 and c0.")
+    state_size: int = Field(..., description="S: m, or 2m for the LSTM (h, c).")
+    n_params: int = Field(..., description="|θ| of the hidden layer.")
+    bptt: MethodRoute
+    rtrl: MethodRoute
+    compared: str
+
+
 class Shapes(BaseModel):
     T: int
     n: int
@@ -247,6 +269,10 @@ class BPTTResponse(BaseModel):
                                             "measure comparable across cells; null with detail norms or rtrl.")
     delta_h_norm: NullableArray | None = _absent("Only when named in fields: T×T ‖∂L_t/∂h_k‖, null above the diagonal.")
     delta_c: NullableArray | None = _absent("Only when named in fields, cell lstm: delta_c[t][k] = ∂L_t/∂c_k.")
+    delta_c_norm: NullableArray | None = _absent("Only when named in fields, cell lstm: T×T ‖∂L_t/∂c_k‖ (the error "
+                                                 "on the cell-state rail), null above the diagonal.")
+    methods: Methods | None = _absent("Only when named in fields: BPTT beside RTRL on this request, the largest "
+                                      "relative difference of their exact gradients and what each route costs.")
     grads: dict[str, NullableArray | float | None] = _absent()
     grads_unclipped: dict[str, NullableArray | float | None] | None = _absent()
     grads_per_step: dict[str, NullableArray] | None = _absent("∂L_t/∂θ, leading T axis; null with detail norms.")

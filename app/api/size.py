@@ -76,8 +76,11 @@ def fields(
         "delta_norm": lower_triangle(B, T),
         # ε^h_{t,k} and ε^c_{t,k} (ragged like δ), ‖ε^h_{t,k}‖ (B×T×T)
         "delta_h": ragged_delta(B, T, m) if detail == "full" else NULL,
-        "delta_h_norm": lower_triangle(B, T) if detail == "full" else NULL,
+        "delta_h_norm": lower_triangle(B, T),
         "delta_c": ragged_delta(B, T, m) if states > 1 and detail == "full" else NULL,
+        "delta_c_norm": lower_triangle(B, T) if states > 1 else NULL,
+        # BPTT beside RTRL: a few numbers per array (in the fixed allowance)
+        "methods": 0,
         "dz": array(bt + (G * m,)),
         "dh": array(bt + (m,)),
         "dc": array(bt + (m,)) if states > 1 else NULL,
@@ -151,7 +154,10 @@ def npz_fields(
         "delta": (bt * T * G * m if full else 0, 1),
         "delta_norm": (bt * T, 1),
         "delta_h": (bt * T * m if full else 0, 1),
-        "delta_h_norm": (bt * T if full else 0, 1),
+        "delta_h_norm": (bt * T, 1),
+        "delta_c_norm": (bt * T if states > 1 else 0, 1),
+        # BPTT beside RTRL: a few numbers per array and per route
+        "methods": (8 * (k + states) + 16, 8 * (k + states) + 16),
         "delta_c": (bt * T * m if states > 1 and full else 0, 1),
         "dz": (bt * G * m, 1),
         "dh": (bt * m, 1),

@@ -11,6 +11,7 @@ Modules, one job each:
 - ``bptt``         the generic δ_{t,k} loop over any cell (the table, ε tables) and dh_next pass
 - ``fast``         the vanilla/residual δ loop, registered as their table, tested equal to ``bptt``
 - ``rtrl``         real-time recurrent learning over any cell (forward sensitivities) and its price
+- ``methods``      BPTT beside RTRL on one problem: their largest relative difference and costs
 - ``activations``  f and f' for tanh, sigmoid (scipy's expit), relu, identity
 - ``losses``       output layer and per-step losses (softmax_ce, mse, upstream): L_t and e_t
 - ``gradients``    parameter gradients as sums over the unrolled copies (only the terms that exist)

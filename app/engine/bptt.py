@@ -54,16 +54,21 @@ class DeltaTable:
     #: although δ_{t,k} is dropped; dh_k sums the rows t − k < K, so dz_k = f'(z_k) ⊙ dh_k
     #: holds); None unless asked for (``delta_table(eps_tables=True)``)
     eps: dict[str, np.ndarray] | None = None
+    #: state → (B, T, T) ‖ε^s_{t,k}‖₂ [b, t, k] (the same rows as ``eps``, zero elsewhere), formed
+    #: without holding the ε tables; None unless asked for (``delta_table(eps_norms=True)``)
+    eps_norm: dict[str, np.ndarray] | None = None
 
 
 def delta_table(
     cell: Cell, tr: Trace, theta: dict[str, np.ndarray], eps_tt: np.ndarray,
     truncation: int | None = None, keep: bool = True, norms: bool = True, eps_tables: bool = False,
+    eps_norms: bool = False,
 ) -> DeltaTable:
     """tr: the cell's forward trace; eps_tt (B, T, m) ε^h_{t,t}.
 
     keep=False computes the norms without ever holding the (B, T, T, G·m) tensor; norms=False
-    leaves them out (either way). eps_tables keeps ε^s_{t,k} = ∂L_t/∂s_k for every state."""
+    leaves them out (either way). eps_tables keeps ε^s_{t,k} = ∂L_t/∂s_k for every state;
+    eps_norms (without eps_tables) keeps only their norms ‖ε^s_{t,k}‖, O(T²) numbers."""
     B, T, m = eps_tt.shape
     Gm = tr.z.shape[-1]
     K = T if truncation is None else min(truncation, T)
@@ -75,6 +80,7 @@ def delta_table(
     dz = np.zeros((B, T, Gm))
     table = np.zeros((T, B, T, Gm)) if keep else None  # table[k, b, t] = δ_{t,k}
     eps_tab = {s: np.zeros((T, B, T, m)) for s in cell.states} if eps_tables else None
+    eps_nrm = {s: np.zeros((T, B, T)) for s in cell.states} if eps_norms and not eps_tables else None
     norm = None if keep or not norms else np.zeros((B, T, T))  # norm[b, k, t] = ‖δ_{t,k}‖
     for k in range(T - 1, -1, -1):
         rows = slice(k, min(T, k + K))  # t = k … (t − k < K)
@@ -84,6 +90,9 @@ def delta_table(
             if eps_tab is not None:  # what reaches s_k: also from t = k + K, whose window
                 reach = slice(k, min(T, k + K + 1))  # starts at copy k + 1 (ε_{t,k} set then)
                 eps_tab[s][k, :, reach] = eps[s][:, reach]
+            elif eps_nrm is not None:  # the same rows, their norms only
+                reach = slice(k, min(T, k + K + 1))
+                eps_nrm[s][k, :, reach] = vnorms.of_vectors(eps[s][:, reach])
         delta_k, prev = cell.backward_step(tr, theta, k, eps_k)
         np.add.reduce(delta_k, axis=1, out=dz[:, k])  # dz_k = Σ_t δ_{t,k}
         if keep:
@@ -101,6 +110,7 @@ def delta_table(
         delta_norm=None if norm is None else norm.transpose(0, 2, 1),
         dz=dz, dh=d["h"], dh0=ds0["h"], d=d, ds0=ds0,
         eps=None if eps_tab is None else {s: e.transpose(1, 2, 0, 3) for s, e in eps_tab.items()},
+        eps_norm=None if eps_nrm is None else {s: e.transpose(1, 2, 0) for s, e in eps_nrm.items()},
     )
 
 

@@ -59,6 +59,8 @@ class Problem:
     c0: np.ndarray | None = None
     #: keep ε^s_{t,k} = ∂L_t/∂s_k of every state (delta_h, delta_c; detail "full" only)
     eps_tables: bool = False
+    #: keep only the norms ‖ε^s_{t,k}‖ (delta_h_norm, delta_c_norm; with either detail)
+    eps_norms: bool = False
     #: "bptt" (the δ table) or "rtrl" (forward sensitivities: the same gradients, no δ table,
     #: no truncation, no ∂L/∂x_k)
     method: str = "bptt"
@@ -66,6 +68,8 @@ class Problem:
     per_copy: bool = False
     #: (t, k, b), 0-based: every number of δ_{t,k} of sequence b (``parts.compute``), or None
     select: tuple[int, int, int] | None = None
+    #: also run the other exact route: BPTT beside RTRL (``methods.compare``)
+    methods: bool = False
 
     @property
     def keeps_table(self) -> bool:
@@ -120,3 +124,5 @@ class Result:
     #: the numbers of the selected δ_{t,k} (``Problem.select``); None when not asked for or with
     #: method "rtrl"
     parts: Parts | None = None
+    #: BPTT beside RTRL (``methods.MethodsReport``), when asked for
+    methods: object | None = None

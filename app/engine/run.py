@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import bptt, clipping, diagnostics, gradcheck, gradients, losses, parts, rtrl
+from . import bptt, clipping, diagnostics, gradcheck, gradients, losses, methods, parts, rtrl
 from .activations import ACTIVATIONS
 from .bptt import DeltaTable
 from .cells import CELLS, Cell, Trace
@@ -49,10 +49,10 @@ def table_of(cell: Cell, fw: Trace, theta: dict[str, np.ndarray], eps_tt: np.nda
     """The δ table: the cell's registered fast loop where it has one (and no ε tables are
     asked for), else the generic loop of ``bptt``; the same numbers to rounding (tested)."""
     fast = getattr(cell, "fast_table", None)
-    if fast is not None and not p.eps_tables:
+    if fast is not None and not p.eps_tables and not p.eps_norms:
         return fast()(cell, fw.fprime, eps_tt, theta["W_hh"], p.truncation, p.keeps_table, norms=p.delta_norm)
     return bptt.delta_table(cell, fw, theta, eps_tt, p.truncation, p.keeps_table, norms=p.delta_norm,
-                            eps_tables=p.eps_tables and p.detail == "full")
+                            eps_tables=p.eps_tables and p.detail == "full", eps_norms=p.eps_norms)
 
 
 def core(p: Problem) -> Core:
@@ -124,11 +124,12 @@ def run(p: Problem) -> Result:
                         "gradient_check: compares the exact (untruncated) BPTT gradient with "
                         "finite differences; the truncated gradients in grads differ by design"
                     )
+        compared = methods.compare(p) if p.methods else None
     return Result(
         problem=p, theta=theta, forward=fw, out=out, table=table, grads=grads,
         grads_unclipped=grads_unclipped, dX=dX, clip=report, per_step=c.per_step,
         diagnostics=diag, check=check,
-        warnings=warnings, ds0=c.ds0, per_copy=per_copy, parts=sel,
+        warnings=warnings, ds0=c.ds0, per_copy=per_copy, parts=sel, methods=compared,
     )
 
 

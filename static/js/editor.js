@@ -1,7 +1,7 @@
 // The model editor: controls and numeric grids that edit the request body.
 
 import { lang, tr } from "./i18n.js";
-import { CANONICAL, convertParams, h0Of, h0PerSequence, hasOutput, isBatched, namesOf, resize, setLoss, sizes } from "./state.js";
+import { CANONICAL, c0Of, c0PerSequence, canonicalOf, cellOf, cells, convertParams, h0Of, h0PerSequence, hasCellState, hasOutput, isBatched, namesOf, resize, setCell, setLoss, setMethod, sizes } from "./state.js";
 import { clone, normal, rng, round, shape } from "./util.js";
 
 const $ = (id) => document.getElementById(id);
@@ -19,7 +19,10 @@ function parseCell(text) {
 export function initEditor(controller) {
   ctrl = controller;
   $("preset").addEventListener("change", (e) => ctrl.loadPreset(e.target.value));
-  for (const id of ["cell", "activation", "reduction"]) {
+  renderCellMenu();
+  $("cell").addEventListener("change", (e) => ctrl.change((req) => setCell(req, e.target.value), { rebuild: true }));
+  $("method").addEventListener("change", (e) => ctrl.change((req) => setMethod(req, e.target.value)));
+  for (const id of ["activation", "reduction"]) {
     $(id).addEventListener("change", (e) => ctrl.change((req) => { req[id] = e.target.value; }));
   }
   $("loss").addEventListener("change", (e) => ctrl.change((req) => setLoss(req, e.target.value)));
@@ -28,7 +31,7 @@ export function initEditor(controller) {
     const params = req.params ?? lastParams(req);
     if (params) {
       // keep the very same numbers under the new names
-      req.params = convertParams(params, req.notation || "canonical", to);
+      req.params = convertParams(params, req.notation || "canonical", to, canonicalOf(req));
       delete req.init;
     }
     req.notation = to;
@@ -106,6 +109,7 @@ function lastParams(req) {
   if (!resp?.params || document.getElementById("panels").classList.contains("stale")) return null;
   const { n, m, p } = sizes(req);
   const same = resp.notation === (req.notation || "canonical") && resp.loss === (req.loss || "mse")
+    && resp.cell === (req.cell || "vanilla")
     && resp.shapes.n === n && resp.shapes.m === m && (resp.shapes.p ?? null) === (p ?? null);
   return same ? clone(resp.params) : null;
 }
@@ -116,9 +120,11 @@ function materialise(req, path) {
     const params = lastParams(req);
     if (params) { req.params = params; delete req.init; }
   }
-  if (path.startsWith("h0") && !req.h0) {
-    const { m, B } = sizes(req);
-    req.h0 = isBatched(req) ? Array.from({ length: B }, () => Array(m).fill(0)) : Array(m).fill(0);
+  for (const s of ["h0", "c0"]) {
+    if (path.startsWith(s) && !req[s]) {
+      const { m, B } = sizes(req);
+      req[s] = isBatched(req) ? Array.from({ length: B }, () => Array(m).fill(0)) : Array(m).fill(0);
+    }
   }
   return req;
 }
@@ -159,6 +165,16 @@ function setPath(obj, path, value) {
 
 // ---------------------------------------------------------------- rendering
 
+/** The cell menu from the registry (GET /api/v1/cells), each named in the page's language. */
+export function renderCellMenu() {
+  const sel = $("cell");
+  const names = Object.keys(cells());
+  if (!names.length) return;
+  const value = sel.value;
+  sel.replaceChildren(...names.map((c) => { const o = new Option(tr(`cell.${c}`), c); o.dataset.i18n = `cell.${c}`; return o; }));
+  sel.value = names.includes(value) ? value : names[0];
+}
+
 export function renderPresets(presets, current, lang) {
   const sel = $("preset");
   sel.replaceChildren();
@@ -177,7 +193,7 @@ export function renderPresets(presets, current, lang) {
 export function presetDescription(p, lang, notation = "canonical") {
   let text = p.description[lang] || p.description.en;
   if (!notation || notation === (p.notation || "canonical") || (p.notation || "canonical") !== "canonical") return text;
-  for (const c of CANONICAL) {
+  for (const c of [...CANONICAL, "W_ih", "b_ih", "b_hh"]) {
     text = text.replace(new RegExp(`(?<![A-Za-z0-9_])${c}(?![A-Za-z0-9_])`, "g"), namesOf(notation, c).join(" + "));
   }
   return text;
@@ -188,7 +204,18 @@ export function renderEditor(state, resp, { rebuild = false } = {}) {
   const req = state.req;
   const { B, T, n, m, p } = sizes(req);
   $("cell").value = req.cell || "vanilla";
+  $("method").value = req.method || "bptt";
+  // the activations the cell takes (the registry's list): gated cells fix their own, tanh
+  const acts = cellOf(req).activations;
+  for (const o of $("activation").options) o.disabled = !acts.includes(o.value);
+  $("activation").disabled = acts.length < 2;
+  $("activation").title = acts.length < 2 ? tr("activation.fixed", { f: acts.join(", ") }) : "";
   $("activation").value = req.activation || "tanh";
+  // RTRL has no truncation (the API refuses the pair)
+  const rtrl = req.method === "rtrl";
+  $("trunc-on").disabled = rtrl;
+  $("trunc-K").disabled = rtrl;
+  $("trunc-on").closest("label").title = rtrl ? tr("truncation.rtrl") : "";
   $("loss").value = req.loss || "mse";
   $("notation").value = req.notation || "canonical";
   $("reduction").value = req.reduction || "sum";
@@ -266,6 +293,7 @@ function gridSources(state, resp) {
     { box: "grid-inputs", field: `inputs${pre}`, value: seq(req.inputs), rowLabel: "t" },
     { box: "grid-h0", field: h0pre, value: h0 },
   ];
+  if (hasCellState(req)) out.push({ box: "grid-c0", field: c0PerSequence(req) ? `c0[${b}]` : "c0", value: c0Of(req, b) });
   if (hasOutput(req)) out.push({ box: "grid-targets", field: `targets${pre}`, value: seq(req.targets), rowLabel: "t" });
   else out.push({ box: "grid-targets", field: `upstream${pre}`, value: seq(req.upstream), rowLabel: "t" });
   return out;
@@ -276,8 +304,13 @@ function paramSources(state, resp) {
   const params = req.params ?? resp?.params;
   if (!params) return [];
   const names = [];
-  for (const c of CANONICAL) for (const nm of namesOf(req.notation || "canonical", c)) if (params[nm]) names.push(nm);
-  return names.map((nm) => ({ name: nm, field: `params.${nm}`, value: params[nm] }));
+  for (const c of canonicalOf(req)) for (const nm of namesOf(req.notation || "canonical", c)) if (params[nm]) names.push([nm, c]);
+  const spec = Object.fromEntries(cellOf(req).params.map((p) => [p.canonical, p]));
+  const gates = cellOf(req).gates;
+  const { m } = sizes(req);
+  // a gated cell's stacked weights: rows in blocks of m, one block per gate (i, f, g, o / r, u, n)
+  const blocks = (c) => (gates.length && spec[c] && String(spec[c].shape[0]).endsWith("m") && spec[c].shape[0] !== "m" ? { gates, m } : null);
+  return names.map(([nm, c]) => ({ name: nm, field: `params.${nm}`, value: params[nm], blocks: blocks(c) }));
 }
 
 function renderGrids(state, resp) {
@@ -285,6 +318,9 @@ function renderGrids(state, resp) {
   for (const g of gridSources(state, resp)) $(g.box).replaceChildren(table(g.field, g.value, g.rowLabel));
   const hn = ctrl.response()?.names?.h === "a" || req.notation === "coursera" ? "a" : "h";
   $("h0-title").textContent = tr("data.h0", { h: `${hn}₀` });
+  $("box-c0").hidden = !hasCellState(req);
+  if (!hasCellState(req)) $("grid-c0").replaceChildren();
+  $("c0-title").textContent = tr("data.c0");
   $("targets-title").textContent = !hasOutput(req) ? tr("data.upstream")
     : (req.loss === "softmax_ce" && shape(isBatched(req) ? req.targets?.[0] : req.targets).length === 1 ? tr("data.targets.indices") : tr("data.targets"));
   const box = $("grid-params");
@@ -293,10 +329,12 @@ function renderGrids(state, resp) {
     const title = document.createElement("div");
     title.className = "param-name";
     title.textContent = `${p.name}  (${shape(p.value).join("×")})`;
+    if (p.blocks) title.textContent += `  ${tr("grid.blocks", { gates: p.blocks.gates.join(", ") })}`;
     const wrap = document.createElement("div");
     wrap.className = "grid-wrap";
     wrap.dataset.param = p.field;
-    wrap.append(table(p.field, p.value, "i"));
+    if (p.blocks) wrap.dataset.blocks = p.blocks.gates.join("");
+    wrap.append(table(p.field, p.value, "i", p.blocks));
     box.append(title, wrap);
   }
 }
@@ -321,7 +359,25 @@ function refreshGrids(state, resp) {
   }
 }
 
-function table(field, value, rowLabel) {
+const SUBS = "₀₁₂₃₄₅₆₇₈₉";
+const sub = (n) => String(n).split("").map((d) => SUBS[d]).join("");
+
+/** Row i of a gated cell's stacked array: its gate's letter and the unit, "f₂" (blocks of m rows). */
+function gateRow(blocks, i) {
+  const g = blocks.gates[Math.floor(i / blocks.m)];
+  return { label: `${g}${sub((i % blocks.m) + 1)}`, gate: g, first: i % blocks.m === 0 };
+}
+
+/** Mark a grid row as the first of its gate's block (a rule above it) and name the gate on hover. */
+function markGate(row, th, blocks, i) {
+  const gr = gateRow(blocks, i);
+  th.textContent = gr.label;
+  th.title = tr(`gate.${blocks.gates.join("")}.${gr.gate}`);
+  row.dataset.gate = gr.gate;
+  if (gr.first && i > 0) row.classList.add("gate-start");
+}
+
+function table(field, value, rowLabel, blocks = null) {
   const t = document.createElement("table");
   t.className = "grid";
   if (!Array.isArray(value)) return t;  // a pasted body with no array here: the API names the field
@@ -334,6 +390,7 @@ function table(field, value, rowLabel) {
     const tr_ = t.insertRow();
     const th = document.createElement("th");
     th.textContent = isVec ? "" : `${rowLabel === "t" ? "t=" : ""}${i + 1}`;
+    if (blocks && !isVec) markGate(tr_, th, blocks, i);
     tr_.append(th);
     const cells = Array.isArray(row) ? row : [row];
     cells.forEach((v, j) => {
@@ -354,6 +411,7 @@ function table(field, value, rowLabel) {
     value.forEach((v, i) => {
       const r = flatT.insertRow();
       const th = document.createElement("th"); th.textContent = i + 1; r.append(th);
+      if (blocks) markGate(r, th, blocks, i);
       const inp = document.createElement("input");
       inp.type = "text"; inp.inputMode = "decimal"; inp.value = v; inp.dataset.field = `${field}[${i}]`;
       inp.setAttribute("aria-label", `${field}[${i}]`);

@@ -1,14 +1,15 @@
 // The unrolled network: a column per step (x_t, h_t, ŷ_t, L_t) plus h_0, edges labelled
-// with the chosen notation's weight names. A selected loss L_t lights up the paths its
-// gradient travels back, edge width and colour by ‖δ_{t,k}‖; a selected step k shows what
-// flows into z_k (blue) and out of h_k (orange).
+// with the chosen notation's weight names; the LSTM's cell-state rail c_{k−1} → c_k runs above h.
+// A selected loss L_t lights up the paths its gradient travels back, edge width and colour by
+// ‖∂L_t/∂h_k‖ (every cell has it: cells compare by it) and ‖∂L_t/∂c_k‖ on the rail; a selected
+// step k shows what flows into z_k (blue) and out of h_k (orange).
 
 import { tr } from "./i18n.js";
 import { logRange } from "./plots.js";
 import { fmt, subName } from "./util.js";
 
 const ROW = { x: 0, h: 1, y: 2, L: 3 };
-const C = { x: "#4c78a8", h: "#1f4e79", y: "#54a24b", L: "#d1495b", off: "#c4c9d0", base: "#d5dae1", in: "#2b83ba", out: "#f28e2b" };
+const C = { x: "#4c78a8", h: "#1f4e79", c: "#7b4fa0", y: "#54a24b", L: "#d1495b", off: "#c4c9d0", base: "#d5dae1", in: "#2b83ba", out: "#f28e2b" };
 // viridis stops for the edge colours (colour-blind safe)
 const VIRIDIS = ["#440154", "#3b528b", "#21918c", "#5ec962", "#fde725"];
 /** Longer sequences are drawn as a window of this many steps (labels stay readable, and a
@@ -30,15 +31,32 @@ export function graphWindow(T, t, k, from = null) {
   return [lo, lo + W - 1];
 }
 
+/** The rows of the graph (y): x, h, (the LSTM's cell-state rail c above h), ŷ, L. */
+function rowsOf(lstm) {
+  return lstm ? { x: 0, h: 1, c: 1.85, y: 2.7, L: 3.5 } : { ...ROW };
+}
+/** The LSTM's c_k sits left of its column, so the edge h_k → ŷ_k passes beside it. */
+const CX = 0.32;
+
+/** The norms the path of L_t is coloured by: ‖∂L_t/∂h_k‖ (delta_h_norm), which every cell has,
+ *  and the LSTM's ‖∂L_t/∂c_k‖ on the cell-state rail; ‖δ_{t,k}‖ when the response lacks them. */
+function pathNorms(resp, seq) {
+  const dh = seq(resp.delta_h_norm ?? null);
+  if (dh) return { kind: "dh", h: dh, c: seq(resp.delta_c_norm ?? null), delta: seq(resp.delta_norm ?? null) };
+  const dn = seq(resp.delta_norm ?? null);
+  return dn ? { kind: "delta", h: dn, c: null, delta: dn } : null;
+}
+
 export function graphFigure(ctx) {
   const { resp, sel, names, seq } = ctx;
   const T = resp.shapes.T;
   const [lo, hi] = graphWindow(T, sel.t, sel.k, ctx.view?.graphFrom);
   const inWin = (s) => s >= lo - 1 && s <= hi;  // columns lo − 1 … hi: h_{lo−1} feeds step lo
   const out = resp.shapes.p !== null;
-  const Lrow = out ? ROW.L : ROW.y;
+  const lstm = !!resp.forward.c;
+  const R = rowsOf(lstm);
+  const Lrow = out ? R.L : R.y;
   const mask = resp.loss_steps;
-  const dn = seq(resp.delta_norm);
   const traces = [];
   const annotations = [];
   const seg = (xs, ys, x0, y0, x1, y1) => { xs.push(x0, x1, null); ys.push(y0, y1, null); };
@@ -46,58 +64,81 @@ export function graphFigure(ctx) {
   // base edges
   const bx = [], by = [];
   for (let t = lo; t <= hi; t++) {
-    seg(bx, by, t, ROW.x, t, ROW.h);
-    seg(bx, by, t - 1, ROW.h, t, ROW.h);
-    if (out) { seg(bx, by, t, ROW.h, t, ROW.y); seg(bx, by, t, ROW.y, t, ROW.L); } else seg(bx, by, t, ROW.h, t, Lrow);
+    seg(bx, by, t, R.x, t, R.h);
+    seg(bx, by, t - 1, R.h, t, R.h);
+    if (lstm) { seg(bx, by, t - 1 - CX, R.c, t - CX, R.c); seg(bx, by, t - CX, R.c, t, R.h); }
+    if (out) { seg(bx, by, t, R.h, t, R.y); seg(bx, by, t, R.y, t, R.L); } else seg(bx, by, t, R.h, t, Lrow);
   }
   traces.push({ x: bx, y: by, mode: "lines", line: { color: C.base, width: 1.5 }, hoverinfo: "skip", showlegend: false });
 
-  // gradient paths of the selected loss L_t: buckets of width and colour by ‖δ_{t,k}‖
+  // gradient paths of the selected loss L_t: edge width and colour by ‖∂L_t/∂h_k‖ (and ‖∂L_t/∂c_k‖ on
+  // the rail), on one absolute log scale for every (t, k), so that a row which barely decays
+  // (W_hh = 0.99) looks uniform, and cells compare by the same measure
   const t = sel.t;
-  if (mask[t]) {
-    const row = dn[t].slice(0, t + 1);
-    // the colours of the ‖δ‖ heatmap (log scale): one scale for every (t, k), so a row that
-    // barely decays (W_hh = 0.99) looks uniform, not like strong vanishing
-    const [llo, lhi] = logRange(resp, dn, sel.b ?? 0) || [0, 0];
+  const P = pathNorms(resp, seq);
+  const hN = names.h || "h";
+  if (P && mask[t]) {
+    const rowH = P.h[t], rowC = P.c ? P.c[t] : null;
+    const ranges = [logRange(resp, P.h, sel.b ?? 0), P.c ? logRange(resp, P.c, sel.b ?? 0) : null].filter(Boolean);
+    const llo = ranges.length ? Math.min(...ranges.map((r) => r[0])) : 0;
+    const lhi = ranges.length ? Math.max(...ranges.map((r) => r[1])) : 0;
     const span = Math.max(lhi - llo, 1e-9);
     const buckets = VIRIDIS.map(() => ({ x: [], y: [] }));
-    const level = (v) => (v === null || !(v > 0) ? -1 : Math.max(0, Math.min(4, Math.floor(((Math.log10(v) - llo) / span) * 4.999))));
+    const level = (v) => (v === null || v === undefined || !(v > 0) ? -1 : Math.max(0, Math.min(4, Math.floor(((Math.log10(v) - llo) / span) * 4.999))));
+    const put = (v, x0, y0, x1, y1) => { const b = level(v); if (b >= 0) seg(buckets[b].x, buckets[b].y, x0, y0, x1, y1); };
+    // ‖δ‖: the edge h_k → h_{k+1} carries δ_{t,k+1} (0-based row[k]); ‖∂L/∂h‖: the edge into h_k and
+    // the edge h_k → h_{k+1} have brought ∂L_t/∂h_k (row[k − 1]), h_t's own at the top
+    const at = P.kind === "dh" ? (s) => (s >= 1 ? rowH[s - 1] : null) : (s) => rowH[s];
     for (let k = Math.max(0, lo - 1); k <= Math.min(t, hi - 1); k++) {
-      const b = level(row[k]);
-      if (b < 0) continue;
-      seg(buckets[b].x, buckets[b].y, k, ROW.h, k + 1, ROW.h); // h_k → h_{k+1} carries δ_{t,k+1}
-      seg(buckets[b].x, buckets[b].y, k + 1, ROW.x, k + 1, ROW.h); // into the copy of W_xh at step k+1
+      put(at(k), k, R.h, k + 1, R.h);  // h_k → h_{k+1}
+      put(rowH[k], k + 1, R.x, k + 1, R.h);  // into step k+1's copy
+      if (lstm && rowC) {
+        put(k >= 1 ? rowC[k - 1] : null, k - CX, R.c, k + 1 - CX, R.c);  // the rail: ε^c_{t,k}
+        // (the edge c_{k+1} → h_{k+1} stays grey: the rail's colour is what the eye should follow)
+      }
     }
-    const top = t + 1 <= hi ? level(row[t]) : -1;
-    if (top >= 0) {
-      if (out) { seg(buckets[top].x, buckets[top].y, t + 1, ROW.h, t + 1, ROW.y); seg(buckets[top].x, buckets[top].y, t + 1, ROW.y, t + 1, ROW.L); }
-      else seg(buckets[top].x, buckets[top].y, t + 1, ROW.h, t + 1, Lrow);
+    if (t + 1 <= hi) {
+      const top = rowH[t];
+      if (out) { put(top, t + 1, R.h, t + 1, R.y); put(top, t + 1, R.y, t + 1, R.L); } else put(top, t + 1, R.h, t + 1, Lrow);
     }
     buckets.forEach((bk, i) => {
       if (bk.x.length) traces.push({ x: bk.x, y: bk.y, mode: "lines", line: { color: VIRIDIS[i], width: 2 + i * 1.6 }, hoverinfo: "skip", showlegend: false });
     });
-    // hover points on the path: the value of ‖δ_{t,k}‖
+    // hover points on the path's edges: the norms they carry
     const ks = [];
     for (let k = Math.max(0, lo - 1); k <= Math.min(t, hi - 1); k++) ks.push(k);
+    const dAt = (k) => (P.delta ? `‖δ<sub>${t + 1},${k + 1}</sub>‖ = ${fmt(P.delta[t][k])}` : "");
+    const hText = (k) => (P.kind === "dh"
+      ? [k >= 1 ? tr("graph.dh", { t: `<sub>${t + 1}</sub>`, h: hN, k: `<sub>${k}</sub>`, v: fmt(rowH[k - 1]) }) : "", dAt(k)].filter(Boolean).join("<br>")
+      : dAt(k));
     traces.push({
-      x: ks.map((k) => k + 0.5), y: ks.map(() => ROW.h), mode: "markers",
+      x: ks.map((k) => k + 0.5), y: ks.map(() => R.h), mode: "markers",
       marker: { size: 14, color: "rgba(0,0,0,0)" }, showlegend: false,
-      hovertemplate: ks.map((k) => `‖δ<sub>${t + 1},${k + 1}</sub>‖ = ${fmt(row[k])}<extra></extra>`),
+      hovertemplate: ks.map((k) => `${hText(k) || "—"}<extra></extra>`),
       customdata: ks.map((k) => ["k", k]),
     });
+    if (lstm && rowC) {
+      const cs = ks.filter((k) => k >= 1);
+      traces.push({
+        x: cs.map((k) => k + 0.5 - CX), y: cs.map(() => R.c), mode: "markers", marker: { size: 14, color: "rgba(0,0,0,0)" }, showlegend: false,
+        hovertemplate: cs.map((k) => `${tr("graph.dc", { t: `<sub>${t + 1}</sub>`, k: `<sub>${k}</sub>`, v: fmt(rowC[k - 1]) })}<extra></extra>`),
+        customdata: cs.map((k) => ["k", Math.max(0, k - 1)]),
+      });
+    }
   }
   // what flows into z_k and out of h_k
   const k = sel.k;
   const ix = [], iy = [], ox = [], oy = [];
-  seg(ix, iy, k + 1, ROW.x, k + 1, ROW.h);
-  seg(ix, iy, k, ROW.h, k + 1, ROW.h);
-  if (k + 1 < T) seg(ox, oy, k + 1, ROW.h, k + 2, ROW.h);
-  if (out) seg(ox, oy, k + 1, ROW.h, k + 1, ROW.y); else seg(ox, oy, k + 1, ROW.h, k + 1, Lrow);
+  seg(ix, iy, k + 1, R.x, k + 1, R.h);
+  seg(ix, iy, k, R.h, k + 1, R.h);
+  if (lstm) seg(ix, iy, k - CX, R.c, k + 1 - CX, R.c);
+  if (k + 1 < T) seg(ox, oy, k + 1, R.h, k + 2, R.h);
+  if (lstm && k + 1 < T) seg(ox, oy, k + 1 - CX, R.c, k + 2 - CX, R.c);
+  if (out) seg(ox, oy, k + 1, R.h, k + 1, R.y); else seg(ox, oy, k + 1, R.h, k + 1, Lrow);
   traces.push({ x: ix, y: iy, mode: "lines", line: { color: C.in, width: 2, dash: "dot" }, hoverinfo: "skip", showlegend: false });
   traces.push({ x: ox, y: oy, mode: "lines", line: { color: C.out, width: 2, dash: "dot" }, hoverinfo: "skip", showlegend: false });
 
   // nodes
-  const hName = names.h || "h";
   const ncols = hi - lo + 1;
   const labels = ncols <= 16;
   // many columns: label the first, the selected, every d-th and the last column, d such that
@@ -114,20 +155,32 @@ export function graphFigure(ctx) {
   });
   const steps = Array.from({ length: ncols }, (_, i) => lo + i);
   const x = seq(ctx.req.inputs);
-  node(tr("legend.x"), ROW.x, C.x, steps, steps.map((s) => `x${s}`), steps.map((s) => `x<sub>${s}</sub> = ${vec(x?.[s - 1])}`), steps.map((s) => ["k", s - 1]));
+  node(tr("legend.x"), R.x, C.x, steps, steps.map((s) => `x${s}`), steps.map((s) => `x<sub>${s}</sub> = ${vec(x?.[s - 1])}`), steps.map((s) => ["k", s - 1]));
+  // a gated cell's h_k names its gates at step k, with their values
+  const gates = resp.forward.gates ? Object.entries(resp.forward.gates).map(([g, v]) => [g, seq(v)]) : [];
+  const gateWords = gates.length ? gates.map(([g]) => g).join("") : "";
+  const gateHover = (s) => (s >= 1 && gates.length
+    ? "<br>" + tr("graph.gates", { k: s, g: "" }) + gates.map(([g, v]) => `<br>${tr(`gate.${gateWords}.${g}`)} = ${vec(v[s - 1])}`).join("")
+    : "");
   const hs = [lo - 1, ...steps];
-  node(tr("legend.h"), ROW.h, C.h, hs, hs.map((s) => `${hName}${s}`),
-    hs.map((s) => `${hName}<sub>${s}</sub> = ${s === 0 ? vec(ctx.h0) : vec(h[s - 1])}`), hs.map((s) => ["k", Math.max(0, s - 1)]));
+  node(tr("legend.h"), R.h, C.h, hs, hs.map((s) => `${hN}${s}`),
+    hs.map((s) => `${hN}<sub>${s}</sub> = ${s === 0 ? vec(ctx.h0) : vec(h[s - 1])}${gateHover(s)}`), hs.map((s) => ["k", Math.max(0, s - 1)]));
+  if (lstm) {
+    const c = seq(resp.forward.c);
+    node(tr("legend.c"), R.c, C.c, hs.map((s) => s - CX), hs.map((s) => `c${s}`),
+      hs.map((s) => `c<sub>${s}</sub> = ${s === 0 ? vec(ctx.c0) : vec(c[s - 1])}`), hs.map((s) => ["k", Math.max(0, s - 1)]),
+      { marker: { size: labels ? 22 : 8, color: C.c, line: { width: 0 } } });
+  }
   if (out) {
     const yh = seq(resp.forward.y_hat);
-    node(tr("legend.y"), ROW.y, C.y, steps, steps.map((s) => `ŷ${s}`), steps.map((s) => `ŷ<sub>${s}</sub> = ${vec(yh[s - 1])}`), steps.map((s) => ["t", s - 1]));
+    node(tr("legend.y"), R.y, C.y, steps, steps.map((s) => `ŷ${s}`), steps.map((s) => `ŷ<sub>${s}</sub> = ${vec(yh[s - 1])}`), steps.map((s) => ["t", s - 1]));
   }
   const lt = seq(resp.forward.loss_t);
   node(tr("legend.L"), Lrow, steps.map((s) => (mask[s - 1] ? C.L : C.off)), steps, steps.map((s) => `L${s}`),
     steps.map((s) => (mask[s - 1] ? `L<sub>${s}</sub> = ${fmt(lt[s - 1])}` : tr("legend.L.off"))), steps.map((s) => ["t", s - 1]),
     { meta: "loss" });
   // selection rings (the loss only when it is in the window)
-  const ring = inWin(t + 1) ? [[t + 1, Lrow, "#111"], [k + 1, ROW.h, C.in]] : [[k + 1, ROW.h, C.in]];
+  const ring = inWin(t + 1) ? [[t + 1, Lrow, "#111"], [k + 1, R.h, C.in]] : [[k + 1, R.h, C.in]];
   traces.push({
     x: ring.map((r) => r[0]), y: ring.map((r) => r[1]), mode: "markers", hoverinfo: "skip", showlegend: false,
     marker: { size: labels ? 36 : 20, color: "rgba(0,0,0,0)", line: { width: 3, color: ring.map((r) => r[2]) } },
@@ -135,10 +188,12 @@ export function graphFigure(ctx) {
 
   // weight names on the edges of the selected step k (every step's when T is small)
   const every = ncols <= 6;
+  const Wx = names.W_xh ?? names.W_ih;
   for (const s of every ? steps : [k + 1]) {
-    annotations.push(label(s, 0.5, subName(names.W_xh)));
-    annotations.push(label(s - 0.5, ROW.h + 0.22, subName(names.W_hh), 0));
-    if (out) annotations.push(label(s, 1.5, subName(names.W_hy)));
+    annotations.push(label(s, (R.x + R.h) / 2, subName(Wx)));
+    annotations.push(label(s - 0.5, R.h - 0.22, subName(names.W_hh), 0));
+    if (out) annotations.push(label(s, (R.h + R.y) / 2 + (lstm ? 0.3 : 0), subName(names.W_hy)));
+    if (lstm) annotations.push(label(s - 0.5 - CX, R.c + 0.2, "⊙f", 0));
   }
   // a window of a longer sequence: say what lies beyond its edges
   const edge = (x, text, anchor) => annotations.push({ x, y: Lrow, text, showarrow: false, xanchor: anchor,
@@ -147,7 +202,7 @@ export function graphFigure(ctx) {
   if (lo > 1) edge(lo - 1 - 0.55, "…", "right");
   const layout = {
     margin: { l: 10, r: lo > 1 || t + 1 > hi ? 36 : 10, t: 6, b: 6 }, dragmode: false, hovermode: "closest",
-    xaxis: { visible: false, range: [lo - 1 - 0.6, hi + 0.6], fixedrange: true },
+    xaxis: { visible: false, range: [lo - 1 - 0.6 - (lstm ? CX : 0), hi + 0.6], fixedrange: true },
     yaxis: { visible: false, range: [-0.5, Lrow + 0.5], fixedrange: true },
     annotations, plot_bgcolor: "#fff", paper_bgcolor: "#fff", showlegend: false,
   };

@@ -7,7 +7,8 @@ import { renderSteps } from "./steps.js";
 import { graphFigure, graphWindow, WINDOW } from "./graph.js";
 import { apply as applyLang, lang, tr } from "./i18n.js";
 import { FRAMES, clipFactor, contribFigure, deltaNormFigure, deltaRowFigure, gradsFigure, hiddenFigure, paramList, vanishFigure, vanishReading } from "./plots.js";
-import { defaultView, h0Of, readURL, setNotations, sizes, writeURL } from "./state.js";
+import { defaultView, c0Of, h0Of, readURL, setCells, setNotations, sizes, writeURL } from "./state.js";
+import { gatesFigure, gatesHelp, renderRtrl } from "./gates.js";
 import { clone, debounce, download, fmt } from "./util.js";
 
 const $ = (id) => document.getElementById(id);
@@ -87,6 +88,8 @@ const shown = (panel) => !$(`panel-${panel}`)?.classList.contains("hidden-by-lin
  *  diagnostics (the vanishing panel, its reading). */
 function neededFields() {
   const f = new Set(["params", "forward", "delta_norm", "eps_tt", "clip", "diagnostics"]);
+  // the graph's colours and the heatmap's other measure: ‖∂L_t/∂h_k‖, which every cell has (and the LSTM's rail)
+  if (shown("graph") || shown("delta")) { f.add("delta_h_norm"); if (state.req?.cell === "lstm") f.add("delta_c_norm"); }
   if (shown("deltarow")) f.add("delta");
   // the formula panel: its numbers come in backward_parts (select), its totals from grads
   if (shown("formula")) for (const x of ["grads", "grads_unclipped"]) f.add(x);
@@ -190,6 +193,36 @@ async function compute() {
   perf.renders += 1;
   document.body.dataset.renders = String(perf.renders);
   markViewed();
+  if (rtrlActive()) runRtrl();
+}
+
+// ------------------------------------------------------------------ BPTT beside RTRL
+
+/** The comparison panel is open: method rtrl, or its button was pressed (view.rtrl). */
+const rtrlActive = () => shown("rtrl") && (state.view.rtrl || sentReq?.method === "rtrl");
+let rtrlFlight = null;
+
+/** The API runs both exact routes on the request just drawn (its own request, fields
+ *  ["methods"]: a refusal there, e.g. RTRL's sensitivities over the limit, leaves the page as it is). */
+async function runRtrl() {
+  if (!sentReq) return;
+  if (rtrlFlight) rtrlFlight.abort();
+  const ctl = new AbortController();
+  rtrlFlight = ctl;
+  const { gradient_check: _gc, detail: _d, ...body } = clone(sentReq);
+  renderRtrl($("rtrl"), { computing: true });
+  let res;
+  try {
+    res = await computeBptt({ ...body, fields: ["methods"] }, ctl.signal);
+  } catch (e) {
+    if (e.name !== "AbortError") renderRtrl($("rtrl"), { error: tr("status.offline") });
+    return;
+  }
+  if (rtrlFlight !== ctl) return;
+  rtrlFlight = null;
+  if (!res.ok) { renderRtrl($("rtrl"), { error: errorText(res.error) }); return; }
+  renderRtrl($("rtrl"), { methods: res.data.methods, timing: res.timing, T: res.data.shapes.T });
+  document.body.dataset.rtrl = String((Number(document.body.dataset.rtrl) || 0) + 1);
 }
 
 /** The current input was refused (by the API, or by the page before sending it): say so in
@@ -231,12 +264,12 @@ function ctx() {
   const batched = resp.shapes.batch !== null;
   const seq = (v) => (batched && v !== null && v !== undefined ? v[b] : v);
   const h0For = (bb) => h0Of(sentReq, bb);
-  return { resp, req: sentReq, sel: state.sel, view: state.view, names: shownNames(), seq, h0: h0For(b), h0For, lang: state.lang };
+  return { resp, req: sentReq, sel: state.sel, view: state.view, names: shownNames(), seq, h0: h0For(b), h0For, c0: c0Of(sentReq, b), lang: state.lang };
 }
 
 async function react(id, fig) {
   const el = $(id);
-  if (!el || el.closest(".hidden-by-link")) return;
+  if (!el || el.closest(".hidden-by-link") || el.closest(".panel")?.hidden) return;
   await Plotly.react(el, fig.data, fig.layout, {
     ...PLOT_CONFIG, locale: state.lang === "zh" ? "zh-CN" : "en",
     toImageButtonOptions: { ...PLOT_CONFIG.toImageButtonOptions, filename: `bptt-${id}` },
@@ -250,10 +283,29 @@ async function react(id, fig) {
   }
 }
 
+/** A plot of the δ table: with method rtrl (no δ table) it says so instead. */
+const ofTable = (fig) => (c) => (c.resp.delta_norm || c.resp.method !== "rtrl" ? fig(c) : {
+  data: [], layout: { xaxis: { visible: false }, yaxis: { visible: false }, margin: { l: 10, r: 10, t: 10, b: 10 },
+    annotations: [{ text: tr("rtrl.nodelta").replace(/: |：/, "$&<br>").replace(/\. /, ".<br>").replace(/。/, "。<br>"),
+      showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5, font: { size: 12 } }] },
+});
+
+/** A plot's figure; a view that cannot draw this response (a cell it does not know yet) says so
+ *  in its place instead of stopping the page. */
+function figureOf(id, c) {
+  try {
+    return FIGURES[id](c);
+  } catch (e) {
+    console.warn(id, e);
+    return { data: [], layout: { xaxis: { visible: false }, yaxis: { visible: false }, margin: { l: 10, r: 10, t: 10, b: 10 },
+      annotations: [{ text: tr("view.unavailable"), showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5, font: { size: 12 } }] } };
+  }
+}
+
 /** Every plot: element id → figure. */
 const FIGURES = {
-  "graph": graphFigure, "heat-delta": deltaNormFigure, "heat-deltarow": deltaRowFigure, "plot-vanish": vanishFigure,
-  "heat-hidden": hiddenFigure, "heat-grads": gradsFigure, "heat-contrib": contribFigure,
+  "graph": graphFigure, "heat-delta": ofTable(deltaNormFigure), "heat-deltarow": ofTable(deltaRowFigure), "plot-vanish": ofTable(vanishFigure),
+  "heat-hidden": hiddenFigure, "heat-grads": gradsFigure, "heat-contrib": ofTable(contribFigure), "heat-gates": gatesFigure,
 };
 /** What a new selection redraws: the graph on any move, the δ vectors of row t and the
  *  vanishing plot's row t when t moves; the ‖δ‖ heatmap's and the δ rows' frames are boxes
@@ -263,18 +315,24 @@ const ON_K = ["graph"];
 
 async function redraw(ids) {
   const c = ctx();
-  await Promise.all(ids.map((id) => react(id, FIGURES[id](c))));
+  await Promise.all(ids.map((id) => react(id, figureOf(id, c))));
   placeFrames();
   renderSelectionText(c);
   renderGraphWindow();
   renderFormulaPanel();
-  if (shown("steps")) renderSteps($("steps"), c);
+  if (shown("steps")) {
+    try { renderSteps($("steps"), c); } catch (e) { console.warn("steps panel", e); }  // (method rtrl: no dh, dz)
+  }
   return c;
 }
 
 /** A box over heatmap id around the selection (FRAMES), placed from Plotly's axes. */
 function placeFrame(id) {
   const gd = $(id);
+  if (resp && !resp.delta_norm) {  // method rtrl: no δ table, nothing selected in it
+    gd?.parentElement?.querySelector(`.sel-frame[data-for="${id}"]`)?.remove();
+    return;
+  }
   const fl = gd?._fullLayout;
   if (!fl?.xaxis || !gd.closest || gd.closest(".hidden-by-link")) return;
   let box = gd.parentElement.querySelector(`.sel-frame[data-for="${id}"]`);
@@ -310,6 +368,7 @@ function placeFrames() {
 async function renderAll() {
   renderBanners();
   renderContribOptions();
+  renderCellPanels();
   const c = await redraw(Object.keys(FIGURES));
   renderVanishText(c);
   renderCheck();
@@ -365,19 +424,38 @@ function renderSelectionText(c) {
   b1.textContent = tr("sel.t", { t: sub(t + 1) });
   const b2 = document.createElement("b");
   b2.textContent = tr("sel.k", { k: k + 1 });
-  const dn = c.seq(resp.delta_norm)[t][k];
-  el.append(tr("sel"), b1, " · ", b2, ` · ‖δ${sub(t + 1)},${sub(k + 1)}‖ = ${fmt(dn)}`);
+  el.append(tr("sel"), b1, " · ", b2);
+  if (resp.delta_norm) el.append(` · ‖δ${sub(t + 1)},${sub(k + 1)}‖ = ${fmt(c.seq(resp.delta_norm)[t][k])}`);
+  if (resp.delta_h_norm) el.append(` · ‖∂L${sub(t + 1)}/∂${shownNames().h || "h"}${sub(k + 1)}‖ = ${fmt(c.seq(resp.delta_h_norm)[t][k])}`);
 }
 
 const SUBS = "₀₁₂₃₄₅₆₇₈₉";
 const sub = (n) => String(n).split("").map((d) => SUBS[d]).join("");
 
 function renderVanishText(c) {
-  $("vanish-reading").textContent = vanishReading(c);
+  $("vanish-reading").textContent = resp.delta_norm ? vanishReading(c) : "";
   const d = resp.diagnostics;
   const jn = c.seq(d.jacobian_norm).filter((v) => v !== null).sort((a, b) => a - b);
   const jmed = jn.length ? jn[Math.floor(jn.length / 2)] : null;
   $("vanish-stats").textContent = tr("vanish.stats", { W: resp.names.W_hh, rho: fmt(d.spectral_radius), smax: fmt(d.sigma_max), jmed: fmt(jmed) });
+}
+
+/** The parts that depend on the cell and the method: the gates panel (gated cells only), the
+ *  heatmap's measure menu, the RTRL panel's state. */
+function renderCellPanels() {
+  const gated = !!resp.forward?.gates;
+  $("panel-gates").hidden = !gated;
+  $("gates-help").textContent = gatesHelp(resp);
+  $("graph").classList.toggle("with-rail", !!resp.forward?.c);
+  const G = resp.forward?.gates ? Object.keys(resp.forward.gates).length : 1;
+  const opt = $("delta-measure").options[0];
+  opt.textContent = G > 1 ? tr("measure.delta.gated", { G }) : tr("measure.delta");
+  $("delta-measure").value = state.view.measure === "dh" ? "dh" : "delta";
+  const absent = state.view.measure === "dh" && !resp.delta_h_norm && !!resp.delta_norm;
+  $("delta-measure-note").hidden = !absent;
+  $("delta-measure-note").textContent = absent ? tr("measure.absent") : "";
+  $("rtrl-run").hidden = rtrlActive();
+  if (!rtrlActive()) renderRtrl($("rtrl"), {});
 }
 
 function renderNotes() {
@@ -602,7 +680,7 @@ function jsonErrorText(text, e) {
 }
 
 function exportCSV() {
-  if (!resp) return;
+  if (!resp || !resp.delta_norm) return;  // (method rtrl: no δ table)
   const rows = ["sequence,t,k,unit,delta"];
   const B = resp.shapes.batch ?? 1;
   for (let b = 0; b < B; b++) {
@@ -672,8 +750,9 @@ async function start() {
   if (url.view) state.view = { ...defaultView(), ...url.view };
   applyLang(state.lang);
   applyHide(state.hide);
-  const [nots, list] = await Promise.all([getJSON("/api/v1/notations"), getJSON("/api/v1/presets")]);
+  const [nots, list, cellList] = await Promise.all([getJSON("/api/v1/notations"), getJSON("/api/v1/presets"), getJSON("/api/v1/cells")]);
   setNotations(nots);
+  setCells(cellList);
   presets = list;
   initEditor({ state: () => state, response: () => resp, change, select, loadPreset, applyJSON,
     refuse: () => refused(tr("status.error"), tr("status.refused")) });
@@ -688,14 +767,25 @@ async function start() {
   });
   $("export-csv").addEventListener("click", exportCSV);
   $("delta-log").addEventListener("change", (e) => { state.view.log = e.target.checked; if (resp) renderAll().then(markViewed); });
-  $("contrib-param").addEventListener("change", (e) => { state.view.contribParam = e.target.value; react("heat-contrib", contribFigure(ctx())); writeURL(state); });
+  $("contrib-param").addEventListener("change", (e) => { state.view.contribParam = e.target.value; react("heat-contrib", figureOf("heat-contrib", ctx())); writeURL(state); });
   $("contrib-by").addEventListener("change", (e) => {
     state.view.contribBy = e.target.value;
     if (lacks()) { changeAt = performance.now(); compute(); return; }  // per copy needs dz and e
-    react("heat-contrib", contribFigure(ctx()));
+    react("heat-contrib", figureOf("heat-contrib", ctx()));
     writeURL(state);
   });
   $("delta-log").checked = state.view.log;
+  $("delta-measure").addEventListener("change", (e) => {
+    state.view.measure = e.target.value;
+    if (resp) renderAll().then(markViewed);
+    writeURL(state);
+  });
+  $("rtrl-run").addEventListener("click", () => {
+    state.view.rtrl = true;
+    $("rtrl-run").hidden = true;
+    runRtrl();
+    writeURL(state);
+  });
   $("state-letter").value = state.view.stateLetter || "h";
   $("state-letter").addEventListener("change", (e) => { state.view.stateLetter = e.target.value; if (resp) renderAll().then(markViewed); writeURL(state); });
   $("graph-prev").addEventListener("click", () => moveGraphWindow(-1));

@@ -1,7 +1,6 @@
 // Heatmaps and the vanishing/exploding plot (figures for Plotly.react).
 
 import { tr } from "./i18n.js";
-import { CANONICAL } from "./state.js";
 import { fmt, subName } from "./util.js";
 
 // colour-blind-safe scales: viridis (sequential) and RdBu reversed (diverging, centred on 0)
@@ -60,10 +59,10 @@ function flatLayer(T, color, which, label) {
 /** [min, max] of log₁₀‖δₜ,ₖ‖ over the lower triangle (finite, > 0, kept by truncation): the
  *  colour range of the ‖δ‖ heatmap and of the graph's edges, so both say the same thing (one
  *  scale for every (t, k), not one per row); null when there is no such number. */
-const logRanges = new WeakMap();
+const logRanges = new WeakMap();  // by the T×T array itself (‖δ‖, ‖∂L/∂h‖, ‖∂L/∂c‖ of one sequence)
 export function logRange(resp, dn, b = 0) {
-  const c = logRanges.get(resp);
-  if (c?.b === b) return c.range;
+  const c = logRanges.get(dn);
+  if (c) return c.range;
   const K = resp.truncation ?? Infinity;
   let lo = Infinity, hi = -Infinity;
   for (let t = 0; t < dn.length; t++) for (let k = Math.max(0, t - K + 1); k <= t; k++) {
@@ -71,7 +70,7 @@ export function logRange(resp, dn, b = 0) {
     if (v !== null && v > 0) { const l = Math.log10(v); if (l < lo) lo = l; if (l > hi) hi = l; }
   }
   const range = lo <= hi ? [lo, hi] : null;
-  logRanges.set(resp, { b, range });
+  logRanges.set(dn, { range });
   return range;
 }
 
@@ -84,7 +83,7 @@ const deltaNormTraces = new WeakMap();
 export function deltaNormFigure(ctx) {
   const { resp, sel, view } = ctx;
   const T = resp.shapes.T;
-  const key = `${sel.b ?? 0}|${view.log}|${ctx.lang}`;
+  const key = `${sel.b ?? 0}|${view.log}|${ctx.lang}|${measureOf(ctx).kind}`;
   const cached = deltaNormTraces.get(resp);
   let data = cached?.key === key ? cached.data : null;
   if (!data) {
@@ -107,24 +106,34 @@ export const FRAMES = {
   "heat-deltarow": (sel) => ({ x0: null, x1: null, y0: sel.k + 0.5, y1: sel.k + 1.5, cls: "frame-row" }),
 };
 
-function deltaNormData(ctx) {
+/** What the ‖·‖ heatmap shows: ‖δ_{t,k}‖ (delta_norm), or ‖∂L_t/∂h_k‖ (delta_h_norm, the measure
+ *  every cell has) when the view asks for it and the response has it. */
+export function measureOf(ctx) {
   const { resp, seq, view } = ctx;
+  if (view.measure === "dh" && resp.delta_h_norm) return { kind: "dh", dn: seq(resp.delta_h_norm) };
+  return { kind: "delta", dn: resp.delta_norm ? seq(resp.delta_norm) : null };
+}
+
+function deltaNormData(ctx) {
+  const { resp, view } = ctx;
   const T = resp.shapes.T;
-  const dn = seq(resp.delta_norm);
+  const { kind, dn } = measureOf(ctx);
+  const name = (t, k) => (kind === "dh" ? `‖∂L<sub>${t}</sub>/∂h<sub>${k}</sub>‖` : `‖δ<sub>${t},${k}</sub>‖`);
   const K = resp.truncation ?? Infinity;
-  const dropped = (t, k) => t - k >= K;  // truncation keeps δ_{t,k} for t − k < K only
+  // truncation keeps δ_{t,k} for t − k < K only (and ∂L_t/∂h_k for t − k ≤ K: h_k feeds copy k + 1)
+  const dropped = (t, k) => (kind === "dh" ? t - k > K : t - k >= K);
   const at = (t, k) => `t = ${t + 1}, k = ${k + 1}<br>`;
   // a row without a loss is 0 by definition: its own colour on either scale, not the scale's
   // bottom colour (which on the linear scale reads as "tiny" beside small δ)
   const noLoss = (t) => !resp.loss_steps[t];
   const z = dn.map((r, t) => r.map((v, k) => (
     dropped(t, k) || v === null || (!view.log && noLoss(t)) ? null : !view.log ? v : v > 0 ? Math.log10(v) : null)));
-  const text = dn.map((r, t) => r.map((v, k) => (k > t ? "" : `${at(t, k)}‖δ<sub>${t + 1},${k + 1}</sub>‖ = ${fmt(v)}`)));
+  const text = dn.map((r, t) => r.map((v, k) => (k > t ? "" : `${at(t, k)}${name(t + 1, k + 1)} = ${fmt(v)}`)));
   const range = view.log ? logRange(resp, dn, ctx.sel.b ?? 0) : null;
   const data = [{
     type: "heatmap", z, x: steps(T), y: steps(T), text, hovertemplate: "%{text}<extra></extra>",
     ...(range && range[1] > range[0] ? { zmin: range[0], zmax: range[1] } : {}),
-    colorscale: "Viridis", colorbar: { title: { text: view.log ? "log₁₀‖δ‖" : "‖δ‖", side: "right" }, thickness: 10 },
+    colorscale: "Viridis", colorbar: { title: { text: view.log ? `log₁₀${tr(`measure.cb.${kind}`)}` : tr(`measure.cb.${kind}`), side: "right" }, thickness: 10 },
     hoverongaps: false,
   }];
   // cells with no colour of their own: dropped by truncation, or (log scale) exactly 0
@@ -183,7 +192,8 @@ export function hiddenFigure(ctx) {
 /** The parameters of the response in display order: [{canon, name, value}] (PyTorch's biases: both). */
 export function paramList(resp, field = "grads") {
   const out = [];
-  for (const c of CANONICAL) {
+  // the response's names, in the cell's order (W_xh, W_hh, b_h or W_ih, W_hh, b_ih, b_hh; W_hy, b_y)
+  for (const c of Object.keys(resp.names).filter((k) => k !== "h" && k !== "c")) {
     const shown = resp.names[c];
     if (!shown) continue;
     for (const name of shown.split(" + ")) if (resp[field]?.[name] !== undefined) out.push({ canon: c, name, value: resp[field][name] });

@@ -4,10 +4,30 @@
 import { clone, normal, resize2, rng, round, shape, toBase64Url, fromBase64Url } from "./util.js";
 
 export const CANONICAL = ["W_xh", "W_hh", "b_h", "W_hy", "b_y"];
+export const OUTPUT = ["W_hy", "b_y"];
 
 /** notation tables from GET /api/v1/notations (canonical → name or [names]) */
 let NOTATIONS = null;
 export function setNotations(n) { NOTATIONS = n; }
+
+/** The cells from GET /api/v1/cells (name → summary, states, gates, activations, params):
+ *  the one list the cell menu, the activation menu and the weight grids are built from. */
+let CELLS = null;
+export function setCells(c) { CELLS = c; }
+export const cells = () => CELLS || {};
+/** The registry entry of a request's cell (vanilla's shape when the list is not loaded yet). */
+export function cellOf(req) {
+  const name = req?.cell || "vanilla";
+  return CELLS?.[name] || { states: ["h"], gates: [], activations: ["tanh", "sigmoid", "relu", "identity"],
+    params: ["W_xh", "W_hh", "b_h"].map((c) => ({ canonical: c, shape: c === "b_h" ? ["m"] : ["m", c === "W_xh" ? "n" : "m"] })) };
+}
+export const isGated = (req) => cellOf(req).gates.length > 0;
+export const hasCellState = (req) => cellOf(req).states.includes("c");
+/** The canonical names of a request's parameters, in the order shown: its cell's, then the output layer's. */
+export function canonicalOf(req) {
+  const hidden = cellOf(req).params.map((p) => p.canonical);
+  return hasOutput(req) ? [...hidden, ...OUTPUT] : hidden;
+}
 
 export function namesOf(notation, canon) {
   const v = NOTATIONS?.[notation]?.[canon] ?? canon;
@@ -26,6 +46,15 @@ export function h0Of(req, b) {
   return h0PerSequence(req) ? req.h0[b] : req.h0;
 }
 
+/** Whether c0 (the LSTM's initial cell state) is given per sequence (B×m). */
+export const c0PerSequence = (req) => !!req.c0 && isBatched(req) && Array.isArray(req.c0[0]);
+
+/** c_0 of sequence b: given per sequence, shared, or zeros. */
+export function c0Of(req, b) {
+  if (!req.c0) return Array(sizes(req).m).fill(0);
+  return c0PerSequence(req) ? req.c0[b] : req.c0;
+}
+
 /** T, n, m, p, B of a request. */
 export function sizes(req) {
   const s = shape(req.inputs);
@@ -33,7 +62,8 @@ export function sizes(req) {
   const [B, T, n] = batched ? s : [null, s[0], s[1]];
   let m, p = null;
   if (req.params) {
-    m = shape(req.params[namesOf(req.notation, "W_hh")[0]])[0];
+    const w = shape(req.params[namesOf(req.notation, "W_hh")[0]]);
+    m = w[1] ?? w[0];  // W_hh is m×m, or G·m×m for a gated cell
     if (hasOutput(req)) p = shape(req.params[namesOf(req.notation, "W_hy")[0]])[0];
   } else {
     m = req.init?.hidden ?? 4;
@@ -68,7 +98,9 @@ export function resize(req, what, value, seed = 1, { keepScale = true } = {}) {
   if (Array.isArray(r.loss_steps)) r.loss_steps = Array.from({ length: nT }, (_, i) => r.loss_steps[i] ?? true);
   r.targets = makeTargets(r, nT, np_, r.targets, next);
   if (!hasOutput(r)) r.upstream = perSeq(r, r.upstream ?? (isBatched(r) ? r.inputs.map(() => []) : []), (g) => resize2(g, nT, nm, rnd));
-  if (r.h0) r.h0 = isBatched(r) && Array.isArray(r.h0[0]) ? r.h0.map((h) => resize2([h], 1, nm, () => 0)[0]) : resize2([r.h0], 1, nm, () => 0)[0];
+  for (const s of ["h0", "c0"]) {
+    if (r[s]) r[s] = isBatched(r) && Array.isArray(r[s][0]) ? r[s].map((h) => resize2([h], 1, nm, () => 0)[0]) : resize2([r[s]], 1, nm, () => 0)[0];
+  }
   if (what === "n" || what === "m" || what === "p") {
     // the weights change shape: draw them again from the seed
     const seed0 = r.init?.seed ?? 0;
@@ -133,10 +165,11 @@ export function setLoss(req, loss, lastParams) {
   return r;
 }
 
-/** Rename explicit params from one notation to another (PyTorch's two biases ↔ one b_h). */
-export function convertParams(params, from, to) {
+/** Rename explicit params from one notation to another (PyTorch's two biases ↔ one b_h);
+ *  names: the canonical names of the request's cell (canonicalOf), the vanilla cell's by default. */
+export function convertParams(params, from, to, names = CANONICAL) {
   const canon = {};
-  for (const c of CANONICAL) {
+  for (const c of names) {
     const names = namesOf(from, c);
     const parts = names.map((nm) => params[nm]).filter((v) => v !== undefined);
     if (!parts.length) continue;
@@ -151,7 +184,40 @@ export function convertParams(params, from, to) {
 }
 
 export function defaultView() {
-  return { log: true, contribParam: "W_hh", contribBy: "step", graphFrom: null, stateLetter: "h" };
+  // measure: the ‖·‖ heatmap shows ‖δ_{t,k}‖ ("delta") or ‖∂L_t/∂h_k‖ ("dh", comparable across cells);
+  // rtrl: the BPTT-beside-RTRL panel is open
+  return { log: true, contribParam: "W_hh", contribBy: "step", graphFrom: null, stateLetter: "h", measure: "delta", rtrl: false };
+}
+
+/** Switch the cell, keeping n, m, p, T, the inputs and the targets: weights of the same shapes
+ *  stay (vanilla ↔ residual); others are drawn again from the seed with the new cell's init
+ *  (the API draws them per cell). An activation the cell does not take becomes tanh; c0 goes
+ *  with a cell without a cell state. */
+export function setCell(req, cell) {
+  const r = clone(req);
+  const { m, p } = sizes(r);
+  // the hidden layer's parameters, names and shapes (the LSTM's and the GRU's share names, not shapes)
+  const layout = (x) => JSON.stringify(cellOf(x).params.map((q) => [q.canonical, q.shape]));
+  const before = layout(r);
+  r.cell = cell;
+  const c = cellOf(r);
+  if (r.activation && !c.activations.includes(r.activation)) r.activation = c.activations[0] || "tanh";
+  if (!c.states.includes("c")) delete r.c0;
+  if (r.params && layout(r) !== before) {
+    const seed = r.init?.seed ?? 0;
+    delete r.params;
+    r.init = { seed, hidden: m };
+    if (hasOutput(r)) r.init.outputs = p;
+  }
+  return r;
+}
+
+/** Switch the method: RTRL has no truncation (the API refuses the pair), so it is dropped. */
+export function setMethod(req, method) {
+  const r = clone(req);
+  if (method === "bptt") delete r.method; else r.method = method;
+  if (method === "rtrl") delete r.truncation;
+  return r;
 }
 
 /** URL: ?lang=…&hide=…#s=<deflated base64url of {req, sel, view, preset}> */
