@@ -34,9 +34,10 @@ RESPONSE_FIELDS = (
     "params", "forward", "e", "eps_tt", "delta", "delta_norm", "dz", "dh", "grads",
     "grads_unclipped", "grads_per_step", "clip", "diagnostics", "gradient_check",
     "delta_h", "delta_h_norm", "delta_c", "dc",
+    "dh_next_pass",
 )
 #: response fields sent only when named in "fields" (they would double the default response)
-OPT_IN_FIELDS = frozenset(("delta_h", "delta_h_norm", "delta_c"))
+OPT_IN_FIELDS = frozenset(("delta_h", "delta_h_norm", "delta_c")) | {"dh_next_pass"}
 METHODS = ("bptt", "rtrl")
 INIT_FIELDS = ("seed", "hidden", "outputs", "scale")
 REDUCTIONS = ("sum", "mean")
@@ -360,7 +361,7 @@ def parse(body: Any, s: Settings) -> Parsed:
         warnings.append("fields: delta is null with detail norms; delta_norm is sent in its place")
     if method == "rtrl":
         warnings.append("method: rtrl carries ∂s_t/∂θ forward and has no δ table, so delta, delta_norm, "
-                        "dz, dh, dc, delta_h, delta_c, grads_per_step and grads.inputs are null")
+                        "dz, dh, dc, delta_h, delta_c, dh_next_pass, grads_per_step and grads.inputs are null")
     if n_loss == 0:
         warnings.append("loss_steps: no step carries a loss, so L = 0 and every gradient is 0")
     elif loss == "softmax_ce" and p == 1:
@@ -374,6 +375,7 @@ def parse(body: Any, s: Settings) -> Parsed:
         per_step=_wanted(fields, "grads_per_step"), diagnostics=_wanted(fields, "diagnostics"),
         c0=c0, method=method,
         eps_tables=any(_wanted(fields, f) for f in ("delta_h", "delta_h_norm", "delta_c")),
+        dh_next_steps=_wanted(fields, "dh_next_pass") and method != "rtrl",
     )
     return Parsed(problem, batched, warnings, float(work), fields, response_bytes)
 
@@ -436,6 +438,8 @@ def _budget(detail: Any, named: dict, B: int, T: int, n: int, m: int, p: int | N
         work = B * forward + rtrl.work(cell, B, T, n, m)
     else:
         work = B * forward + B * T * K * G * m * (m + ELEMENTWISE // 10)  # + the δ recursion
+    if _wanted(fields, "dh_next_pass") and not rtrl_method:
+        work += B * T * G * m * (m + ELEMENTWISE // 10)  # one more pass, one row per step
     if _wanted(fields, "diagnostics"):
         S = m * (1 if cell is None else len(cell.states))  # the whole state's Jacobian: S × S
         work += 20 * B * T * S**3

@@ -89,6 +89,11 @@ def build(r: Result, parsed: Parsed) -> dict[str, Any]:
         "delta_h": lambda: eps_h,  # dense while looking for non-finite numbers, ragged below
         "delta_h_norm": lambda: sq_or_none(eps_h_norm),
         "delta_c": lambda: eps_c,
+        "dh_next_pass": lambda: None if r.dh_next is None else {
+            **{f"d{s}": sq(v) for s, v in r.dh_next.d.items()},
+            **{f"d{s}_next": sq(v) for s, v in r.dh_next.d_next.items()},
+            "dz": sq(r.dh_next.dz), "dz_gap": sq(r.dz_gap),
+        },
         "grads": lambda: named(r.grads) | {f"{s}0": sq(v) for s, v in r.ds0.items()}
         | {"inputs": sq_or_none(r.dX)},
         "grads_unclipped": lambda: named(r.grads_unclipped),

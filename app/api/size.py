@@ -79,6 +79,8 @@ def fields(
         "dz": array(bt + (G * m,)),
         "dh": array(bt + (m,)),
         "dc": array(bt + (m,)) if states > 1 else NULL,
+        # dh, dh_next (dc, dc_next) B×T×m; dz B×T×G·m; dz_gap B×T; keys ≤ 16 bytes each
+        "dh_next_pass": 2 * states * array(bt + (m,)) + array(bt + (G * m,)) + array(bt) + 16 * (2 * states + 2),
         "grads": grads + states * array((B, m)) + array(bt + (n,)),
         "grads_unclipped": grads if clip else NULL,
         "grads_per_step": sum(array((T,) + s) for s in param_shapes) if detail == "full" else NULL,

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .bptt import DeltaTable
+from .bptt import DeltaTable, DhNextSteps
 from .cells import Trace
 from .clipping import ClipReport
 from .diagnostics import Diagnostics
@@ -61,6 +61,9 @@ class Problem:
     #: "bptt" (the δ table) or "rtrl" (forward sensitivities: the same gradients, no δ table,
     #: no truncation, no ∂L/∂x_k)
     method: str = "bptt"
+    #: also run the dh_next pass step by step (``bptt.dh_next_steps``) and compare its dz with
+    #: the δ table's (the API's dh_next_pass; method bptt only)
+    dh_next_steps: bool = False
 
     @property
     def keeps_table(self) -> bool:
@@ -109,3 +112,7 @@ class Result:
     warnings: list[str] = field(default_factory=list)
     #: state → (B, m) ∂L/∂s_0 (h0; c0 for the LSTM), by BPTT or RTRL
     ds0: dict[str, np.ndarray] = field(default_factory=dict)
+    #: the dh_next pass step by step, when asked for (``Problem.dh_next_steps``)
+    dh_next: DhNextSteps | None = None
+    #: (B, T) max_i |dz_k of the dh_next pass − dz_k of the δ table|_i (with it)
+    dz_gap: np.ndarray | None = None
