@@ -4,7 +4,9 @@ import { computeBptt, getJSON } from "./api.js";
 import { clearErrors, errorText, initEditor, renderEditor, renderPresets, showError, toggleStep } from "./editor.js";
 import { renderFormula, CSS as FORMULA_CSS } from "./formula.js";
 import { renderSteps } from "./steps.js";
-import { graphFigure, graphWindow, WINDOW } from "./graph.js";
+import { graphFigure, graphRange, WINDOW } from "./graph.js";
+import { initPlayer, playerFields, playerKey, renderPlayer } from "./player.js";
+import { initProjector } from "./projector.js";
 import { apply as applyLang, lang, tr } from "./i18n.js";
 import { FRAMES, clipFactor, contribFigure, deltaNormFigure, deltaRowFigure, gradsFigure, hiddenFigure, paramList, vanishFigure, vanishReading } from "./plots.js";
 import { defaultView, h0Of, readURL, setNotations, sizes, writeURL } from "./state.js";
@@ -91,6 +93,7 @@ function neededFields() {
   if (shown("formula")) for (const x of ["e", "grads", "grads_unclipped"]) f.add(x);
   if (shown("grads")) { f.add("grads"); if (state.req?.clip) f.add("grads_unclipped"); }  // before/after on one scale
   if (shown("steps")) for (const x of ["e", "dh", "dz", "grads"]) f.add(x);
+  for (const x of playerFields(state)) f.add(x);  // the step-by-step player, while it is on
   if (shown("contrib")) {
     f.add("grads");  // its parameter list
     if (state.view.contribBy === "copy") { f.add("dz"); f.add("e"); } else f.add("grads_per_step");
@@ -222,6 +225,7 @@ async function redraw(ids) {
   renderGraphWindow();
   renderFormulaPanel();
   if (shown("steps")) renderSteps($("steps"), c);
+  if (shown("player")) renderPlayer(c);
   return c;
 }
 
@@ -289,7 +293,7 @@ function renderFormulaPanel() {
 /** The graph's window of steps (T > 60): where it is, and ◀ ▶ to move it by half a window. */
 function renderGraphWindow() {
   const T = resp.shapes.T;
-  const [lo, hi] = graphWindow(T, state.sel.t, state.sel.k, state.view.graphFrom);
+  const [lo, hi] = graphRange(T, state.sel, state.view);
   $("graph-window").hidden = lo === 1 && hi === T;
   $("graph-range").textContent = tr("graph.range", { lo, hi, T });
   $("graph-prev").disabled = lo === 1;
@@ -298,7 +302,7 @@ function renderGraphWindow() {
 
 function moveGraphWindow(dir) {
   if (!resp) return;
-  const [lo] = graphWindow(resp.shapes.T, state.sel.t, state.sel.k, state.view.graphFrom);
+  const [lo] = graphRange(resp.shapes.T, state.sel, state.view);
   state.view.graphFrom = Math.max(1, Math.min(resp.shapes.T - WINDOW + 1, lo + dir * (WINDOW / 2)));
   react("graph", graphFigure(ctx()));
   renderGraphWindow();
@@ -474,6 +478,7 @@ function onKey(e) {
   if (!resp) return;
   const tag = (e.target.tagName || "").toLowerCase();
   if (["input", "textarea"].includes(tag) || e.altKey || e.ctrlKey || e.metaKey) return;
+  if (playerKey(e)) return;  // Space, and while the player is on ← → PageUp PageDown Home End Esc
   // a focused dropdown (just used to pick a notation or a loss) must not change the model on an
   // arrow key meant for the selection: the arrows move (t, k); Space, Enter or Alt+↓ open it
   const { t, k } = state.sel;
@@ -649,6 +654,9 @@ async function start() {
   $("graph-prev").addEventListener("click", () => moveGraphWindow(-1));
   $("graph-next").addEventListener("click", () => moveGraphWindow(1));
   document.addEventListener("keydown", onKey);
+  initPlayer({ state: () => state, response: () => resp, select, shown: () => shown("player"),
+    refetch: () => { changeAt = performance.now(); compute(); } });
+  initProjector();
   if (url.req) loadRequest(url.req, url.preset, url.sel);
   else await loadPreset(url.preset && presets.some((p) => p.id === url.preset) ? url.preset : presets[0]?.id);
 }
