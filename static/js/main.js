@@ -6,7 +6,7 @@ import { renderFormula, CSS as FORMULA_CSS } from "./formula.js";
 import { renderSteps } from "./steps.js";
 import { graphFigure, graphRange, WINDOW } from "./graph.js";
 import { initPlayer, playerFields, playerKey, renderPlayer } from "./player.js";
-import { initProjector } from "./projector.js";
+import { initProjector, projectorFigure } from "./projector.js";
 import { apply as applyLang, lang, tr } from "./i18n.js";
 import { FRAMES, clipFactor, contribFigure, deltaNormFigure, deltaRowFigure, gradsFigure, hiddenFigure, paramList, vanishFigure, vanishReading } from "./plots.js";
 import { defaultView, h0Of, readURL, setNotations, sizes, writeURL } from "./state.js";
@@ -193,6 +193,7 @@ function ctx() {
 async function react(id, fig) {
   const el = $(id);
   if (!el || el.closest(".hidden-by-link")) return;
+  fig = projectorFigure(fig);  // larger type in the projector view
   await Plotly.react(el, fig.data, fig.layout, {
     ...PLOT_CONFIG, locale: state.lang === "zh" ? "zh-CN" : "en",
     toImageButtonOptions: { ...PLOT_CONFIG.toImageButtonOptions, filename: `bptt-${id}` },
@@ -656,7 +657,7 @@ async function start() {
   document.addEventListener("keydown", onKey);
   initPlayer({ state: () => state, response: () => resp, select, shown: () => shown("player"),
     refetch: () => { changeAt = performance.now(); compute(); } });
-  initProjector();
+  initProjector(() => { if (resp) renderAll().then(markViewed); });
   if (url.req) loadRequest(url.req, url.preset, url.sel);
   else await loadPreset(url.preset && presets.some((p) => p.id === url.preset) ? url.preset : presets[0]?.id);
 }

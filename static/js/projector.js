@@ -5,6 +5,32 @@
 // paper's width before printing and at the screen's after.
 
 const $ = (id) => document.getElementById(id);
+const SCALE = 1.45;  // the plots' type in the projector view (the page's own is 14 → 20 px)
+let onChange = () => {};
+
+export const projectorOn = () => document.body.classList.contains("projector");
+
+function scaled(o) {
+  if (Array.isArray(o)) return o.map(scaled);
+  if (!o || typeof o !== "object") return o;
+  const out = {};
+  for (const [k, v] of Object.entries(o)) {
+    out[k] = /font$/.test(k) && v && typeof v === "object" && !Array.isArray(v)
+      ? { ...v, size: Math.round((typeof v.size === "number" ? v.size : 12) * SCALE) }
+      : k === "annotations" || (typeof v === "object" && v !== null && !Array.isArray(v)) ? scaled(v) : v;
+  }
+  return out;
+}
+
+/** A figure for the projector: every font of the layout (axes, annotations, legends) and
+ *  the traces' text (the graph's labels, the small heatmaps' numbers) larger; the data
+ *  arrays themselves are not copied. */
+export function projectorFigure(fig) {
+  if (!projectorOn()) return fig;
+  const layout = scaled({ font: { size: 12 }, ...fig.layout });
+  const data = fig.data.map((t) => (t.textfont ? { ...t, textfont: { ...t.textfont, size: Math.round((t.textfont.size || 12) * 1.25) } } : t));
+  return { data, layout };
+}
 
 function resizePlots() {
   if (typeof Plotly === "undefined") return;
@@ -21,10 +47,12 @@ function setProjector(on) {
   const search = q.toString();
   history.replaceState(null, "", `${location.pathname}${search ? `?${search}` : ""}${location.hash}`);
   // the containers changed size: the plots follow (Plotly's own resize listens to the window)
-  requestAnimationFrame(() => { resizePlots(); window.dispatchEvent(new Event("resize")); });
+  requestAnimationFrame(() => { onChange(); resizePlots(); window.dispatchEvent(new Event("resize")); });
 }
 
-export function initProjector() {
+/** redraw(): draws every plot again (their fonts follow the view). */
+export function initProjector(redraw = () => {}) {
+  onChange = redraw;
   const on = new URLSearchParams(location.search).get("view") === "projector";
   $("projector").addEventListener("click", () => setProjector(!document.body.classList.contains("projector")));
   if (on) setProjector(true);
