@@ -529,7 +529,7 @@ export const STRINGS = {
     "projector": "投影模式",
     "projector.title": "适合投影的大字版：隐藏编辑栏，单栏排列，公式自动换行（也可用 ?view=projector）",
     "panel.player": "逐步演示反向传播",
-    "player.help": "沿 k = T … 1 逐步回传：每一步在展开图中点亮它经过的边，并代入数值并排列出求 dzₖ 的两条路线。空格：播放 / 暂停；→ 或 PageDown：下一步（向左，朝 k = 1 方向）；← 或 PageUp：后退一步；Home / End：第一步 / 最后一步；Esc：退出。↑ ↓ 选择损失所在的行 t。",
+    "player.help": "沿 k = T … 1 逐步回传：每一步点亮展开图中它经过的边，并左右并列、代入数值地给出求 dzₖ 的两条路线。空格：播放 / 暂停；→ 或 PageDown：下一步（向左，朝 k = 1 方向）；← 或 PageUp：后退一步；Home / End：第一步 / 最后一步；Esc：退出。↑ ↓ 选择损失所在的行 t。",
     "player.start": "逐步演示反向传播",
     "player.leave": "退出逐步演示",
     "player.first": "|◀ k = T",
