@@ -23,7 +23,11 @@ export const SPEEDS = [0.5, 1, 2, 4];
 let hooks = null;
 let timer = null;
 let setK = null;  // the sel.k the player set last: another value means the user picked a step
-let withoutDeltaH = false;  // a response that would not fit with delta_h (detail "norms"): asked again without
+// the sizes (T, m, batch) whose response would not fit the size budget with delta_h (it came as
+// detail "norms"): asked again without it, and not asked for while the sizes stay
+let withoutDeltaH = null;
+const sizeKey = (resp) => (resp ? `${resp.shapes.T}:${resp.shapes.m}:${resp.shapes.batch}` : "");
+const skipDeltaH = () => withoutDeltaH !== null && withoutDeltaH === sizeKey(hooks.response());
 
 const SUBS = "₀₁₂₃₄₅₆₇₈₉";
 const sub = (n) => String(n).split("").map((d) => SUBS[d] ?? d).join("");
@@ -36,7 +40,7 @@ export function playerOn(view) {
 export function playerFields(state) {
   if (!playerOn(state.view) || !hooks?.shown()) return [];
   const f = ["delta", "eps_tt", "forward", "dz", "dh_next_pass"];
-  if (!withoutDeltaH) f.push("delta_h");
+  if (!skipDeltaH()) f.push("delta_h");
   return f;
 }
 
@@ -111,7 +115,7 @@ function playButton() {
 
 /** The fields of the response the player reads and this one lacks (asked for again). */
 function missing(resp) {
-  return ["dh_next_pass", "eps_tt", "dz"].some((f) => !(f in resp)) || (!withoutDeltaH && !("delta_h" in resp));
+  return ["dh_next_pass", "eps_tt", "dz"].some((f) => !(f in resp)) || (!skipDeltaH() && !("delta_h" in resp));
 }
 
 export function playerKey(e) {
@@ -203,12 +207,13 @@ export function renderPlayer(c) {
   $("player-back").disabled = k === T - 1;
   $("player-step").disabled = k === 0;
   $("player-end").disabled = k === 0;
-  if (!withoutDeltaH && resp.detail === "norms" && "delta_h" in resp) {
-    withoutDeltaH = true;  // over the size budget with the ε table: ask again without it
+  if (resp.method === "rtrl") { box.replaceChildren(noteP(tr("player.rtrl"))); return; }
+  if (!skipDeltaH() && resp.detail === "norms" && "delta_h" in resp) {
+    withoutDeltaH = sizeKey(resp);  // over the size budget with the ε table: ask again without it
     hooks.refetch();
   }
   if (missing(resp)) {
-    box.replaceChildren(noteP(resp.method === "rtrl" ? tr("player.rtrl") : tr("status.computing")));
+    box.replaceChildren(noteP(tr("status.computing")));
     return;
   }
   box.replaceChildren(
@@ -251,7 +256,7 @@ function routeTable(c, k) {
       rows.push(line("fprime", `${w.f}(z${T1})`, tr("player.fprime"), fp[t]));
       rows.push(line("delta", d(t, t), `${w.f}(z${T1}) ⊙ ε${T1},${T1}`, delta[t][t]));
     } else {
-      rows.push(line("delta", d(t, t), tr("player.gated.delta", { h: w.h, k: k + 1 }), delta[t][t]));
+      rows.push(line("delta", d(t, t), tr("player.gated.delta", { h: w.h, ks: K1, c: w.cell === "lstm" ? tr("player.gated.andc", { ks: K1 }) : "" }), delta[t][t]));
     }
   } else {
     rows.push(line("delta_prev", d(t, k + 1), tr("player.prev"), delta[t][k + 1]));
@@ -265,8 +270,8 @@ function routeTable(c, k) {
       rows.push(line("fprime", `${w.f}(z${K1})`, tr("player.fprime"), fp[k]));
       rows.push(line("delta", d(t, k), `${w.f}(z${K1}) ⊙ ${dLh}`, delta[t][k]));
     } else {
-      rows.push(line("carry_row", dLh, tr("player.gated.carry", { h: w.h, k: k + 1, k1: k + 2 }), dh?.[t]?.[k], dh ? null : tr("player.nodh")));
-      rows.push(line("delta", d(t, k), tr("player.gated.delta", { h: w.h, k: k + 1 }), delta[t][k]));
+      rows.push(line("carry_row", dLh, tr("player.gated.carry", { h: w.h, ks: K1, k1: k + 2 }), dh?.[t]?.[k], dh ? null : tr("player.nodh")));
+      rows.push(line("delta", d(t, k), tr("player.gated.delta", { h: w.h, ks: K1, c: w.cell === "lstm" ? tr("player.gated.andc", { ks: K1 }) : "" }), delta[t][k]));
     }
   }
   // column k: every loss row that reaches step k, summed
@@ -293,18 +298,19 @@ function routePass(c, k) {
   const notes = [];
   if (!P) return block(tr("player.r2"), [], [noteP(tr("player.rtrl"))]);
   rows.push(line("eps", `ε${K1},${K1}`, resp.loss_steps[k] ? (resp.loss === "upstream" ? `g${K1}` : `${w.Wy} e${K1}`) : tr("player.r2.noloss", { k: k + 1 }), seq(resp.eps_tt)[k]));
-  const carry = w.cell === "vanilla" ? `${w.W} dz${K2}` : w.cell === "residual" ? `d${w.h}${K2} + ${w.W} dz${K2}` : `(∂${w.h}${K2}/∂${w.h}${K1})ᵀ d${w.h}${K2}`;
+  const carry = w.cell === "vanilla" ? `${w.W} dz${K2}` : w.cell === "residual" ? `d${w.h}${K2} + ${w.W} dz${K2}`
+    : tr("player.gated.carry", { h: w.h, ks: K1, k1: k + 2 });
   rows.push(line("dh_next", `d${w.h}_next`, k === T - 1 ? tr("player.r2.last", { T }) : carry, seq(P.dh_next)[k]));
   rows.push(line("dh", `d${w.h}${K1}`, `ε${K1},${K1} + d${w.h}_next`, seq(P.dh)[k]));
   if (P.dc) {
-    rows.push(line("dc_next", "dc_next", k === T - 1 ? tr("player.r2.last", { T }) : `(∂c${K2}/∂c${K1})ᵀ dc${K2} + …`, seq(P.dc_next)[k]));
+    rows.push(line("dc_next", "dc_next", k === T - 1 ? tr("player.r2.last", { T }) : tr("player.gated.carry", { h: "c", ks: K1, k1: k + 2 }), seq(P.dc_next)[k]));
     rows.push(line("dc", `dc${K1}`, "dc_next", seq(P.dc)[k]));
   }
   if (!w.gated) {
     rows.push(line("fprime", `${w.f}(z${K1})`, tr("player.fprime"), seq(resp.forward.fprime)[k]));
     rows.push(line("dz_pass", `dz${K1}`, `${w.f}(z${K1}) ⊙ d${w.h}${K1}`, seq(P.dz)[k]));
   } else {
-    rows.push(line("dz_pass", `dz${K1}`, tr("player.gated.dz", { h: w.h, k: k + 1 }), seq(P.dz)[k]));
+    rows.push(line("dz_pass", `dz${K1}`, tr("player.gated.dz", { h: w.h, ks: K1, c: w.cell === "lstm" ? tr("player.gated.anddc", { ks: K1 }) : "" }), seq(P.dz)[k]));
   }
   if (resp.truncation && resp.truncation < T) notes.push(noteP(tr("player.r2.trunc")));
   return block(tr("player.r2"), rows, notes);
