@@ -231,8 +231,14 @@ def test_projector_view_fits_1280x720_and_prints(page, base):
         cut = page.evaluate("""() => [...document.querySelectorAll('.fx-row')].filter((e) => e.offsetParent !== null
             && e.scrollWidth > e.clientWidth + 1).length""")
         assert cut == 0
+        # the plots drawn at the paper's 17 cm (642 px), inside their boxes
+        svg = "() => [...document.querySelectorAll('.plot .main-svg')].map((e) => Math.round(e.getBoundingClientRect().width))"
+        paper = page.evaluate(svg)
+        assert paper and all(w == 642 for w in paper), paper
         pdf = page.pdf(format="A4")
         assert pdf[:4] == b"%PDF" and len(pdf) > 50_000
+        page.emulate_media(media="screen")
+        page.wait_for_function("() => document.querySelector('#heat-delta .main-svg').getBoundingClientRect().width > 1000")
     finally:
         page.emulate_media(media="screen")
         page.set_viewport_size(VIEWPORT)

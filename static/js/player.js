@@ -23,6 +23,7 @@ export const SPEEDS = [0.5, 1, 2, 4];
 let hooks = null;
 let timer = null;
 let setK = null;  // the sel.k the player set last: another value means the user picked a step
+let pending = false;  // the player's fields were asked for and have not come yet
 // the sizes (T, m, batch) whose response would not fit the size budget with delta_h (it came as
 // detail "norms"): asked again without it, and not asked for while the sizes stay
 let withoutDeltaH = null;
@@ -73,12 +74,17 @@ function go(k) {
   st.view.player = { speed: 1, ...(st.view.player || {}), k };
   st.view.graphFrom = null;  // the graph's window follows the player
   setK = Math.min(k, st.sel.t);
-  if (!wasOn || missing(resp)) { st.sel.k = setK; hooks.refetch(); return; }
+  if (!wasOn || missing(resp)) {
+    st.sel.k = setK;
+    if (!pending) { pending = true; hooks.refetch(); }  // once: a tick of play must not abort it
+    return;
+  }
   hooks.select(null, setK);
 }
 
 function stop() {
   pause();
+  pending = false;
   const st = hooks.state();
   st.view.player = { ...(st.view.player || {}), k: null };
   hooks.select(null, st.sel.k);  // redraws the graph without the player's edge
@@ -90,6 +96,7 @@ function play() {
   const speed = st.view.player?.speed || 1;
   timer = setInterval(() => {
     const k = hooks.state().view.player?.k;
+    if (pending) return;  // the numbers of the first step have not come yet
     if (!Number.isInteger(k) || k <= 0) { pause(); return; }
     go(k - 1);
     if (k - 1 === 0) pause();
@@ -210,12 +217,16 @@ export function renderPlayer(c) {
   if (resp.method === "rtrl") { box.replaceChildren(noteP(tr("player.rtrl"))); return; }
   if (!skipDeltaH() && resp.detail === "norms" && "delta_h" in resp) {
     withoutDeltaH = sizeKey(resp);  // over the size budget with the ε table: ask again without it
+    pending = true;
     hooks.refetch();
+    box.replaceChildren(noteP(tr("status.computing")));
+    return;
   }
   if (missing(resp)) {
     box.replaceChildren(noteP(tr("status.computing")));
     return;
   }
+  pending = false;
   box.replaceChildren(
     el("div", "pl-routes", routeTable(c, k), routePass(c, k)),
     agreement(c, k),

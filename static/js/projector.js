@@ -57,7 +57,29 @@ export function initProjector(redraw = () => {}) {
   $("projector").addEventListener("click", () => setProjector(!document.body.classList.contains("projector")));
   if (on) setProjector(true);
   const print = window.matchMedia("print");
-  print.addEventListener("change", resizePlots);
-  window.addEventListener("beforeprint", resizePlots);
-  window.addEventListener("afterprint", resizePlots);
+  print.addEventListener("change", (e) => (e.matches ? forPaper() : forScreen()));
+  window.addEventListener("beforeprint", forPaper);
+  window.addEventListener("afterprint", forScreen);
+}
+
+// the sizes @media print gives the plots (app.css: 17 cm wide, 6 cm the graph, 8.5 cm the others)
+const CM = 96 / 2.54;
+const PAPER = { width: Math.floor(17 * CM), graph: Math.floor(6 * CM), plot: Math.floor(8.5 * CM) };
+
+/** Before printing: every plot drawn at the paper's size now (Plotly's own resize waits for a
+ *  timer, too late for the print's snapshot; a relayout draws at once). */
+function forPaper() {
+  if (typeof Plotly === "undefined") return;
+  for (const gd of document.querySelectorAll(".js-plotly-plot")) {
+    if (gd.closest(".hidden-by-link")) continue;
+    Plotly.relayout(gd, { width: PAPER.width, height: gd.id === "graph" ? PAPER.graph : PAPER.plot });
+  }
+}
+
+function forScreen() {
+  if (typeof Plotly === "undefined") return;
+  for (const gd of document.querySelectorAll(".js-plotly-plot")) {
+    if (gd.closest(".hidden-by-link")) continue;
+    Plotly.relayout(gd, { width: null, height: null, autosize: true });
+  }
 }
