@@ -6,7 +6,7 @@
 // Every number is the API's (delta, delta_h, eps_tt, forward.fprime, dz, dh_next_pass): the
 // page computes none of them. The step lives in the URL (view.player.k, 0-based).
 //
-//   initPlayer(hooks)   hooks: { state(), response(), ctx(), select(t, k), refetch(), shown() }
+//   initPlayer(hooks)   hooks: { state(), response(), select(t, k), refetch(), shown() }
 //   renderPlayer(ctx)   called by every redraw
 //   playerFields(state) the response fields the player needs (only while it is on)
 //   playerKey(event)    the keyboard: true when the player took the key
@@ -18,7 +18,6 @@ const $ = (id) => document.getElementById(id);
 const STEP_MS = 1500;  // one step at speed 1×
 const SHOWN = 8;  // entries of a vector printed
 const COLUMN_ROWS = 6;  // rows δ_{t,k} of a column listed before "… n more"
-export const SPEEDS = [0.5, 1, 2, 4];
 
 let hooks = null;
 let timer = null;
