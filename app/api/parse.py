@@ -34,12 +34,12 @@ RESPONSE_FIELDS = (
     "params", "forward", "e", "eps_tt", "delta", "delta_norm", "dz", "dh", "grads",
     "grads_unclipped", "grads_per_step", "clip", "diagnostics", "gradient_check",
     "delta_h", "delta_h_norm", "delta_c", "dc", "delta_c_norm", "methods", "grads_per_copy",
-    "backward_parts",
+    "backward_parts", "dh_next_pass",
 )
 #: response fields sent only when named in "fields" (they would double the default response;
 #: backward_parts also comes whenever the request has "select")
 OPT_IN_FIELDS = frozenset(("delta_h", "delta_h_norm", "delta_c", "delta_c_norm", "methods", "grads_per_copy",
-                           "backward_parts"))
+                           "backward_parts", "dh_next_pass"))
 #: the keys of "select": the loss step t, the copy k and the sequence b of one δ_{t,k}, 0-based
 SELECT_FIELDS = ("t", "k", "b")
 METHODS = ("bptt", "rtrl")
@@ -372,7 +372,7 @@ def parse(body: Any, s: Settings, media: str = "json") -> Parsed:
         warnings.append("fields: delta is null with detail norms; delta_norm is sent in its place")
     if method == "rtrl":
         warnings.append("method: rtrl carries ∂s_t/∂θ forward and has no δ table, so delta, delta_norm, "
-                        "dz, dh, dc, delta_h, delta_c, grads_per_step, grads_per_copy, backward_parts and "
+                        "dz, dh, dc, delta_h, delta_c, dh_next_pass, grads_per_step, grads_per_copy, backward_parts and "
                         "grads.inputs are null")
     if n_loss == 0:
         warnings.append("loss_steps: no step carries a loss, so L = 0 and every gradient is 0")
@@ -390,6 +390,7 @@ def parse(body: Any, s: Settings, media: str = "json") -> Parsed:
         eps_norms=any(_wanted(fields, f) for f in ("delta_h_norm", "delta_c_norm")),
         methods=_wanted(fields, "methods"),
         per_copy=_wanted(fields, "grads_per_copy"), select=select,
+        dh_next_steps=_wanted(fields, "dh_next_pass") and method != "rtrl",
     )
     return Parsed(problem, batched, warnings, float(work), fields, response_bytes)
 
@@ -482,6 +483,8 @@ def _budget(detail: Any, named: dict, B: int, T: int, n: int, m: int, p: int | N
                            code="over_limit", params={"setting": "BPTT_MAX_NORM_FLOATS", "limit": s.max_norm_floats,
                                                       "got": compare_rtrl})
         work += B * forward + methods.bptt_work(cell, B, T, n, m) + rtrl.work(cell, B, T, n, m)
+    if _wanted(fields, "dh_next_pass") and not rtrl_method:
+        work += B * T * G * m * (m + ELEMENTWISE // 10)  # one more pass, one row per step
     if _wanted(fields, "diagnostics"):
         S = m * (1 if cell is None else len(cell.states))  # the whole state's Jacobian: S × S
         work += 20 * B * T * S**3

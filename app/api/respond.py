@@ -104,6 +104,11 @@ def build(r: Result, parsed: Parsed, dense: bool = False) -> dict[str, Any]:
         "delta_c": lambda: eps_c,
         "delta_c_norm": lambda: sq_or_none(eps_c_norm),
         "methods": lambda: _methods(r, p.notation, hidden),
+        "dh_next_pass": lambda: None if r.dh_next is None else {
+            **{f"d{s}": sq(v) for s, v in r.dh_next.d.items()},
+            **{f"d{s}_next": sq(v) for s, v in r.dh_next.d_next.items()},
+            "dz": sq(r.dh_next.dz), "dz_gap": sq(r.dz_gap),
+        },
         "grads": lambda: named(r.grads) | {f"{s}0": sq(v) for s, v in r.ds0.items()}
         | {"inputs": sq_or_none(r.dX)},
         "grads_unclipped": lambda: named(r.grads_unclipped),

@@ -94,7 +94,7 @@ class BPTTRequest(BaseModel):
         "the request (version … shapes) and nonfinite always come; gradient_check comes whenever it is "
         "asked for. A client that needs only the δ table and the gradients sends "
         '["delta", "grads"]: the response is then a third of the size, and the per-step gradients and '
-        "the diagnostics are not computed. delta_h, delta_h_norm, delta_c and grads_per_copy come only "
+        "the diagnostics are not computed. delta_h, delta_h_norm, delta_c, delta_c_norm, methods, grads_per_copy and dh_next_pass come only "
         "when named here; backward_parts when named here or whenever select is given.",
     )
     select: Select | None = Field(
@@ -192,6 +192,21 @@ class Methods(BaseModel):
     compared: str
 
 
+class DhNextPass(BaseModel):
+    """Course note 003's efficient pass step by step (0-based steps k, batch axis first with a
+    batch), computed apart from the δ table: dh_k = ε_{k,k} + dh_next_k, dz_k = f'(z_k) ⊙ dh_k."""
+
+    dh: NullableArray = Field(..., description="T×m ∂L/∂h_k as the pass carries it.")
+    dh_next: NullableArray = Field(..., description="T×m what copy k+1 passes back to h_k, (∂h_{k+1}/∂h_k)ᵀ dh_{k+1}: "
+                                   "W_hhᵀ dz_{k+1} (residual cell: dh_{k+1} + W_hhᵀ dz_{k+1}); 0 at k = T.")
+    dc: NullableArray | None = Field(None, description="cell lstm: T×m ∂L/∂c_k as the pass carries it.")
+    dc_next: NullableArray | None = Field(None, description="cell lstm: T×m what copy k+1 passes back to c_k.")
+    dz: NullableArray = Field(..., description="T×G·m dz_k = ∂L/∂z_k of the pass (not summed from the δ table).")
+    dz_gap: NullableArray = Field(..., description="T: max_i |dz_k of the pass − dz_k of the δ table (the field dz)| "
+                                  "per step: rounding when untruncated; with truncation the pass stays exact, "
+                                  "so this is what truncation drops.")
+
+
 class Shapes(BaseModel):
     T: int
     n: int
@@ -273,6 +288,8 @@ class BPTTResponse(BaseModel):
                                                  "on the cell-state rail), null above the diagonal.")
     methods: Methods | None = _absent("Only when named in fields: BPTT beside RTRL on this request, the largest "
                                       "relative difference of their exact gradients and what each route costs.")
+    dh_next_pass: DhNextPass | None = _absent("Only when named in fields: the dh_next pass step by step beside the "
+                                              "δ table's dz; null with method rtrl.")
     grads: dict[str, NullableArray | float | None] = _absent()
     grads_unclipped: dict[str, NullableArray | float | None] | None = _absent()
     grads_per_step: dict[str, NullableArray] | None = _absent("∂L_t/∂θ, leading T axis; null with detail norms.")

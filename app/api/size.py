@@ -84,6 +84,8 @@ def fields(
         "dz": array(bt + (G * m,)),
         "dh": array(bt + (m,)),
         "dc": array(bt + (m,)) if states > 1 else NULL,
+        # dh, dh_next (dc, dc_next) B×T×m; dz B×T×G·m; dz_gap B×T; keys ≤ 16 bytes each
+        "dh_next_pass": 2 * states * array(bt + (m,)) + array(bt + (G * m,)) + array(bt) + 16 * (2 * states + 2),
         "grads": grads + states * array((B, m)) + array(bt + (n,)),
         "grads_unclipped": grads if clip else NULL,
         "grads_per_step": sum(array((T,) + s) for s in param_shapes) if detail == "full" else NULL,
@@ -156,6 +158,8 @@ def npz_fields(
         "delta_h": (bt * T * m if full else 0, 1),
         "delta_h_norm": (bt * T, 1),
         "delta_c_norm": (bt * T if states > 1 else 0, 1),
+        # dh, dh_next (dc, dc_next) B×T×m; dz B×T×G·m; dz_gap B×T
+        "dh_next_pass": (2 * states * bt * m + bt * G * m + bt, 2 * states + 2),
         # BPTT beside RTRL: a few numbers per array and per route
         "methods": (8 * (k + states) + 16, 8 * (k + states) + 16),
         "delta_c": (bt * T * m if states > 1 and full else 0, 1),

@@ -121,14 +121,39 @@ def dh_next_pass(cell: Cell, tr: Trace, theta: dict[str, np.ndarray], eps_tt: np
         dh_k            = ε^h_{k,k} + dh_next          (total ∂L/∂h_k; dc_k = dc_next)
         dz_k, d*_next   = backward_step(dh_k, dc_k)
     """
+    r = dh_next_steps(cell, tr, theta, eps_tt)
+    return r.dz, r.d, r.ds0
+
+
+@dataclass(frozen=True)
+class DhNextSteps:
+    """The dh_next pass step by step (0-based steps k), for showing it: what each step takes
+    from the step after it, beside what it adds itself."""
+
+    #: (B, T, G·m) dz_k = ∂L/∂a_k, as the pass gives it (never from the δ table)
+    dz: np.ndarray
+    #: state → (B, T, m) ∂L/∂s_k: dh_k = ε^h_{k,k} + dh_next_k (dc_k = dc_next_k)
+    d: dict[str, np.ndarray]
+    #: state → (B, T, m) what copy k+1 passes back to s_k, (∂s_{k+1}/∂s_k)ᵀ ∂L/∂s_{k+1}
+    #: (vanilla: dh_next_k = W_hhᵀ dz_{k+1}; residual: dh_{k+1} + W_hhᵀ dz_{k+1}); 0 at k = T
+    d_next: dict[str, np.ndarray]
+    #: state → (B, m) ∂L/∂s_0
+    ds0: dict[str, np.ndarray]
+
+
+def dh_next_steps(cell: Cell, tr: Trace, theta: dict[str, np.ndarray], eps_tt: np.ndarray) -> DhNextSteps:
+    """``dh_next_pass``, keeping every step's dh_next (and dc_next)."""
     B, T, m = eps_tt.shape
     dz = np.empty((B, T, tr.z.shape[-1]))
     d = {s: np.empty((B, T, m)) for s in cell.states}
+    carried = {s: np.empty((B, T, m)) for s in cell.states}
     d_next = {s: np.zeros((B, 1, m)) for s in cell.states}
     for k in range(T - 1, -1, -1):
+        for s in cell.states:
+            carried[s][:, k] = d_next[s][:, 0]
         d_next["h"] = d_next["h"] + eps_tt[:, k, None, :]
         for s in cell.states:
             d[s][:, k] = d_next[s][:, 0]
         delta, d_next = cell.backward_step(tr, theta, k, d_next)
         dz[:, k] = delta[:, 0]
-    return dz, d, {s: v[:, 0] for s, v in d_next.items()}
+    return DhNextSteps(dz=dz, d=d, d_next=carried, ds0={s: v[:, 0] for s, v in d_next.items()})

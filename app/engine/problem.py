@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .bptt import DeltaTable
+from .bptt import DeltaTable, DhNextSteps
 from .cells import Trace
 from .clipping import ClipReport
 from .diagnostics import Diagnostics
@@ -70,6 +70,9 @@ class Problem:
     select: tuple[int, int, int] | None = None
     #: also run the other exact route: BPTT beside RTRL (``methods.compare``)
     methods: bool = False
+    #: also run the dh_next pass step by step (``bptt.dh_next_steps``) and compare its dz with
+    #: the δ table's (the API's dh_next_pass; method bptt only)
+    dh_next_steps: bool = False
 
     @property
     def keeps_table(self) -> bool:
@@ -126,3 +129,7 @@ class Result:
     parts: Parts | None = None
     #: BPTT beside RTRL (``methods.MethodsReport``), when asked for
     methods: object | None = None
+    #: the dh_next pass step by step, when asked for (``Problem.dh_next_steps``)
+    dh_next: DhNextSteps | None = None
+    #: (B, T) max_i |dz_k of the dh_next pass − dz_k of the δ table|_i (with it)
+    dz_gap: np.ndarray | None = None

@@ -46,10 +46,12 @@ def initial_states(cell: Cell, p: Problem) -> dict[str, np.ndarray]:
 
 
 def table_of(cell: Cell, fw: Trace, theta: dict[str, np.ndarray], eps_tt: np.ndarray, p: Problem) -> DeltaTable:
-    """The δ table: the cell's registered fast loop where it has one (and no ε tables are
-    asked for), else the generic loop of ``bptt``; the same numbers to rounding (tested)."""
+    """The δ table: the cell's registered fast loop where it has one (and neither the ε tables
+    nor the dh_next pass are asked for), else the generic loop of ``bptt``; the same numbers to rounding (tested)."""
     fast = getattr(cell, "fast_table", None)
-    if fast is not None and not p.eps_tables and not p.eps_norms:
+    # (with the dh_next pass beside it, the generic loop, as with the ε tables: the pass's gap to
+    # dz is then the same bits whatever else the request asks for)
+    if fast is not None and not p.eps_tables and not p.eps_norms and not p.dh_next_steps:
         return fast()(cell, fw.fprime, eps_tt, theta["W_hh"], p.truncation, p.keeps_table, norms=p.delta_norm)
     return bptt.delta_table(cell, fw, theta, eps_tt, p.truncation, p.keeps_table, norms=p.delta_norm,
                             eps_tables=p.eps_tables and p.detail == "full", eps_norms=p.eps_norms)
@@ -110,6 +112,11 @@ def run(p: Problem) -> Result:
         if p.select is not None and p.method != "rtrl":
             t, k, b = p.select
             sel = parts.compute(cell, fw, theta, p.X, out.eps_tt, out.e, p.mask, p.truncation, t, k, b)
+        steps = gap = None
+        if p.dh_next_steps and table is not None:
+            # the textbook route beside the table's, both from the same forward pass
+            steps = bptt.dh_next_steps(cell, fw, theta, out.eps_tt)
+            gap = np.abs(steps.dz - table.dz).max(axis=-1, initial=0.0)
         check = None
         if p.gradient_check:
             if not np.isfinite(out.loss):
@@ -129,7 +136,7 @@ def run(p: Problem) -> Result:
         problem=p, theta=theta, forward=fw, out=out, table=table, grads=grads,
         grads_unclipped=grads_unclipped, dX=dX, clip=report, per_step=c.per_step,
         diagnostics=diag, check=check,
-        warnings=warnings, ds0=c.ds0, per_copy=per_copy, parts=sel, methods=compared,
+        warnings=warnings, ds0=c.ds0, per_copy=per_copy, parts=sel, methods=compared, dh_next=steps, dz_gap=gap,
     )
 
 

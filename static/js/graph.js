@@ -47,10 +47,33 @@ function pathNorms(resp, seq) {
   return dn ? { kind: "delta", h: dn, c: null, delta: dn } : null;
 }
 
+/** The graph's window for a selection and view: it follows the step-by-step player's k while
+ *  the player is on (player.js), else the selection. */
+export function graphRange(T, sel, view) {
+  const pk = view?.player?.k;
+  if (Number.isInteger(pk)) return graphWindow(T, Math.max(sel.t, pk), pk, view.graphFrom);
+  return graphWindow(T, sel.t, sel.k, view?.graphFrom);
+}
+
+/** The edges the player's step k crosses (0-based; graph x = step k + 1): into h_k from copy
+ *  k + 1 (W_hh, what dh_next carries back) and from the step's own loss L_k (ε_{k,k}). */
+function playerEdges(ctx, Lrow, out, lo, hi, R = ROW) {
+  const pk = ctx.view?.player?.k;
+  if (!Number.isInteger(pk)) return null;
+  const s = pk + 1, T = ctx.resp.shapes.T;
+  const xs = [], ys = [];
+  const seg = (x0, y0, x1, y1) => { xs.push(x0, x1, null); ys.push(y0, y1, null); };
+  if (s < T && s + 1 <= hi) seg(s, R.h, s + 1, R.h);
+  if (ctx.resp.loss_steps[pk] && s >= lo) {
+    if (out) { seg(s, Lrow, s, R.y); seg(s, R.y, s, R.h); } else seg(s, Lrow, s, R.h);
+  }
+  return { x: xs, y: ys, mode: "lines", line: { color: "rgba(231,41,138,0.45)", width: 12 }, hoverinfo: "skip", showlegend: false, meta: "player" };
+}
+
 export function graphFigure(ctx) {
   const { resp, sel, names, seq } = ctx;
   const T = resp.shapes.T;
-  const [lo, hi] = graphWindow(T, sel.t, sel.k, ctx.view?.graphFrom);
+  const [lo, hi] = graphRange(T, sel, ctx.view);
   const inWin = (s) => s >= lo - 1 && s <= hi;  // columns lo − 1 … hi: h_{lo−1} feeds step lo
   const out = resp.shapes.p !== null;
   const lstm = !!resp.forward.c;
@@ -70,6 +93,8 @@ export function graphFigure(ctx) {
     if (out) { seg(bx, by, t, R.h, t, R.y); seg(bx, by, t, R.y, t, R.L); } else seg(bx, by, t, R.h, t, Lrow);
   }
   traces.push({ x: bx, y: by, mode: "lines", line: { color: C.base, width: 1.5 }, hoverinfo: "skip", showlegend: false });
+  const halo = playerEdges(ctx, Lrow, out, lo, hi, R);
+  if (halo) traces.push(halo);
 
   // gradient paths of the selected loss L_t: edge width and colour by ‖∂L_t/∂h_k‖ (and ‖∂L_t/∂c_k‖ on
   // the rail), on one absolute log scale for every (t, k), so that a row which barely decays

@@ -4,7 +4,9 @@ import { computeBptt, getJSON } from "./api.js";
 import { clearErrors, errorText, initEditor, renderEditor, renderPresets, showError, toggleStep } from "./editor.js";
 import { renderFormula, CSS as FORMULA_CSS } from "./formula.js";
 import { renderSteps } from "./steps.js";
-import { graphFigure, graphWindow, WINDOW } from "./graph.js";
+import { graphFigure, graphRange, WINDOW } from "./graph.js";
+import { initPlayer, playerFields, playerKey, renderPlayer } from "./player.js";
+import { initProjector, projectorFigure } from "./projector.js";
 import { apply as applyLang, lang, tr } from "./i18n.js";
 import { FRAMES, clipFactor, contribFigure, deltaNormFigure, deltaRowFigure, gradsFigure, hiddenFigure, paramList, vanishFigure, vanishReading } from "./plots.js";
 import { defaultView, c0Of, h0Of, readURL, setCells, setNotations, sizes, writeURL } from "./state.js";
@@ -95,6 +97,7 @@ function neededFields() {
   if (shown("formula")) for (const x of ["grads", "grads_unclipped"]) f.add(x);
   if (shown("grads")) { f.add("grads"); if (state.req?.clip) f.add("grads_unclipped"); }  // before/after on one scale
   if (shown("steps")) for (const x of ["e", "dh", "dz", "grads"]) f.add(x);
+  for (const x of playerFields(state)) f.add(x);  // the step-by-step player, while it is on
   if (shown("contrib")) {
     f.add("grads");  // its parameter list
     f.add(state.view.contribBy === "copy" ? "grads_per_copy" : "grads_per_step");
@@ -270,6 +273,7 @@ function ctx() {
 async function react(id, fig) {
   const el = $(id);
   if (!el || el.closest(".hidden-by-link") || el.closest(".panel")?.hidden) return;
+  fig = projectorFigure(fig);  // larger type in the projector view
   await Plotly.react(el, fig.data, fig.layout, {
     ...PLOT_CONFIG, locale: state.lang === "zh" ? "zh-CN" : "en",
     toImageButtonOptions: { ...PLOT_CONFIG.toImageButtonOptions, filename: `bptt-${id}` },
@@ -323,6 +327,7 @@ async function redraw(ids) {
   if (shown("steps")) {
     try { renderSteps($("steps"), c); } catch (e) { console.warn("steps panel", e); }  // (method rtrl: no dh, dz)
   }
+  if (shown("player")) renderPlayer(c);
   return c;
 }
 
@@ -400,7 +405,7 @@ function renderFormulaPanel() {
 /** The graph's window of steps (T > 60): where it is, and ◀ ▶ to move it by half a window. */
 function renderGraphWindow() {
   const T = resp.shapes.T;
-  const [lo, hi] = graphWindow(T, state.sel.t, state.sel.k, state.view.graphFrom);
+  const [lo, hi] = graphRange(T, state.sel, state.view);
   $("graph-window").hidden = lo === 1 && hi === T;
   $("graph-range").textContent = tr("graph.range", { lo, hi, T });
   $("graph-prev").disabled = lo === 1;
@@ -409,7 +414,7 @@ function renderGraphWindow() {
 
 function moveGraphWindow(dir) {
   if (!resp) return;
-  const [lo] = graphWindow(resp.shapes.T, state.sel.t, state.sel.k, state.view.graphFrom);
+  const [lo] = graphRange(resp.shapes.T, state.sel, state.view);
   state.view.graphFrom = Math.max(1, Math.min(resp.shapes.T - WINDOW + 1, lo + dir * (WINDOW / 2)));
   react("graph", graphFigure(ctx()));
   renderGraphWindow();
@@ -604,6 +609,7 @@ function onKey(e) {
   if (!resp) return;
   const tag = (e.target.tagName || "").toLowerCase();
   if (["input", "textarea"].includes(tag) || e.altKey || e.ctrlKey || e.metaKey) return;
+  if (playerKey(e)) return;  // Space, and while the player is on ← → PageUp PageDown Home End Esc
   // a focused dropdown (just used to pick a notation or a loss) must not change the model on an
   // arrow key meant for the selection: the arrows move (t, k); Space, Enter or Alt+↓ open it
   const { t, k } = state.sel;
@@ -791,6 +797,9 @@ async function start() {
   $("graph-prev").addEventListener("click", () => moveGraphWindow(-1));
   $("graph-next").addEventListener("click", () => moveGraphWindow(1));
   document.addEventListener("keydown", onKey);
+  initPlayer({ state: () => state, response: () => resp, select, shown: () => shown("player"),
+    refetch: () => { changeAt = performance.now(); compute(); } });
+  initProjector(() => { if (resp) renderAll().then(markViewed); });
   if (url.req) loadRequest(url.req, url.preset, url.sel);
   else await loadPreset(url.preset && presets.some((p) => p.id === url.preset) ? url.preset : presets[0]?.id);
 }
