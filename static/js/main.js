@@ -9,6 +9,8 @@ import { apply as applyLang, lang, tr } from "./i18n.js";
 import { FRAMES, clipFactor, contribFigure, deltaNormFigure, deltaRowFigure, gradsFigure, hiddenFigure, paramList, vanishFigure, vanishReading } from "./plots.js";
 import { defaultView, h0Of, readURL, setNotations, sizes, writeURL } from "./state.js";
 import { clone, debounce, download, fmt } from "./util.js";
+import { initExercise } from "./exercise.js";
+import { initQuiz, initialSelection, maskFigure, quizMasked, render as renderQuiz } from "./quiz.js";
 
 const $ = (id) => document.getElementById(id);
 const DEBOUNCE_MS = 60;
@@ -237,6 +239,7 @@ function ctx() {
 async function react(id, fig) {
   const el = $(id);
   if (!el || el.closest(".hidden-by-link")) return;
+  fig = maskFigure(fig);  // quiz mode: no hover labels or printed numbers that give the answer
   await Plotly.react(el, fig.data, fig.layout, {
     ...PLOT_CONFIG, locale: state.lang === "zh" ? "zh-CN" : "en",
     toImageButtonOptions: { ...PLOT_CONFIG.toImageButtonOptions, filename: `bptt-${id}` },
@@ -269,6 +272,7 @@ async function redraw(ids) {
   renderGraphWindow();
   renderFormulaPanel();
   if (shown("steps")) renderSteps($("steps"), c);
+  renderQuiz();
   return c;
 }
 
@@ -543,10 +547,10 @@ function onKey(e) {
 
 // ------------------------------------------------------------------ presets, JSON, export, share
 
-async function loadPreset(id) {
+async function loadPreset(id, sel = null) {
   if (!id) return;
   const req = await getJSON(`/api/v1/presets/${encodeURIComponent(id)}`);
-  loadRequest(req, id);
+  loadRequest(req, id, sel);
 }
 
 function loadRequest(req, presetId = null, sel = null) {
@@ -682,7 +686,7 @@ async function start() {
   $("export-request").addEventListener("click", () => download("bptt-request.json", JSON.stringify(state.req, null, 1)));
   // the whole response, every field (the page's own carries only what its panels draw)
   $("export-response").addEventListener("click", async () => {
-    if (!sentReq) return;
+    if (!sentReq || quizMasked()) return;
     const res = await computeBptt(sentReq);
     if (res.ok) download("bptt-response.json", JSON.stringify(res.data));
   });
@@ -701,8 +705,14 @@ async function start() {
   $("graph-prev").addEventListener("click", () => moveGraphWindow(-1));
   $("graph-next").addEventListener("click", () => moveGraphWindow(1));
   document.addEventListener("keydown", onKey);
-  if (url.req) loadRequest(url.req, url.preset, url.sel);
-  else await loadPreset(url.preset && presets.some((p) => p.id === url.preset) ? url.preset : presets[0]?.id);
+  // the exercise builder and the quiz (?quiz=…): the quiz hides the numbers before the first render
+  initExercise({ state: () => state, response: () => resp, presets: () => presets,
+    hideable: () => [...hideable()].map((name) => ({ name, panel: !!$(`panel-${name}`) })) });
+  initQuiz({ state: () => state, response: () => resp, sentRequest: () => sentReq,
+    redrawAll: () => { if (resp) renderAll().then(markViewed); } }, new URLSearchParams(location.search).get("quiz"));
+  const quizSel = initialSelection();
+  if (url.req) loadRequest(url.req, url.preset, quizSel || url.sel);
+  else await loadPreset(url.preset && presets.some((p) => p.id === url.preset) ? url.preset : presets[0]?.id, quizSel);
 }
 
 start().catch((e) => {
