@@ -16,7 +16,7 @@ const presetReqs = new Map();
 /** ctrl: { state(), response(), presets(), hideable() → [{ name, panel }] } */
 export function initExercise(controller) {
   ctrl = controller;
-  $("exercise-open").addEventListener("click", open);
+  $("exercise-open").addEventListener("click", () => { $("exercise-open").closest("details")?.removeAttribute("open"); open(); });
 }
 
 function el(tag, attrs = {}, ...kids) {
@@ -188,4 +188,5 @@ function preview() {
   const f = $("ex-frame");
   f.hidden = false;
   f.src = $("ex-link").value;
+  f.scrollIntoView({ block: "nearest" });
 }
