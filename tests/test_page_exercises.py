@@ -173,10 +173,11 @@ def _answer_forms(v: float) -> list[str]:
 
 
 def _page_text(page) -> str:
-    """Every text, hover title, aria-label and Plotly hover label of the page."""
+    """Every text, hover title and aria-label of the page, and every text of its plots (the numbers
+    printed in heatmap cells, hover labels)."""
     return page.evaluate("""() => document.body.innerText + ' ' +
         [...document.querySelectorAll('[title], [aria-label]')].map((e) => (e.title || '') + ' ' + (e.getAttribute('aria-label') || '')).join(' ') + ' ' +
-        [...document.querySelectorAll('.hovertext, .hoverlayer text')].map((e) => e.textContent).join(' ')""")
+        [...document.querySelectorAll('svg text')].map((e) => e.textContent).join(' ')""")
 
 
 def _hover_delta(page, t: int, k: int) -> str:
