@@ -9,6 +9,7 @@ import { apply as applyLang, lang, tr } from "./i18n.js";
 import { FRAMES, clipFactor, contribFigure, deltaNormFigure, deltaRowFigure, gradsFigure, hiddenFigure, paramList, vanishFigure, vanishReading } from "./plots.js";
 import { defaultView, h0Of, readURL, setNotations, sizes, writeURL } from "./state.js";
 import { clone, debounce, download, fmt } from "./util.js";
+import { displayNames, displayParts, displayResponse } from "./display.js";
 import { initExercise } from "./exercise.js";
 import { initQuiz, initialSelection, maskFigure, quizMasked, render as renderQuiz } from "./quiz.js";
 
@@ -224,8 +225,7 @@ function clampSelection() {
 /** The response's names as the page shows them: the state letter s (seeds 000 and 004 write
  *  sₜ for the hidden state) is a display choice, the API's names are unchanged. */
 function shownNames() {
-  const s = state.view.stateLetter;
-  return s === "s" && resp.names.h === "h" ? { ...resp.names, h: "s" } : resp.names;
+  return displayNames(resp, state.view);  // sₜ, b_h / b_o (display.js)
 }
 
 function ctx() {
@@ -233,7 +233,7 @@ function ctx() {
   const batched = resp.shapes.batch !== null;
   const seq = (v) => (batched && v !== null && v !== undefined ? v[b] : v);
   const h0For = (bb) => h0Of(sentReq, bb);
-  return { resp, req: sentReq, sel: state.sel, view: state.view, names: shownNames(), seq, h0: h0For(b), h0For, lang: state.lang };
+  return { resp: displayResponse(resp, state.view), req: sentReq, sel: state.sel, view: state.view, names: shownNames(), seq, h0: h0For(b), h0For, lang: state.lang };
 }
 
 async function react(id, fig) {
@@ -331,12 +331,12 @@ const scheduleURL = debounce(() => writeURL(state), 250);
 function renderFormulaPanel() {
   if (!shown("formula")) return;
   try {
-    const names = shownNames();
     const parts = partsFor(state.sel);
     // while the numbers of a new selection are on their way, the panel keeps the last ones (no flicker)
     if (!parts && $("formula").childElementCount && partsInflight?.resp === resp) { $("formula").classList.add("fx-waiting"); return; }
     $("formula").classList.remove("fx-waiting");
-    renderFormula($("formula"), { req: sentReq, resp: names === resp.names ? resp : { ...resp, names }, t: state.sel.t, k: state.sel.k, b: state.sel.b, lang: state.lang, parts, pending: !!partsInflight });
+    renderFormula($("formula"), { req: sentReq, resp: displayResponse(resp, state.view), t: state.sel.t, k: state.sel.k, b: state.sel.b, lang: state.lang,
+      parts: displayParts(parts, resp, state.view), pending: !!partsInflight });
   } catch (e) {
     console.error("formula panel", e);
   }
@@ -702,6 +702,11 @@ async function start() {
   $("delta-log").checked = state.view.log;
   $("state-letter").value = state.view.stateLetter || "h";
   $("state-letter").addEventListener("change", (e) => { state.view.stateLetter = e.target.value; if (resp) renderAll().then(markViewed); writeURL(state); });
+  // the notes' names: biases b_h, b_o and δ⁽ᵏ⁾ = ∂L/∂hₖ (display.js; the API's names stay)
+  $("names-bo").checked = state.view.biasNames === "ho";
+  $("names-dh").checked = !!state.view.deltaH;
+  $("names-bo").addEventListener("change", (e) => { state.view.biasNames = e.target.checked ? "ho" : ""; if (resp) renderAll().then(markViewed); writeURL(state); });
+  $("names-dh").addEventListener("change", (e) => { state.view.deltaH = e.target.checked; if (resp) renderAll().then(markViewed); writeURL(state); });
   $("graph-prev").addEventListener("click", () => moveGraphWindow(-1));
   $("graph-next").addEventListener("click", () => moveGraphWindow(1));
   document.addEventListener("keydown", onKey);
