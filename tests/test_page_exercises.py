@@ -266,3 +266,55 @@ def test_a_refusal_is_said_in_chinese_by_its_code(page_watch, base):
         page.evaluate("() => { document.getElementById('json-error').textContent = ''; }")
     shot(page, "refusal-zh")
     assert_clean(watch, allow=(CONSOLE_422,))
+
+
+PLACEHOLDERS_FIT = """() => { const c = document.createElement('canvas').getContext('2d');
+  return [...document.querySelectorAll('input[placeholder], textarea[placeholder]')].filter((e) => e.offsetParent).map((e) => {
+    const cs = getComputedStyle(e); c.font = cs.font;
+    const room = e.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight);
+    return [e.id, c.measureText(e.placeholder).width <= room]; }); }"""
+
+
+def test_the_notes_names_and_the_smaller_items(page_watch, base):
+    """Seed 000 writes the biases b_h and b_o, seed 001 δ⁽ᵗ⁾ = ∂L/∂h⁽ᵗ⁾: display choices that follow
+    the notation switch (NNDL's c becomes b_o in the formulas and the gradient heatmaps), kept in
+    the link, the API's names unchanged. With clipping the gradients' note no longer says each
+    array has its own scale; every placeholder fits its field."""
+    page, watch = page_watch
+    open_page(page, base, "/?preset=note-003&lang=zh")
+    n = renders(page)
+    page.select_option("#notation", "nndl")
+    wait_render(page, n)
+    for box in ("#names-bo", "#names-dh"):
+        v = page.evaluate("() => window.bptt.perf.views")
+        page.check(box)
+        page.wait_for_function("(v) => window.bptt.perf.views > v", arg=v)
+    titles = page.evaluate("() => document.getElementById('heat-grads').layout.annotations.map((a) => a.text)")
+    assert "∂L/∂b<sub>o</sub>" in titles and "∂L/∂b<sub>h</sub>" in titles and "∂L/∂U" in titles, titles
+    bases = page.evaluate("() => [...document.querySelectorAll('#formula msub')].map((e) => e.textContent)")
+    assert "bo" in bases and "c" not in bases, bases
+    steps = page.inner_text("#steps")
+    k = page.evaluate("() => window.bptt.state.sel.k") + 1
+    assert f"δ⁽{'⁰¹²³⁴⁵⁶⁷⁸⁹'[k]}⁾ = ∂L/∂h{k}" in steps and "V h3 + b_o" in steps, steps
+    body = page.evaluate("() => window.bptt.state.req")
+    assert set(body["params"]) == {"W", "U", "b", "V", "c"}  # the API's NNDL names
+    for _ in range(50):  # the URL is written asynchronously
+        href = page.evaluate("() => location.href")
+        if decode_state(href)["v"].get("deltaH"):
+            break
+        page.wait_for_timeout(100)
+    open_page(page, base, href.split(base, 1)[1])
+    assert page.is_checked("#names-bo") and page.is_checked("#names-dh")
+    assert all(ok for _, ok in page.evaluate(PLACEHOLDERS_FIT))
+    # clipping: before and after share one scale per array
+    body["clip"] = {"max_norm": 0.001}
+    page.click("#box-json summary")
+    page.fill("#json-box", json.dumps(body))
+    n = renders(page)
+    page.click("#json-apply")
+    wait_render(page, n)
+    note = page.inner_text("#grads-note")
+    assert "共用一个颜色刻度" in note and "各用自己的色标" not in note, note
+    open_page(page, base, "/?preset=classroom&lang=en&quiz=grad")
+    assert all(ok for _, ok in page.evaluate(PLACEHOLDERS_FIT)), page.evaluate(PLACEHOLDERS_FIT)
+    assert_clean(watch)

@@ -241,7 +241,7 @@ export const STRINGS = {
     "grads.clip.before": "before clipping",
     "grads.clip.after": "after (×{f})",
     "grads.clip.after.value": "after clipping",
-    "grads.note.clipshared": "Clipping is on: each array is drawn before and after clipping on one shared colour scale; the clipped one is the unclipped one times {f}.",
+    "grads.note.clipshared": "Clipping is on: each array is drawn before and after clipping on one shared colour scale, from −max|·| (blue) through 0 (white) to +max|·| (red); the clipped one is the unclipped one times {f}.",
     // F2: API refusals by code (static/js/errors.js), the exercise builder and the quiz
     "err.where.request": "the request",
     "err.named": "{name} ({field})",
@@ -592,7 +592,7 @@ export const STRINGS = {
     "grads.clip.before": "裁剪前",
     "grads.clip.after": "裁剪后（×{f}）",
     "grads.clip.after.value": "裁剪后",
-    "grads.note.clipshared": "已开启梯度裁剪：每个数组画出裁剪前与裁剪后，两者共用一个颜色刻度；裁剪后的梯度等于裁剪前乘以 {f}。",
+    "grads.note.clipshared": "已开启梯度裁剪：每个数组画出裁剪前与裁剪后，两者共用一个颜色刻度，从 −max|·|（蓝）经 0（白）到 +max|·|（红）；裁剪后的梯度等于裁剪前乘以 {f}。",
     // F2: API refusals by code (static/js/errors.js), the exercise builder and the quiz
     "err.where.request": "请求",
     "err.named": "{name}（{field}）",

@@ -385,7 +385,9 @@ function renderVanishText(c) {
 }
 
 function renderNotes() {
-  const notes = [tr("grads.note.scale")];
+  // with clipping, before and after share one scale per array: "each on its own scale" would be wrong
+  const shared = resp.clip && resp.grads_unclipped && clipFactor(resp) !== null;
+  const notes = shared ? [] : [tr("grads.note.scale")];
   if (resp.clip) {
     const how = tr(resp.clip.method === "norm" ? "clip.max_norm" : "clip.max_value") + ` c = ${fmt(resp.clip.threshold)}`;
     notes.push(tr("grads.note.clip", { how, before: fmt(resp.clip.norm_before), after: fmt(resp.clip.norm_after) }));
