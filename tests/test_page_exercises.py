@@ -241,6 +241,14 @@ def test_quiz_hides_the_answer_until_it_is_given_and_says_right_or_wrong(page_wa
     page.wait_for_function("() => document.getElementById('quiz-result').textContent !== ''")
     want = n3["delta"][sel[0]][sel[1]][0]
     assert f"{want:.6g}".replace("-", "−") in page.inner_text("#quiz-result").replace("-", "−"), page.inner_text("#quiz-result")
+    # a gradient entry the teacher chose
+    open_page(page, base, "/?preset=classroom&lang=en&quiz=grad:W_hh:2,3")
+    assert page.inner_text("#quiz-ask") == "Compute the entry in row 2, column 3 of ∂L/∂W_hh."
+    g = d["grads"]["W_hh"][1][2]
+    assert [f for f in _answer_forms(g) if f in _page_text(page)] == []
+    page.fill("#quiz-answer", f"{g:.5g}")
+    page.press("#quiz-answer", "Enter")
+    page.wait_for_function("() => document.getElementById('quiz-result').className === 'ok'")
     assert_clean(watch)
 
 

@@ -13,6 +13,7 @@
 // tools: quiz mode is for exercises in class, not for examinations.
 
 import { url } from "./api.js";
+import { displayNames } from "./display.js";
 import { errorText } from "./editor.js";
 import { lang, tr } from "./i18n.js";
 import { CANONICAL } from "./state.js";
@@ -138,8 +139,9 @@ function question() {
   const isVec = Array.isArray(arr) && !Array.isArray(arr[0]);
   if (isVec || f.j === null) f.j = null;
   const path = `grads.${shown}[${f.i}]` + (f.j === null ? "" : `[${f.j}]`);
-  const where = f.j === null ? tr("err.at1", { name: shown, i: f.i + 1 }) : tr("err.at", { name: shown, i: f.i + 1, j: f.j + 1 });
-  return { path, f, text: tr("quiz.ask.grad", { g: `∂L/∂${shown}`, where }) };
+  const said = String(displayNames(resp, ctrl.state().view)[canon] ?? shown).split(" + ")[0];  // b_o when the notes' names are on
+  const g = `∂L/∂${said}`;
+  return { path, f, text: f.j === null ? tr("quiz.ask.grad1", { g, i: f.i + 1 }) : tr("quiz.ask.grad2", { g, i: f.i + 1, j: f.j + 1 }) };
 }
 
 /** The pickers a student uses when the teacher left the choice open. */
