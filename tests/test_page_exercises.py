@@ -160,6 +160,11 @@ def test_the_builders_link_reproduces_the_model_and_hides_exactly_the_ticked_par
     page.wait_for_function("() => document.getElementById('ex-link').value === ''")
     assert "1 到 3" in page.inner_text("#ex-error") or "1 to 3" in page.inner_text("#ex-error")
     page.keyboard.press("Escape")
+    # a quiz value the page does not know is named (nothing is asked, nothing hidden by it), in both languages
+    open_page(page, base, "/?preset=note-003&lang=zh&quiz=dleta")
+    assert "dleta" in page.inner_text("#banner-hide") and page.is_hidden("#quiz")
+    page.click("#lang")
+    page.wait_for_function("() => document.getElementById('banner-hide').innerText.includes('not one this page knows')")
     assert_clean(watch)
 
 

@@ -11,7 +11,7 @@ import { defaultView, h0Of, readURL, setNotations, sizes, writeURL } from "./sta
 import { clone, debounce, download, fmt } from "./util.js";
 import { displayNames, displayParts, displayResponse } from "./display.js";
 import { initExercise } from "./exercise.js";
-import { initQuiz, initialSelection, maskFigure, quizMasked, render as renderQuiz } from "./quiz.js";
+import { initQuiz, initialSelection, maskFigure, quizBanner, quizMasked, render as renderQuiz } from "./quiz.js";
 
 const $ = (id) => document.getElementById(id);
 const DEBOUNCE_MS = 60;
@@ -659,7 +659,7 @@ function applyHide(flags) {
   for (const f of good) for (const el of document.querySelectorAll(`[data-hide="${CSS.escape(f)}"], #panel-${CSS.escape(f)}`)) el.classList.add("hidden-by-link");
   $("hide-note").hidden = good.length === 0;
   // a misspelt flag hides nothing: say so, so a teacher does not hand out a page with the answers on it
-  setBanner("banner-hide", unknown.length ? tr("hide.unknown", { bad: unknown.join(", "), known: [...known].join(", ") }) : "");
+  setBanner("banner-hide", [unknown.length ? tr("hide.unknown", { bad: unknown.join(", "), known: [...known].join(", ") }) : "", quizBanner()].filter(Boolean).join(" "));
 }
 
 // ------------------------------------------------------------------ start
@@ -717,6 +717,7 @@ async function start() {
     hideable: () => [...hideable()].map((name) => ({ name, panel: !!$(`panel-${name}`) })) });
   initQuiz({ state: () => state, response: () => resp, sentRequest: () => sentReq,
     redrawAll: () => { if (resp) renderAll().then(markViewed); } }, new URLSearchParams(location.search).get("quiz"));
+  applyHide(state.hide);  // a quiz value the page does not know is said with the hide flags
   const quizSel = initialSelection();
   if (url.req) loadRequest(url.req, url.preset, quizSel || url.sel);
   else await loadPreset(url.preset && presets.some((p) => p.id === url.preset) ? url.preset : presets[0]?.id, quizSel);

@@ -65,6 +65,9 @@ export function quizValue(q) {
   return "";
 }
 
+/** A link's quiz value the page does not know, in words (the hide banner says it); "" otherwise. */
+export const quizBanner = () => (spec && spec.kind === "bad" ? tr("quiz.bad", { v: spec.raw }) : "");
+
 export const quizOn = () => !!spec && spec.kind !== "bad";
 export const quizMasked = () => quizOn() && !solved;
 
@@ -73,12 +76,7 @@ export function initQuiz(controller, value) {
   ctrl = controller;
   spec = parseQuiz(value);
   if (!spec) return;
-  if (spec.kind === "bad") {
-    const el = $("banner-hide");
-    el.textContent = tr("quiz.bad", { v: spec.raw });
-    el.hidden = false;
-    return;
-  }
+  if (spec.kind === "bad") return;  // said in the hide banner (quizBanner), in the page's language
   document.body.classList.add("quiz-on");
   const box = $("quiz");
   box.hidden = false;
