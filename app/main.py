@@ -22,6 +22,7 @@ from . import __version__
 from .api import errors
 from .api.routes import router
 from .api.train import router as train_router
+from .api.quiz import router as quiz_router
 from .api.schemas import BPTTRequest
 from .api.stream import KeepTransport
 from .presets import load_all
@@ -149,6 +150,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(router)
     app.include_router(train_router)
+    app.include_router(quiz_router)
     templates = Jinja2Templates(directory=TEMPLATES_DIR)
 
     @app.get("/", include_in_schema=False)

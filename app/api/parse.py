@@ -98,6 +98,25 @@ def describe(v: Any) -> str:
     return text if len(text) <= 40 else text[:20] + "…" + f" ({len(text)} digits)"
 
 
+def given(v: Any) -> dict[str, Any]:
+    """What came, for a translation: its JSON type and (for a string, number or NaN/Infinity
+    written in the body) its text, so a client can say it in its own words (params.got_type,
+    params.got_value)."""
+    if v is None:
+        return {"got_type": "null"}
+    if isinstance(v, bool):
+        return {"got_type": "boolean", "got_value": v}
+    if isinstance(v, NonFinite):
+        return {"got_type": "nonfinite", "got_value": v.text}
+    if isinstance(v, str):
+        return {"got_type": "string", "got_value": v}
+    if isinstance(v, dict):
+        return {"got_type": "object"}
+    if isinstance(v, list):
+        return {"got_type": "array", "got_length": len(v)}
+    return {"got_type": "number", "got_value": v if isinstance(v, float) or abs(v) < 2**63 else str(v)}
+
+
 def dims(shape: tuple[int, ...]) -> str:
     if not shape:
         return "a number"
@@ -118,7 +137,7 @@ def _walk(v: Any, field: str, index: tuple[int, ...], depth_left: int) -> tuple[
     entry that is not one (strings, booleans, null, NaN, ragged rows, too deep)."""
     if isinstance(v, list):
         if depth_left == 0:
-            raise ApiError(_path(field, index), "a number", describe(v), code="wrong_shape")
+            raise ApiError(_path(field, index), "a number", describe(v), code="wrong_shape", params={"expected": "number"} | given(v))
         if not v:
             return (0,)
         if depth_left == 1 or not isinstance(v[0], list):
@@ -128,10 +147,12 @@ def _walk(v: Any, field: str, index: tuple[int, ...], depth_left: int) -> tuple[
                     continue
                 if isinstance(x, list):
                     if depth_left == 1:  # nested deeper than the field allows
-                        raise ApiError(_path(field, index + (i,)), "a number", describe(x), code="wrong_shape")
+                        raise ApiError(_path(field, index + (i,)), "a number", describe(x), code="wrong_shape",
+                                       params={"expected": "number"} | given(x))
                     raise ApiError(_path(field, index), "rows of equal shape", f"a ragged array (row 0 is a number, row {i} an array)", code="wrong_shape")
                 exp = "a finite number" if tx in (int, NonFinite) else "a number"
-                raise ApiError(_path(field, index + (i,)), exp, describe(x), code="not_finite" if tx in (int, NonFinite) else "wrong_type")
+                raise ApiError(_path(field, index + (i,)), exp, describe(x), code="not_finite" if tx in (int, NonFinite) else "wrong_type",
+                               params={"expected": "number"} | given(x))
             return (len(v),)
         first = _walk(v[0], field, index + (0,), depth_left - 1)
         for i in range(1, len(v)):
@@ -189,12 +210,14 @@ BLOCK_NUMBERS = 1 << 15
 def number_array(v: Any, field: str, ndims: tuple[int, ...], expected: str, check=None) -> np.ndarray:
     """The float64 array of v; check(shape), if given, refuses a shape before it is allocated."""
     if not isinstance(v, list):
-        raise ApiError(field, expected, describe(v), code="wrong_type")
+        raise ApiError(field, expected, describe(v), code="wrong_type", params={"expected": "array"} | given(v))
     shape = _float_shape(v, max(ndims)) or _walk(v, field, (), max(ndims))
     if len(shape) not in ndims:
-        raise ApiError(field, expected, dims(shape) if shape != (0,) else "an empty array", code="wrong_shape")
+        raise ApiError(field, expected, dims(shape) if shape != (0,) else "an empty array", code="wrong_shape",
+                       params={"got_shape": list(shape)})
     if 0 in shape:
-        raise ApiError(field, expected, "an empty array" + ("" if shape == (0,) else f" ({dims(shape)})"), code="wrong_shape")
+        raise ApiError(field, expected, "an empty array" + ("" if shape == (0,) else f" ({dims(shape)})"), code="wrong_shape",
+                       params={"got_shape": list(shape)})
     if check is not None:
         check(shape)
     size = math.prod(shape)
@@ -230,7 +253,7 @@ def _wanted(fields: frozenset[str] | None, field: str) -> bool:
 def _enum(body: dict, field: str, options: tuple[str, ...], default: str) -> str:
     v = body.get(field, default)
     if v not in options or not isinstance(v, str):
-        raise ApiError(field, "one of " + ", ".join(options), describe(v), code="not_one_of", params={"options": list(options)})
+        raise ApiError(field, "one of " + ", ".join(options), describe(v), code="not_one_of", params={"options": list(options)} | given(v))
     return v
 
 
@@ -239,7 +262,7 @@ def _int(v: Any, field: str, lo: int, hi: int | None, what: str) -> int:
         v = int(v)
     if type(v) is not int or v < lo or (hi is not None and v > hi):
         expected = f"{what}: an integer ≥ {lo}" + (f" and ≤ {hi}" if hi is not None else "")
-        raise ApiError(field, expected, describe(v), code="out_of_range" if type(v) is int else "wrong_type", params={"min": lo, "max": hi})
+        raise ApiError(field, expected, describe(v), code="out_of_range" if type(v) is int else "wrong_type", params={"expected": "integer", "min": lo, "max": hi} | given(v))
     return v
 
 
@@ -250,7 +273,7 @@ def _positive(v: Any, field: str, what: str, hi: float = math.inf) -> float:
         x = math.inf
     if not (0 < x < math.inf) or x > hi:
         limit = "" if hi == math.inf else f" and ≤ {hi:g}"
-        raise ApiError(field, f"{what}: a finite number > 0{limit}", describe(v), code="not_finite" if isinstance(v, NonFinite) or x == math.inf else "out_of_range" if type(v) in (int, float) else "wrong_type", params={"max": None if hi == math.inf else hi})
+        raise ApiError(field, f"{what}: a finite number > 0{limit}", describe(v), code="not_finite" if isinstance(v, NonFinite) or x == math.inf else "out_of_range" if type(v) in (int, float) else "wrong_type", params={"expected": "positive", "max": None if hi == math.inf else hi} | given(v))
     return x
 
 
@@ -575,7 +598,8 @@ def _params(v: Any, notation: str, has_output: bool, n: int, s: Settings, cell: 
     m = W_hh.shape[1]
     if W_hh.shape[0] != G * m:
         raise ApiError(f"params.{W_hh_name}", "a square m×m array (hidden×hidden)" if G == 1 else
-                       f"a {G}m×m array ({G} gates·hidden×hidden, gates {', '.join(cell.gates)})", dims(W_hh.shape), code="wrong_shape")
+                       f"a {G}m×m array ({G} gates·hidden×hidden, gates {', '.join(cell.gates)})", dims(W_hh.shape), code="wrong_shape",
+                       params={"expected": "square" if G == 1 else f"{G}m×m", "got_shape": list(W_hh.shape)})
     _limit(m, s.max_m, f"params.{W_hh_name}", "hidden units m", "BPTT_MAX_M")
     p = None
     if has_output:
@@ -595,7 +619,8 @@ def _params(v: Any, notation: str, has_output: bool, n: int, s: Settings, cell: 
         if len(shape) == 1 and a.shape == (shape[0], 1):
             a = a[:, 0]  # column vectors, as the course notebook stores biases
         if a.shape != shape:
-            raise ApiError(f"params.{name}", exp, dims(a.shape), code="wrong_shape")
+            raise ApiError(f"params.{name}", exp, dims(a.shape), code="wrong_shape",
+                           params={"shape": list(shape), "got_shape": list(a.shape)})
         named[name] = a
     return named, m, p
 

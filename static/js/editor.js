@@ -1,5 +1,6 @@
 // The model editor: controls and numeric grids that edit the request body.
 
+import { ERROR_CODES } from "./errors.js";
 import { lang, tr } from "./i18n.js";
 import { CANONICAL, c0Of, c0PerSequence, canonicalOf, cellOf, cells, convertParams, h0Of, h0PerSequence, hasCellState, hasOutput, isBatched, namesOf, resize, setCell, setLoss, setMethod, sizes } from "./state.js";
 import { clone, normal, rng, round, shape } from "./util.js";
@@ -433,71 +434,20 @@ export function clearErrors() {
   }
 }
 
-/** The API's words for what a number cell expected and got, in the page's language (the
- *  phrases a cell can give; anything else stays as the API wrote it). */
-function cellWords(text) {
-  if (text === null || text === undefined) return text;
-  let m = /^the string "(.*)"$/.exec(text);
-  // a cell sends what does not read as a finite number as text: 1e400 is a number beyond float64
-  if (m && /^[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$/i.test(m[1]) && !Number.isFinite(Number(m[1]))) {
-    return tr("err.w.range", { s: m[1] });
-  }
-  if (lang() === "en") return text;
-  const known = { "a number": "err.w.number", "a finite number": "err.w.finite", "an object": "err.w.object", "an unknown field": "err.w.unknown" };
-  if (known[text]) return tr(known[text]);
-  if (m) return tr("err.w.string", { s: `"${m[1]}"` });
-  m = /^an array of (\d+)$/.exec(text);
-  if (m) return tr("err.w.array", { n: m[1] });
-  m = /^(.*) \(not a finite number\)$/.exec(text);
-  if (m) return tr("err.w.nonfinite", { v: m[1] });
-  return text;
-}
-
 /** The page's input for a field the API names (grid cells carry data-field themselves). */
 const FIELD_INPUT = { truncation: "trunc-K", "init.seed": "seed", "init.scale": "scale", "clip.max_norm": "clip-c", "clip.max_value": "clip-c" };
-/** The API's names of the numbers those inputs hold (its "expected" reads "<name>: <range>"). */
-const FIELD_NAME = { "the window K": "err.n.K", "the seed": "err.n.seed", "the threshold c": "err.n.c", "the scale s of U(−s, s)": "err.n.scale" };
 
-/** "the window K: an integer ≥ 1 and ≤ 1024" → { name, what } in the page's language; null for other texts. */
-function rangeWords(expected) {
-  const m = /^(.*?): (?:an integer ≥ (\S+)(?: and ≤ (\S+))?|a finite number > 0(?: and ≤ (\S+))?)$/.exec(expected || "");
-  if (!m || !FIELD_NAME[m[1]]) return null;
-  // 0 … 2⁶³ − 1 (the seed) is what a person calls a non-negative integer
-  const nonneg = m[2] === "0" && (m[3] === undefined || Number(m[3]) >= 2 ** 53);
-  const what = m[2] !== undefined ? (nonneg ? tr("err.w.nonneg") : m[3] !== undefined ? tr("err.w.intRange", { lo: m[2], hi: m[3] }) : tr("err.w.intMin", { lo: m[2] }))
-    : m[4] !== undefined ? tr("err.w.posMax", { hi: m[4] }) : tr("err.w.pos");
-  return { name: tr(FIELD_NAME[m[1]]), what };
-}
+/** The API's error codes the page says in its own words (static/js/errors.js): code → (params, err) → text. */
+export { ERROR_CODES };
 
-/** "params.W_hh[0][1]: expected …" → "W_hh, row 1, column 2: expected …" (the grids count from 1). */
-function humanMessage(err) {
-  const m = /^(?:params\.)?([A-Za-z_.0-9]+?)((?:\[\d+\])+)$/.exec(err.field || "");
-  const range = !m && lang() !== "en" ? rangeWords(err.expected) : null;
-  if (range) return tr("err.field", { ...range, field: err.field, got: cellWords(err.got ?? "") });
-  if (!m || err.expected === null || err.expected === undefined) return err.message;
-  const idx = [...m[2].matchAll(/\[(\d+)\]/g)].map((x) => Number(x[1]) + 1);
-  const where = idx.length >= 2 ? tr("err.at", { name: m[1], i: idx[idx.length - 2], j: idx[idx.length - 1] })
-    : tr("err.at1", { name: m[1], i: idx[0] });
-  return tr("err.cell", { where, field: err.field, expected: cellWords(err.expected), got: cellWords(err.got ?? "") });
-}
-
-/** The API's error codes the page says in its own words: code → (params, err) → text. The
- *  API's errors carry field/expected/got today; once they carry a machine-readable `code` and
- *  `params` (planned), a translation is one entry here, and the English regexes above (cellWords,
- *  rangeWords) can go. */
-export const ERROR_CODES = {};
-
-/** An API error (or the page's own) as a sentence in the page's language. */
+/** An API error (or the page's own) as a sentence in the page's language: by its code and
+ *  params, never by the English message (kept on hover). */
 export function errorText(err) {
   if (err.local) return err.message;  // the page's own words, already in its language
   const byCode = err.code && ERROR_CODES[err.code];
   if (byCode) return byCode(err.params || {}, err);
-  const text = humanMessage(err);
-  // a refusal the page has no words for yet: said in Chinese, the API's own sentence quoted
-  if (lang() !== "en" && text === err.message && err.message) {
-    return tr("err.api", { field: err.field || "body", msg: err.message, got: cellWords(err.got ?? "—") });
-  }
-  return text;
+  // a refusal without a code the page knows: said in the page's language, the API's own sentence quoted
+  return lang() === "en" ? err.message || String(err.code) : tr("err.api", { field: err.field || "body", msg: err.message, got: err.got ?? "—" });
 }
 
 /** Put an API error next to the field it names; returns false when no place fits. */

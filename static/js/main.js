@@ -12,6 +12,9 @@ import { FRAMES, clipFactor, contribFigure, deltaNormFigure, deltaRowFigure, gra
 import { defaultView, c0Of, h0Of, readURL, setCells, setNotations, sizes, writeURL } from "./state.js";
 import { gatesFigure, gatesHelp, renderRtrl } from "./gates.js";
 import { clone, debounce, download, fmt } from "./util.js";
+import { displayNames, displayParts, displayResponse } from "./display.js";
+import { initExercise } from "./exercise.js";
+import { initQuiz, initialSelection, maskFigure, quizBanner, quizMasked, render as renderQuiz } from "./quiz.js";
 
 const $ = (id) => document.getElementById(id);
 const DEBOUNCE_MS = 60;
@@ -258,8 +261,7 @@ function clampSelection() {
 /** The response's names as the page shows them: the state letter s (seeds 000 and 004 write
  *  sₜ for the hidden state) is a display choice, the API's names are unchanged. */
 function shownNames() {
-  const s = state.view.stateLetter;
-  return s === "s" && resp.names.h === "h" ? { ...resp.names, h: "s" } : resp.names;
+  return displayNames(resp, state.view);  // sₜ, b_h / b_o (display.js)
 }
 
 function ctx() {
@@ -267,13 +269,14 @@ function ctx() {
   const batched = resp.shapes.batch !== null;
   const seq = (v) => (batched && v !== null && v !== undefined ? v[b] : v);
   const h0For = (bb) => h0Of(sentReq, bb);
-  return { resp, req: sentReq, sel: state.sel, view: state.view, names: shownNames(), seq, h0: h0For(b), h0For, c0: c0Of(sentReq, b), lang: state.lang };
+  return { resp: displayResponse(resp, state.view), req: sentReq, sel: state.sel, view: state.view, names: shownNames(), seq, h0: h0For(b), h0For, c0: c0Of(sentReq, b), lang: state.lang };
 }
 
 async function react(id, fig) {
   const el = $(id);
   if (!el || el.closest(".hidden-by-link") || el.closest(".panel")?.hidden) return;
   fig = projectorFigure(fig);  // larger type in the projector view
+  fig = maskFigure(fig);  // quiz mode: no hover labels or printed numbers that give the answer
   await Plotly.react(el, fig.data, fig.layout, {
     ...PLOT_CONFIG, locale: state.lang === "zh" ? "zh-CN" : "en",
     toImageButtonOptions: { ...PLOT_CONFIG.toImageButtonOptions, filename: `bptt-${id}` },
@@ -328,6 +331,7 @@ async function redraw(ids) {
     try { renderSteps($("steps"), c); } catch (e) { console.warn("steps panel", e); }  // (method rtrl: no dh, dz)
   }
   if (shown("player")) renderPlayer(c);
+  renderQuiz();
   return c;
 }
 
@@ -391,12 +395,12 @@ const scheduleURL = debounce(() => writeURL(state), 250);
 function renderFormulaPanel() {
   if (!shown("formula")) return;
   try {
-    const names = shownNames();
     const parts = partsFor(state.sel);
     // while the numbers of a new selection are on their way, the panel keeps the last ones (no flicker)
     if (!parts && $("formula").childElementCount && partsInflight?.resp === resp) { $("formula").classList.add("fx-waiting"); return; }
     $("formula").classList.remove("fx-waiting");
-    renderFormula($("formula"), { req: sentReq, resp: names === resp.names ? resp : { ...resp, names }, t: state.sel.t, k: state.sel.k, b: state.sel.b, lang: state.lang, parts, pending: !!partsInflight });
+    renderFormula($("formula"), { req: sentReq, resp: displayResponse(resp, state.view), t: state.sel.t, k: state.sel.k, b: state.sel.b, lang: state.lang,
+      parts: displayParts(parts, resp, state.view), pending: !!partsInflight });
   } catch (e) {
     console.error("formula panel", e);
   }
@@ -464,7 +468,9 @@ function renderCellPanels() {
 }
 
 function renderNotes() {
-  const notes = [tr("grads.note.scale")];
+  // with clipping, before and after share one scale per array: "each on its own scale" would be wrong
+  const shared = resp.clip && resp.grads_unclipped && clipFactor(resp) !== null;
+  const notes = shared ? [] : [tr("grads.note.scale")];
   if (resp.clip) {
     const how = tr(resp.clip.method === "norm" ? "clip.max_norm" : "clip.max_value") + ` c = ${fmt(resp.clip.threshold)}`;
     notes.push(tr("grads.note.clip", { how, before: fmt(resp.clip.norm_before), after: fmt(resp.clip.norm_after) }));
@@ -627,10 +633,10 @@ function onKey(e) {
 
 // ------------------------------------------------------------------ presets, JSON, export, share
 
-async function loadPreset(id) {
+async function loadPreset(id, sel = null) {
   if (!id) return;
   const req = await getJSON(`/api/v1/presets/${encodeURIComponent(id)}`);
-  loadRequest(req, id);
+  loadRequest(req, id, sel);
 }
 
 function loadRequest(req, presetId = null, sel = null) {
@@ -737,7 +743,7 @@ function applyHide(flags) {
   for (const f of good) for (const el of document.querySelectorAll(`[data-hide="${CSS.escape(f)}"], #panel-${CSS.escape(f)}`)) el.classList.add("hidden-by-link");
   $("hide-note").hidden = good.length === 0;
   // a misspelt flag hides nothing: say so, so a teacher does not hand out a page with the answers on it
-  setBanner("banner-hide", unknown.length ? tr("hide.unknown", { bad: unknown.join(", "), known: [...known].join(", ") }) : "");
+  setBanner("banner-hide", [unknown.length ? tr("hide.unknown", { bad: unknown.join(", "), known: [...known].join(", ") }) : "", quizBanner()].filter(Boolean).join(" "));
 }
 
 // ------------------------------------------------------------------ start
@@ -767,7 +773,7 @@ async function start() {
   $("export-request").addEventListener("click", () => download("bptt-request.json", JSON.stringify(state.req, null, 1)));
   // the whole response, every field (the page's own carries only what its panels draw)
   $("export-response").addEventListener("click", async () => {
-    if (!sentReq) return;
+    if (!sentReq || quizMasked()) return;
     const res = await computeBptt(sentReq);
     if (res.ok) download("bptt-response.json", JSON.stringify(res.data));
   });
@@ -794,14 +800,26 @@ async function start() {
   });
   $("state-letter").value = state.view.stateLetter || "h";
   $("state-letter").addEventListener("change", (e) => { state.view.stateLetter = e.target.value; if (resp) renderAll().then(markViewed); writeURL(state); });
+  // the notes' names: biases b_h, b_o and δ⁽ᵏ⁾ = ∂L/∂hₖ (display.js; the API's names stay)
+  $("names-bo").checked = state.view.biasNames === "ho";
+  $("names-dh").checked = !!state.view.deltaH;
+  $("names-bo").addEventListener("change", (e) => { state.view.biasNames = e.target.checked ? "ho" : ""; if (resp) renderAll().then(markViewed); writeURL(state); });
+  $("names-dh").addEventListener("change", (e) => { state.view.deltaH = e.target.checked; if (resp) renderAll().then(markViewed); writeURL(state); });
   $("graph-prev").addEventListener("click", () => moveGraphWindow(-1));
   $("graph-next").addEventListener("click", () => moveGraphWindow(1));
   document.addEventListener("keydown", onKey);
   initPlayer({ state: () => state, response: () => resp, select, shown: () => shown("player"),
     refetch: () => { changeAt = performance.now(); compute(); } });
   initProjector(() => { if (resp) renderAll().then(markViewed); });
-  if (url.req) loadRequest(url.req, url.preset, url.sel);
-  else await loadPreset(url.preset && presets.some((p) => p.id === url.preset) ? url.preset : presets[0]?.id);
+  // the exercise builder and the quiz (?quiz=…): the quiz hides the numbers before the first render
+  initExercise({ state: () => state, response: () => resp, presets: () => presets,
+    hideable: () => [...hideable()].map((name) => ({ name, panel: !!$(`panel-${name}`) })) });
+  initQuiz({ state: () => state, response: () => resp, sentRequest: () => sentReq,
+    redrawAll: () => { if (resp) renderAll().then(markViewed); } }, new URLSearchParams(location.search).get("quiz"));
+  applyHide(state.hide);  // a quiz value the page does not know is said with the hide flags
+  const quizSel = initialSelection();
+  if (url.req) loadRequest(url.req, url.preset, quizSel || url.sel);
+  else await loadPreset(url.preset && presets.some((p) => p.id === url.preset) ? url.preset : presets[0]?.id, quizSel);
 }
 
 start().catch((e) => {
