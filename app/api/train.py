@@ -265,6 +265,7 @@ def line(event, notation: str, cell: str) -> bytes:
         if event.checkpoint:
             doc["params"] = _weights(notation, cell, event.params)
             doc["delta_norm"] = [row[: t + 1] for t, row in enumerate(event.delta_norm.tolist())]
+            doc["delta_reach"] = event.delta_reach
             if event.optimizer_state is not None:
                 doc["optimizer_state"] = _state(event.optimizer_state)
         if event.nonfinite:
@@ -403,3 +404,44 @@ async def compare_gradients(request: Request) -> Response:
     settings: Settings = request.app.state.settings
     body = await read_body(request, settings.max_body_bytes, settings.body_timeout)
     return Response(await run_in_threadpool(_compare, decode(body), settings), media_type="application/json")
+
+
+@router.get("/tasks", summary="The training tasks: their options with the defaults, the loss they use")
+async def tasks() -> dict:
+    out = {}
+    for name, defaults in TK.DEFAULTS.items():
+        t = TK.make(name, N=1)
+        out[name] = {"options": defaults, "loss": t.loss, "summary": " ".join((TK.TASKS[name].__doc__ or "").split())}
+    return out
+
+
+def _task_arrays(body: Any, s: Settings) -> bytes:
+    if not isinstance(body, dict):
+        raise ApiError("body", 'a JSON object {"task": {...}, "sequences": k}', describe(body), code="wrong_type")
+    _refuse_unknown(body, ("task", "sequences"))
+    task = _task(body.get("task"), s)
+    N = task.inputs.shape[0]
+    k = _int(body.get("sequences", N), "sequences", 1, N, f"how many of the task's {N} sequences to send, from the first")
+    doc: dict[str, Any] = {"name": task.name, "options": task.options, "loss": task.loss, "loss_steps": task.loss_steps,
+                           "inputs": task.inputs[:k].tolist(), "targets": task.targets[:k].tolist()}
+    if task.loss == "softmax_ce":
+        # the class of each loss step, as /api/v1/bptt also takes targets (|S| indices per sequence)
+        doc["target_classes"] = np.argmax(task.targets[:k, task.mask], axis=-1).tolist()
+    if task.vocab is not None:
+        doc["vocab"] = list(task.vocab)
+    return respond.dumps(doc)
+
+
+@router.post(
+    "/task",
+    summary="The arrays of a training task (what /api/v1/train trains on with the same task)",
+    description='{"task": the task object of /api/v1/train, "sequences": k (default all N)}. Answers the first k '
+                "sequences: inputs (k×T×n), targets (k×T×p rows), loss, loss_steps, options (defaults filled in), "
+                "and for softmax_ce target_classes (k×|S| class indices of the loss steps) and, for chars, vocab.",
+    response_model=None,
+    responses=_ERRORS,
+)
+async def task(request: Request) -> Response:
+    settings: Settings = request.app.state.settings
+    body = await read_body(request, settings.max_body_bytes, settings.body_timeout)
+    return Response(await run_in_threadpool(_task_arrays, decode(body), settings), media_type="application/json")

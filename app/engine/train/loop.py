@@ -122,6 +122,8 @@ class Report:
     param_norms: dict[str, float] | None = None
     #: with ``resumable``, at a checkpoint: the optimizer's state before this update
     optimizer_state: dict | None = None
+    #: at a checkpoint: how far back the last loss reaches in ``delta_norm`` (``reach``)
+    delta_reach: dict | None = None
 
     @property
     def checkpoint(self) -> bool:
@@ -236,6 +238,32 @@ def delta_norms(cell: Cell, activation: str, theta: dict[str, np.ndarray], data:
     return bptt.delta_table(cell, fw, theta, out.eps_tt, None, keep=False).delta_norm[0]
 
 
+#: ``reach`` counts the steps back whose ‖δ‖ is at least this fraction of the row's largest
+REACH_FRACTION = 0.01
+
+
+def reach(delta_norm: np.ndarray, mask: np.ndarray) -> dict:
+    """How far back the last loss reaches, read off (T, T) ‖δ_{t,k}‖ [t, k] for the training
+    page's sentence (RNNbow: early in training the gradient is local, later it reaches back).
+    With t the last step carrying a loss and M = max_k ‖δ_{t,k}‖ over k ≤ t:
+
+        t       that step, 1-based
+        steps   t − k for the earliest k with ‖δ_{t,k}‖ ≥ REACH_FRACTION · M (0: only its own step)
+        first   ‖δ_{t,1}‖ / M, what reaches the first step relative to the strongest term
+
+    steps and first are None when the row is all 0 or not finite (an overflow)."""
+    rows = np.flatnonzero(mask)
+    if rows.size == 0:
+        return {"t": None, "steps": None, "first": None, "fraction": REACH_FRACTION}
+    t = int(rows[-1])
+    row = delta_norm[t, : t + 1]
+    M = float(np.max(row)) if np.isfinite(row).all() else math.nan
+    if not (math.isfinite(M) and M > 0):
+        return {"t": t + 1, "steps": None, "first": None, "fraction": REACH_FRACTION}
+    k = int(np.flatnonzero(row >= REACH_FRACTION * M)[0])
+    return {"t": t + 1, "steps": t - k, "first": float(row[0] / M), "fraction": REACH_FRACTION}
+
+
 def work_per_update(spec: TrainSpec) -> float:
     """Multiply-adds of one update, for the API's budget: the forward and backward passes
     (a window K: K rows per step), or RTRL's (``rtrl.work``); as BPTT_MAX_WORK counts them,
@@ -334,7 +362,7 @@ def _run(spec: TrainSpec, cell: Cell, theta, opt, B: int, N: int, ticks: bool) -
             return
         if keep:
             yield Report(u, g.loss, norm, clipped, params=before, delta_norm=dn, param_norms=norms,
-                         optimizer_state=opt_before)
+                         optimizer_state=opt_before, delta_reach=reach(dn, spec.data.mask))
         elif report:
             yield Report(u, g.loss, norm, clipped, param_norms=norms)
         elif ticks:
