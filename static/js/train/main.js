@@ -308,7 +308,10 @@ async function showLink(ck) {
   a.hidden = false;
   try {
     const href = await explorerLink(ck);
-    if (linkFor === key) a.href = href;
+    if (linkFor === key) {
+      a.href = href;
+      window.bpttTrain.linkFor = ck.update; // which checkpoint the link opens (for tests)
+    }
   } catch (e) {
     a.hidden = true;
     console.warn("no explorer link", e);
