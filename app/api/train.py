@@ -11,7 +11,9 @@ response task on http.disconnect). Runs in flight per worker are capped (503 + R
 
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
 import time
 from typing import Any
 
@@ -280,9 +282,62 @@ def line(event, notation: str, cell: str) -> bytes:
     return respond.dumps(doc) + b"\n"
 
 
-def _slice(gen, notation: str, cell: str) -> tuple[bytes, bool]:
+class BlasLimit:
+    """BLAS limited to ``threads`` while any training slice runs (BPTT_TRAIN_BLAS_THREADS).
+
+    OpenBLAS keeps one thread count per process, and threadpoolctl's limit is not safe to
+    enter from several threads at once: the first slice in sets it (under a lock), the last
+    one out puts back what was there. A /bptt computation overlapping a slice gets the limit
+    too. Without threadpoolctl this does nothing."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.inside = 0
+        self.limiter = None
+        self.controller = None
+
+    @contextlib.contextmanager
+    def __call__(self, threads: int):
+        if threads <= 0 or not self._ready():
+            yield
+            return
+        with self.lock:
+            self.inside += 1
+            if self.inside == 1:
+                self.limiter = self.controller.limit(limits=threads, user_api="blas")
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.inside -= 1
+                if self.inside == 0 and self.limiter is not None:
+                    self.limiter.restore_original_limits()
+                    self.limiter = None
+
+    def _ready(self) -> bool:
+        if self.controller is None:
+            try:
+                from threadpoolctl import ThreadpoolController
+            except ImportError:
+                self.controller = False
+            else:
+                with self.lock:
+                    if self.controller is None:
+                        self.controller = ThreadpoolController()
+        return bool(self.controller)
+
+
+blas_limit = BlasLimit()
+
+
+def _slice(gen, notation: str, cell: str, blas_threads: int = 0) -> tuple[bytes, bool]:
     """Advance the run for about SLICE_SECONDS (the generator yields after every update):
     (the lines, whether it is over)."""
+    with blas_limit(blas_threads):
+        return _advance(gen, notation, cell)
+
+
+def _advance(gen, notation: str, cell: str) -> tuple[bytes, bool]:
     out, t0 = [], time.perf_counter()
     while True:
         try:
@@ -342,7 +397,7 @@ async def train(request: Request) -> Response:
         try:
             done = False
             while not done:
-                chunk, done = await run_in_threadpool(_slice, gen, notation, spec.cell)
+                chunk, done = await run_in_threadpool(_slice, gen, notation, spec.cell, settings.train_blas_threads)
                 if chunk:
                     yield chunk
                 if not done and await request.is_disconnected():
