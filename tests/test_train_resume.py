@@ -210,3 +210,50 @@ def test_an_lstm_learns_recall_after_20_steps_with_a_forget_bias_and_not_without
     start = np.log(4)
     assert out[2.0] < 0.05 * start, out  # learned: the symbol is recalled
     assert out[None] > 0.4 * start, out  # f ≈ σ(0) = ½ at the start: 300 updates are not enough
+
+
+# ---------------------------------------------------------------- what the training page reads
+
+
+def test_delta_reach_reads_the_last_loss_row():
+    dn = np.zeros((4, 4))
+    dn[3, :4] = [1e-5, 0.02, 0.5, 1.0]  # the last loss row: steps back with ≥ 1 % of 1.0: 2
+    dn[1, :2] = [1.0, 1.0]
+    mask = np.array([False, True, False, True])
+    assert TL.reach(dn, mask) == {"t": 4, "steps": 2, "first": 1e-5, "fraction": 0.01}
+    assert TL.reach(dn, np.array([False, True, False, False]))["steps"] == 1
+    assert TL.reach(np.zeros((4, 4)), mask)["steps"] is None
+    assert TL.reach(dn, np.zeros(4, bool))["t"] is None
+    over = dn.copy()
+    over[3, 1] = np.inf
+    assert TL.reach(over, mask)["first"] is None
+
+
+def test_checkpoint_lines_carry_delta_reach(client):
+    out = lines(client.post("/api/v1/train", json=BODY))
+    for d in out:
+        if "delta_norm" in d:
+            row = np.array(d["delta_norm"][-1])  # recall: the loss is at the last step only
+            r = d["delta_reach"]
+            assert r["t"] == len(d["delta_norm"]) and r["first"] == pytest.approx(row[0] / row.max(), rel=1e-12)
+            k = int(np.flatnonzero(row >= 0.01 * row.max())[0])
+            assert r["steps"] == len(row) - 1 - k
+
+
+def test_the_task_routes(client):
+    listed = client.get("/api/v1/tasks").json()
+    assert set(listed) == set(TK.TASKS) and listed["recall"]["options"]["delay"] == 10
+    assert listed["chars"]["loss"] == "softmax_ce" and listed["echo"]["loss"] == "mse"
+    r = client.post("/api/v1/task", json={"task": {"name": "recall", "delay": 4, "N": 5, "seed": 2}, "sequences": 2})
+    assert r.status_code == 200, r.text
+    d = r.json()
+    task = TK.make("recall", delay=4, N=5, seed=2)
+    assert np.array_equal(np.array(d["inputs"]), task.inputs[:2]) and np.array_equal(np.array(d["targets"]), task.targets[:2])
+    assert d["loss_steps"] == "last" and d["options"]["T"] == 5
+    assert d["target_classes"] == [[int(np.argmax(task.targets[b, -1]))] for b in range(2)]
+    d = client.post("/api/v1/task", json={"task": {"name": "chars", "text": "zh", "T": 6}, "sequences": 1}).json()
+    assert len(d["vocab"]) == len(d["inputs"][0][0]) and len(d["target_classes"][0]) == 6
+    for body, field in (({"task": {"name": "echo", "N": 10**6}}, "task.N"), ({"task": {"name": "echo"}, "sequences": 0}, "sequences"),
+                        ({"task": {"name": "nope"}}, "task.name"), ({"task": {"name": "echo"}, "x": 1}, "x")):
+        r = client.post("/api/v1/task", json=body)
+        assert r.status_code == 422 and r.json()["error"]["field"] == field, r.text
