@@ -543,7 +543,8 @@ async function start() {
   $("lang").addEventListener("click", () => setLang(state.lang === "zh" ? "en" : "zh"));
   $("share").addEventListener("click", copyLink);
   document.addEventListener("keydown", (e) => {
-    if (e.target.closest("input, select, textarea")) return;
+    // a focused control keeps its own keys (Space on a focused button clicks it already)
+    if (e.target.closest("input, select, textarea, button, a, summary")) return;
     if (e.key === " ") { e.preventDefault(); play(); }
     else if (e.key === "ArrowRight" && !run.ctl) step(e.shiftKey);
   });
