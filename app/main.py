@@ -162,6 +162,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
              "limits": {"T": settings.max_t, "n": settings.max_n, "m": settings.max_m, "p": settings.max_p}},
         )
 
+    @app.get("/train", include_in_schema=False)
+    async def train_page(request: Request) -> Response:
+        """The training view (issue 13): play, pause, step and reset a run of POST /api/v1/train."""
+        return templates.TemplateResponse(
+            request, "train.html",
+            {"version": __version__, "default_language": settings.default_language,
+             "root": request.scope.get("root_path", "").rstrip("/"),
+             "limits": {"T": settings.max_t, "n": settings.max_n, "m": settings.max_m, "B": settings.max_batch}},
+        )
+
     @app.get("/static/vendor/plotly.min.js", include_in_schema=False)
     async def plotly_js(request: Request) -> Response:
         cache = {"Cache-Control": "public, max-age=86400", "Vary": "Accept-Encoding"}

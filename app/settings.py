@@ -86,6 +86,12 @@ class Settings(BaseSettings):
     train_max_runs: int = Field(
         2, ge=1, description="Training runs streaming at a time per worker; more are answered 503 with Retry-After."
     )
+    train_blas_threads: int = Field(
+        1, ge=0,
+        description="BLAS threads while a training run computes (threadpoolctl, process-wide while any run is in "
+        "a slice; OpenBLAS keeps one setting per process); 0 leaves BLAS as the process has it. Small per-update "
+        "products run faster on one thread (README, bench/bench_train.py).",
+    )
     gradient_check_max_entries: int = Field(
         256, ge=1, description="Entries checked per array by finite differences (a fixed sample above it)."
     )

@@ -12,6 +12,11 @@ the median over rounds. Ours is timed from sending the request to the done line,
 report_every = updates (two lines) and with report_every = 1 (a line per update).
 
     python bench/bench_train.py [--updates 1000] [--rounds 5] [--blas-threads 1]
+
+With --compare-blas M1,M2,…: ours only, at each hidden size m, two servers side by side with
+OPENBLAS_NUM_THREADS unset (OpenBLAS's default: a thread per core), one with
+BPTT_TRAIN_BLAS_THREADS=0 (BLAS left as it is) and one with =1 (one BLAS thread inside the
+training slices), alternating rounds.
 """
 
 from __future__ import annotations
@@ -38,19 +43,19 @@ from app.engine.train import tasks as TK  # noqa: E402
 T, M, B = 20, 16, 32
 
 
-def body(updates: int, report_every: int) -> dict:
+def body(updates: int, report_every: int, m: int = M) -> dict:
     return {
-        "cell": "vanilla", "init": {"seed": 0, "hidden": M}, "task": {"name": "echo", "T": T, "N": B, "seed": 0},
+        "cell": "vanilla", "init": {"seed": 0, "hidden": m}, "task": {"name": "echo", "T": T, "N": B, "seed": 0},
         "reduction": "mean", "optimizer": {"name": "adam", "lr": 1e-3}, "updates": updates,
         "report_every": report_every,
     }
 
 
-def ours(base: str, updates: int, report_every: int) -> tuple[float, float]:
+def ours(base: str, updates: int, report_every: int, m: int = M) -> tuple[float, float]:
     """(seconds from request to the done line, the first reported loss)."""
     t0 = time.perf_counter()
     first = None
-    with httpx.stream("POST", base + "/api/v1/train", json=body(updates, report_every), timeout=600) as r:
+    with httpx.stream("POST", base + "/api/v1/train", json=body(updates, report_every, m), timeout=600) as r:
         r.raise_for_status()
         for line in r.iter_lines():
             doc = orjson.loads(line)
@@ -121,7 +126,10 @@ def main() -> None:
     ap.add_argument("--updates", type=int, default=1000)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--blas-threads", type=int, default=1)
+    ap.add_argument("--compare-blas", default="", help="hidden sizes m, comma-separated: BPTT_TRAIN_BLAS_THREADS 0 against 1")
     args = ap.parse_args()
+    if args.compare_blas:
+        return compare_blas([int(x) for x in args.compare_blas.split(",")], args.updates, args.rounds)
     U = args.updates
     print(f"load average {os.getloadavg()}; torch {torch.__version__}, {torch.get_num_threads()} threads; "
           f"server OPENBLAS_NUM_THREADS={args.blas_threads}")
@@ -155,6 +163,29 @@ def main() -> None:
     for k, v in med.items():
         lo, hi = min(rows[k]), max(rows[k])
         print(f"  {k:34s} {v:8.0f}  ({lo:.0f}–{hi:.0f})   ÷ fastest PyTorch float64: {v / torch64:.2f}")
+
+
+def compare_blas(ms: list[int], U: int, rounds: int) -> None:
+    import contextlib
+
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    print(f"load average {os.getloadavg()}; OPENBLAS_NUM_THREADS unset ({os.cpu_count()} cores); {U} updates per run, "
+          f"batch {B}, T={T}, vanilla tanh, Adam; {rounds} alternating rounds")
+    with contextlib.ExitStack() as stack:
+        os.environ.pop("OPENBLAS_NUM_THREADS", None)
+        bases = {n: stack.enter_context(running_server(env={**env, "BPTT_TRAIN_BLAS_THREADS": str(n)})) for n in (0, 1)}
+        for m in ms:
+            u = max(20, U * 16 // m) if m > 16 else U
+            rows: dict[int, list[float]] = {0: [], 1: []}
+            for n in (0, 1):
+                ours(bases[n], 10, 10, m)  # warm
+            for _ in range(rounds):
+                for n in (0, 1):
+                    dt, _first = ours(bases[n], u, u, m)
+                    rows[n].append(u / dt)
+            med = {n: statistics.median(v) for n, v in rows.items()}
+            print(f"  m={m:4d} ({u} updates): BLAS as is {med[0]:7.1f} upd/s ({min(rows[0]):.1f}–{max(rows[0]):.1f}), "
+                  f"one thread in slices {med[1]:7.1f} ({min(rows[1]):.1f}–{max(rows[1]):.1f}): ×{med[1] / med[0]:.2f}")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import orjson
 
 from ..engine.activations import ACTIVATIONS
 from ..engine.cells import CELLS
-from ..engine.init import init_params
+from ..engine.init import has_forget_gate, init_params
 from ..engine.losses import LOSSES
 from ..engine.notation import CANONICAL, NOTATIONS, param_names
 from ..engine import methods, rtrl
@@ -43,7 +43,7 @@ OPT_IN_FIELDS = frozenset(("delta_h", "delta_h_norm", "delta_c", "delta_c_norm",
 #: the keys of "select": the loss step t, the copy k and the sequence b of one δ_{t,k}, 0-based
 SELECT_FIELDS = ("t", "k", "b")
 METHODS = ("bptt", "rtrl")
-INIT_FIELDS = ("seed", "hidden", "outputs", "scale")
+INIT_FIELDS = ("seed", "hidden", "outputs", "scale", "forget_bias")
 REDUCTIONS = ("sum", "mean")
 DETAILS = ("full", "norms")
 #: what each canonical parameter's shape is called in errors
@@ -650,7 +650,7 @@ def _name_hint(key: str, notation: str, has_output: bool) -> str:
 def _init(v: Any, notation: str, has_output: bool, n: int, body: dict, batched: bool, s: Settings,
           cell: Any = None):
     if not isinstance(v, dict):
-        raise ApiError("init", 'an object {"seed", "hidden", "outputs", "scale"}', describe(v), code="wrong_type")
+        raise ApiError("init", 'an object {"seed", "hidden", "outputs", "scale", "forget_bias"}', describe(v), code="wrong_type")
     for key in v:
         if key not in INIT_FIELDS:
             raise ApiError(f"init.{key}", "one of " + ", ".join(INIT_FIELDS), "an unknown field",
@@ -670,7 +670,18 @@ def _init(v: Any, notation: str, has_output: bool, n: int, body: dict, batched: 
         _limit(p, s.max_p, "init.outputs", "outputs p", "BPTT_MAX_P")
     elif v.get("outputs") is not None:
         raise ApiError("init.outputs", "nothing with loss upstream (no output layer)", describe(v["outputs"]), code="conflict")
-    return init_params(notation, seed, n, m, p, scale, cell), m, p
+    forget_bias = None
+    if v.get("forget_bias") is not None:
+        if not has_forget_gate(cell):
+            raise ApiError("init.forget_bias", "nothing with cell " + (getattr(cell, "name", None) or "vanilla")
+                           + " (only the LSTM has a forget gate)", describe(v["forget_bias"]), code="conflict")
+        fb = v["forget_bias"]
+        if isinstance(fb, bool) or not isinstance(fb, (int, float)) or not math.isfinite(fb) or abs(fb) > 1e3:
+            raise ApiError("init.forget_bias", "the forget gate's bias b: a finite number, |b| ≤ 1000 (1 to 2 is usual)",
+                           describe(fb), code="not_finite" if isinstance(fb, NonFinite)
+                           else "out_of_range" if type(fb) in (int, float) else "wrong_type", params={"min": -1000, "max": 1000})
+        forget_bias = float(fb)
+    return init_params(notation, seed, n, m, p, scale, cell, forget_bias), m, p
 
 
 def _target_width(t: Any, batched: bool) -> int:

@@ -25,6 +25,7 @@ class Init(BaseModel):
     hidden: int = Field(..., ge=1, description="Hidden units m.")
     outputs: int | None = Field(None, ge=1, description="Outputs p (read off target rows when omitted).")
     scale: float | None = Field(None, gt=0, description="Entries drawn from U(−s, s); default s = 1/√m.")
+    forget_bias: float | None = Field(None, ge=-1000, le=1000, description="LSTM only: the forget gate's bias b (b_ih rows m…2m−1 = b, b_hh's = 0), so f = σ(b) at the start; 1 to 2 lets long dependencies be learned.")
 
 
 class ClipNorm(BaseModel):

@@ -11,7 +11,9 @@ response task on http.disconnect). Runs in flight per worker are capped (503 + R
 
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
 import time
 from typing import Any
 
@@ -23,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..engine import rtrl
 from ..engine.cells import CELLS
-from ..engine.notation import from_canonical, to_canonical
+from ..engine.notation import from_canonical, shown_names, to_canonical
 from ..engine.train import loop as TL
 from ..engine.train import optimizers as OPT
 from ..engine.train import tasks as TK
@@ -31,13 +33,14 @@ from ..engine.train.errors import OptionError
 from ..settings import Settings
 from . import respond
 from .errors import ApiError, error_body
-from .parse import _int, _positive, decode, describe, parse
+from .parse import _int, _positive, decode, describe, number_array, parse
 from .routes import _ERRORS, read_body
 
 router = APIRouter(prefix="/api/v1")
 
 #: fields of /api/v1/train besides the model fields of /bptt it passes on
-TRAIN_FIELDS = ("task", "optimizer", "updates", "batch_size", "seed", "report_every", "checkpoint_every")
+TRAIN_FIELDS = ("task", "optimizer", "updates", "batch_size", "seed", "report_every", "checkpoint_every",
+                "start_update", "optimizer_state", "resumable")
 #: /bptt fields a training request may carry (h0, c0, upstream, detail, fields, gradient_check
 #: concern one backward pass, not a run)
 MODEL_FIELDS = ("notation", "cell", "activation", "loss", "params", "init", "reduction", "clip",
@@ -159,24 +162,95 @@ def build(body: Any, s: Settings) -> tuple[TL.TrainSpec, str, float]:
     checkpoint_every = _int(body.get("checkpoint_every", 0), "checkpoint_every", 0, None,
                             "updates between checkpoints (0: none)")
     name, opts = _optimizer(body.get("optimizer"))
+    start = _int(body.get("start_update", 1), "start_update", 1, updates,
+                 "the number of the first update to make (a run continued; updates is the last one's)")
+    resumable = body.get("resumable", False)
+    if not isinstance(resumable, bool):
+        raise ApiError("resumable", "true or false", describe(resumable), code="wrong_type")
+    opt_state = _optimizer_state(body.get("optimizer_state"), theta)
     spec = TL.TrainSpec(p.cell, p.activation, theta, data, name, opts, updates, batch_size, seed, tr,
-                        p.method, p.clip, report_every, checkpoint_every)
+                        p.method, p.clip, report_every, checkpoint_every, start, opt_state, resumable)
     if spec.method == "rtrl" and tr.kind != "none":
         raise ApiError("truncation", "nothing with method rtrl (RTRL carries the exact gradient forward; "
                        "truncation is a BPTT approximation)", tr.kind, code="conflict")
-    work = TL.work_per_update(spec) * updates
+    made = updates - start + 1
+    work = TL.work_per_update(spec) * made
     if checkpoint_every:
         T = p.X.shape[1]
-        work += (updates // checkpoint_every + 2) * 200.0 * T * T * CELLS[p.cell].G * theta["W_hh"].shape[-1]
+        work += (made // checkpoint_every + 2) * 200.0 * T * T * CELLS[p.cell].G * theta["W_hh"].shape[-1]
     if work > s.train_max_work:
         raise ApiError("updates", f"at most {s.train_max_work:g} estimated work for the run "
                        "(limit BPTT_TRAIN_MAX_WORK; fewer updates, a smaller batch or model)",
-                       f"{work:.3g} ({updates} updates × {work / updates:.3g})", code="over_limit")
+                       f"{work:.3g} ({made} updates × {work / made:.3g})", code="over_limit")
+    try:
+        TL.train(spec).close()  # the optimizer's state checked against the model, before the stream starts
+    except OptionError as e:
+        raise ApiError(e.field, e.expected, describe(e.got), code="invalid_value") from None
     return spec, p.notation, work
+
+
+def _optimizer_state(v: Any, theta: dict[str, np.ndarray]) -> dict | None:
+    """optimizer_state as a checkpoint line carries it ({"step": k, buffer: {canonical name:
+    array}}) → arrays, each of its parameter's shape (checked again by the engine)."""
+    if v is None:
+        return None
+    if not isinstance(v, dict):
+        raise ApiError("optimizer_state", '{"step": k, buffer: {parameter: array}} as a checkpoint line carries it',
+                       describe(v), code="wrong_type")
+    out: dict[str, Any] = {}
+    for k, per in v.items():
+        if k == "step":
+            out[k] = per
+            continue
+        if not isinstance(per, dict):
+            raise ApiError(f"optimizer_state.{k}", "an object {parameter: array} (canonical names)", describe(per), code="wrong_type")
+        out[k] = {}
+        for name, a in per.items():
+            if name not in theta:
+                raise ApiError(f"optimizer_state.{k}.{name}", "one of the parameters " + ", ".join(theta) + " (canonical names)",
+                               "an unknown parameter", code="unknown_field")
+            shape = theta[name].shape
+            where, want = f"optimizer_state.{k}.{name}", "an array of shape " + "×".join(map(str, shape))
+
+            def fits(got, where=where, want=want, shape=shape):
+                if tuple(got) != shape:
+                    raise ApiError(where, want, "×".join(map(str, got)), code="wrong_shape")
+
+            out[k][name] = number_array(a, where, (len(shape),), want, check=fits)
+    return out
 
 
 def _params(notation: str, cell: str, theta: dict[str, np.ndarray]) -> dict:
     return from_canonical(notation, theta, CELLS[cell].hidden)
+
+
+def _weights(notation: str, cell: str, theta: dict[str, np.ndarray]) -> dict:
+    """Parameters under the notation's names, so that a request carrying them has the same model:
+    where one canonical array is several (PyTorch's two vanilla biases, which add up) the first
+    gets it and the others zeros."""
+    out = {}
+    for name, v in from_canonical(notation, theta, CELLS[cell].hidden).items():
+        out[name] = v
+    for c, v in theta.items():
+        names = shown_names(notation, c, CELLS[cell].hidden)
+        for extra in names[1:]:
+            out[extra] = np.zeros_like(v)
+    return out
+
+
+def _norms(notation: str, cell: str, norms: dict[str, float]) -> dict:
+    """‖θ‖ per parameter under the notation's names (as ``_weights`` splits them)."""
+    out = {}
+    for c, v in norms.items():
+        names = shown_names(notation, c, CELLS[cell].hidden)
+        out[names[0]] = v
+        for extra in names[1:]:
+            out[extra] = 0.0
+    return out
+
+
+def _state(st: dict) -> dict:
+    return {k: (v if k == "step" else {n: a.tolist() for n, a in v.items()}) for k, v in st.items()}
 
 
 def _nonfinite(doc: dict) -> list[str]:
@@ -188,22 +262,82 @@ def line(event, notation: str, cell: str) -> bytes:
     if isinstance(event, TL.Report):
         doc: dict[str, Any] = {"update": event.update, "loss": event.loss, "grad_norm": event.grad_norm,
                                "clipped": event.clipped}
+        if event.param_norms is not None:
+            doc["param_norms"] = _norms(notation, cell, event.param_norms)
         if event.checkpoint:
-            doc["params"] = _params(notation, cell, event.params)
+            doc["params"] = _weights(notation, cell, event.params)
             doc["delta_norm"] = [row[: t + 1] for t, row in enumerate(event.delta_norm.tolist())]
+            doc["delta_reach"] = event.delta_reach
+            if event.optimizer_state is not None:
+                doc["optimizer_state"] = _state(event.optimizer_state)
         if event.nonfinite:
             doc["nonfinite"] = _nonfinite(doc) or ["grads"]
     else:
-        doc = {"done": True, "updates": event.updates, "params": _params(notation, cell, event.params),
+        doc = {"done": True, "updates": event.updates, "params": _weights(notation, cell, event.params),
                "loss": event.loss}
+        if event.optimizer_state is not None:
+            doc["optimizer_state"] = _state(event.optimizer_state)
         if event.stopped:
             doc["stopped"] = "the gradient or loss of the next update was not finite (see the line before)"
     return respond.dumps(doc) + b"\n"
 
 
-def _slice(gen, notation: str, cell: str) -> tuple[bytes, bool]:
+class BlasLimit:
+    """BLAS limited to ``threads`` while any training slice runs (BPTT_TRAIN_BLAS_THREADS).
+
+    OpenBLAS keeps one thread count per process, and threadpoolctl's limit is not safe to
+    enter from several threads at once: the first slice in sets it (under a lock), the last
+    one out puts back what was there. A /bptt computation overlapping a slice gets the limit
+    too. Without threadpoolctl this does nothing."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.inside = 0
+        self.limiter = None
+        self.controller = None
+
+    @contextlib.contextmanager
+    def __call__(self, threads: int):
+        if threads <= 0 or not self._ready():
+            yield
+            return
+        with self.lock:
+            self.inside += 1
+            if self.inside == 1:
+                self.limiter = self.controller.limit(limits=threads, user_api="blas")
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.inside -= 1
+                if self.inside == 0 and self.limiter is not None:
+                    self.limiter.restore_original_limits()
+                    self.limiter = None
+
+    def _ready(self) -> bool:
+        if self.controller is None:
+            try:
+                from threadpoolctl import ThreadpoolController
+            except ImportError:
+                self.controller = False
+            else:
+                with self.lock:
+                    if self.controller is None:
+                        self.controller = ThreadpoolController()
+        return bool(self.controller)
+
+
+blas_limit = BlasLimit()
+
+
+def _slice(gen, notation: str, cell: str, blas_threads: int = 0) -> tuple[bytes, bool]:
     """Advance the run for about SLICE_SECONDS (the generator yields after every update):
     (the lines, whether it is over)."""
+    with blas_limit(blas_threads):
+        return _advance(gen, notation, cell)
+
+
+def _advance(gen, notation: str, cell: str) -> tuple[bytes, bool]:
     out, t0 = [], time.perf_counter()
     while True:
         try:
@@ -263,7 +397,7 @@ async def train(request: Request) -> Response:
         try:
             done = False
             while not done:
-                chunk, done = await run_in_threadpool(_slice, gen, notation, spec.cell)
+                chunk, done = await run_in_threadpool(_slice, gen, notation, spec.cell, settings.train_blas_threads)
                 if chunk:
                     yield chunk
                 if not done and await request.is_disconnected():
@@ -325,3 +459,44 @@ async def compare_gradients(request: Request) -> Response:
     settings: Settings = request.app.state.settings
     body = await read_body(request, settings.max_body_bytes, settings.body_timeout)
     return Response(await run_in_threadpool(_compare, decode(body), settings), media_type="application/json")
+
+
+@router.get("/tasks", summary="The training tasks: their options with the defaults, the loss they use")
+async def tasks() -> dict:
+    out = {}
+    for name, defaults in TK.DEFAULTS.items():
+        t = TK.make(name, N=1)
+        out[name] = {"options": defaults, "loss": t.loss, "summary": " ".join((TK.TASKS[name].__doc__ or "").split())}
+    return out
+
+
+def _task_arrays(body: Any, s: Settings) -> bytes:
+    if not isinstance(body, dict):
+        raise ApiError("body", 'a JSON object {"task": {...}, "sequences": k}', describe(body), code="wrong_type")
+    _refuse_unknown(body, ("task", "sequences"))
+    task = _task(body.get("task"), s)
+    N = task.inputs.shape[0]
+    k = _int(body.get("sequences", N), "sequences", 1, N, f"how many of the task's {N} sequences to send, from the first")
+    doc: dict[str, Any] = {"name": task.name, "options": task.options, "loss": task.loss, "loss_steps": task.loss_steps,
+                           "inputs": task.inputs[:k].tolist(), "targets": task.targets[:k].tolist()}
+    if task.loss == "softmax_ce":
+        # the class of each loss step, as /api/v1/bptt also takes targets (|S| indices per sequence)
+        doc["target_classes"] = np.argmax(task.targets[:k, task.mask], axis=-1).tolist()
+    if task.vocab is not None:
+        doc["vocab"] = list(task.vocab)
+    return respond.dumps(doc)
+
+
+@router.post(
+    "/task",
+    summary="The arrays of a training task (what /api/v1/train trains on with the same task)",
+    description='{"task": the task object of /api/v1/train, "sequences": k (default all N)}. Answers the first k '
+                "sequences: inputs (k×T×n), targets (k×T×p rows), loss, loss_steps, options (defaults filled in), "
+                "and for softmax_ce target_classes (k×|S| class indices of the loss steps) and, for chars, vocab.",
+    response_model=None,
+    responses=_ERRORS,
+)
+async def task(request: Request) -> Response:
+    settings: Settings = request.app.state.settings
+    body = await read_body(request, settings.max_body_bytes, settings.body_timeout)
+    return Response(await run_in_threadpool(_task_arrays, decode(body), settings), media_type="application/json")

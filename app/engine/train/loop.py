@@ -95,6 +95,13 @@ class TrainSpec:
     report_every: int = 1
     #: 0: no checkpoints besides none
     checkpoint_every: int = 0
+    #: the number of the first update made; the batches and randomized draws continue as if
+    #: updates 1 … start_update − 1 had been made (``updates`` stays the last update's number)
+    start_update: int = 1
+    #: ``Optimizer.export_state()`` to continue from (None: a fresh optimizer)
+    optimizer_state: dict | None = None
+    #: checkpoints and Done carry the optimizer's state (to resume from them bit for bit)
+    resumable: bool = False
 
 
 @dataclass(frozen=True)
@@ -111,6 +118,12 @@ class Report:
     nonfinite: bool = False
     params: dict[str, np.ndarray] | None = None
     delta_norm: np.ndarray | None = None
+    #: canonical name → ‖θ‖ (Frobenius) of the parameters that gave this loss (before the update)
+    param_norms: dict[str, float] | None = None
+    #: with ``resumable``, at a checkpoint: the optimizer's state before this update
+    optimizer_state: dict | None = None
+    #: at a checkpoint: how far back the last loss reaches in ``delta_norm`` (``reach``)
+    delta_reach: dict | None = None
 
     @property
     def checkpoint(self) -> bool:
@@ -126,6 +139,8 @@ class Done:
     loss: float
     #: a Report with nonfinite stopped the run before ``updates`` were made
     stopped: bool = False
+    #: with ``resumable``: the optimizer's state after the last update
+    optimizer_state: dict | None = None
 
 
 # ---------------------------------------------------------------- one gradient
@@ -223,6 +238,32 @@ def delta_norms(cell: Cell, activation: str, theta: dict[str, np.ndarray], data:
     return bptt.delta_table(cell, fw, theta, out.eps_tt, None, keep=False).delta_norm[0]
 
 
+#: ``reach`` counts the steps back whose ‖δ‖ is at least this fraction of the row's largest
+REACH_FRACTION = 0.01
+
+
+def reach(delta_norm: np.ndarray, mask: np.ndarray) -> dict:
+    """How far back the last loss reaches, read off (T, T) ‖δ_{t,k}‖ [t, k] for the training
+    page's sentence (RNNbow: early in training the gradient is local, later it reaches back).
+    With t the last step carrying a loss and M = max_k ‖δ_{t,k}‖ over k ≤ t:
+
+        t       that step, 1-based
+        steps   t − k for the earliest k with ‖δ_{t,k}‖ ≥ REACH_FRACTION · M (0: only its own step)
+        first   ‖δ_{t,1}‖ / M, what reaches the first step relative to the strongest term
+
+    steps and first are None when the row is all 0 or not finite (an overflow)."""
+    rows = np.flatnonzero(mask)
+    if rows.size == 0:
+        return {"t": None, "steps": None, "first": None, "fraction": REACH_FRACTION}
+    t = int(rows[-1])
+    row = delta_norm[t, : t + 1]
+    M = float(np.max(row)) if np.isfinite(row).all() else math.nan
+    if not (math.isfinite(M) and M > 0):
+        return {"t": t + 1, "steps": None, "first": None, "fraction": REACH_FRACTION}
+    k = int(np.flatnonzero(row >= REACH_FRACTION * M)[0])
+    return {"t": t + 1, "steps": t - k, "first": float(row[0] / M), "fraction": REACH_FRACTION}
+
+
 def work_per_update(spec: TrainSpec) -> float:
     """Multiply-adds of one update, for the API's budget: the forward and backward passes
     (a window K: K rows per step), or RTRL's (``rtrl.work``); as BPTT_MAX_WORK counts them,
@@ -263,10 +304,15 @@ def train(spec: TrainSpec, ticks: bool = False) -> Iterator[Report | Done | None
         raise OptionError("truncation", "none with method rtrl", spec.truncation.kind)
     theta = _copy(spec.params)
     opt = optimizers.make(spec.optimizer, **spec.optimizer_options)
+    if spec.optimizer_state is not None:
+        opt.load_state(spec.optimizer_state, theta)
     N = spec.data.X.shape[0]
     B = N if spec.batch_size is None else spec.batch_size
     if not 1 <= B <= N:
         raise OptionError("batch_size", f"an integer in [1, {N}]", spec.batch_size)
+    s = spec.start_update
+    if isinstance(s, bool) or not isinstance(s, int) or not 1 <= s <= spec.updates:
+        raise OptionError("start_update", f"an integer in [1, {spec.updates}] (updates)", s)
     return _run(spec, cell, theta, opt, B, N, ticks)
 
 
@@ -275,13 +321,25 @@ def _run(spec: TrainSpec, cell: Cell, theta, opt, B: int, N: int, ticks: bool) -
     xi_rng = np.random.default_rng([spec.seed, 1])
     T = spec.data.X.shape[1]
     U, r, c = spec.updates, spec.report_every, spec.checkpoint_every
+    start = spec.start_update
+    # updates 1 … start − 1 were made elsewhere: draw their batches (a permutation's draws vary
+    # in number) and step over their ξ (one 64-bit draw per double of each (B, T) draw)
+    if B != N:
+        for _ in range(start - 1):
+            batch_rng.permutation(N)
+    if spec.truncation.kind == "randomized":
+        xi_rng.bit_generator.advance((start - 1) * B * T)
+    state = (lambda: opt.export_state()) if spec.resumable else (lambda: None)
     # np.errstate is entered per update, never across a yield: the generator may be resumed in
     # another thread or context (the API advances it in the thread pool)
-    for u in range(1, U + 1):
+    for u in range(start, U + 1):
         rows = slice(None) if B == N else batch_rng.permutation(N)[:B]
         xi = random_xi(xi_rng, B, T, spec.truncation.p) if spec.truncation.kind == "randomized" else None
         keep = c > 0 and ((u - 1) % c == 0 or u == U)
+        report = keep or (u - 1) % r == 0 or u == U
         before = _copy(theta) if keep else None
+        opt_before = state() if keep else None
+        norms = {k: float(np.linalg.norm(v)) for k, v in theta.items()} if report else None
         with np.errstate(all="ignore"):
             g = gradient(cell, spec.activation, theta, spec.data, rows, spec.truncation, spec.method, xi)
             grads = g.grads
@@ -298,16 +356,18 @@ def _run(spec: TrainSpec, cell: Cell, theta, opt, B: int, N: int, ticks: bool) -
             else:
                 norm = clipping.total_norm(grads)
         if not finite:
-            yield Report(u, g.loss, norm, False, nonfinite=True)
-            yield Done(u - 1, _copy(theta), _full_loss(cell, spec, theta), stopped=True)
+            yield Report(u, g.loss, norm, False, nonfinite=True,
+                         param_norms={k: float(np.linalg.norm(v)) for k, v in theta.items()})
+            yield Done(u - 1, _copy(theta), _full_loss(cell, spec, theta), stopped=True, optimizer_state=state())
             return
         if keep:
-            yield Report(u, g.loss, norm, clipped, params=before, delta_norm=dn)
-        elif (u - 1) % r == 0 or u == U:
-            yield Report(u, g.loss, norm, clipped)
+            yield Report(u, g.loss, norm, clipped, params=before, delta_norm=dn, param_norms=norms,
+                         optimizer_state=opt_before, delta_reach=reach(dn, spec.data.mask))
+        elif report:
+            yield Report(u, g.loss, norm, clipped, param_norms=norms)
         elif ticks:
             yield None
-    yield Done(U, _copy(theta), _full_loss(cell, spec, theta))
+    yield Done(U, _copy(theta), _full_loss(cell, spec, theta), optimizer_state=state())
 
 
 def _full_loss(cell: Cell, spec: TrainSpec, theta: dict[str, np.ndarray]) -> float:

@@ -81,6 +81,64 @@ class Optimizer:
     def _init_state(self, theta: np.ndarray) -> dict[str, Any]:
         return {"step": 0}
 
+    def buffers(self) -> tuple[str, ...]:
+        """The names of the arrays this optimizer keeps per parameter (with these options)."""
+        return tuple(k for k in self._init_state(np.zeros(1)) if k != "step")
+
+    def export_state(self) -> dict[str, Any]:
+        """The whole state as plain data: {"step": updates made, buffer: {parameter: array}}
+        (a copy; ``load_state`` takes it back, so a run resumes bit for bit)."""
+        steps = {st["step"] for st in self.state.values()}
+        out: dict[str, Any] = {"step": max(steps) if steps else 0}
+        for name, st in self.state.items():
+            for k, v in st.items():
+                if k != "step" and v is not None:
+                    out.setdefault(k, {})[name] = np.array(v, copy=True)
+        return out
+
+    def load_state(self, state: dict[str, Any], params: dict[str, np.ndarray]) -> None:
+        """Take an ``export_state`` back for ``params`` (an ``OptionError`` naming what does not
+        fit: an unknown buffer, a missing parameter, a wrong shape). With step 0 the buffers may
+        be left out (they start as at the first update)."""
+        if not isinstance(state, dict):
+            raise OptionError("optimizer_state", "an object {\"step\": k, buffer: {parameter: array}}", state)
+        step = state.get("step")
+        if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
+            raise OptionError("optimizer_state.step", "an integer ≥ 0 (the updates made)", step)
+        allowed = self.buffers()
+        for k in state:
+            if k != "step" and k not in allowed:
+                want = "step" + "".join(", " + b for b in allowed)
+                raise OptionError(f"optimizer_state.{k}", f"one of {want} ({type(self).__name__} with these options)", k)
+        if step > 0:
+            for k in allowed:
+                if k not in state:
+                    raise OptionError(f"optimizer_state.{k}", f"the {k} of every parameter (step {step} > 0)", "nothing")
+        self.state = {}
+        for name, theta in params.items():
+            st = self._init_state(theta)
+            st["step"] = int(step)
+            for k in allowed:
+                if k not in state:
+                    continue
+                per = state[k]
+                if not isinstance(per, dict) or name not in per:
+                    raise OptionError(f"optimizer_state.{k}.{name}", f"an array of shape {theta.shape}", "nothing")
+                a = np.array(per[name], dtype=np.float64)
+                if a.shape != theta.shape:
+                    raise OptionError(f"optimizer_state.{k}.{name}", f"an array of shape {theta.shape}", f"shape {a.shape}")
+                if not np.isfinite(a).all():
+                    raise OptionError(f"optimizer_state.{k}.{name}", "finite numbers", "a number that is not finite")
+                st[k] = a
+            self.state[name] = st
+        extra = set()
+        for k in allowed:
+            if isinstance(state.get(k), dict):
+                extra |= set(state[k]) - set(params)
+        if extra:
+            name = sorted(extra)[0]
+            raise OptionError("optimizer_state", "buffers of the model's parameters " + ", ".join(params), name)
+
     def _update(self, theta: np.ndarray, g: np.ndarray, state: dict[str, Any]) -> np.ndarray:
         raise NotImplementedError
 
@@ -103,12 +161,17 @@ class SGD(Optimizer):
         if self.options["nesterov"] and (self.options["momentum"] <= 0 or d != 0):
             raise OptionError("nesterov", "nesterov only with momentum > 0 and dampening 0", True)
 
+    def _init_state(self, theta):
+        # the buffer appears at the first update (torch.optim's momentum_buffer), named here so
+        # that export/load know it
+        return {"step": 0, "momentum_buffer": None} if self.options["momentum"] != 0 else {"step": 0}
+
     def _update(self, theta, g, state):
         o = self.options
         g = self._decay(theta, g)
         mu = o["momentum"]
         if mu != 0:
-            if "momentum_buffer" not in state:
+            if state.get("momentum_buffer") is None:
                 state["momentum_buffer"] = g.copy()
             else:
                 buf = state["momentum_buffer"]

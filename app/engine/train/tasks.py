@@ -32,6 +32,15 @@ import numpy as np
 
 from .errors import OptionError
 
+#: every task's options and their defaults (the API lists them: GET /api/v1/tasks)
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "echo": {"N": 32, "T": 20, "n": 1, "delay": 3, "seed": 0},
+    "recall": {"N": 32, "delay": 10, "n": 4, "seed": 0},
+    "sum": {"N": 32, "T": 20, "n": 1, "seed": 0},
+    "parity": {"N": 32, "T": 20, "seed": 0},
+    "chars": {"text": "en", "N": 32, "T": 25, "seed": 0},
+}
+
 #: the ``chars`` texts: option value → file under texts/
 TEXTS = {"en": "en-sonnet18.txt", "zh": "zh-daodejing1.txt"}
 
@@ -86,7 +95,7 @@ def _one_hot(classes: np.ndarray, p: int) -> np.ndarray:
 
 def echo(**given: Any) -> Task:
     """y_t = x_{t−delay}. Options: N (32), T (20), n (1), delay (3, < T), seed (0)."""
-    o = _options({"N": 32, "T": 20, "n": 1, "delay": 3, "seed": 0}, given)
+    o = _options(DEFAULTS["echo"], given)
     T, n = _int(o, "T", 1), _int(o, "n", 1)
     d = _int(o, "delay", 0, T - 1)
     X = np.random.default_rng(o["seed"]).uniform(-1.0, 1.0, size=(o["N"], T, n))
@@ -99,7 +108,7 @@ def echo(**given: Any) -> Task:
 def recall(**given: Any) -> Task:
     """The first input at the end, after ``delay`` blank steps. Options: N (32), delay (10; T =
     delay + 1), n (4 symbols, ≥ 2), seed (0)."""
-    o = _options({"N": 32, "delay": 10, "n": 4, "seed": 0}, given)
+    o = _options(DEFAULTS["recall"], given)
     d, n = _int(o, "delay", 0), _int(o, "n", 2)
     T = d + 1
     s = np.random.default_rng(o["seed"]).integers(0, n, size=o["N"])
@@ -113,7 +122,7 @@ def recall(**given: Any) -> Task:
 
 def running_sum(**given: Any) -> Task:
     """y_t = x_0 + … + x_t. Options: N (32), T (20), n (1), seed (0)."""
-    o = _options({"N": 32, "T": 20, "n": 1, "seed": 0}, given)
+    o = _options(DEFAULTS["sum"], given)
     T, n = _int(o, "T", 1), _int(o, "n", 1)
     X = np.random.default_rng(o["seed"]).uniform(-1.0, 1.0, size=(o["N"], T, n))
     Y = np.cumsum(X, axis=1)
@@ -123,7 +132,7 @@ def running_sum(**given: Any) -> Task:
 
 def parity(**given: Any) -> Task:
     """y_t = parity of the bits x_0 … x_t (two classes). Options: N (32), T (20), seed (0)."""
-    o = _options({"N": 32, "T": 20, "seed": 0}, given)
+    o = _options(DEFAULTS["parity"], given)
     T = _int(o, "T", 1)
     bits = np.random.default_rng(o["seed"]).integers(0, 2, size=(o["N"], T))
     X = bits[:, :, None].astype(float)
@@ -140,7 +149,7 @@ def text(name: str) -> str:
 def chars(**given: Any) -> Task:
     """Next character of a shipped text. Options: text ("en" | "zh"), N (32), T (25, at most the
     text's length − 1), seed (0)."""
-    o = _options({"text": "en", "N": 32, "T": 25, "seed": 0}, given)
+    o = _options(DEFAULTS["chars"], given)
     if o["text"] not in TEXTS:
         raise OptionError("text", "one of " + ", ".join(TEXTS), o["text"])
     s = text(o["text"])
