@@ -119,5 +119,6 @@ export const ERROR_CODES = {
   method_not_allowed: said("method_not_allowed"),
   http_error: said("http_error"),
   invalid_value: expectedGot("invalid_value"),
+  not_acceptable: said("not_acceptable"),
   internal_error: said("internal_error"),
 };
