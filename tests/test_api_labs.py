@@ -111,11 +111,20 @@ def test_the_lstm_keeps_more_of_the_gradient_than_vanilla_with_a_forget_bias(cli
     assert min(d["cells"]["lstm"]["gate"]["mean"]) > 0.9
 
 
+def test_keep_bias_per_cell(client):
+    d = client.post("/api/v1/compare-cells", json=SEQ | {"cells": ["lstm", "gru"], "keep_bias": {"lstm": 1.5}}).json()
+    assert d["cells"]["lstm"]["params"]["b_ih"][6:12] == [1.5] * 6
+    drawn = client.post("/api/v1/compare-cells", json=SEQ | {"cells": ["gru"]}).json()
+    assert d["cells"]["gru"]["params"] == drawn["cells"]["gru"]["params"]  # null: as init drew it
+
+
 @pytest.mark.parametrize("body, field, code", [
     (SEQ | {"cells": ["lstm", "tree"]}, "cells[1]", "not_one_of"),
     (SEQ | {"cells": []}, "cells", "wrong_type"),
     (SEQ | {"cells": ["gru", "gru"]}, "cells", "invalid_value"),
     (SEQ | {"keep_bias": "high"}, "keep_bias", "out_of_range"),
+    (SEQ | {"keep_bias": {"vanilla": 1}}, "keep_bias.vanilla", "unknown_field"),
+    (SEQ | {"keep_bias": {"gru": 1e9}}, "keep_bias.gru", "out_of_range"),
     (SEQ | {"params": {}}, "params", "unknown_field"),
     ({"task": {"name": "recall", "delay": 5}}, "init", "missing"),
     (SEQ | {"task": {"name": "recall", "delay": 5, "N": 3}}, "inputs", "wrong_shape"),

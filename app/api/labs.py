@@ -85,6 +85,26 @@ def _list(v: Any, field: str, what: str) -> list:
     return v
 
 
+def _bias(v: Any, field: str) -> float | None:
+    if v is None:
+        return None
+    if type(v) not in (int, float) or not math.isfinite(v) or abs(v) > 50:
+        raise ApiError(field, "a number in [−50, 50], or null", describe(v), code="out_of_range", params={"min": -50, "max": 50})
+    return float(v)
+
+
+def _keep_biases(v: Any) -> dict[str, float | None]:
+    """keep_bias: one number for both gated cells, or {"lstm": b, "gru": b} (null: as drawn)."""
+    if isinstance(v, dict):
+        for k in v:
+            if k not in L.KEEP_GATE:
+                raise ApiError(f"keep_bias.{k}", "lstm or gru (the cells with a keep gate)", "an unknown cell", code="unknown_field",
+                               params={"name": k, "fields": list(L.KEEP_GATE)})
+        return {c: _bias(v.get(c), f"keep_bias.{c}") for c in L.KEEP_GATE}
+    b = _bias(v, "keep_bias")
+    return {c: b for c in L.KEEP_GATE}
+
+
 def _compare_cells(body: Any, s: Settings) -> bytes:
     if not isinstance(body, dict):
         raise ApiError("body", "a JSON object", describe(body), code="wrong_type")
@@ -96,10 +116,7 @@ def _compare_cells(body: Any, s: Settings) -> bytes:
     if len(set(cells)) != len(cells):
         raise ApiError("cells", "each cell at most once", describe(cells), code="invalid_value")
     keep_bias = body.get("keep_bias")
-    if keep_bias is not None:
-        if type(keep_bias) not in (int, float) or not math.isfinite(keep_bias) or abs(keep_bias) > 50:
-            raise ApiError("keep_bias", "a number in [−50, 50] (the LSTM's forget-gate and the GRU's update-gate bias), or null",
-                           describe(keep_bias), code="out_of_range", params={"min": -50, "max": 50})
+    biases = _keep_biases(keep_bias)
     sub = _data(body, s)
     parsed = {}
     for c in cells:
@@ -111,8 +128,8 @@ def _compare_cells(body: Any, s: Settings) -> bytes:
     T = None
     for c, pr in parsed.items():
         prob = pr.problem
-        if keep_bias is not None and c in L.KEEP_GATE:
-            prob = dataclasses.replace(prob, params=L.set_keep_bias(c, prob.params, float(keep_bias)))
+        if biases.get(c) is not None:
+            prob = dataclasses.replace(prob, params=L.set_keep_bias(c, prob.params, biases[c]))
         result = run(prob)
         doc = respond.build(result, dataclasses.replace(pr, problem=prob))
         eps = np.asarray(doc["delta_h_norm"], dtype=np.float64)
@@ -195,7 +212,7 @@ def _radius_sweep(body: Any, s: Settings) -> bytes:
     description=(
         "The data (inputs/targets, or a task with one sequence) and init as in /api/v1/bptt, `cells` "
         "(default vanilla, residual, lstm, gru) and `keep_bias` (the LSTM's forget-gate and GRU's "
-        "update-gate bias, or null). Per cell: delta_h_norm, reach (‖∂L_T/∂h_{T−d}‖ by lag d), kept "
+        "update-gate bias: one number, {\"lstm\": b, \"gru\": b}, or null: as drawn). Per cell: delta_h_norm, reach (‖∂L_T/∂h_{T−d}‖ by lag d), kept "
         "(reach / reach[0]), the keep gate over time; one colour range over all cells."
     ),
     response_model=None,
