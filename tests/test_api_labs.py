@@ -69,7 +69,7 @@ def test_compare_cells_equals_bptt_for_each_cell(client):
     assert r.status_code == 200, r.text
     d = r.json()
     assert list(d["cells"]) == ["vanilla", "residual", "lstm", "gru"] and d["T"] == 30
-    assert d["lag"] == list(range(30))
+    assert d["lag"] == list(range(30)) and d["t"] == list(range(1, 31))
     lo, hi = np.inf, -np.inf
     for cell, c in d["cells"].items():
         # the same model through /bptt: its params as the lab used them (keep gate set)
@@ -87,6 +87,7 @@ def test_compare_cells_equals_bptt_for_each_cell(client):
             g = np.array(ref["forward"]["gates"][gate])
             np.testing.assert_array_equal(np.array(c["gate"]["values"]), g)
             np.testing.assert_allclose(c["gate"]["mean"], g.mean(axis=1), rtol=1e-15)
+            assert c["gate"]["mean_all"] == pytest.approx(g.mean(), rel=1e-14)
             m = 6
             b_ih = np.array(c["params"]["b_ih"])
             assert (b_ih[m:2 * m] == 2.0).all() and (np.array(c["params"]["b_hh"])[m:2 * m] == 0).all()

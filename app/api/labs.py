@@ -142,7 +142,7 @@ def _compare_cells(body: Any, s: Settings) -> bytes:
         if c in L.KEEP_GATE:
             name = L.KEEP_GATE[c][0]
             values = doc["forward"]["gates"][name]  # (T, m)
-            gate = {"name": name, "values": values, "mean": values.mean(axis=1)}
+            gate = {"name": name, "values": values, "mean": values.mean(axis=1), "mean_all": float(values.mean())}
         out[c] = {
             "delta_h_norm": doc["delta_h_norm"],
             "reach": r.norm, "kept": r.kept,
@@ -152,13 +152,13 @@ def _compare_cells(body: Any, s: Settings) -> bytes:
             "nonfinite": doc["nonfinite"],
         }
     doc = {
-        "T": T, "lag": np.arange(T), "cells": out,
+        "T": T, "lag": np.arange(T), "t": np.arange(1, T + 1), "cells": out,
         "keep_bias": keep_bias,
         "scale": {"min": None if lo == math.inf else lo, "max": None if hi == -math.inf else hi},
         "note": "reach[d] = ‖∂L_T/∂h_{T−d}‖ (d = T − k, the lag), kept[d] = reach[d] / reach[0]; "
                 "delta_h_norm[t][k] = ‖∂L_t/∂h_k‖ (0-based, null above the diagonal); scale: the smallest "
                 "and largest positive finite ‖∂L_t/∂h_k‖ over all cells (one colour scale); gate: the keep "
-                "gate (LSTM f, GRU u) per step and unit, and its mean over the units per step",
+                "gate (LSTM f, GRU u) per step and unit, its mean over the units per step, and over everything (mean_all)",
     }
     return respond.dumps(doc)
 
