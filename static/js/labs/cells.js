@@ -12,7 +12,9 @@ export const CELLS = ["vanilla", "residual", "lstm", "gru"];
 
 export function request(v) {
   return {
-    task: { name: "recall", delay: v.delay, seed: v.seed }, init: { seed: v.seed, hidden: v.m },
+    // recall: a symbol at step 1 and the loss at T (delay T − 1); sum: random inputs, a loss at every step
+    task: v.task === "sum" ? { name: "sum", T: v.T, n: 4, seed: v.seed } : { name: "recall", delay: v.T - 1, seed: v.seed },
+    init: { seed: v.seed, hidden: v.m, outputs: 4 },
     keep_bias: v.bias, cells: CELLS,
   };
 }

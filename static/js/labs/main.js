@@ -16,7 +16,8 @@ const LABS = { cells, vanish, remedies, truncation };
 
 /** Every control: lab, key (in the URL: lab.key), element id, kind, default. */
 export const CONTROLS = [
-  { lab: "cells", key: "delay", id: "cells-T", kind: "int", def: 49 },
+  { lab: "cells", key: "task", id: "cells-task", kind: "str", def: "recall" },
+  { lab: "cells", key: "T", id: "cells-T", kind: "int", def: 50 },
   { lab: "cells", key: "m", id: "cells-m", kind: "int", def: 16 },
   { lab: "cells", key: "seed", id: "cells-seed", kind: "int", def: 0 },
   { lab: "cells", key: "bias", id: "cells-bias", kind: "num", def: 3 },

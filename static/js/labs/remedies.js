@@ -65,14 +65,14 @@ export async function run(v, signal, { drawn }) {
 export function render(view) {
   const cellName = (c) => tr(`labs.cell.${c}`);
   draw($("rem-loss"), CELLS.map((c) => ({
-    x: view.cells[c].update, y: view.cells[c].loss, name: cellName(c), mode: "lines", line: { color: COLORS[c], width: 2 },
+    x: view.cells[c].update.slice(), y: view.cells[c].loss.slice(), name: cellName(c), mode: "lines", line: { color: COLORS[c], width: 2 },
     hovertemplate: `${cellName(c)}<br>${tr("labs.axis.update")} %{x}<br>${tr("labs.axis.loss")} %{y:.4f}<extra></extra>`,
   })), layout({
     xaxis: { title: { text: tr("labs.axis.update") } }, yaxis: { title: { text: tr("labs.axis.loss") } },
   }));
   const clipName = (k) => (k === "on" ? tr("labs.clip.on", { c: fmt(view.v.c) }) : tr("labs.clip.off"));
   const clipTraces = (field) => ["off", "on"].map((k) => ({
-    x: view.clip[k].update, y: view.clip[k][field], name: clipName(k), mode: "lines",
+    x: view.clip[k].update.slice(), y: view.clip[k][field].slice(), name: clipName(k), mode: "lines",
     line: { color: CLIP_COLORS[k], width: 2 },
     hovertemplate: `${clipName(k)}<br>${tr("labs.axis.update")} %{x}<br>%{y:.4g}<extra></extra>`,
   }));

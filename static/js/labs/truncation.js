@@ -68,12 +68,14 @@ export function render(view) {
   if (cmp) {
     const ks = VARIANTS.filter((k) => cmp.variants[k]);
     const names = ks.map((k) => label(k, v, cmp.p));
+    const ticks = names.map((s) => s.replace(/ [（(]/, "<br>(").replace("（", "("));
     draw($("trunc-bars"), [
-      { type: "bar", x: names, y: ks.map((k) => cmp.variants[k].cosine), name: tr("labs.trunc.cosine"), marker: { color: "#1f77b4" },
+      { type: "bar", x: ticks, y: ks.map((k) => cmp.variants[k].cosine), name: tr("labs.trunc.cosine"), marker: { color: "#1f77b4" },
         hovertemplate: `%{x}<br>${tr("labs.trunc.cosine")} %{y:.4f}<extra></extra>` },
-      { type: "bar", x: names, y: ks.map((k) => cmp.variants[k].norm_ratio), name: tr("labs.trunc.ratio"), marker: { color: "#ff7f0e" },
+      { type: "bar", x: ticks, y: ks.map((k) => cmp.variants[k].norm_ratio), name: tr("labs.trunc.ratio"), marker: { color: "#ff7f0e" },
         hovertemplate: `%{x}<br>${tr("labs.trunc.ratio")} %{y:.4f}<extra></extra>` },
-    ], layout({ barmode: "group", yaxis: { title: { text: tr("labs.trunc.vsfull") } }, xaxis: { automargin: true } }));
+    ], layout({ barmode: "group", height: 360, legend: { orientation: "h", y: 1.15 }, margin: { l: 64, r: 16, t: 40, b: 90 },
+      yaxis: { title: { text: tr("labs.trunc.vsfull") } }, xaxis: { automargin: true, tickangle: 0, tickfont: { size: 10 } } }));
     const table = $("trunc-table");
     const head = `<tr><th></th><th>${tr("labs.trunc.cosine")}</th><th>${tr("labs.trunc.ratio")}</th></tr>`;
     table.innerHTML = head + ks.map((k, i) => `<tr data-variant="${k}"><th>${names[i]}</th><td>${fmt(cmp.variants[k].cosine, 5)}</td><td>${fmt(cmp.variants[k].norm_ratio, 5)}</td></tr>`).join("");
@@ -87,7 +89,7 @@ export function render(view) {
   }
   const curves = view.curves;
   draw($("trunc-loss"), curves ? TRAINED.map((k) => ({
-    x: curves[k].update, y: curves[k].loss, name: label(k, v, cmp?.p ?? 0.5), mode: "lines", line: { color: COLORS[k], width: 2 },
+    x: curves[k].update.slice(), y: curves[k].loss.slice(), name: label(k, v, cmp?.p ?? 0.5), mode: "lines", line: { color: COLORS[k], width: 2 },
     hovertemplate: `${label(k, v, cmp?.p ?? 0.5)}<br>${tr("labs.axis.update")} %{x}<br>${tr("labs.axis.loss")} %{y:.4g}<extra></extra>`,
   })) : [], layout({
     xaxis: { title: { text: tr("labs.axis.update") } }, yaxis: { title: { text: tr("labs.axis.loss") }, type: "log", exponentformat: "power" },
