@@ -1050,7 +1050,7 @@ export const STRINGS = {
     "labs.cells.gates": "保持状态的门",
     "labs.cells.heat": "各单元的 ‖∂Lₜ/∂hₖ‖（同一颜色刻度，log₁₀）",
     "labs.cells.kept": "{cell} {x}",
-    "labs.cells.gatemean": "{gate}平均为 {x}",
+    "labs.cells.gatemean": "{gate} 平均为 {x}",
     "labs.cells.reading": "回传 {d} 步后，梯度 ‖∂L_T/∂h_T‖ 剩下的比例：{parts}。门值解释了这一差别（{gates}）：记忆单元每步约乘以 f，而不是乘以 W_hh。",
     "labs.vanish.title": "梯度消失与梯度爆炸：改变 W_hh 的谱半径",
     "labs.vanish.help": "同一个简单循环网络（累加和任务，每一步都有损失），把 W_hh 缩放到不同的谱半径 ρ。‖δₜ,₁‖ = ‖∂Lₜ/∂z₁‖ 表示时刻 t 的损失还能传回第 1 步多少。",

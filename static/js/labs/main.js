@@ -111,7 +111,8 @@ function labError(lab, err) {
 
 function setBusy(lab, busy) {
   const sec = $(`lab-${lab}`);
-  sec.querySelector(".play").disabled = busy;
+  // Run stays enabled (it restarts): a change committed by the click's own blur starts a run
+  // first, and a disabled button would swallow that click
   sec.querySelector(".stop").disabled = !busy;
   sec.classList.toggle("busy", busy);
   document.body.dataset.busy = String(Object.keys(runs).length);
@@ -130,7 +131,8 @@ export async function play(lab, part = null) {
     });
     if (runs[lab] === ctl) $("status").textContent = tr("labs.status.done");
   } catch (e) {
-    if (e.name === "AbortError") $("status").textContent = tr("labs.status.stopped");
+    if (runs[lab] !== ctl && e.name === "AbortError") { /* replaced by a newer run, or stopped by stop() */ }
+    else if (e.name === "AbortError") $("status").textContent = tr("labs.status.stopped");
     else { labError(lab, e); $("status").textContent = ""; if (!e.error) console.error(e); }
   } finally {
     if (runs[lab] === ctl) { delete runs[lab]; setBusy(lab, false); }

@@ -27,9 +27,9 @@ export const COLORS = { vanilla: "#d62728", residual: "#9467bd", lstm: "#1f77b4"
 
 export function layout(extra = {}) {
   return {
-    margin: { l: 64, r: 16, t: 28, b: 48 }, height: 320,
+    margin: { l: 64, r: 16, t: 36, b: 48 }, height: 320,
     font: { family: "system-ui, 'Noto Sans CJK SC', sans-serif", size: 12 },
-    legend: { orientation: "h", y: -0.25 }, hovermode: "closest",
+    legend: { orientation: "h", x: 0, y: 1.0, yanchor: "bottom" }, hovermode: "closest",
     ...extra,
   };
 }

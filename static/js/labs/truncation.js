@@ -68,14 +68,14 @@ export function render(view) {
   if (cmp) {
     const ks = VARIANTS.filter((k) => cmp.variants[k]);
     const names = ks.map((k) => label(k, v, cmp.p));
-    const ticks = names.map((s) => s.replace(/ [（(]/, "<br>(").replace("（", "("));
+    const rows = ks.map((k, i) => names[i]).reverse(), rev = (f) => ks.map(f).reverse();  // the first on top
     draw($("trunc-bars"), [
-      { type: "bar", x: ticks, y: ks.map((k) => cmp.variants[k].cosine), name: tr("labs.trunc.cosine"), marker: { color: "#1f77b4" },
-        hovertemplate: `%{x}<br>${tr("labs.trunc.cosine")} %{y:.4f}<extra></extra>` },
-      { type: "bar", x: ticks, y: ks.map((k) => cmp.variants[k].norm_ratio), name: tr("labs.trunc.ratio"), marker: { color: "#ff7f0e" },
-        hovertemplate: `%{x}<br>${tr("labs.trunc.ratio")} %{y:.4f}<extra></extra>` },
-    ], layout({ barmode: "group", height: 360, legend: { orientation: "h", y: 1.15 }, margin: { l: 64, r: 16, t: 40, b: 90 },
-      yaxis: { title: { text: tr("labs.trunc.vsfull") } }, xaxis: { automargin: true, tickangle: 0, tickfont: { size: 10 } } }));
+      { type: "bar", orientation: "h", y: rows, x: rev((k) => cmp.variants[k].cosine), name: tr("labs.trunc.cosine"), marker: { color: "#1f77b4" },
+        hovertemplate: `%{y}<br>${tr("labs.trunc.cosine")} %{x:.4f}<extra></extra>` },
+      { type: "bar", orientation: "h", y: rows, x: rev((k) => cmp.variants[k].norm_ratio), name: tr("labs.trunc.ratio"), marker: { color: "#ff7f0e" },
+        hovertemplate: `%{y}<br>${tr("labs.trunc.ratio")} %{x:.4f}<extra></extra>` },
+    ], layout({ barmode: "group", height: 360, margin: { l: 16, r: 16, t: 36, b: 48 },
+      xaxis: { title: { text: tr("labs.trunc.vsfull") } }, yaxis: { automargin: true } }));
     const table = $("trunc-table");
     const head = `<tr><th></th><th>${tr("labs.trunc.cosine")}</th><th>${tr("labs.trunc.ratio")}</th></tr>`;
     table.innerHTML = head + ks.map((k, i) => `<tr data-variant="${k}"><th>${names[i]}</th><td>${fmt(cmp.variants[k].cosine, 5)}</td><td>${fmt(cmp.variants[k].norm_ratio, 5)}</td></tr>`).join("");
