@@ -178,6 +178,11 @@ def test_training_labs_stream_the_apis_runs_and_stop(watched, base):
                 break
             page.wait_for_timeout(100)
     assert codes == [200, 200]
+    # leaving a lab stops its run
+    page.click("#lab-truncation .play")
+    page.wait_for_function("() => window.labs.busy() === 1")
+    page.click("#lab-tabs [data-lab=cells]")
+    wait_idle(page, timeout=5_000)
     assert_clean(watch)
 
 

@@ -38,7 +38,7 @@ export function render({ data }) {
   }));
   const gates = CELLS.filter((c) => data.cells[c].gate).map((c) => ({
     x: data.t, y: data.cells[c].gate.mean, name: tr(`labs.gate.${data.cells[c].gate.name}`), mode: "lines",
-    line: { color: COLORS[c], width: 2 },
+    line: { color: COLORS[c], width: 2, dash: c === "gru" ? "dash" : "solid" },  // both visible where they coincide
     hovertemplate: `${tr(`labs.gate.${data.cells[c].gate.name}`)}<br>t = %{x}<br>%{y:.4f}<extra></extra>`,
   }));
   draw($("cells-gates"), gates, layout({
