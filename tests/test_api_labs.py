@@ -191,3 +191,21 @@ def test_radius_sweep_refusals_name_the_field(client, body, field, code):
     assert r.status_code == 422, r.text
     e = r.json()["error"]
     assert (e["field"], e["code"]) == (field, code)
+
+
+def test_a_run_read_to_its_end_leaves_its_place_free_for_the_next():
+    """The labs start their next run as soon as one ends: with BPTT_TRAIN_MAX_RUNS = 1 that run
+    must get its place, not a 503 (the place was freed only after the last line had gone)."""
+    import httpx
+    from server import running_server
+
+    body = {"cell": "vanilla", "init": {"seed": 0, "hidden": 2}, "task": {"name": "echo", "T": 3, "delay": 1, "N": 2},
+            "updates": 3}
+    with running_server(env={"BPTT_TRAIN_MAX_RUNS": "1"}) as base, httpx.Client(timeout=30) as c:
+        codes = []
+        for _ in range(40):
+            with c.stream("POST", base + "/api/v1/train", json=body) as r:
+                codes.append(r.status_code)
+                for _ in r.iter_lines():  # to the end of the stream; then the next at once, as the page does
+                    pass
+    assert codes == [200] * 40, codes
