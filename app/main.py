@@ -23,6 +23,7 @@ from .api import errors
 from .api.routes import router
 from .api.train import router as train_router
 from .api.quiz import router as quiz_router
+from .api.labs import router as labs_router
 from .api.schemas import BPTTRequest
 from .api.stream import KeepTransport
 from .presets import load_all
@@ -151,6 +152,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(router)
     app.include_router(train_router)
     app.include_router(quiz_router)
+    app.include_router(labs_router)
     templates = Jinja2Templates(directory=TEMPLATES_DIR)
 
     @app.get("/", include_in_schema=False)
@@ -170,6 +172,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             {"version": __version__, "default_language": settings.default_language,
              "root": request.scope.get("root_path", "").rstrip("/"),
              "limits": {"T": settings.max_t, "n": settings.max_n, "m": settings.max_m, "B": settings.max_batch}},
+        )
+
+    @app.get("/labs", include_in_schema=False)
+    async def labs_page(request: Request) -> Response:
+        return templates.TemplateResponse(
+            request, "labs.html",
+            {"version": __version__, "default_language": settings.default_language,
+             "root": request.scope.get("root_path", "").rstrip("/"),
+             "train_max_runs": settings.train_max_runs},
         )
 
     @app.get("/static/vendor/plotly.min.js", include_in_schema=False)

@@ -392,12 +392,17 @@ async def train(request: Request) -> Response:
         _in_flight.n -= 1
         raise
     gen = TL.train(spec, ticks=True)
+    place = _Place()
 
     async def stream():
         try:
             done = False
             while not done:
                 chunk, done = await run_in_threadpool(_slice, gen, notation, spec.cell, settings.train_blas_threads)
+                if done:
+                    # freed before the last line goes out: a client that starts its next run as
+                    # soon as it has read this one's end must find the place free (not a 503)
+                    place.free()
                 if chunk:
                     yield chunk
                 if not done and await request.is_disconnected():
@@ -405,19 +410,35 @@ async def train(request: Request) -> Response:
         finally:
             gen.close()
 
-    return _RunResponse(stream(), media_type="application/x-ndjson",
+    return _RunResponse(stream(), place, media_type="application/x-ndjson",
                         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+class _Place:
+    """One run's place among the runs in flight, freed once."""
+
+    def __init__(self) -> None:
+        self.held = True
+
+    def free(self) -> None:
+        if self.held:
+            self.held = False
+            _in_flight.n -= 1
 
 
 class _RunResponse(StreamingResponse):
     """The stream, releasing its place among the runs in flight however it ends (done, the
     client gone, cancelled before its first line)."""
 
+    def __init__(self, content, place: _Place, **kw) -> None:
+        super().__init__(content, **kw)
+        self.place = place
+
     async def __call__(self, scope, receive, send) -> None:
         try:
             await super().__call__(scope, receive, send)
         finally:
-            _in_flight.n -= 1
+            self.place.free()
 
 
 def _compare(body: Any, s: Settings) -> bytes:
