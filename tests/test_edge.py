@@ -277,3 +277,24 @@ def test_params_with_integers_json_cannot_carry_are_still_json(client, hidden):
     if hidden > 0:
         got = err["params"]["got"]
         assert err["code"] == "over_limit" and isinstance(got, str) and got.startswith(str(hidden)[:100]), got
+
+
+def test_training_runs_and_comparisons_are_charged_their_work_before_they_start():
+    """POST /api/v1/train and /api/v1/compare-gradients went past BPTT_RATE_LIMIT_WORK_PER_MINUTE:
+    a run is charged its estimated work (updates × work per update) before its first update,
+    and refused 429 naming the setting when the client's minute is spent."""
+    from app.api.train import _compare_plan, build
+
+    run = {"cell": "gru", "init": {"seed": 0, "hidden": 8}, "task": {"name": "recall", "delay": 5, "seed": 1},
+           "updates": 30, "report_every": 10}
+    compare = {"init": {"seed": 0, "hidden": 8}, "task": {"name": "echo", "T": 20}, "draws": 20}
+    for route, body, work in [("/api/v1/train", run, build(run, Settings())[2]),
+                              ("/api/v1/compare-gradients", compare, _compare_plan(compare, Settings())[1])]:
+        with TestClient(create_app(Settings(rate_limit_work_per_minute=1.5 * work))) as c:
+            first = c.post(route, json=body)
+            assert first.status_code == 200, first.text
+            r = c.post(route, json=body)  # half a run's work left in the bucket
+            err = r.json()["error"]
+            assert r.status_code == 429 and err["code"] == "rate_limited", (route, r.text)
+            assert err["params"]["setting"] == "BPTT_RATE_LIMIT_WORK_PER_MINUTE" and err["params"]["got"] == work
+            assert r.headers["content-type"] == "application/json" and int(r.headers["retry-after"]) >= 1

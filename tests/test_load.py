@@ -178,3 +178,31 @@ def test_sigterm_with_an_unread_response_ends_within_the_shutdown_timeout(worker
             s.close()
     assert took < 2 + 3, took
     assert alive == [], alive
+
+
+TRAIN_LONG = {"cell": "vanilla", "init": {"seed": 0, "hidden": 16}, "task": {"name": "echo", "T": 20, "seed": 1},
+              "optimizer": {"name": "adam", "lr": 0.05}, "updates": 3000, "report_every": 50, "seed": 3}
+COMPARE = {"init": {"seed": 0, "hidden": 8}, "task": {"name": "echo", "T": 20}, "draws": 20}
+
+
+def test_a_training_run_holds_one_of_the_heavy_slots_while_it_runs():
+    """/api/v1/train and /api/v1/compare-gradients went past BPTT_MAX_CONCURRENT (only
+    BPTT_TRAIN_MAX_RUNS bounded runs): a run of more than classroom size holds a slot of the
+    worker's one gate while it streams, so heavy requests of every route wait, then 503."""
+    env = {"BPTT_MAX_CONCURRENT": "1", "BPTT_QUEUE_TIMEOUT": "0.5", "BPTT_TRAIN_MAX_RUNS": "4"}
+    with explorer(env) as (proc, port, base):
+        with httpx.stream("POST", base + "/api/v1/train", json=TRAIN_LONG, timeout=30) as r:
+            assert r.status_code == 200
+            lines = r.iter_lines()  # (kept: a dropped iterator closes the stream)
+            assert orjson.loads(next(lines))["update"] == 1
+            for route, body in [("/api/v1/bptt", orjson.loads(big_body())), ("/api/v1/compare-gradients", COMPARE),
+                                ("/api/v1/train", TRAIN_LONG)]:
+                busy = httpx.post(base + route, json=body, timeout=30)
+                err = busy.json().get("error", busy.text[:200])
+                assert busy.status_code == 503 and err["code"] == "busy", (route, busy.text)
+                assert err["params"]["setting"] == "BPTT_MAX_CONCURRENT" and busy.headers["retry-after"] == "1"
+            # classroom requests are not queued behind it
+            assert httpx.post(base + "/api/v1/bptt", json=CLASSROOM, timeout=10).status_code == 200
+        time.sleep(0.5)  # the client left: the run ends within a slice and its slot is free
+        r = httpx.post(base + "/api/v1/compare-gradients", json=COMPARE, timeout=60)
+        assert r.status_code == 200 and "variants" in r.json()

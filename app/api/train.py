@@ -32,7 +32,8 @@ from ..settings import Settings
 from . import respond
 from .errors import ApiError, error_body
 from .parse import _int, _positive, decode, describe, parse
-from .routes import _ERRORS, read_body
+from .routes import _ERRORS, INLINE_WORK, gate, read_body
+from .stream import in_heavy_thread
 
 router = APIRouter(prefix="/api/v1")
 
@@ -250,10 +251,16 @@ async def train(request: Request) -> Response:
     if _in_flight.n >= settings.train_max_runs:
         raise ApiError("updates", f"at most {settings.train_max_runs} training runs at a time in this worker "
                        "(limit BPTT_TRAIN_MAX_RUNS)", f"{_in_flight.n} running", status=503,
-                       headers={"Retry-After": "5"}, code="busy")
+                       headers={"Retry-After": "5"}, code="busy",
+                       params={"setting": "BPTT_TRAIN_MAX_RUNS", "limit": settings.train_max_runs, "retry_after": 5})
     _in_flight.n += 1  # counted before the first await, so two requests cannot both pass
+    heavy = None  # the gate, while this run holds one of its slots
     try:
-        spec, notation, _ = await run_in_threadpool(build, decode(body), settings)
+        spec, notation, work = await run_in_threadpool(build, decode(body), settings)
+        charge(request, work)
+        if work > INLINE_WORK:  # a run of more than classroom size: one of the worker's heavy slots
+            heavy = gate(request.app)
+            await heavy.enter()
     except BaseException:
         _in_flight.n -= 1
         raise
@@ -272,21 +279,37 @@ async def train(request: Request) -> Response:
             gen.close()
 
     return _RunResponse(stream(), media_type="application/x-ndjson",
-                        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+                        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}, heavy=heavy)
+
+
+def charge(request: Request, work: float) -> None:
+    """The run's estimated work to the client's budget of the minute (BPTT_RATE_LIMIT_WORK_PER_MINUTE),
+    before it starts: 429 naming the setting when it is spent."""
+    budget = request.app.state.work_budget
+    if budget is not None:
+        budget.charge(request.scope, work)
 
 
 class _RunResponse(StreamingResponse):
-    """The stream, releasing its place among the runs in flight however it ends (done, the
-    client gone, cancelled before its first line)."""
+    """The stream, releasing its place among the runs in flight (and its heavy slot) however it
+    ends (done, the client gone, cancelled before its first line)."""
+
+    def __init__(self, *args, heavy=None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.heavy = heavy
 
     async def __call__(self, scope, receive, send) -> None:
         try:
             await super().__call__(scope, receive, send)
         finally:
             _in_flight.n -= 1
+            if self.heavy is not None:
+                self.heavy, heavy = None, self.heavy
+                heavy.leave()
 
 
-def _compare(body: Any, s: Settings) -> bytes:
+def _compare_plan(body: Any, s: Settings) -> tuple[dict, float]:
+    """The comparison asked for (every limit checked) and its estimated work, before any of it."""
     parsed, theta, data, tr = _model(body, s, COMPARE_FIELDS)
     p = parsed.problem
     K = tr.K if tr.kind in ("window", "chunked") else None
@@ -303,6 +326,11 @@ def _compare(body: Any, s: Settings) -> bytes:
         work += TL.work_per_update(TL.TrainSpec(p.cell, p.activation, theta, data, truncation=TL.Truncation("window", K)))
     if work > s.train_max_work:
         raise ApiError("draws", f"at most {s.train_max_work:g} estimated work (limit BPTT_TRAIN_MAX_WORK)", f"{work:.3g}", code="over_limit")
+    return {"p": p, "theta": theta, "data": data, "K": K, "pi": pi, "seed": seed, "draws": draws}, work
+
+
+def _compare(plan: dict) -> bytes:
+    p, theta, data, K, pi, seed, draws = (plan[k] for k in ("p", "theta", "data", "K", "pi", "seed", "draws"))
     res = TL.compare_gradients(p.cell, p.activation, theta, data, K=K, p=pi, seed=seed, draws=draws)
     doc = {
         "K": K, "p": pi, "draws": draws,
@@ -324,4 +352,14 @@ def _compare(body: Any, s: Settings) -> bytes:
 async def compare_gradients(request: Request) -> Response:
     settings: Settings = request.app.state.settings
     body = await read_body(request, settings.max_body_bytes, settings.body_timeout)
-    return Response(await run_in_threadpool(_compare, decode(body), settings), media_type="application/json")
+    plan, work = await run_in_threadpool(_compare_plan, decode(body), settings)
+    charge(request, work)
+    if work <= INLINE_WORK:
+        return Response(await run_in_threadpool(_compare, plan), media_type="application/json")
+    heavy = gate(request.app)
+    await heavy.enter()
+    try:
+        out = await in_heavy_thread(settings.max_concurrent, _compare, plan)
+    finally:
+        heavy.leave()
+    return Response(out, media_type="application/json")
