@@ -11,6 +11,7 @@ response task on http.disconnect). Runs in flight per worker are capped (503 + R
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from typing import Any
@@ -33,7 +34,6 @@ from . import respond
 from .errors import ApiError, error_body
 from .parse import _int, _positive, decode, describe, parse
 from .routes import _ERRORS, INLINE_WORK, gate, read_body
-from .stream import in_heavy_thread
 
 router = APIRouter(prefix="/api/v1")
 
@@ -254,32 +254,43 @@ async def train(request: Request) -> Response:
                        headers={"Retry-After": "5"}, code="busy",
                        params={"setting": "BPTT_TRAIN_MAX_RUNS", "limit": settings.train_max_runs, "retry_after": 5})
     _in_flight.n += 1  # counted before the first await, so two requests cannot both pass
-    heavy = None  # the gate, while this run holds one of its slots
+    heavy = worker = None  # the gate and the process lent with its slot, for a heavy run
     try:
         spec, notation, work = await run_in_threadpool(build, decode(body), settings)
         charge(request, work)
-        if work > INLINE_WORK:  # a run of more than classroom size: one of the worker's heavy slots
-            heavy = gate(request.app)
-            await heavy.enter()
+        if work > INLINE_WORK:  # a run of more than classroom size: one of the worker's heavy
+            heavy = gate(request.app)  # slots, and the run in its process (app/api/heavy.py)
+            worker = await heavy.enter()
+            await worker.call("train", spec, notation, spec.cell)
     except BaseException:
         _in_flight.n -= 1
+        if worker is not None:
+            heavy.leave(worker)
         raise
-    gen = TL.train(spec, ticks=True)
+
+    async def advance() -> tuple[bytes, bool]:
+        if worker is not None:
+            return await worker.call("slice")
+        return await run_in_threadpool(_slice, gen, notation, spec.cell)
+
+    gen = None if worker is not None else TL.train(spec, ticks=True)
 
     async def stream():
         try:
             done = False
             while not done:
-                chunk, done = await run_in_threadpool(_slice, gen, notation, spec.cell)
+                chunk, done = await advance()
                 if chunk:
                     yield chunk
                 if not done and await request.is_disconnected():
                     return
         finally:
-            gen.close()
+            if gen is not None:
+                gen.close()  # (in the process: dropped when the slot is given back)
 
     return _RunResponse(stream(), media_type="application/x-ndjson",
-                        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}, heavy=heavy)
+                        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+                        heavy=None if worker is None else functools.partial(heavy.leave, worker))
 
 
 def charge(request: Request, work: float) -> None:
@@ -304,8 +315,8 @@ class _RunResponse(StreamingResponse):
         finally:
             _in_flight.n -= 1
             if self.heavy is not None:
-                self.heavy, heavy = None, self.heavy
-                heavy.leave()
+                self.heavy, leave = None, self.heavy
+                leave()
 
 
 def _compare_plan(body: Any, s: Settings) -> tuple[dict, float]:
@@ -357,9 +368,9 @@ async def compare_gradients(request: Request) -> Response:
     if work <= INLINE_WORK:
         return Response(await run_in_threadpool(_compare, plan), media_type="application/json")
     heavy = gate(request.app)
-    await heavy.enter()
+    worker = await heavy.enter()
     try:
-        out = await in_heavy_thread(settings.max_concurrent, _compare, plan)
+        out = await worker.call("compare", plan)
     finally:
-        heavy.leave()
+        heavy.leave(worker)
     return Response(out, media_type="application/json")
