@@ -19,7 +19,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.middleware.gzip import GZipMiddleware
 
 from . import __version__
-from .api import errors
+from .api import errors, heavy
 from .api.routes import router
 from .api.train import router as train_router
 from .api.schemas import BPTTRequest
@@ -149,6 +149,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(router)
     app.include_router(train_router)
+
+    async def start_heavy_processes() -> None:
+        # (app/api/heavy.py) one per slot, ready before the first request: spawning takes a second or more
+        await anyio.to_thread.run_sync(heavy.warm, settings.max_concurrent, settings.heavy_nice)
+
+    app.router.on_startup.append(start_heavy_processes)
     templates = Jinja2Templates(directory=TEMPLATES_DIR)
 
     @app.get("/", include_in_schema=False)

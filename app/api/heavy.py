@@ -80,6 +80,9 @@ class _Job:
             run[0].close()
         self.parsed = self.chunks = self.run = None
 
+    def ping(self) -> int:
+        return os.getpid()
+
     def parse(self, body: bytes, settings, media: str = "json") -> tuple[float, int, float]:
         from .parse import decode, parse
 
@@ -280,6 +283,22 @@ def take(nice: int = HEAVY_NICE) -> Worker:
 
 def give(worker: Worker) -> None:
     _idle.append(worker)
+
+
+def warm(n: int, nice: int = HEAVY_NICE) -> None:
+    """Start n processes (those not started yet) and wait until each answers: called when a
+    worker starts, so that its first heavy request does not wait a second or more for one
+    (spawning imports numpy and the engine). Blocking: in a thread."""
+    ready = [w for w in _idle if w.nice == nice]
+    for _ in range(n - len(ready)):
+        w = Worker(nice)
+        _idle.append(w)
+        ready.append(w)
+    for w in ready[:n]:
+        if not w.alive():
+            w._start()
+    for w in ready[:n]:
+        w._call(("ping",))
 
 
 def processes() -> list:
