@@ -60,6 +60,16 @@ def _child_init(nice: int) -> None:
         os.nice(nice)
     except OSError:
         pass
+    # A session of its own, so a scheduling group of its own where the kernel groups by session
+    # (Linux's autogroup, on by default): in the worker's group, every CPU second of this
+    # process counted against the group the event loop is in, and the loop waited behind
+    # other sessions' work however low this process's nice. The group's nice is lowered too.
+    try:
+        os.setsid()
+        with open("/proc/self/autogroup", "w") as f:
+            f.write(str(nice))
+    except OSError:
+        pass
     from ..runtime import tune_malloc
 
     tune_malloc()

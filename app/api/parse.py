@@ -18,7 +18,7 @@ from ..engine.cells import CELLS
 from ..engine.init import init_params
 from ..engine.losses import LOSSES
 from ..engine.notation import CANONICAL, NOTATIONS, param_names
-from ..engine import rtrl
+from ..engine import gradcheck, rtrl
 from ..engine.problem import Problem
 from ..settings import Settings
 from . import size
@@ -423,6 +423,26 @@ def _fields(v: Any, gradient_check: bool) -> frozenset[str] | None:
     return frozenset(v) | ({"gradient_check"} if gradient_check else set())
 
 
+def check_passes(named: dict, B: int, T: int, n: int, m: int, p: int | None, G: int, states: int,
+                 max_entries: int) -> int:
+    """Forward passes the gradient check makes (app/engine/gradcheck.py): the unperturbed one,
+    then per array the chunks of its 2 × (checked entries) perturbed copies (copies of the whole
+    batch for a parameter, of one sequence for h0, c0 and the inputs)."""
+    per_copy = B * T * (4 * G * m + states * m + 4 * (p or 0))  # as engine.run passes floats_per_copy
+
+    def chunks(entries: int, floats: int) -> int:
+        chunk = max(1, gradcheck._CHUNK_FLOATS // max(1, 2 * floats))
+        return -(-entries // chunk)
+
+    shared = sum(chunks(min(a.size, max_entries), per_copy) for a in named.values())
+    own = states * chunks(min(B * m, max_entries), per_copy // B) + chunks(min(B * T * n, max_entries), per_copy // B)
+    return 1 + shared + own
+
+
+#: units of work of one step of one pass of the gradient check beyond its numbers (the step's
+#: numpy calls on the stacked copies); measured with bench/bench_work.py
+CHECK_STEP = 20_000
+
 #: multiply-adds an elementwise pass over one number costs in time, for the work estimate
 #: (measured: numpy's passes over small arrays run at a few ns a number, BLAS products far faster)
 ELEMENTWISE = 100
@@ -485,8 +505,12 @@ def _budget(detail: Any, named: dict, B: int, T: int, n: int, m: int, p: int | N
         # two perturbed copies per entry checked: of the whole batch for a parameter, of one
         # sequence for h0 and the inputs (only that sequence's loss moves)
         shared = sum(min(a.size, s.gradient_check_max_entries) for a in named.values())
-        own = min(B * m, s.gradient_check_max_entries) + min(B * T * n, s.gradient_check_max_entries)
+        states = 1 if cell is None else len(cell.states)
+        own = states * min(B * m, s.gradient_check_max_entries) + min(B * T * n, s.gradient_check_max_entries)
         work += 2 * (shared * B + own) * forward
+        # and each vectorised pass over a chunk of copies costs its T steps' numpy calls, whatever
+        # the sizes: at small m that is the time (B=1, T=1024, m=1: ~10× the numbers' work)
+        work += check_passes(named, B, T, n, m, p, G, states, s.gradient_check_max_entries) * T * CHECK_STEP
     if work > s.max_work:
         raise ApiError(
             "body", f"at most {s.max_work:.3g} estimated operations per request (limit BPTT_MAX_WORK)",
