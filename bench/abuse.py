@@ -69,7 +69,7 @@ def explorer(workers: int = 1, **env: str):
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90  # (a loaded machine: each worker starts its heavy processes too)
         while True:
             try:
                 if get(port, "/healthz")[0] == 200 and (workers == 1 or len(workers_of(proc)) == workers):
@@ -318,7 +318,7 @@ def part_idle(seconds: float) -> None:
         for s in idle:
             s.setblocking(False)
             try:
-                open_ += s.recv(1) == b"" and 0 or 1
+                open_ += 0 if s.recv(1) == b"" else 1  # b"": the server closed it
             except BlockingIOError:
                 open_ += 1
             except OSError:
