@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import gzip
 from pathlib import Path
@@ -151,8 +152,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(train_router)
 
     async def start_heavy_processes() -> None:
-        # (app/api/heavy.py) one per slot, ready before the first request: spawning takes a second or more
-        await anyio.to_thread.run_sync(heavy.warm, settings.max_concurrent, settings.heavy_nice)
+        # (app/api/heavy.py) one per slot, started now and importing while the worker serves:
+        # spawning takes a second or more (on a loaded machine, tens), which the first large
+        # request would otherwise wait; the worker's own start does not wait for them
+        asyncio.get_running_loop().run_in_executor(None, heavy.warm, settings.max_concurrent, settings.heavy_nice)
 
     app.router.on_startup.append(start_heavy_processes)
     templates = Jinja2Templates(directory=TEMPLATES_DIR)

@@ -142,9 +142,13 @@ def test_memory_is_bounded_by_the_concurrency_limit():
     with explorer(env) as (proc, port, base):
         with httpx.Client(timeout=60) as c:
             assert c.post(base + "/api/v1/bptt", json=CLASSROOM).status_code == 200
-            base_mb = status(proc.pid, "VmRSS")
+            deadline = time.monotonic() + 60
+            while len(_heavy_processes(proc.pid)) < 2 and time.monotonic() < deadline:
+                time.sleep(0.2)
             kids = _heavy_processes(proc.pid)
             assert len(kids) == 2  # started with the worker, one per slot
+            time.sleep(3)  # (their imports done)
+            base_mb = status(proc.pid, "VmRSS")
             kid_base = {k: status(k, "VmRSS") for k in kids}
             r = c.post(base + "/api/v1/bptt", content=body, headers={"content-type": "application/json"})
             assert r.status_code == 200

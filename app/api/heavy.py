@@ -26,6 +26,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -204,6 +205,8 @@ class Worker:
         self.pending: Future | None = None
         #: the process keeps a request's state, to be dropped before the next request
         self.holding = False
+        #: one call on the pipe at a time (``warm``'s ping may meet a request's first call)
+        self.lock = threading.Lock()
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.is_alive()
@@ -228,6 +231,10 @@ class Worker:
 
     def _call(self, msg: tuple) -> tuple:
         """One command and its answer (blocking: in a thread of ``_pool``)."""
+        with self.lock:
+            return self._call_locked(msg)
+
+    def _call_locked(self, msg: tuple) -> tuple:
         if msg[0] == "drop" and not self.alive():
             self.holding = False
             return ("ok", None, False)
@@ -296,17 +303,19 @@ def give(worker: Worker) -> None:
 
 
 def warm(n: int, nice: int = HEAVY_NICE) -> None:
-    """Start n processes (those not started yet) and wait until each answers: called when a
-    worker starts, so that its first heavy request does not wait a second or more for one
-    (spawning imports numpy and the engine). Blocking: in a thread."""
+    """Start n processes (those not started yet) and wait until each answers: called (in a
+    thread, not awaited) when a worker starts, so that its first heavy request does not wait a
+    second or more for one (spawning imports numpy and the engine). A request that comes
+    sooner takes a process still starting, and waits for it on its first call."""
     ready = [w for w in _idle if w.nice == nice]
     for _ in range(n - len(ready)):
         w = Worker(nice)
         _idle.append(w)
         ready.append(w)
     for w in ready[:n]:
-        if not w.alive():
-            w._start()
+        with w.lock:
+            if not w.alive():
+                w._start()
     for w in ready[:n]:
         w._call(("ping",))
 
