@@ -158,6 +158,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         asyncio.get_running_loop().run_in_executor(None, heavy.warm, settings.max_concurrent, settings.heavy_nice)
 
     app.router.on_startup.append(start_heavy_processes)
+    app.router.on_shutdown.append(heavy.stop)
     templates = Jinja2Templates(directory=TEMPLATES_DIR)
 
     @app.get("/", include_in_schema=False)

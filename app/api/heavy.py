@@ -198,6 +198,7 @@ class Worker:
     """One process and the pipe to it, lent to one heavy request at a time (``stream.Gate``)."""
 
     def __init__(self, nice: int = HEAVY_NICE) -> None:
+        _every.append(self)
         self.nice = nice
         self.proc = None
         self.conn = None
@@ -289,6 +290,19 @@ class Worker:
 #: idle workers of this process, lent by the gates (a process's gates share them: one app in a
 #: server; the tests make many apps, one after the other)
 _idle: list[Worker] = []
+#: every worker made in this process (``stop``)
+_every: list[Worker] = []
+
+
+def stop() -> None:
+    """Kill the processes: the worker is shutting down (its own exit would leave them to
+    PR_SET_PDEATHSIG, or to nothing off Linux)."""
+    for w in _every:
+        if w.proc is not None and w.proc.is_alive():
+            w.proc.kill()
+    for w in _every:
+        if w.proc is not None:
+            w.proc.join(2)
 
 
 def take(nice: int = HEAVY_NICE) -> Worker:
