@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import gzip
 from pathlib import Path
@@ -19,7 +20,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.middleware.gzip import GZipMiddleware
 
 from . import __version__
-from .api import errors
+from .api import errors, heavy
 from .api.routes import router
 from .api.train import router as train_router
 from .api.quiz import router as quiz_router
@@ -153,6 +154,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(train_router)
     app.include_router(quiz_router)
     app.include_router(labs_router)
+
+    async def start_heavy_processes() -> None:
+        # (app/api/heavy.py) one per slot, started now and importing while the worker serves:
+        # spawning takes a second or more (on a loaded machine, tens), which the first large
+        # request would otherwise wait; the worker's own start does not wait for them
+        asyncio.get_running_loop().run_in_executor(None, heavy.warm, settings.max_concurrent, settings.heavy_nice)
+
+    app.router.on_startup.append(start_heavy_processes)
+    app.router.on_shutdown.append(heavy.stop)
     templates = Jinja2Templates(directory=TEMPLATES_DIR)
 
     @app.get("/", include_in_schema=False)

@@ -73,6 +73,11 @@ class Settings(BaseSettings):
         description="Seconds one chunk (1 MiB) of a response may wait for the client to read; after it "
         "the connection is dropped and its memory freed.",
     )
+    heavy_nice: int = Field(
+        10, ge=0, le=19,
+        description="OS priority (nice) of the processes that compute large requests and training runs: "
+        "above 0 the event loop, and so the classroom's light requests, get a core first.",
+    )
     shutdown_timeout: float = Field(
         30.0, gt=0,
         description="Seconds a worker has to finish its responses after SIGTERM (uvicorn's "

@@ -137,3 +137,48 @@ def test_malformed_http_gets_the_one_error_shape(protocol):
             assert "chunk" in err["got"].lower() or b"chunked" not in raw, err
             assert "date" in headers, headers  # uvicorn's own headers, as on every response
         assert httpx.get(base + "/api/v1/presets", timeout=10).status_code == 200
+
+
+@pytest.mark.parametrize("protocol", ["HttpToolsProtocol", "H11Protocol", "uvicorn-h11"])
+def test_a_slow_body_after_a_first_answer_on_the_same_connection_is_timed_out(protocol):
+    """A keep-alive connection: one request answered, then a second whose body stalls. It gets
+    408 after BPTT_BODY_TIMEOUT and the connection is closed, whichever HTTP protocol serves it
+    (under --http h11 the second body was waited for without end)."""
+    import contextlib
+    import socket
+    import time
+    from urllib.parse import urlsplit
+
+    http = "h11" if protocol == "uvicorn-h11" else f"app.framing:{protocol}"
+    body = orjson.dumps({"inputs": [[1.0], [0.5]], "targets": [[0.0], [1.0]], "init": {"seed": 1, "hidden": 2}})
+    head = (b"POST /api/v1/bptt HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n"
+            b"content-length: %d\r\n\r\n")
+    with running_server(env={"BPTT_BODY_TIMEOUT": "1"}, args=("--http", http)) as base:
+        url = urlsplit(base)
+        with socket.create_connection((url.hostname, url.port), timeout=15) as s:
+            s.sendall(head % len(body) + body)
+            first = b""
+            while b"\r\n\r\n" not in first or not first.rstrip().endswith(b"}"):
+                first += s.recv(65536)
+            assert first.startswith(b"HTTP/1.1 200"), first[:200]
+            time.sleep(0.3)
+            s.sendall(head % 1000 + b"{")  # the second request's body comes a byte at a time
+            t0 = time.monotonic()
+            reply = b""
+            s.settimeout(0.2)
+            while time.monotonic() - t0 < 10:
+                try:
+                    chunk = s.recv(65536)
+                except TimeoutError:
+                    with contextlib.suppress(OSError):
+                        s.sendall(b" ")
+                    continue
+                if not chunk:
+                    break
+                reply += chunk
+            waited = time.monotonic() - t0
+    status, _, rest = reply.partition(b"\r\n\r\n")
+    assert status.startswith(b"HTTP/1.1 408"), reply[:300]
+    err = orjson.loads(rest)["error"]
+    assert err["code"] == "body_timeout" and err["params"]["setting"] == "BPTT_BODY_TIMEOUT"
+    assert 0.8 < waited < 8, waited

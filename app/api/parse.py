@@ -18,7 +18,7 @@ from ..engine.cells import CELLS
 from ..engine.init import has_forget_gate, init_params
 from ..engine.losses import LOSSES
 from ..engine.notation import CANONICAL, NOTATIONS, param_names
-from ..engine import methods, rtrl
+from ..engine import gradcheck, methods, rtrl
 from ..engine.problem import Problem
 from ..settings import Settings
 from . import size
@@ -451,6 +451,28 @@ def _fields(v: Any, gradient_check: bool) -> frozenset[str] | None:
     return frozenset(v) | ({"gradient_check"} if gradient_check else set())
 
 
+def check_passes(named: dict, B: int, T: int, n: int, m: int, p: int | None, G: int, states: int,
+                 max_entries: int) -> int:
+    """Forward passes the gradient check makes (app/engine/gradcheck.py): the unperturbed one,
+    then per array the chunks of its 2 × (checked entries) perturbed copies (copies of the whole
+    batch for a parameter, of one sequence for h0, c0 and the inputs)."""
+    per_copy = B * T * (4 * G * m + states * m + 4 * (p or 0))  # as engine.run passes floats_per_copy
+
+    def chunks(entries: int, floats: int) -> int:
+        chunk = max(1, gradcheck._CHUNK_FLOATS // max(1, 2 * floats))
+        return -(-entries // chunk)
+
+    shared = sum(chunks(min(a.size, max_entries), per_copy) for a in named.values())
+    own = states * chunks(min(B * m, max_entries), per_copy // B) + chunks(min(B * T * n, max_entries), per_copy // B)
+    return 1 + shared + own
+
+
+#: units of work of one step of one pass of the gradient check beyond its numbers (the step's
+#: numpy calls on the stacked copies): at B = 1, T = 1024, m = 1 the check ran 3.4–4.6 ns a unit
+#: without it (vanilla, LSTM, GRU), 0.5–0.75 ns at m = 32 (measured in process, load about 15);
+#: with it 0.3–0.5 ns, 0.24 at m = 32 in the same run (load 10)
+CHECK_STEP = 75_000
+
 #: multiply-adds an elementwise pass over one number costs in time, for the work estimate
 #: (measured: numpy's passes over small arrays run at a few ns a number, BLAS products far faster)
 ELEMENTWISE = 100
@@ -523,8 +545,14 @@ def _budget(detail: Any, named: dict, B: int, T: int, n: int, m: int, p: int | N
         # two perturbed copies per entry checked: of the whole batch for a parameter, of one
         # sequence for h0 and the inputs (only that sequence's loss moves)
         shared = sum(min(a.size, s.gradient_check_max_entries) for a in named.values())
-        own = min(B * m, s.gradient_check_max_entries) + min(B * T * n, s.gradient_check_max_entries)
+        states = 1 if cell is None else len(cell.states)
+        own = states * min(B * m, s.gradient_check_max_entries) + min(B * T * n, s.gradient_check_max_entries)
         work += 2 * (shared * B + own) * forward
+        # and each vectorised pass over a chunk of copies costs its T steps' numpy calls, whatever
+        # the sizes: at small m that is the time (B=1, T=1024, m=1: ~10× the numbers' work)
+        # (a gated cell's step makes about (1 + G)/2 times as many calls: LSTM 2.5, GRU 2)
+        work += check_passes(named, B, T, n, m, p, G, states, s.gradient_check_max_entries) * T * CHECK_STEP \
+            * (1 + G) / 2
     if work > s.max_work:
         raise ApiError(
             "body", f"at most {s.max_work:.3g} estimated operations per request (limit BPTT_MAX_WORK)",

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
+import functools
 import time
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -27,20 +25,18 @@ router = APIRouter(prefix="/api/v1")
 
 #: requests estimated below this many operations (about a millisecond of work) run on the
 #: event loop: the thread hop would cost a good part of the work (measured 0.1–0.2 ms on the
-#: T=64, m=32 δ table at 4e6), and a worker serves one core anyway; larger ones go to the
-#: thread pool (numpy drops the GIL), so the loop keeps answering.
+#: T=64, m=32 δ table at 4e6), and a worker serves one core anyway; larger ones go to a process
+#: of the worker's own (app/api/heavy.py), so the loop keeps answering.
 INLINE_WORK = 1e7
-#: bodies above this are parsed in the thread pool: parsing runs at up to 0.4 µs a byte (class
-#: indices, nested rows; measured 60 ms for a 164 KB body), all of it on the event loop inline
+#: bodies above this are parsed in a heavy request's process (app/api/heavy.py): parsing runs at
+#: up to 0.4 µs a byte (class indices, nested rows; measured 60 ms for a 164 KB body), and
+#: orjson.loads holds the GIL for the whole body (8 MB of numbers: 54–144 ms), which no thread
+#: can split
 INLINE_BODY_BYTES = 32 * 1024
-#: bodies above this are parsed in a process of their own: orjson.loads holds the GIL for the
-#: whole body, which no thread can split (8 MB of numbers: 54 ms on a quiet machine, 144 ms on a
-#: loaded one, the event loop stalled all along); the parsed arrays come back in a few ms
-PROCESS_BODY_BYTES = 1 << 20
 #: the same for the response: orjson writes about 1 MB in 2 ms, all that time holding the GIL
 INLINE_RESPONSE_BYTES = 256 * 1024
 #: responses estimated above this are written in pieces and streamed (``stream``); below it in
-#: one orjson call in the worker thread (a few ms) and sent with their length
+#: one orjson call in the heavy request's process (a few ms) and sent with their length
 STREAM_RESPONSE_BYTES = 2 * 1024 * 1024
 #: the archive (Accept: application/x-npz) is written about this many times faster a byte than
 #: JSON (copies and a CRC, no digits; measured 3.3×, 2.6–4.5× over 7 alternating rounds, on the
@@ -152,37 +148,6 @@ def _parse(body: bytes, settings: Settings, media: str = "json") -> tuple[Parsed
     return parsed, time.perf_counter() - t0
 
 
-def _parse_remote(body: bytes, settings: Settings, media: str = "json") -> tuple:
-    """_parse in the parsing process: the result, or the error's parts (ApiError's own pickling
-    would call its constructor with the message alone)."""
-    try:
-        return ("ok", _parse(body, settings, media))
-    except ApiError as e:
-        return ("error", e.field, e.expected, e.got, e.status, e.message, e.headers, e.code, e.params)
-
-
-_pool: ProcessPoolExecutor | None = None
-
-
-async def _parse_elsewhere(body: bytes, settings: Settings, media: str = "json") -> tuple[Parsed, float]:
-    """Parse a large body in this worker's parsing process (started on first use), or in a
-    thread if that process cannot be had."""
-    global _pool
-    for _ in range(2):
-        if _pool is None:
-            _pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-        try:
-            out = await asyncio.get_running_loop().run_in_executor(_pool, _parse_remote, body, settings, media)
-        except BrokenProcessPool:  # the process died (killed, out of memory): a new one, once
-            _pool = None
-            continue
-        if out[0] == "ok":
-            return out[1]
-        _, field, expected, got, status, message, headers, code, params = out
-        raise ApiError(field, expected, got, status=status, message=message, headers=headers, code=code, params=params)
-    return await stream.in_heavy_thread(settings.max_concurrent, _parse, body, settings, media)
-
-
 def _run(parsed: Parsed, media: str = "json") -> tuple[bytes, float, float, str]:
     t0 = time.perf_counter()
     result = run(parsed.problem)
@@ -194,19 +159,12 @@ def _run(parsed: Parsed, media: str = "json") -> tuple[bytes, float, float, str]
     return out, t1 - t0, time.perf_counter() - t1, respond.timing(result)
 
 
-def _build(parsed: Parsed, media: str = "json") -> tuple[dict, float, str]:
-    t0 = time.perf_counter()
-    result = run(parsed.problem)
-    doc = respond.build(result, parsed, dense=media == "npz")
-    return doc, time.perf_counter() - t0, respond.timing(result)
-
-
 def gate(app) -> stream.Gate:
     """This worker's gate on heavy requests (BPTT_MAX_CONCURRENT)."""
     g = getattr(app.state, "heavy_gate", None)
     if g is None:
         s = app.state.settings
-        g = app.state.heavy_gate = stream.Gate(s.max_concurrent, s.queue_timeout)
+        g = app.state.heavy_gate = stream.Gate(s.max_concurrent, s.queue_timeout, s.heavy_nice)
     return g
 
 
@@ -235,46 +193,49 @@ async def bptt(request: Request) -> Response:
     vary = {"Vary": "Accept"}
     body = await read_body(request, settings.max_body_bytes, settings.body_timeout)
     heavy = gate(request.app)
-    held = False  # a slot of the gate, released when the response has gone (or failed)
+    worker = None  # lent with a slot of the gate; given back when the response has gone (or failed)
     try:
         if len(body) <= INLINE_BODY_BYTES:
             parsed, tp = _parse(body, settings, media)
-        else:  # parsing a large body holds memory and the GIL: a heavy request from the start
-            await heavy.enter()
-            held = True
-            if len(body) > PROCESS_BODY_BYTES:
-                parsed, tp = await _parse_elsewhere(body, settings, media)
-            else:
-                parsed, tp = await stream.in_heavy_thread(settings.max_concurrent, _parse, body, settings, media)
+            work, size = parsed.work, parsed.response_bytes
+        else:  # parsing a large body holds memory and the GIL: a heavy request from the start,
+            # parsed in the slot's process (orjson.loads holds the GIL for the whole body)
+            worker = await heavy.enter()
+            parsed = None
+            work, size, tp = await worker.call("parse", body, settings, media)
         del body
         if request.app.state.work_budget is not None:  # before the work: a refusal costs nothing
-            request.app.state.work_budget.charge(request.scope, parsed.work)
+            request.app.state.work_budget.charge(request.scope, work)
         inline_bytes = INLINE_RESPONSE_BYTES * (NPZ_SPEEDUP if media == "npz" else 1)
-        if parsed.work <= INLINE_WORK and parsed.response_bytes <= inline_bytes:
+        if parsed is not None and work <= INLINE_WORK and size <= inline_bytes:
             out, tc, ts, route_timing = _run(parsed, media)
             timing = f"parse;dur={tp * 1e3:.2f}, compute;dur={tc * 1e3:.2f}, serialize;dur={ts * 1e3:.2f}{route_timing}"
             return Response(out, media_type=media_type, headers={"Server-Timing": timing} | vary)
-        if not held:
-            await heavy.enter()
-            held = True
-        if parsed.response_bytes <= STREAM_RESPONSE_BYTES:
-            out, tc, ts, route_timing = await stream.in_heavy_thread(settings.max_concurrent, _run, parsed, media)
+        if worker is None:
+            worker = await heavy.enter()
+        # computed and serialised in the slot's process: the GIL here stays with the event loop
+        kind, *got = await worker.call("respond", parsed, STREAM_RESPONSE_BYTES, stream.PIECE_NUMBERS,
+                                       stream.CHUNK_BYTES, media)
+        del parsed
+        done = functools.partial(heavy.leave, worker)
+        if kind == "body":
+            out, tc, ts, route_timing = got
             timing = f"parse;dur={tp * 1e3:.2f}, compute;dur={tc * 1e3:.2f}, serialize;dur={ts * 1e3:.2f}{route_timing}"
-            response = stream.StreamedJSON(None, {"Server-Timing": timing} | vary, settings.send_timeout,
-                                           heavy.leave, body=out, threads=settings.max_concurrent,
+            response = stream.StreamedJSON(None, {"Server-Timing": timing} | vary, settings.send_timeout, done, body=out,
                                            media_type=media_type)
         else:
-            doc, tc, route_timing = await stream.in_heavy_thread(settings.max_concurrent, _build, parsed, media)
-            # (serialised while sent, in pieces: its duration is not known when the headers go)
-            timing = f"parse;dur={tp * 1e3:.2f}, compute;dur={tc * 1e3:.2f}{route_timing}"
-            response = stream.StreamedJSON(doc, {"Server-Timing": timing} | vary, settings.send_timeout, heavy.leave,
-                                           threads=settings.max_concurrent, media_type=media_type,
-                                           parts=npz.chunks(doc) if media == "npz" else None)
-        held = False  # the response releases it
+            # written while sent, in pieces: the whole serialisation is not known when the headers
+            # go; what is: building the document and writing its first chunk
+            tc, first, ts, route_timing = got
+            timing = (f"parse;dur={tp * 1e3:.2f}, compute;dur={tc * 1e3:.2f}, "
+                      f'serialize;dur={ts * 1e3:.2f};desc="first chunk (streamed)"{route_timing}')
+            response = stream.StreamedJSON(None, {"Server-Timing": timing} | vary, settings.send_timeout, done,
+                                           worker=worker, first=first, media_type=media_type)
+        worker = None  # the response gives it back
         return response  # type: ignore[return-value]
     finally:
-        if held:
-            heavy.leave()
+        if worker is not None:
+            heavy.leave(worker)
 
 
 @router.get("/presets", summary="List the presets", response_model=list[PresetSummary])

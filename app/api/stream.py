@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from starlette.responses import Response
 
+from . import heavy
 from .errors import ApiError
 from .respond import dumps
 
@@ -153,8 +154,8 @@ class Gate:
     compute, serialisation, sending); the next waits up to ``timeout`` seconds, then is
     answered 503 with Retry-After. One per worker process (asyncio, one event loop)."""
 
-    def __init__(self, limit: int, timeout: float) -> None:
-        self.limit, self.timeout = limit, timeout
+    def __init__(self, limit: int, timeout: float, nice: int = heavy.HEAVY_NICE) -> None:
+        self.limit, self.timeout, self.nice = limit, timeout, nice
         self.active = 0
         self._sem: asyncio.Semaphore | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -165,7 +166,8 @@ class Gate:
             self._sem, self._loop = asyncio.Semaphore(self.limit), loop
         return self._sem  # type: ignore[return-value]
 
-    async def enter(self) -> None:
+    async def enter(self) -> heavy.Worker:
+        """A slot, and the process (``heavy.Worker``) lent with it."""
         try:
             async with asyncio.timeout(self.timeout):
                 await self._semaphore().acquire()
@@ -179,10 +181,21 @@ class Gate:
                 code="busy", params={"setting": "BPTT_MAX_CONCURRENT", "limit": self.limit, "retry_after": retry},
             ) from None
         self.active += 1
+        return heavy.take(self.nice)
 
-    def leave(self) -> None:
+    def leave(self, worker: heavy.Worker | None = None) -> None:
+        """The slot back; with its worker once that is idle and holds nothing (``settle``)."""
         self.active -= 1
-        self._semaphore().release()
+        sem = self._semaphore()
+        if worker is None:
+            sem.release()
+            return
+
+        def free() -> None:
+            heavy.give(worker)
+            sem.release()
+
+        worker.settle(free)
 
 
 def _drop(transport) -> None:
@@ -216,20 +229,23 @@ class KeepTransport:
 
 
 class StreamedJSON(Response):
-    """An ASGI response sending ``doc`` as JSON in chunks, each serialised in a worker thread,
-    or ``body`` (JSON already written) with its length, in chunks too; each send is bounded by
-    ``send_timeout``. ``done`` runs once it has ended, however it ended. Another format: its
-    ``media_type`` and ``parts``, the iterator of its chunks in place of doc's JSON (the npz
-    archive)."""
+    """An ASGI response sending JSON already written (``body``, with its length) or written
+    while it is sent: ``first`` and then the chunks a heavy ``worker`` hands over one by one,
+    or the chunks of ``doc`` serialised in a worker thread; in chunks of CHUNK_BYTES, each
+    send bounded by ``send_timeout``. ``done`` runs once it has ended, however it ended.
+    Another format: its ``media_type`` and ``parts``, the iterator of its chunks in place of
+    doc's JSON (the npz archive)."""
 
     def __init__(self, doc: Any, headers: dict[str, str], send_timeout: float, done,
-                 body: bytes | None = None, threads: int = 2, media_type: str = "application/json",
+                 body: bytes | None = None, threads: int = 2, worker: heavy.Worker | None = None,
+                 first: bytes | None = None, media_type: str = "application/json",
                  parts: Iterator[bytes] | None = None) -> None:
         self.doc, self.extra_headers, self.send_timeout, self.done = doc, headers, send_timeout, done
         self.media_type, self.parts = media_type, parts
         self.raw_headers: list = []
         self.body = body
         self.threads = threads
+        self.worker, self.first = worker, first
         self.status_code = 200
         self.background = None  # (Starlette's Response protocol; headers are built in __call__)
 
@@ -237,7 +253,7 @@ class StreamedJSON(Response):
         try:
             await self._send_all(scope, send)
         finally:
-            self.doc = None
+            self.doc = self.first = None
             self.done()
 
     async def _send_all(self, scope, send) -> None:
@@ -254,16 +270,26 @@ class StreamedJSON(Response):
                 if not await self._send(scope, send, {"type": "http.response.body", "body": part, "more_body": not last}):
                     return
             return
-        it = chunks(self.doc) if self.parts is None else self.parts
-        self.doc = self.parts = None  # the iterator holds it
+        if self.worker is not None:
+            worker = self.worker
+
+            async def following():
+                return await worker.call("next")
+        else:
+            it = chunks(self.doc) if self.parts is None else self.parts
+            self.doc = self.parts = None  # the iterator holds it
+
+            async def following():
+                return await in_heavy_thread(self.threads, next, it, None)
         if not await self._send(scope, send, {"type": "http.response.start", "status": 200, "headers": headers}):
             return
-        while True:
-            part = await in_heavy_thread(self.threads, next, it, None)
-            if part is None:
-                break
+        part, self.first = self.first, None
+        if part is None:
+            part = await following()
+        while part is not None:
             if not await self._send(scope, send, {"type": "http.response.body", "body": part, "more_body": True}):
                 return
+            part = await following()
         await self._send(scope, send, {"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _send(self, scope, send, message) -> bool:

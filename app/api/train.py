@@ -12,6 +12,7 @@ response task on http.disconnect). Runs in flight per worker are capped (503 + R
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import threading
 import time
@@ -34,7 +35,7 @@ from ..settings import Settings
 from . import respond
 from .errors import ApiError, error_body
 from .parse import _int, _positive, decode, describe, number_array, parse
-from .routes import _ERRORS, read_body
+from .routes import _ERRORS, INLINE_WORK, gate, read_body
 
 router = APIRouter(prefix="/api/v1")
 
@@ -384,21 +385,36 @@ async def train(request: Request) -> Response:
     if _in_flight.n >= settings.train_max_runs:
         raise ApiError("updates", f"at most {settings.train_max_runs} training runs at a time in this worker "
                        "(limit BPTT_TRAIN_MAX_RUNS)", f"{_in_flight.n} running", status=503,
-                       headers={"Retry-After": "5"}, code="busy")
+                       headers={"Retry-After": "5"}, code="busy",
+                       params={"setting": "BPTT_TRAIN_MAX_RUNS", "limit": settings.train_max_runs, "retry_after": 5})
     _in_flight.n += 1  # counted before the first await, so two requests cannot both pass
+    heavy = worker = None  # the gate and the process lent with its slot, for a heavy run
     try:
-        spec, notation, _ = await run_in_threadpool(build, decode(body), settings)
+        spec, notation, work = await run_in_threadpool(build, decode(body), settings)
+        charge(request, work)
+        if work > INLINE_WORK:  # a run of more than classroom size: one of the worker's heavy
+            heavy = gate(request.app)  # slots, and the run in its process (app/api/heavy.py)
+            worker = await heavy.enter()
+            await worker.call("train", spec, notation, spec.cell)
     except BaseException:
         _in_flight.n -= 1
+        if worker is not None:
+            heavy.leave(worker)
         raise
-    gen = TL.train(spec, ticks=True)
+
+    async def advance() -> tuple[bytes, bool]:
+        if worker is not None:
+            return await worker.call("slice")
+        return await run_in_threadpool(_slice, gen, notation, spec.cell, settings.train_blas_threads)
+
+    gen = None if worker is not None else TL.train(spec, ticks=True)
     place = _Place()
 
     async def stream():
         try:
             done = False
             while not done:
-                chunk, done = await run_in_threadpool(_slice, gen, notation, spec.cell, settings.train_blas_threads)
+                chunk, done = await advance()
                 if done:
                     # freed before the last line goes out: a client that starts its next run as
                     # soon as it has read this one's end must find the place free (not a 503)
@@ -408,10 +424,20 @@ async def train(request: Request) -> Response:
                 if not done and await request.is_disconnected():
                     return
         finally:
-            gen.close()
+            if gen is not None:
+                gen.close()  # (in the process: dropped when the slot is given back)
 
     return _RunResponse(stream(), place, media_type="application/x-ndjson",
-                        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+                        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+                        heavy=None if worker is None else functools.partial(heavy.leave, worker))
+
+
+def charge(request: Request, work: float) -> None:
+    """The run's estimated work to the client's budget of the minute (BPTT_RATE_LIMIT_WORK_PER_MINUTE),
+    before it starts: 429 naming the setting when it is spent."""
+    budget = request.app.state.work_budget
+    if budget is not None:
+        budget.charge(request.scope, work)
 
 
 class _Place:
@@ -427,21 +453,26 @@ class _Place:
 
 
 class _RunResponse(StreamingResponse):
-    """The stream, releasing its place among the runs in flight however it ends (done, the
-    client gone, cancelled before its first line)."""
+    """The stream, releasing its place among the runs in flight (and its heavy slot) however it
+    ends (done, the client gone, cancelled before its first line)."""
 
-    def __init__(self, content, place: _Place, **kw) -> None:
+    def __init__(self, content, place: _Place, heavy=None, **kw) -> None:
         super().__init__(content, **kw)
         self.place = place
+        self.heavy = heavy
 
     async def __call__(self, scope, receive, send) -> None:
         try:
             await super().__call__(scope, receive, send)
         finally:
             self.place.free()
+            if self.heavy is not None:
+                self.heavy, leave = None, self.heavy
+                leave()
 
 
-def _compare(body: Any, s: Settings) -> bytes:
+def _compare_plan(body: Any, s: Settings) -> tuple[dict, float]:
+    """The comparison asked for (every limit checked) and its estimated work, before any of it."""
     parsed, theta, data, tr = _model(body, s, COMPARE_FIELDS)
     p = parsed.problem
     K = tr.K if tr.kind in ("window", "chunked") else None
@@ -458,6 +489,11 @@ def _compare(body: Any, s: Settings) -> bytes:
         work += TL.work_per_update(TL.TrainSpec(p.cell, p.activation, theta, data, truncation=TL.Truncation("window", K)))
     if work > s.train_max_work:
         raise ApiError("draws", f"at most {s.train_max_work:g} estimated work (limit BPTT_TRAIN_MAX_WORK)", f"{work:.3g}", code="over_limit")
+    return {"p": p, "theta": theta, "data": data, "K": K, "pi": pi, "seed": seed, "draws": draws}, work
+
+
+def _compare(plan: dict) -> bytes:
+    p, theta, data, K, pi, seed, draws = (plan[k] for k in ("p", "theta", "data", "K", "pi", "seed", "draws"))
     res = TL.compare_gradients(p.cell, p.activation, theta, data, K=K, p=pi, seed=seed, draws=draws)
     doc = {
         "K": K, "p": pi, "draws": draws,
@@ -479,7 +515,17 @@ def _compare(body: Any, s: Settings) -> bytes:
 async def compare_gradients(request: Request) -> Response:
     settings: Settings = request.app.state.settings
     body = await read_body(request, settings.max_body_bytes, settings.body_timeout)
-    return Response(await run_in_threadpool(_compare, decode(body), settings), media_type="application/json")
+    plan, work = await run_in_threadpool(_compare_plan, decode(body), settings)
+    charge(request, work)
+    if work <= INLINE_WORK:
+        return Response(await run_in_threadpool(_compare, plan), media_type="application/json")
+    heavy = gate(request.app)
+    worker = await heavy.enter()
+    try:
+        out = await worker.call("compare", plan)
+    finally:
+        heavy.leave(worker)
+    return Response(out, media_type="application/json")
 
 
 @router.get("/tasks", summary="The training tasks: their options with the defaults, the loss they use")
