@@ -12,6 +12,7 @@ violation by the page itself must show up as a console error.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import zlib
@@ -36,6 +37,33 @@ def launch(playwright):
         return playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
     except Exception as e:  # playwright.Error: a broken or incompatible binary
         raise BrowserMissing(f"Chromium at {CHROMIUM} did not start: {str(e).splitlines()[0]}") from e
+
+
+def no_browser(reason: str) -> None:
+    """Skip a browser test with the reason; under CI=true a missing browser fails it."""
+    import pytest
+
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"browser tests cannot run under CI: {reason}", pytrace=False)
+    pytest.skip(f"browser tests skipped: {reason}")
+
+
+@contextlib.contextmanager
+def chromium():
+    """A launched headless Chromium for a test module, closed after it (no_browser without one)."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as e:
+        no_browser(f"Playwright is not installed ({e})")
+    with sync_playwright() as pw:
+        try:
+            b = launch(pw)
+        except BrowserMissing as e:
+            no_browser(str(e))
+        try:
+            yield b
+        finally:
+            b.close()
 
 
 @dataclass

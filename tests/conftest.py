@@ -11,6 +11,24 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
+@pytest.fixture(scope="module")
+def base():
+    """The app under plain uvicorn on a free port, for one test module: its base URL."""
+    from server import running_server
+
+    with running_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Chromium for a test module (browser.chromium: skipped, or failed under CI=true, without one)."""
+    from browser import chromium
+
+    with chromium() as b:
+        yield b
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)

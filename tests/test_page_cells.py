@@ -14,43 +14,21 @@ import re
 
 import pytest
 
-from browser import VIEWPORT, BrowserMissing, Watch, decode_state, launch, open_page, renders, response, wait_render
-from server import running_server
+from browser import VIEWPORT, Watch, chromium, decode_state, open_page, renders, response, wait_render
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
-
-
-def _no_browser(reason: str):
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"browser tests cannot run under CI: {reason}", pytrace=False)
-    pytest.skip(f"browser tests skipped: {reason}")
-
-
-@pytest.fixture(scope="module")
-def base():
-    with running_server() as url:
-        yield url
 
 
 @pytest.fixture(scope="module")
 def session():
     """One browser, one context and one page for the module, with its Watch."""
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as e:
-        _no_browser(f"Playwright is not installed ({e})")
-    with sync_playwright() as pw:
-        try:
-            b = launch(pw)
-        except BrowserMissing as e:
-            _no_browser(str(e))
+    with chromium() as b:
         ctx = b.new_context(viewport=VIEWPORT)
         ctx.set_default_timeout(15_000)
         page = ctx.new_page()
         watch = Watch()
         watch.attach(page)
         yield page, watch
-        b.close()
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import tempfile
 from pathlib import Path
@@ -21,40 +20,12 @@ from pathlib import Path
 import pytest
 
 from browser import (
-    VIEWPORT, BrowserMissing, Watch, decode_state, launch, open_page, renders, response,
+    VIEWPORT, Watch, decode_state, open_page, renders, response,
     wait_render, wait_url_change,
 )
-from server import running_server
 
 SUBS = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
 CONSOLE_422 = "status of 422"  # Chromium logs every 4xx fetch as a console error
-
-
-def _no_browser(reason: str):
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"browser tests cannot run under CI: {reason}", pytrace=False)
-    pytest.skip(f"browser tests skipped: {reason}")
-
-
-@pytest.fixture(scope="module")
-def base():
-    with running_server() as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as e:
-        _no_browser(f"Playwright is not installed ({e})")
-    with sync_playwright() as pw:
-        try:
-            b = launch(pw)
-        except BrowserMissing as e:
-            _no_browser(str(e))
-        yield b
-        b.close()
 
 
 @pytest.fixture

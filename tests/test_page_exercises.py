@@ -16,8 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from browser import VIEWPORT, BrowserMissing, Watch, decode_state, launch, open_page, renders, wait_render
-from server import running_server
+from browser import VIEWPORT, Watch, chromium, decode_state, open_page, renders, wait_render
 
 ROOT = Path(__file__).resolve().parent.parent
 JS = ROOT / "static" / "js"
@@ -54,29 +53,9 @@ def test_every_error_code_has_words_in_both_languages():
 
 # ------------------------------------------------------------------ the browser
 
-def _no_browser(reason: str):
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"browser tests cannot run under CI: {reason}", pytrace=False)
-    pytest.skip(f"browser tests skipped: {reason}")
-
-
-@pytest.fixture(scope="module")
-def base():
-    with running_server() as url:
-        yield url
-
-
 @pytest.fixture(scope="module")
 def page_watch(base):
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as e:
-        _no_browser(f"Playwright is not installed ({e})")
-    with sync_playwright() as pw:
-        try:
-            b = launch(pw)
-        except BrowserMissing as e:
-            _no_browser(str(e))
+    with chromium() as b:
         ctx = b.new_context(viewport=VIEWPORT)
         ctx.set_default_timeout(15_000)
         ctx.set_default_navigation_timeout(40_000)
@@ -84,7 +63,6 @@ def page_watch(base):
         watch = Watch()
         watch.attach(page)
         yield page, watch
-        b.close()
 
 
 def shot(page, name: str) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_page_e2e import _load_json, assert_clean, base, browser, watched  # noqa: F401  (fixtures)
+from test_page_e2e import _load_json, assert_clean, watched  # noqa: F401  (fixtures; base and browser come from conftest)
 
 from browser import open_page, response
 

@@ -7,44 +7,15 @@ Skipped without Chromium, except under CI=true."""
 from __future__ import annotations
 
 import json
-import os
 import re
 
 import httpx
 import orjson
 import pytest
 
-from browser import VIEWPORT, BrowserMissing, Watch, launch
-from server import running_server
+from browser import VIEWPORT, Watch
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
-
-
-def _no_browser(reason: str):
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"browser tests cannot run under CI: {reason}", pytrace=False)
-    pytest.skip(f"browser tests skipped: {reason}")
-
-
-@pytest.fixture(scope="module")
-def base():
-    with running_server() as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as e:
-        _no_browser(f"Playwright is not installed ({e})")
-    with sync_playwright() as pw:
-        try:
-            b = launch(pw)
-        except BrowserMissing as e:
-            _no_browser(str(e))
-        yield b
-        b.close()
 
 
 @pytest.fixture

@@ -10,40 +10,18 @@ tests are skipped, except under CI=true, where that is a failure.
 from __future__ import annotations
 
 import json
-import os
 
 import httpx
 import pytest
 
-from browser import VIEWPORT, BrowserMissing, Watch, decode_state, launch, open_page, renders, wait_render
-from server import running_server
+from browser import VIEWPORT, Watch, chromium, decode_state, open_page, renders, wait_render
 
 PLAYER_FIELDS = ["delta", "delta_h", "eps_tt", "forward", "dz", "dh_next_pass"]
 
 
-def _no_browser(reason: str):
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"browser tests cannot run under CI: {reason}", pytrace=False)
-    pytest.skip(f"browser tests skipped: {reason}")
-
-
-@pytest.fixture(scope="module")
-def base():
-    with running_server() as url:
-        yield url
-
-
 @pytest.fixture(scope="module")
 def page(base):
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as e:
-        _no_browser(f"Playwright is not installed ({e})")
-    with sync_playwright() as pw:
-        try:
-            b = launch(pw)
-        except BrowserMissing as e:
-            _no_browser(str(e))
+    with chromium() as b:
         ctx = b.new_context(viewport=VIEWPORT)
         ctx.set_default_timeout(15_000)
         p = ctx.new_page()
@@ -51,7 +29,6 @@ def page(base):
         p.watch.attach(p)
         yield p
         assert p.watch.page_errors == [] and p.watch.unexpected_console_errors() == [], (p.watch.page_errors, p.watch.console_errors)
-        b.close()
 
 
 def numbers(text: str) -> list[float]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import time
 
@@ -19,35 +18,7 @@ import httpx
 import orjson
 import pytest
 
-from browser import BrowserMissing, Watch, decode_state, launch
-from server import running_server
-
-
-def _no_browser(reason: str):
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"browser tests cannot run under CI: {reason}", pytrace=False)
-    pytest.skip(f"browser tests skipped: {reason}")
-
-
-@pytest.fixture(scope="module")
-def base():
-    with running_server() as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as e:
-        _no_browser(f"Playwright is not installed ({e})")
-    with sync_playwright() as pw:
-        try:
-            b = launch(pw)
-        except BrowserMissing as e:
-            _no_browser(str(e))
-        yield b
-        b.close()
+from browser import Watch, decode_state
 
 
 @pytest.fixture
