@@ -159,6 +159,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # (app/api/heavy.py) one per slot, started now and importing while the worker serves:
         # spawning takes a second or more (on a loaded machine, tens), which the first large
         # request would otherwise wait; the worker's own start does not wait for them
+        heavy.begin()
         asyncio.get_running_loop().run_in_executor(None, heavy.warm, settings.max_concurrent, settings.heavy_nice)
 
     app.router.on_startup.append(start_heavy_processes)

@@ -213,13 +213,16 @@ class Worker:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.is_alive()
 
-    def _start(self) -> None:
+    def _start(self, unless_stopping: bool = False) -> None:
         ctx = multiprocessing.get_context("spawn")
-        mine, theirs = ctx.Pipe(duplex=True)
-        proc = ctx.Process(target=_serve, args=(theirs, self.nice), daemon=True, name="bptt-heavy")
-        proc.start()
-        theirs.close()
-        self.proc, self.conn = proc, mine
+        with _spawning:  # (stop waits for a start in progress; warm begins none after it)
+            if unless_stopping and _stopping.is_set():
+                return
+            mine, theirs = ctx.Pipe(duplex=True)
+            proc = ctx.Process(target=_serve, args=(theirs, self.nice), daemon=True, name="bptt-heavy")
+            proc.start()
+            theirs.close()
+            self.proc, self.conn = proc, mine
 
     def _lost(self) -> None:
         if self.proc is not None and self.proc.is_alive():
@@ -293,11 +296,17 @@ class Worker:
 _idle: list[Worker] = []
 #: every worker made in this process (``stop``)
 _every: list[Worker] = []
+#: held while a process is spawned: a worker that exits mid-spawn leaves its child reading a
+#: closed pipe (a traceback on the server's stderr), so stop takes it first
+_spawning = threading.Lock()
+_stopping = threading.Event()
 
 
 def stop() -> None:
     """Kill the processes: the worker is shutting down (its own exit would leave them to
     PR_SET_PDEATHSIG, or to nothing off Linux)."""
+    with _spawning:
+        _stopping.set()
     for w in _every:
         if w.proc is not None and w.proc.is_alive():
             w.proc.kill()
@@ -317,6 +326,12 @@ def give(worker: Worker) -> None:
     _idle.append(worker)
 
 
+def begin() -> None:
+    """The worker (or an app in tests, several per process) starts: warm may spawn again
+    after an earlier stop."""
+    _stopping.clear()
+
+
 def warm(n: int, nice: int = HEAVY_NICE) -> None:
     """Start n processes (those not started yet) and wait until each answers: called (in a
     thread, not awaited) when a worker starts, so that its first heavy request does not wait a
@@ -330,8 +345,10 @@ def warm(n: int, nice: int = HEAVY_NICE) -> None:
     for w in ready[:n]:
         with w.lock:
             if not w.alive():
-                w._start()
+                w._start(unless_stopping=True)
     for w in ready[:n]:
+        if _stopping.is_set():
+            return
         w._call(("ping",))
 
 
