@@ -51,10 +51,11 @@ def body(B: int, T: int, m: int, p: int, **extra) -> bytes:
     return json.dumps(b).encode()
 
 
-#: the largest answers the default limits allow: by size (a 157 MB response, estimated at 190
-#: of BPTT_MAX_RESPONSE_MB's 200) and by work (near BPTT_MAX_WORK: 5.5e9)
+#: the largest answers the default limits allow: by size (a 170 MB response, estimated just under
+#: BPTT_MAX_RESPONSE_MB's 200; T=256 is refused since the default response carries delta_h_norm
+#: and the vanishing diagnostics) and by work (near BPTT_MAX_WORK: 5.5e9)
 MAXIMAL = {
-    "size": body(64, 256, 1, 96),
+    "size": body(64, 192, 1, 96),
     "work": body(4, 1024, 30, 8, fields=["delta_norm", "grads"]),
 }
 
