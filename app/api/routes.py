@@ -29,12 +29,15 @@ router = APIRouter(prefix="/api/v1")
 #: of the worker's own (app/api/heavy.py), so the loop keeps answering.
 INLINE_WORK = 1e7
 #: bodies above this are parsed in a heavy request's process (app/api/heavy.py): parsing runs at
-#: up to 0.4 µs a byte (class indices, nested rows; measured 60 ms for a 164 KB body), and
-#: orjson.loads holds the GIL for the whole body (8 MB of numbers: 54–144 ms), which no thread
-#: can split
-INLINE_BODY_BYTES = 32 * 1024
-#: the same for the response: orjson writes about 1 MB in 2 ms, all that time holding the GIL
-INLINE_RESPONSE_BYTES = 256 * 1024
+#: up to 80 ns a byte (class indices and nested rows: 12.5 ms for a 164 KB body, measured on
+#: 2026-12-03, quiet), and orjson.loads holds the GIL for the whole body (8 MB of numbers:
+#: 54–144 ms), which no thread can split. 96 KB is at most ~8 ms on the loop, and takes a
+#: program's T=64, n=16, m=32 request (68 KB) inline: through the process its round trip
+#: took 5.8 ms against 4.2 inline (the pipe and thread hops)
+INLINE_BODY_BYTES = 96 * 1024
+#: the same for the response: orjson writes about 1 MB in 2 ms, all that time holding the GIL,
+#: so at most ~4 ms on the loop (the fields δ + grads of T=64, m=32: 1.55 MB)
+INLINE_RESPONSE_BYTES = 2 * 1024 * 1024
 #: responses estimated above this are written in pieces and streamed (``stream``); below it in
 #: one orjson call in the heavy request's process (a few ms) and sent with their length
 STREAM_RESPONSE_BYTES = 2 * 1024 * 1024
