@@ -978,12 +978,37 @@ def test_clipping_shows_before_and_after_on_one_scale(watched, base):
         .filter((d) => d.type === 'heatmap' && d.zmax !== undefined).map((d) => [d.z, d.zmin, d.zmax])""")
     n = len(resp["params"])  # the five weights (grads also holds inputs and h0)
     assert len(traces) == 2 * n, len(traces)
-    for (zb, lo_b, hi_b), (za, lo_a, hi_a) in zip(traces[0::2], traces[1::2]):
+    for (zb, lo_b, hi_b), (za, lo_a, hi_a) in zip(traces[:n], traces[n:]):  # a row before, a row after
         assert (lo_b, hi_b) == (lo_a, hi_a)  # one scale for before and after
         assert hi_b == pytest.approx(max(abs(v) for r in zb for v in r))
         assert za[0][0] == pytest.approx(zb[0][0] * f, rel=1e-12)
     note = page.inner_text("#grads-note")
     assert f"{f:.4g}" in note, note
     labels = page.evaluate("() => document.getElementById('heat-grads').layout.annotations.map((a) => a.text)")
-    assert any(t == "before clipping" for t in labels) and any(t.startswith("after (×") for t in labels), labels
+    assert "<b>before clipping</b>" in labels and any(t.startswith("<b>after (×") for t in labels), labels
+    assert_clean(watch)
+
+
+def test_small_gradients_print_numbers_only_where_they_fit(watched, base):
+    """The gradient panel: the cell's arrays in one row, the output layer's below, each as wide as
+    its columns; a 4×4 gradient prints its numbers (each cell wide enough for "−0.0263"), while
+    the LSTM's 16-row gradients, whose cells are a few pixels high, keep them in the hover (they
+    ran into each other)."""
+    page, watch = watched
+    open_page(page, base, "/?preset=classroom")
+    got = page.evaluate("""() => { const gd = document.getElementById('heat-grads'), L = gd._fullLayout;
+        return gd.data.filter((d) => d.type === 'heatmap' && d.zmax !== undefined).map((d) => {
+          const xa = L[d.xaxis.replace('x', 'xaxis')], ya = L[d.yaxis.replace('y', 'yaxis')];
+          return { rows: d.z.length, cols: d.z[0].length, text: !!d.texttemplate,
+                   cellPx: xa._length / d.z[0].length, cellRowPx: ya._length / d.z.length, top: ya.domain[1] }; }); }""")
+    assert len(got) == 5, got
+    w_hh, w_hy = got[1], got[3]
+    assert (w_hh["rows"], w_hh["cols"]) == (4, 4) and w_hh["text"] and w_hh["cellPx"] >= 40, got
+    assert w_hy["top"] < got[0]["top"], got  # the output layer below the cell's arrays
+    assert all(g["text"] == (g["cellPx"] >= 40 and g["cellRowPx"] >= 14) for g in got), got
+    open_page(page, base, "/?preset=long-span-lstm")
+    got = page.evaluate("""() => document.getElementById('heat-grads').data
+        .filter((d) => d.type === 'heatmap' && d.zmax !== undefined && d.z.length === 16 && d.z[0].length * 16 <= 48)
+        .map((d) => !!d.texttemplate)""")
+    assert got and not any(got), got
     assert_clean(watch)

@@ -269,7 +269,8 @@ function ctx() {
   const batched = resp.shapes.batch !== null;
   const seq = (v) => (batched && v !== null && v !== undefined ? v[b] : v);
   const h0For = (bb) => h0Of(sentReq, bb);
-  return { resp: displayResponse(resp, state.view), req: sentReq, sel: state.sel, view: state.view, names: shownNames(), seq, h0: h0For(b), h0For, c0: c0Of(sentReq, b), lang: state.lang };
+  return { resp: displayResponse(resp, state.view), req: sentReq, sel: state.sel, view: state.view, names: shownNames(), seq, h0: h0For(b), h0For, c0: c0Of(sentReq, b), lang: state.lang,
+    width: $("heat-grads")?.clientWidth || undefined, height: $("heat-grads")?.clientHeight || undefined };  // (the gradient panel sizes its cells by them)
 }
 
 async function react(id, fig) {

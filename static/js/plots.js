@@ -21,7 +21,14 @@ const absMax = (z) => z.flat(Infinity).reduce((a, v) => (v !== null && Math.abs(
 const centred = (M) => ({ zmin: -(M || 1), zmax: M || 1, showscale: M > 0 });
 /** Small arrays (a 1×1 weight of note 003, a 4×4 gradient) print their numbers in the cells. */
 const SMALL_CELLS = 48;
-const numbersIn = (rows, cols) => (rows * cols <= SMALL_CELLS ? { texttemplate: "%{z:.3g}", textfont: { size: 10 } } : {});
+/** A cell narrower than this many pixels cannot hold "−0.0263" in 10 px type: its number stays
+ *  in the hover (printed anyway, neighbours' numbers run into each other). */
+const NUMBER_PX = 40;
+/** ... and a cell lower than this many pixels cannot hold a line of it. */
+const NUMBER_ROW_PX = 14;
+const numbersIn = (rows, cols, cellPx = Infinity, cellRowPx = Infinity) =>
+  (rows * cols <= SMALL_CELLS && cellPx >= NUMBER_PX && cellRowPx >= NUMBER_ROW_PX
+    ? { texttemplate: "%{z:.3g}", textfont: { size: 10 } } : {});
 
 /** A one-colour layer over the cells where on(i, j) holds (rows × cols), null elsewhere; null
  *  when no cell is on. hover: a hovertemplate for those cells (label(i, j) fills %{text} when
@@ -214,40 +221,73 @@ export function gradsFigure(ctx) {
   // own scale the two look identical, since clipping by norm only multiplies by a factor)
   const before = resp.clip && resp.grads_unclipped ? paramList(resp, "grads_unclipped") : null;
   const f = clipFactor(resp);
-  const ps = [];
+  const ps = [], after = [];
   for (const p of paramList(resp)) {
     const u = before?.find((q) => q.name === p.name);
     if (!u) { ps.push(p); continue; }
     const M = Math.max(absMax([u.value].flat(Infinity)), absMax([p.value].flat(Infinity)));
-    ps.push({ ...u, shared: M, label: tr("grads.clip.before") });
-    ps.push({ ...p, shared: M, label: f === null ? tr("grads.clip.after.value") : tr("grads.clip.after", { f: fmt(f, 4) }) });
+    ps.push({ ...u, shared: M });
+    after.push({ ...p, shared: M });
   }
-  const n = ps.length;
-  const gap = 0.05;
-  const w = (1 - gap * (n - 1)) / n;
-  const data = [], layout = base({ margin: { l: 30, r: 10, t: 34, b: 24 }, annotations: [] });
-  ps.forEach((p, i) => {
-    const z = Array.isArray(p.value[0]) ? p.value : p.value.map((v) => [v]);
-    const M = p.shared ?? absMax(z);
-    const ax = i === 0 ? "" : String(i + 1);
-    const cols = z[0].length, rows = z.length;
-    data.push({
-      type: "heatmap", z, xaxis: `x${ax}`, yaxis: `y${ax}`, ...centred(M), colorscale: DIVERGING, showscale: false,
-      ...numbersIn(rows, cols),
-      x: steps(cols), y: steps(rows), hoverongaps: false,
-      hovertemplate: `∂L/∂${p.name}[%{y},%{x}] = %{z:.10g}<br>max |·| = ${fmt(M, 4)}<extra></extra>`,
+  // rows: the cell's arrays above, the output layer's (W_hy, b_y) below; with clipping, the
+  // gradients before clipping above and after below (each row says which). A row's arrays are
+  // as wide as their columns (a vector no narrower than a fifth of the row's widest), so a 4×4
+  // gradient's cells are as wide as a 4×2's instead of squeezed into an equal share of one row
+  const OUTPUT = new Set(["W_hy", "b_y"]);
+  const clipped = after.length > 0;
+  const groups = clipped ? [ps.slice(), after]
+    : [ps.filter((p) => !OUTPUT.has(p.canon)), ps.filter((p) => OUTPUT.has(p.canon))].filter((g) => g.length);
+  const rowTitles = clipped ? [tr("grads.clip.before"), f === null ? tr("grads.clip.after.value") : tr("grads.clip.after", { f: fmt(f, 4) })] : [];
+  ps.push(...after);
+  const grids = ps.map((p) => (Array.isArray(p.value[0]) ? p.value : p.value.map((v) => [v])));
+  const gap = 0.05, vgap = groups.length > 1 ? 0.16 : 0;
+  // (layout sizes from the arrays' shapes, not the response's numbers)
+  const tallest = groups.map((g) => Math.max(...g.map((p) => grids[ps.indexOf(p)].length)));
+  const heights = tallest.map((r) => Math.max(r, Math.max(...tallest) / 3));
+  let sumH = 0;
+  for (const h of heights) sumH += h;
+  const plotPx = (ctx.width ?? 420) - 40;  // the element's size less the margins
+  const plotRowPx = (ctx.height ?? 300) - 58;
+  const data = [], layout = base({ margin: { l: 30, r: 10, t: clipped ? 50 : 34, b: 24 }, annotations: [] });
+  let top = 1;
+  groups.forEach((g, gi) => {
+    const rowH = (1 - vgap * (groups.length - 1)) * heights[gi] / sumH;
+    const widest = Math.max(...g.map((p) => grids[ps.indexOf(p)][0].length));
+    const share = g.map((p) => Math.max(grids[ps.indexOf(p)][0].length, widest / 5));
+    let total = 0;
+    for (const c of share) total += c;
+    let x0 = 0;
+    g.forEach((p, j) => {
+      const i = ps.indexOf(p), z = grids[i];
+      const w = (1 - gap * (g.length - 1)) * share[j] / total;
+      const M = p.shared ?? absMax(z);
+      const ax = i === 0 ? "" : String(i + 1);
+      const cols = z[0].length, rows = z.length;
+      data.push({
+        type: "heatmap", z, xaxis: `x${ax}`, yaxis: `y${ax}`, ...centred(M), colorscale: DIVERGING, showscale: false,
+        ...numbersIn(rows, cols, plotPx * w / cols, plotRowPx * rowH / rows),
+        x: steps(cols), y: steps(rows), hoverongaps: false,
+        hovertemplate: `∂L/∂${p.name}[%{y},%{x}] = %{z:.10g}<br>max |·| = ${fmt(M, 4)}<extra></extra>`,
+      });
+      // overflowed entries, as in every heatmap, with a hover of their own (the finite cells keep their numbers)
+      const grey = overflowLayer(z, steps(cols), steps(rows), undefined, `∂L/∂${p.name}[%{y},%{x}]: ${tr("hover.overflow")}<extra></extra>`);
+      if (grey) data.push({ ...grey, xaxis: `x${ax}`, yaxis: `y${ax}` });
+      // the ranges of the array's own shape: a panel whose every entry overflowed keeps its frame
+      layout[`xaxis${ax}`] = { domain: [x0, x0 + w], anchor: `y${ax}`, dtick: tick(cols), tickfont: { size: 9 }, range: [0.5, cols + 0.5] };
+      layout[`yaxis${ax}`] = { domain: [top - rowH, top], anchor: `x${ax}`, dtick: tick(rows), tickfont: { size: 9 }, range: [rows + 0.5, 0.5] };
+      const long = p.name.length > 6;
+      // (the row after clipping has the columns of the row before: its names once, above)
+      if (!(clipped && gi > 0)) {
+        layout.annotations.push({ text: long ? `∂L/∂<br>${p.name}` : `∂L/∂${subName(p.name)}`,
+          xref: "paper", yref: "paper", x: x0 + w / 2, y: top, yanchor: "bottom", showarrow: false, font: { size: long ? 9 : 11 } });
+      }
+      x0 += w + gap;
     });
-    // overflowed entries, as in every heatmap, with a hover of their own (the finite cells keep their numbers)
-    const grey = overflowLayer(z, steps(cols), steps(rows), undefined, `∂L/∂${p.name}[%{y},%{x}]: ${tr("hover.overflow")}<extra></extra>`);
-    if (grey) data.push({ ...grey, xaxis: `x${ax}`, yaxis: `y${ax}` });
-    const x0 = i * (w + gap);
-    // the ranges of the array's own shape: a panel whose every entry overflowed keeps its frame
-    layout[`xaxis${ax}`] = { domain: [x0, x0 + w], anchor: `y${ax}`, dtick: tick(cols), tickfont: { size: 9 }, range: [0.5, cols + 0.5] };
-    layout[`yaxis${ax}`] = { anchor: `x${ax}`, dtick: tick(rows), tickfont: { size: 9 }, range: [rows + 0.5, 0.5] };
-    const long = p.name.length > 6;
-    layout.annotations.push({ text: long ? `∂L/∂<br>${p.name}` : `∂L/∂${subName(p.name)}`,
-      xref: "paper", yref: "paper", x: x0 + w / 2, y: 1.0, yanchor: "bottom", showarrow: false, font: { size: long ? 9 : 11 } });
-    if (p.label) layout.annotations.push({ text: p.label, xref: "paper", yref: "paper", x: x0 + w / 2, y: 0, yanchor: "top", yshift: -14, showarrow: false, font: { size: 9 } });
+    if (rowTitles[gi]) {  // above the row (above its names, in the first)
+      layout.annotations.push({ text: `<b>${rowTitles[gi]}</b>`, xref: "paper", yref: "paper", x: 0, y: top, xanchor: "left",
+        yanchor: "bottom", yshift: gi === 0 ? 16 : 0, showarrow: false, font: { size: 10 } });
+    }
+    top -= rowH + vgap;
   });
   return { data, layout };
 }
