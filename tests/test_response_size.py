@@ -163,7 +163,9 @@ def test_the_issues_812_mb_request_is_refused_before_any_work(monkeypatch):
     with TestClient(create_app(Settings())) as c:
         t0 = time.perf_counter()
         r = c.post("/api/v1/bptt", content=body, headers={"content-type": "application/json"})
-        assert time.perf_counter() - t0 < 2
+        # (the answer took 11 s to make; parsing it, in a heavy process spawned for it, takes
+        # well under a second on a quiet machine and 4.5 s was seen at a load of 12)
+        assert time.perf_counter() - t0 < 6
     assert r.status_code == 422, r.text[:300]
     e = r.json()["error"]
     assert "BPTT_MAX_RESPONSE_MB" in e["expected"] and e["field"] == "fields"

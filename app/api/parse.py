@@ -476,6 +476,12 @@ CHECK_STEP = 75_000
 #: multiply-adds an elementwise pass over one number costs in time, for the work estimate
 #: (measured: numpy's passes over small arrays run at a few ns a number, BLAS products far faster)
 ELEMENTWISE = 100
+#: what one step of the forward and backward loops costs whatever the sizes (their numpy calls,
+#: vectorised over the batch), in the estimate's units (10⁷ ≈ a millisecond of the loop), for a
+#: vanilla step; a gated cell's step makes about (1 + G)/2 times as many calls. Without it an
+#: LSTM of m=1 over T=450 (5 KB of body) was priced at 9e6, light, and held the event loop for
+#: 24 ms (35–200 ms under load; measured 2026-12-03)
+STEP_WORK = 5e4
 
 
 def _budget(detail: Any, named: dict, B: int, T: int, n: int, m: int, p: int | None,
@@ -528,6 +534,7 @@ def _budget(detail: Any, named: dict, B: int, T: int, n: int, m: int, p: int | N
                            code="over_limit", params={"setting": "BPTT_MAX_NORM_FLOATS", "limit": s.max_norm_floats,
                                                       "got": compare_rtrl})
         work += B * forward + methods.bptt_work(cell, B, T, n, m) + rtrl.work(cell, B, T, n, m)
+    work += T * STEP_WORK * (1 + G) / 2  # the loops' numpy calls, whatever the sizes
     if _wanted(fields, "dh_next_pass") and not rtrl_method:
         work += B * T * G * m * (m + ELEMENTWISE // 10)  # one more pass, one row per step
     if _wanted(fields, "diagnostics"):
