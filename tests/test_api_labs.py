@@ -209,3 +209,25 @@ def test_a_run_read_to_its_end_leaves_its_place_free_for_the_next():
                 for _ in r.iter_lines():  # to the end of the stream; then the next at once, as the page does
                     pass
     assert codes == [200] * 40, codes
+
+
+#: names given as a list or an object where a string is expected: each was a TypeError
+#: (unhashable, a dict lookup) and a 500 (found by a student-attack helper)
+UNHASHABLE = [
+    ("/api/v1/compare-cells", {"cells": [[]], "task": {"name": "echo"}, "init": {"seed": 0, "hidden": 2}}, "cells[0]"),
+    ("/api/v1/compare-cells", {"cells": [{}], "task": {"name": "echo"}, "init": {"seed": 0, "hidden": 2}}, "cells[0]"),
+    ("/api/v1/train", {"inputs": [[0.1]] * 5, "targets": [[0.1]] * 5, "init": {"seed": 0, "hidden": 2},
+                       "optimizer": {"name": []}}, "optimizer.name"),
+    ("/api/v1/train", {"inputs": [[0.1]] * 5, "targets": [[0.1]] * 5, "init": {"seed": 0, "hidden": 2},
+                       "optimizer": {"name": {"a": 1}}}, "optimizer.name"),
+    ("/api/v1/train", {"task": {"name": "chars", "text": []}, "init": {"seed": 0, "hidden": 2}}, "task.text"),
+    ("/api/v1/task", {"task": {"name": "chars", "text": {}}}, "task.text"),
+]
+
+
+@pytest.mark.parametrize("url,body,field", UNHASHABLE)
+def test_a_name_that_is_not_a_string_is_a_422_naming_it(url, body, field):
+    with TestClient(create_app(Settings()), raise_server_exceptions=False) as c:
+        r = c.post(url, json=body)
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["field"] == field, r.json()

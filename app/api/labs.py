@@ -111,7 +111,7 @@ def _compare_cells(body: Any, s: Settings) -> bytes:
     _refuse_unknown(body, COMPARE_CELLS_FIELDS)
     cells = _list(body.get("cells", list(DEFAULT_CELLS)), "cells", "a non-empty array of cell names: " + ", ".join(CELLS))
     for i, c in enumerate(cells):
-        if c not in CELLS:
+        if not isinstance(c, str) or c not in CELLS:  # (a list or an object is not hashable)
             raise ApiError(f"cells[{i}]", "one of " + ", ".join(CELLS), describe(c), code="not_one_of", params={"options": list(CELLS)})
     if len(set(cells)) != len(cells):
         raise ApiError("cells", "each cell at most once", describe(cells), code="invalid_value")

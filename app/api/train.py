@@ -136,7 +136,7 @@ def _model(body: dict, s: Settings, allowed: tuple[str, ...]):
 def _optimizer(v: Any) -> tuple[str, dict]:
     if v is None:
         v = {"name": "adam"}
-    if not isinstance(v, dict) or v.get("name") not in OPT.OPTIMIZERS:
+    if not isinstance(v, dict) or not isinstance(v.get("name"), str) or v["name"] not in OPT.OPTIMIZERS:
         raise ApiError("optimizer.name" if isinstance(v, dict) else "optimizer", "one of " + ", ".join(OPT.OPTIMIZERS),
                        describe(v.get("name") if isinstance(v, dict) else v), code="not_one_of")
     opts = {k: (tuple(x) if k == "betas" and isinstance(x, list) else x) for k, x in v.items() if k != "name"}

@@ -150,7 +150,7 @@ def chars(**given: Any) -> Task:
     """Next character of a shipped text. Options: text ("en" | "zh"), N (32), T (25, at most the
     text's length − 1), seed (0)."""
     o = _options(DEFAULTS["chars"], given)
-    if o["text"] not in TEXTS:
+    if not isinstance(o["text"], str) or o["text"] not in TEXTS:  # (a list is not hashable)
         raise OptionError("text", "one of " + ", ".join(TEXTS), o["text"])
     s = text(o["text"])
     T = _int(o, "T", 1, len(s) - 1)
