@@ -76,12 +76,12 @@ def status(pid: int, key: str) -> float:
     raise KeyError(key)
 
 
-def unread(port: int, body: bytes) -> socket.socket:
+def unread(port: int, body: bytes, path: bytes = b"/api/v1/bptt") -> socket.socket:
     """A client that sends a request and never reads (a small receive buffer)."""
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     s.connect(("127.0.0.1", port))
-    s.sendall(b"POST /api/v1/bptt HTTP/1.1\r\nhost: t\r\ncontent-type: application/json\r\n"
+    s.sendall(b"POST " + path + b" HTTP/1.1\r\nhost: t\r\ncontent-type: application/json\r\n"
               b"content-length: %d\r\n\r\n" % len(body) + body)
     return s
 
@@ -256,3 +256,35 @@ def test_a_training_run_holds_one_of_the_heavy_slots_while_it_runs():
         time.sleep(0.5)  # the client left: the run ends within a slice and its slot is free
         r = httpx.post(base + "/api/v1/compare-gradients", json=COMPARE, timeout=60)
         assert r.status_code == 200 and "variants" in r.json()
+
+
+def test_a_training_stream_nobody_reads_is_dropped_and_frees_its_place():
+    """Two clients that started /api/v1/train runs and never read held their places (and slots)
+    for as long as they liked: every other run got 503 BPTT_TRAIN_MAX_RUNS for 55 s and more
+    (found by a student-attack helper). Each send of the stream is bounded by BPTT_SEND_TIMEOUT,
+    as /bptt's are: the connection is reset, the run stops, the place is free."""
+    env = {"BPTT_TRAIN_MAX_RUNS": "1", "BPTT_SEND_TIMEOUT": "2"}
+    run = orjson.dumps({"inputs": [[0.1]] * 1024, "targets": [[0.1]] * 1024, "init": {"seed": 0, "hidden": 1},
+                        "updates": 200, "checkpoint_every": 1})  # ~3 MB a line: the buffers fill at once
+    light = {"inputs": [[0.1]] * 5, "targets": [[0.1]] * 5, "init": {"seed": 0, "hidden": 2}, "updates": 2}
+    with explorer(env) as (proc, port, base):
+        pinned = unread(port, run, b"/api/v1/train")
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:  # its place is taken
+            r = httpx.post(base + "/api/v1/train", json=light, timeout=30)
+            if r.status_code == 503:
+                break
+            time.sleep(0.2)
+        assert r.status_code == 503 and "BPTT_TRAIN_MAX_RUNS" in r.text, r.text
+        deadline = time.monotonic() + 60
+        while established(pinned) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not established(pinned)  # reset: dropped, not waited for
+        pinned.close()
+        deadline = time.monotonic() + 20
+        while True:  # and its place is free again
+            r = httpx.post(base + "/api/v1/train", json=light, timeout=30)
+            if r.status_code != 503 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert r.status_code == 200 and b'"done":true' in r.content.replace(b" ", b""), r.text[:300]

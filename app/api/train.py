@@ -11,8 +11,10 @@ response task on http.disconnect). Runs in flight per worker are capped (503 + R
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
+import logging
 import math
 import threading
 import time
@@ -33,10 +35,12 @@ from ..engine.train import tasks as TK
 from ..engine.train.errors import OptionError
 from ..settings import Settings
 from . import respond
+from . import stream as _stream
 from .errors import ApiError, error_body
 from .parse import _int, _positive, decode, describe, number_array, parse
 from .routes import _ERRORS, INLINE_WORK, gate, read_body
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1")
 
 #: fields of /api/v1/train besides the model fields of /bptt it passes on
@@ -421,15 +425,17 @@ async def train(request: Request) -> Response:
                     place.free()
                 if chunk:
                     yield chunk
-                if not done and await request.is_disconnected():
+                if not done and (response.dropped or await request.is_disconnected()):
                     return
         finally:
             if gen is not None:
                 gen.close()  # (in the process: dropped when the slot is given back)
 
-    return _RunResponse(stream(), place, media_type="application/x-ndjson",
-                        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-                        heavy=None if worker is None else functools.partial(heavy.leave, worker))
+    response = _RunResponse(stream(), place, media_type="application/x-ndjson",
+                            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+                            heavy=None if worker is None else functools.partial(heavy.leave, worker),
+                            send_timeout=settings.send_timeout)
+    return response
 
 
 def charge(request: Request, work: float) -> None:
@@ -454,16 +460,38 @@ class _Place:
 
 class _RunResponse(StreamingResponse):
     """The stream, releasing its place among the runs in flight (and its heavy slot) however it
-    ends (done, the client gone, cancelled before its first line)."""
+    ends (done, the client gone, cancelled before its first line). Each send is bounded by
+    BPTT_SEND_TIMEOUT as /bptt's answers are: a client that stops reading is dropped and the run
+    stops (it had held its place and its slot for as long as it liked: two such clients kept
+    every other run at 503)."""
 
-    def __init__(self, content, place: _Place, heavy=None, **kw) -> None:
+    def __init__(self, content, place: _Place, heavy=None, send_timeout: float = 20.0, **kw) -> None:
         super().__init__(content, **kw)
         self.place = place
         self.heavy = heavy
+        self.send_timeout = send_timeout
+        #: the client read nothing for send_timeout: the connection is dropped, the run stops
+        self.dropped = False
 
     async def __call__(self, scope, receive, send) -> None:
+        async def bounded(message) -> None:
+            if self.dropped:
+                return
+            try:
+                async with asyncio.timeout(self.send_timeout):
+                    await send(message)
+            except TimeoutError:
+                self.dropped = True
+                client = (scope.get("client") or ("?", 0))[0]
+                log.warning("client %s read nothing of a training stream for %g s (BPTT_SEND_TIMEOUT): "
+                            "connection dropped", client, self.send_timeout)
+                transport = scope.get("bptt.transport")
+                if transport is not None:
+                    _stream._drop(transport)
+                    await asyncio.sleep(0)  # connection_lost runs: the server sees a disconnect
+
         try:
-            await super().__call__(scope, receive, send)
+            await super().__call__(scope, receive, bounded)
         finally:
             self.place.free()
             if self.heavy is not None:
