@@ -140,7 +140,7 @@ def test_compare_cells_refusals_name_the_field(client, body, field, code):
 
 
 def test_all_the_computations_together_are_checked_against_the_work_limit():
-    c = TestClient(create_app(Settings(max_work=6e5)))
+    c = TestClient(create_app(Settings(max_work=6e6)))
     assert c.post("/api/v1/compare-cells", json=SEQ | {"cells": ["lstm"]}).status_code == 200  # each alone fits
     r = c.post("/api/v1/compare-cells", json=SEQ)
     e = r.json()["error"]

@@ -242,3 +242,33 @@ def test_leaving_a_quiet_run_stops_it(server):
     idle_rate = (server.cpu_seconds() - c1) / (time.monotonic() - w1)
     assert busy_rate > 0.02 and idle_rate < busy_rate / 4, (busy_rate, idle_rate)
     assert httpx.post(server.base + "/api/v1/train", json=BODY, timeout=30).status_code == 200
+
+
+@pytest.mark.parametrize("url,extra", [("/api/v1/train", {"init": {"seed": 0, "hidden": 1}, "updates": 1}),
+                                       ("/api/v1/task", {}),
+                                       ("/api/v1/radius-sweep", {"init": {"seed": 0, "hidden": 2}}),
+                                       ("/api/v1/compare-cells", {"init": {"seed": 0, "hidden": 2}})])
+def test_a_task_too_large_is_refused_before_it_is_made(client, monkeypatch, url, extra):
+    """64 sequences of echo at T=1024, n=512 (a 60-byte task) were generated (2.7 GB) and refused
+    9.7 s later, each option being under its own limit (found by a student-attack helper): the
+    task's sizes are now checked from its options, before any array is made."""
+    from app.engine.train import tasks as TK
+
+    def not_made(*a, **k):
+        raise AssertionError("the task was made")
+
+    monkeypatch.setattr(TK, "make", not_made)
+    r = client.post(url, json={"task": {"name": "echo", "N": 64, "T": 1024, "n": 512}, **extra})
+    assert r.status_code == 422, r.text
+    e = r.json()["error"]
+    assert e["field"] == "task" and e["params"]["setting"] == "BPTT_MAX_NORM_FLOATS", e
+
+
+def test_the_tasks_own_sizes_keep_the_limits(client):
+    r = client.post("/api/v1/task", json={"task": {"name": "recall", "delay": 1024}})  # T = delay + 1
+    assert r.status_code == 422 and r.json()["error"]["params"] == {"setting": "BPTT_MAX_T", "limit": 1024, "got": 1025}
+    assert r.json()["error"]["field"] == "task.delay"
+    r = client.post("/api/v1/task", json={"task": {"name": "echo", "N": 65}})
+    assert r.status_code == 422 and r.json()["error"]["params"] == {"setting": "BPTT_MAX_BATCH", "limit": 64, "got": 65}
+    r = client.post("/api/v1/task", json={"task": {"name": "recall", "delay": 1023, "N": 1}})
+    assert r.status_code == 200 and r.json()["options"]["T"] == 1024

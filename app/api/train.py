@@ -76,8 +76,21 @@ def _task(v: Any, s: Settings) -> TK.Task:
     opts = {k: x for k, x in v.items() if k != "name"}
     for k, (attr, setting) in TASK_LIMITS.items():  # sizes before any array is made
         if isinstance(opts.get(k), int) and not isinstance(opts[k], bool) and opts[k] > getattr(s, attr):
-            raise ApiError(f"task.{k}", f"at most {getattr(s, attr)} (limit {setting})", str(opts[k]), code="over_limit")
+            raise ApiError(f"task.{k}", f"at most {getattr(s, attr)} (limit {setting})", str(opts[k]), code="over_limit",
+                           params={"setting": setting, "limit": getattr(s, attr), "got": opts[k]})
     try:
+        N, T, n, p = TK.planned(v["name"], **opts)
+        # what the task's arrays and its δ norms will hold, before they are made (64 sequences of
+        # T=1024, n=512 were generated, 2.7 GB, and refused 9.7 s later; recall's T is delay + 1)
+        if T > s.max_t:
+            raise ApiError("task.delay" if v["name"] == "recall" else "task.T", f"a sequence of at most {s.max_t} steps "
+                           "(limit BPTT_MAX_T)", f"T = {T}", code="over_limit",
+                           params={"setting": "BPTT_MAX_T", "limit": s.max_t, "got": T})
+        for what, got in ((f"N·T² = {N}·{T}²", N * T * T), (f"N·T·(n + p) = {N}·{T}·({n} + {p})", N * T * (n + p))):
+            if got > s.max_norm_floats:
+                raise ApiError("task", f"a task of at most {s.max_norm_floats} numbers N·T² and N·T·(n + p) "
+                               "(limit BPTT_MAX_NORM_FLOATS)", what, code="over_limit",
+                               params={"setting": "BPTT_MAX_NORM_FLOATS", "limit": s.max_norm_floats, "got": got})
         return TK.make(v["name"], **opts)
     except OptionError as e:
         raise _option_error("task", e) from None

@@ -175,6 +175,27 @@ TASKS: dict[str, Callable[..., Task]] = {
 }
 
 
+def planned(name: str, **given: Any) -> tuple[int, int, int, int]:
+    """(N, T, n, p) of the task that ``make`` would generate, from its options alone (checked as
+    ``make`` checks them), so that limits are checked before any array is made."""
+    if not isinstance(name, str) or name not in TASKS:
+        raise OptionError("name", "one of " + ", ".join(TASKS), name)
+    o = _options(DEFAULTS[name], given)
+    N = o["N"]
+    if name == "recall":
+        d, n = _int(o, "delay", 0), _int(o, "n", 2)
+        return N, d + 1, n, n
+    if name == "parity":
+        return N, _int(o, "T", 1), 1, 2
+    if name == "chars":
+        if not isinstance(o["text"], str) or o["text"] not in TEXTS:
+            raise OptionError("text", "one of " + ", ".join(TEXTS), o["text"])
+        V = len(set(text(o["text"])))
+        return N, _int(o, "T", 1, len(text(o["text"])) - 1), V, V
+    T, n = _int(o, "T", 1), _int(o, "n", 1)
+    return N, T, n, n
+
+
 def make(name: str, **options: Any) -> Task:
     """The task of that name with its options (unknown names and options refused)."""
     if name not in TASKS:
