@@ -322,3 +322,30 @@ def test_the_gradient_checks_estimate_counts_its_passes_steps():
     # a gated cell's steps make more calls: measured 6.9 s (LSTM), 5.3 s (GRU) at B=1, T=1024, m=4
     assert _check_work(1, 1024, 4, "lstm") / large >= 1.0
     assert _check_work(1, 1024, 4, "gru") / large >= 0.7
+
+
+def test_a_body_of_millions_of_tiny_arrays_is_refused_before_it_is_read():
+    """8 MB of ``[[[[[[[[[[0]]]]]]]]]],`` is 3.8 million lists: orjson built and freed them in
+    3–4 s, a heavy slot held 47–55 s under load, before any field was looked at (found by a
+    student-attack helper). Their brackets are counted first; the largest request the limits
+    allow (B=64, T=1024: inputs and targets of B·T rows each) has far fewer."""
+    import time
+
+    from app.api.parse import decode, max_containers
+
+    from app.api.errors import ApiError
+
+    nested = b'{"inputs": [' + b"[[[[[[[[[[0]]]]]]]]]]," * 380000 + b'[0]], "targets": [[0.1]]}'
+    t0 = time.perf_counter()
+    with pytest.raises(ApiError):
+        decode(nested)
+    assert time.perf_counter() - t0 < 0.5  # (3–4 s to build the lists, quiet)
+    with TestClient(create_app(Settings())) as c:  # (a heavy process decodes a body this large)
+        r = c.post("/api/v1/bptt", content=nested, headers={"content-type": "application/json"})
+    e = r.json()["error"]
+    assert r.status_code == 422 and e["field"] == "body" and e["code"] == "over_limit" and "BPTT_MAX_T" in e["params"]["setting"]
+    B, T, n, p = 64, 1024, 1, 1
+    largest = orjson.dumps({"inputs": [[[0.5] * n] * T] * B, "targets": [[[0.1] * p] * T] * B,
+                            "upstream": [[[0.0] * p] * T] * B, "init": {"seed": 0, "hidden": 512}})
+    assert largest.count(b"[") < max_containers() / 1.5
+    assert decode(largest)["init"]["hidden"] == 512
