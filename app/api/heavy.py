@@ -156,6 +156,27 @@ class _Job:
         self.drop()
         return _compare(plan)
 
+    def plan(self, route: str, body: bytes, settings) -> float:
+        """A JSON route's body (``routes.PLANNED``) decoded and planned here (a large body: orjson
+        holds the GIL for all of it), the plan kept for ``answer``: its estimated work."""
+        from .parse import decode
+        from .routes import planned
+
+        self.drop()
+        plan, work = planned(route)[0](decode(body), settings)
+        self.parsed = plan
+        return work
+
+    def answer(self, route: str, plan=None) -> bytes:
+        """The route's answer (its bytes) to the plan given, or to the one ``plan`` kept."""
+        from .routes import planned
+
+        if plan is not None:
+            self.drop()
+        else:
+            plan, self.parsed = self.parsed, None
+        return planned(route)[1](plan)
+
 
 def _serve(conn, nice: int) -> None:
     """The process's loop: a command, its answer, until the worker closes the pipe."""

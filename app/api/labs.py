@@ -8,8 +8,10 @@
   exploding, steady).
 
 Each computation is a /api/v1/bptt request (its parser, its names, limits and errors); the
-requests together are checked against BPTT_MAX_WORK before any of them runs. The engine's
-part is app/engine/labs.py.
+requests together are checked against BPTT_MAX_WORK before any of them runs, charged to the
+client's work budget, and computed in a heavy slot's process above classroom size
+(``routes.planned_response``: BPTT_MAX_CONCURRENT, 503 with Retry-After). The engine's part is
+app/engine/labs.py.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from typing import Any
 import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from starlette.concurrency import run_in_threadpool
 
 from ..engine import labs as L
 from ..engine.cells import CELLS
@@ -29,8 +30,8 @@ from ..engine.run import run
 from ..settings import Settings
 from . import respond
 from .errors import ApiError
-from .parse import _positive, decode, describe, parse
-from .routes import _ERRORS, read_body
+from .parse import _positive, describe, parse
+from .routes import _ERRORS, planned_response
 from .train import _refuse_unknown, _task
 
 router = APIRouter(prefix="/api/v1")
@@ -43,6 +44,9 @@ SWEEP_FIELDS = DATA_FIELDS + ("cell", "activation", "radii")
 DEFAULT_CELLS = ("vanilla", "residual", "lstm", "gru")
 DEFAULT_RADII = (0.5, 0.8, 1.0, 1.2, 1.5)
 MAX_RADII = 12
+#: estimated work of the eigenvalues of an m×m matrix, per m³ (as parse counts the diagnostics'
+#: Jacobians: measured 1.3–2.6 ns per m³ for m = 64 … 256, one BLAS thread)
+SPECTRAL_RADIUS_WORK = 20
 
 
 def _data(body: dict, s: Settings) -> dict:
@@ -71,12 +75,13 @@ def _one_sequence(parsed) -> None:
         raise ApiError("inputs", "one sequence (T×n; a task with N 1)", f"a batch of {parsed.problem.X.shape[0]}", code="wrong_shape")
 
 
-def _total_work(works: list[float], s: Settings, field: str) -> None:
+def _total_work(works: list[float], s: Settings, field: str) -> float:
     total = sum(works)
     if total > s.max_work:
         raise ApiError(field, f"at most {s.max_work:g} estimated work for all the computations together (limit BPTT_MAX_WORK)",
                        f"{total:.3g} ({len(works)} computations)", code="over_limit",
                        params={"setting": "BPTT_MAX_WORK", "limit": s.max_work, "got": total})
+    return total
 
 
 def _list(v: Any, field: str, what: str) -> list:
@@ -105,7 +110,9 @@ def _keep_biases(v: Any) -> dict[str, float | None]:
     return {c: b for c in L.KEEP_GATE}
 
 
-def _compare_cells(body: Any, s: Settings) -> bytes:
+def compare_cells_plan(body: Any, s: Settings) -> tuple[dict, float]:
+    """The cells' /bptt requests parsed (every limit checked) and their work together, before any
+    of it (``routes.PLANNED``)."""
     if not isinstance(body, dict):
         raise ApiError("body", "a JSON object", describe(body), code="wrong_type")
     _refuse_unknown(body, COMPARE_CELLS_FIELDS)
@@ -122,7 +129,12 @@ def _compare_cells(body: Any, s: Settings) -> bytes:
     for c in cells:
         parsed[c] = parse(sub | {"cell": c, "fields": ["delta_h_norm", "forward"]}, s)
         _one_sequence(parsed[c])
-    _total_work([p.work for p in parsed.values()], s, "cells")
+    work = _total_work([p.work for p in parsed.values()], s, "cells")
+    return {"parsed": parsed, "biases": biases, "keep_bias": keep_bias}, work
+
+
+def compare_cells_answer(plan: dict) -> bytes:
+    parsed, biases, keep_bias = plan["parsed"], plan["biases"], plan["keep_bias"]
     out: dict[str, Any] = {}
     lo, hi = math.inf, -math.inf
     T = None
@@ -163,7 +175,9 @@ def _compare_cells(body: Any, s: Settings) -> bytes:
     return respond.dumps(doc)
 
 
-def _radius_sweep(body: Any, s: Settings) -> bytes:
+def radius_sweep_plan(body: Any, s: Settings) -> tuple[dict, float]:
+    """The model parsed (every limit checked) and the work of all the radii, with their
+    eigenvalues, before any of it (``routes.PLANNED``)."""
     if not isinstance(body, dict):
         raise ApiError("body", "a JSON object", describe(body), code="wrong_type")
     _refuse_unknown(body, SWEEP_FIELDS)
@@ -181,14 +195,24 @@ def _radius_sweep(body: Any, s: Settings) -> bytes:
         sub["activation"] = body["activation"]
     pr = parse(sub, s)
     _one_sequence(pr)
-    _total_work([pr.work] * len(radii), s, "radii")
+    m = pr.problem.params["W_hh"].shape[0]
+    # ρ(W_hh) of the drawn weights and of each rescaled one: LAPACK's eigenvalues, m³ work
+    # that /bptt's estimate does not hold (m = 256, T = 1: 13 of them ~0.3 s, the runs ~1 ms)
+    eig = SPECTRAL_RADIUS_WORK * m**3
+    work = _total_work([pr.work + eig] * len(radii) + [eig], s, "radii")
+    return {"parsed": pr, "radii": radii}, work
+
+
+def radius_sweep_answer(plan: dict) -> bytes:
+    pr, radii = plan["parsed"], plan["radii"]
     W = pr.problem.params["W_hh"]
     rho0 = L.spectral_radius(W)
     if not rho0 > 0:
         raise ApiError("init", "weights whose W_hh has a spectral radius > 0 (it is rescaled)", "ρ(W_hh) = 0", code="invalid_value")
     runs = []
     for rho in radii:
-        prob = dataclasses.replace(pr.problem, params={**pr.problem.params, "W_hh": L.scale_to_radius(W, rho)})
+        # W_hh · ρ / ρ(W_hh), as L.scale_to_radius writes it, without its second eigenvalues
+        prob = dataclasses.replace(pr.problem, params={**pr.problem.params, "W_hh": W * (rho / rho0)})
         res = run(prob)
         col = res.table.delta_norm[0][:, 0]  # (T,) ‖δ_{t,1}‖, t = 1 … T
         tr = L.trend(col)
@@ -197,7 +221,7 @@ def _radius_sweep(body: Any, s: Settings) -> bytes:
                      "loss": float(res.out.loss)})
     T = pr.problem.X.shape[1]
     doc = {
-        "T": T, "t": np.arange(1, T + 1), "cell": cell, "activation": pr.problem.activation,
+        "T": T, "t": np.arange(1, T + 1), "cell": pr.problem.cell, "activation": pr.problem.activation,
         "spectral_radius_drawn": rho0, "runs": runs,
         "note": "W_hh of the drawn weights times ρ/ρ(W_hh); delta_t1[i] = ‖δ_{t,1}‖ = ‖∂L_t/∂z_1‖ at t = i + 1; "
                 f"rate = exp(slope) of a least-squares line through log ‖δ_{{t,1}}‖ (finite, nonzero); factor = "
@@ -219,9 +243,7 @@ def _radius_sweep(body: Any, s: Settings) -> bytes:
     responses=_ERRORS,
 )
 async def compare_cells(request: Request) -> Response:
-    settings: Settings = request.app.state.settings
-    body = await read_body(request, settings.max_body_bytes, settings.body_timeout)
-    return Response(await run_in_threadpool(_compare_cells, decode(body), settings), media_type="application/json")
+    return await planned_response(request, "compare_cells")
 
 
 @router.post(
@@ -236,6 +258,4 @@ async def compare_cells(request: Request) -> Response:
     responses=_ERRORS,
 )
 async def radius_sweep(request: Request) -> Response:
-    settings: Settings = request.app.state.settings
-    body = await read_body(request, settings.max_body_bytes, settings.body_timeout)
-    return Response(await run_in_threadpool(_radius_sweep, decode(body), settings), media_type="application/json")
+    return await planned_response(request, "radius_sweep")

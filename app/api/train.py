@@ -35,7 +35,7 @@ from ..settings import Settings
 from . import respond
 from .errors import ApiError, error_body
 from .parse import _int, _positive, decode, describe, number_array, parse
-from .routes import _ERRORS, INLINE_WORK, gate, read_body
+from .routes import _ERRORS, INLINE_WORK, gate, planned_response, read_body
 
 router = APIRouter(prefix="/api/v1")
 
@@ -513,19 +513,7 @@ def _compare(plan: dict) -> bytes:
     responses=_ERRORS,
 )
 async def compare_gradients(request: Request) -> Response:
-    settings: Settings = request.app.state.settings
-    body = await read_body(request, settings.max_body_bytes, settings.body_timeout)
-    plan, work = await run_in_threadpool(_compare_plan, decode(body), settings)
-    charge(request, work)
-    if work <= INLINE_WORK:
-        return Response(await run_in_threadpool(_compare, plan), media_type="application/json")
-    heavy = gate(request.app)
-    worker = await heavy.enter()
-    try:
-        out = await worker.call("compare", plan)
-    finally:
-        heavy.leave(worker)
-    return Response(out, media_type="application/json")
+    return await planned_response(request, "compare_gradients")
 
 
 @router.get("/tasks", summary="The training tasks: their options with the defaults, the loss they use")

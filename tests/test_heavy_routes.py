@@ -1,0 +1,205 @@
+"""The JSON routes besides /bptt that compute (compare-cells, radius-sweep, check-answer,
+compare-gradients) are held to what /bptt is: their work estimated from the sizes and checked
+against BPTT_MAX_WORK before any of it, charged to the client's work budget, and above
+classroom size computed in one of the worker's heavy slots (BPTT_MAX_CONCURRENT, 503 with
+Retry-After), in the slot's own process (app/api/heavy.py, ``routes.planned_response``)."""
+
+from __future__ import annotations
+
+import threading
+
+import httpx
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+
+from app.api import heavy, labs, quiz
+from app.main import create_app
+from app.settings import Settings
+from server import running_server
+
+#: about 2 s of work each on this machine (1 BLAS thread), estimated 2.1e10 and 2.8e10
+T_BIG, M_BIG = 700, 64
+SEQ_BIG = {"inputs": [[0.5]] * T_BIG, "targets": [[0.1]] * T_BIG, "init": {"seed": 0, "hidden": M_BIG}}
+SEQ_SMALL = {"inputs": [[0.5], [-0.2], [0.1]], "targets": [[0.1], [0.0], [0.2]], "init": {"seed": 0, "hidden": 3}}
+HEAVY = {
+    "compare-cells": SEQ_BIG,
+    "radius-sweep": SEQ_BIG | {"radii": [0.5, 1.0, 1.5, 2.0]},
+}
+#: a radius sweep whose /bptt runs are tiny (T = 1) and whose eigenvalues are not: 13 of an
+#: m = 256 W_hh, ~0.3 s, estimated 4.4e9 (the runs' own estimate: 2e6)
+EIGEN_HEAVY = {"inputs": [[0.5]], "targets": [[0.1]], "init": {"seed": 0, "hidden": 256}, "radii": [1.0] * 12}
+
+
+def _error_shape(r: httpx.Response) -> dict:
+    assert r.headers["content-type"] == "application/json", r.headers
+    doc = r.json()
+    assert set(doc) == {"error"}, doc
+    err = doc["error"]
+    assert {"field", "expected", "got", "message", "code"} <= set(err), err
+    return err
+
+
+@pytest.fixture(scope="module")
+def one_slot():
+    env = {"BPTT_MAX_CONCURRENT": "1", "BPTT_QUEUE_TIMEOUT": "0.3", "BPTT_MAX_WORK": "5e10",
+           "OPENBLAS_NUM_THREADS": "1"}
+    with running_server(env=env) as base:
+        yield base
+
+
+@pytest.mark.parametrize("route", list(HEAVY))
+def test_two_heavy_lab_requests_at_once_one_is_answered_503(one_slot, route):
+    """compare-cells and radius-sweep ran in Starlette's thread pool with no gate: any number
+    computed at once. With one slot, the second waits BPTT_QUEUE_TIMEOUT, then 503 + Retry-After."""
+    got: list[httpx.Response] = []
+
+    def post():
+        got.append(httpx.post(f"{one_slot}/api/v1/{route}", json=HEAVY[route], timeout=120))
+
+    threads = [threading.Thread(target=post) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r.status_code for r in got) == [200, 503], [(r.status_code, r.text[:200]) for r in got]
+    busy = next(r for r in got if r.status_code == 503)
+    err = _error_shape(busy)
+    assert err["code"] == "busy" and err["params"]["setting"] == "BPTT_MAX_CONCURRENT", err
+    assert busy.headers["retry-after"].isdigit() and int(busy.headers["retry-after"]) >= 1
+    ok = next(r for r in got if r.status_code == 200)
+    assert int(ok.headers["content-length"]) == len(ok.content) and orjson.loads(ok.content)["T"] == T_BIG
+
+
+def test_a_lab_request_over_the_work_limit_is_refused_naming_it(one_slot):
+    """The radius sweep's eigenvalues (m³ each, 1 + one per radius) were not in its estimate:
+    13 eigenvalue problems of m = 256 passed as 2e6 of work. Now counted, and refused above
+    BPTT_MAX_WORK before any of it."""
+    r = httpx.post(f"{one_slot}/api/v1/radius-sweep", json=EIGEN_HEAVY | {"radii": [1.0] * 12}, timeout=60)
+    assert r.status_code == 200, r.text  # 4.4e9 < 5e10
+    plan, work = labs.radius_sweep_plan(EIGEN_HEAVY, Settings(max_work=1e12))
+    assert work > 13 * 20 * 256**3 > 1e3 * plan["parsed"].work
+    with running_server(env={"BPTT_MAX_WORK": "1e9"}) as base:
+        r = httpx.post(f"{base}/api/v1/radius-sweep", json=EIGEN_HEAVY, timeout=60)
+        err = _error_shape(r)
+        assert r.status_code == 422 and err["field"] == "radii" and err["code"] == "over_limit", err
+        assert err["params"]["setting"] == "BPTT_MAX_WORK" and "BPTT_MAX_WORK" in err["expected"], err
+        # and the cells compared, together
+        r = httpx.post(f"{base}/api/v1/compare-cells", json=SEQ_BIG | {"cells": ["vanilla", "gru"]}, timeout=60)
+        err = _error_shape(r)
+        assert r.status_code == 422 and err["params"]["setting"] == "BPTT_MAX_WORK", err
+
+
+@pytest.mark.parametrize("route, body", [
+    ("compare-cells", SEQ_SMALL),
+    ("radius-sweep", SEQ_SMALL | {"radii": [0.5, 1.0]}),
+    ("check-answer", {"request": SEQ_SMALL, "ask": "delta_norm[2][1]", "answer": 0.0}),
+])
+def test_the_work_budget_counts_lab_and_quiz_requests(route, body):
+    """compare-cells and radius-sweep were never charged to BPTT_RATE_LIMIT_WORK_PER_MINUTE: a
+    client could send as many as the request limit allows. Charged their estimated work before
+    it: the second of two, with 1.5 requests' work a minute, is refused 429 naming the setting."""
+    plan_of = {"compare-cells": labs.compare_cells_plan, "radius-sweep": labs.radius_sweep_plan,
+               "check-answer": quiz.check_plan}[route]
+    work = plan_of(body, Settings())[1]
+    with running_server(env={"BPTT_RATE_LIMIT_WORK_PER_MINUTE": repr(1.5 * work)}) as base:
+        first = httpx.post(f"{base}/api/v1/{route}", json=body, timeout=30)
+        assert first.status_code == 200, first.text
+        r = httpx.post(f"{base}/api/v1/{route}", json=body, timeout=30)
+        err = _error_shape(r)
+        assert r.status_code == 429 and err["code"] == "rate_limited", err
+        assert err["params"]["setting"] == "BPTT_RATE_LIMIT_WORK_PER_MINUTE" and err["params"]["got"] == pytest.approx(work)
+        assert int(r.headers["retry-after"]) >= 1
+
+
+def _recording(monkeypatch) -> list[str]:
+    commands: list[str] = []
+    real = heavy.Worker.call
+
+    async def recording(self, *msg):
+        commands.append(msg[0] if msg[0] not in ("plan", "answer") else f"{msg[0]} {msg[1]}")
+        return await real(self, *msg)
+
+    monkeypatch.setattr(heavy.Worker, "call", recording)
+    return commands
+
+
+def test_heavy_requests_are_computed_in_the_slots_process_not_a_thread(monkeypatch):
+    """Above classroom size, the labs computed in the worker's thread pool and the quiz in a
+    thread of the worker: their numpy and orjson calls held the GIL the event loop needs.
+    Now each is computed and written in the heavy slot's process; classroom ones stay here."""
+    import app.api.routes as routes
+
+    commands = _recording(monkeypatch)
+    med = {"inputs": [[0.5]] * 120, "targets": [[0.1]] * 120, "init": {"seed": 0, "hidden": 16}}
+    quiz_body = {"request": med | {"init": {"seed": 0, "hidden": 32}}, "ask": "grads.W_hh[0][1]", "reveal": True}
+    with TestClient(create_app(Settings())) as c:
+        for route, body in [("compare-cells", med), ("radius-sweep", med), ("check-answer", quiz_body)]:
+            work = {"compare-cells": labs.compare_cells_plan, "radius-sweep": labs.radius_sweep_plan,
+                    "check-answer": quiz.check_plan}[route](body, Settings())[1]
+            assert work > routes.INLINE_WORK, (route, work)
+            there = c.post(f"/api/v1/{route}", json=body)
+            assert there.status_code == 200, there.text
+            assert commands == [f"answer {route.replace('-', '_')}"], commands
+            commands.clear()
+            monkeypatch.setattr(routes, "INLINE_WORK", 1e15)  # the same request in a thread here
+            here = c.post(f"/api/v1/{route}", json=body)
+            monkeypatch.setattr(routes, "INLINE_WORK", 1e7)
+            assert commands == [] and here.content == there.content, route
+        assert routes.gate(c.app).active == 0  # every slot given back
+        # a classroom question: here, no process
+        r = c.post("/api/v1/check-answer", json={"request": SEQ_SMALL, "ask": "delta_norm[2][1]", "answer": 0.0})
+        assert r.status_code == 200 and commands == []
+
+
+def test_a_quiz_question_with_a_large_answer_is_not_computed_in_the_worker(monkeypatch):
+    """Little work, a large field (B=1, T=830, m=1: the ‖δ‖ table's 23 MB, as /bptt's issue
+    measured): built in the slot's process, as /bptt decides by the response's size too."""
+    commands = _recording(monkeypatch)
+    T = 830
+    body = {"request": {"inputs": [[0.5]] * T, "targets": [[0.1]] * T, "init": {"seed": 0, "hidden": 1}},
+            "ask": "delta_norm[829][829]", "reveal": True}
+    plan, work = quiz.check_plan(body, Settings())
+    import app.api.routes as routes
+
+    assert work <= routes.INLINE_WORK < plan.parsed.response_bytes
+    with TestClient(create_app(Settings())) as c:
+        r = c.post("/api/v1/check-answer", json=body)
+    assert r.status_code == 200 and r.json()["value"] > 0, r.text
+    assert commands == ["answer check_answer"], commands
+
+
+@pytest.mark.parametrize("route, body", [
+    ("compare-cells", {"cells": ["vanilla"]}),
+    ("radius-sweep", {"radii": [1.0]}),
+    ("check-answer", {"ask": "delta_norm[2][1]", "reveal": True}),
+    ("compare-gradients", {"draws": 2}),
+])
+def test_large_bodies_are_decoded_and_planned_in_the_slots_process(monkeypatch, route, body):
+    """A body over INLINE_BODY_BYTES was decoded on the event loop (compare-gradients, the
+    labs: orjson.loads holds the GIL for the whole body) or in a thread of the worker (the
+    quiz). Now decoded and planned in the slot's process; its refusals are the same."""
+    import app.api.routes as routes
+
+    commands = _recording(monkeypatch)
+    T, n = 60, 300  # 180 KB of inputs, little work
+    rows = [[0.25] * n for _ in range(T)]
+    data = {"inputs": rows, "targets": [[0.1]] * T, "init": {"seed": 0, "hidden": 2}}
+    doc = (body | {"request": data}) if route == "check-answer" else (data | body)
+    raw = orjson.dumps(doc)
+    bad = orjson.dumps({**doc, "nope": 1})
+    assert len(raw) > routes.INLINE_BODY_BYTES
+    key = route.replace("-", "_")
+    with TestClient(create_app(Settings())) as c:
+        there = c.post(f"/api/v1/{route}", content=raw, headers={"content-type": "application/json"})
+        assert there.status_code == 200, there.text
+        assert commands == [f"plan {key}", f"answer {key}"], commands
+        refused = c.post(f"/api/v1/{route}", content=bad, headers={"content-type": "application/json"})
+        monkeypatch.setattr(routes, "INLINE_BODY_BYTES", 10**9)
+        commands.clear()
+        here = c.post(f"/api/v1/{route}", content=raw, headers={"content-type": "application/json"})
+        refused_here = c.post(f"/api/v1/{route}", content=bad, headers={"content-type": "application/json"})
+        assert commands == [] and routes.gate(c.app).active == 0
+    assert here.status_code == 200 and here.content == there.content
+    assert refused.status_code == refused_here.status_code == 422
+    assert refused.json() == refused_here.json() and refused.json()["error"]["field"] == "nope"
