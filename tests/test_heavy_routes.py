@@ -203,3 +203,25 @@ def test_large_bodies_are_decoded_and_planned_in_the_slots_process(monkeypatch, 
     assert here.status_code == 200 and here.content == there.content
     assert refused.status_code == refused_here.status_code == 422
     assert refused.json() == refused_here.json() and refused.json()["error"]["field"] == "nope"
+
+
+@pytest.mark.parametrize("accept", ["application/json", "application/x-npz"])
+def test_a_heavy_bptt_answer_written_whole_carries_its_content_length(one_slot, accept):
+    """A heavy /bptt answer the slot's process hands back whole (estimated up to
+    STREAM_RESPONSE_BYTES) is sent with its Content-Length, over a real server; larger ones are
+    written while they are sent (their length is not known when the headers go) and chunked."""
+    import app.api.routes as routes
+    from app.api.parse import parse
+
+    body = {"inputs": [[0.5] * 8] * 200, "targets": [[0.1]] * 200, "init": {"seed": 0, "hidden": 64}, "fields": ["grads"]}
+    parsed = parse(body, Settings(), "npz" if accept.endswith("npz") else "json")
+    assert parsed.work > routes.INLINE_WORK and parsed.response_bytes <= routes.STREAM_RESPONSE_BYTES
+    r = httpx.post(f"{one_slot}/api/v1/bptt", json=body, headers={"accept": accept}, timeout=60)
+    assert r.status_code == 200 and r.headers["content-type"] == accept
+    assert "transfer-encoding" not in r.headers and int(r.headers["content-length"]) == len(r.content) > 0
+    assert "first chunk" not in r.headers["server-timing"]
+    big = {"inputs": [[0.5]] * 400, "targets": [[0.1]] * 400, "init": {"seed": 0, "hidden": 4}}
+    assert parse(big, Settings()).response_bytes > routes.STREAM_RESPONSE_BYTES
+    r = httpx.post(f"{one_slot}/api/v1/bptt", json=big, headers={"accept": accept}, timeout=60)
+    assert r.status_code == 200 and r.headers.get("transfer-encoding") == "chunked" and "content-length" not in r.headers
+    assert "first chunk (streamed)" in r.headers["server-timing"]
