@@ -13,7 +13,7 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from app.api import heavy, labs, quiz
+from app.api import heavy, labs, quiz, train
 from app.main import create_app
 from app.settings import Settings
 from server import running_server
@@ -25,10 +25,15 @@ SEQ_SMALL = {"inputs": [[0.5], [-0.2], [0.1]], "targets": [[0.1], [0.0], [0.2]],
 HEAVY = {
     "compare-cells": SEQ_BIG,
     "radius-sweep": SEQ_BIG | {"radii": [0.5, 1.0, 1.5, 2.0]},
+    "task": {"task": {"name": "sum", "N": 64, "T": 1024, "n": 60}},  # 153 MB of JSON, ~1.2 s
 }
 #: a radius sweep whose /bptt runs are tiny (T = 1) and whose eigenvalues are not: 13 of an
 #: m = 256 W_hh, ~0.3 s, estimated 4.4e9 (the runs' own estimate: 2e6)
 EIGEN_HEAVY = {"inputs": [[0.5]], "targets": [[0.1]], "init": {"seed": 0, "hidden": 256}, "radii": [1.0] * 12}
+
+
+PLANS = {"compare-cells": labs.compare_cells_plan, "radius-sweep": labs.radius_sweep_plan,
+         "check-answer": quiz.check_plan, "task": train.task_plan}
 
 
 def _error_shape(r: httpx.Response) -> dict:
@@ -50,8 +55,9 @@ def one_slot():
 
 @pytest.mark.parametrize("route", list(HEAVY))
 def test_two_heavy_lab_requests_at_once_one_is_answered_503(one_slot, route):
-    """compare-cells and radius-sweep ran in Starlette's thread pool with no gate: any number
-    computed at once. With one slot, the second waits BPTT_QUEUE_TIMEOUT, then 503 + Retry-After."""
+    """compare-cells, radius-sweep and task ran in Starlette's thread pool with no gate: any
+    number computed at once. With one slot, the second waits BPTT_QUEUE_TIMEOUT, then 503 +
+    Retry-After."""
     got: list[httpx.Response] = []
 
     def post():
@@ -68,7 +74,9 @@ def test_two_heavy_lab_requests_at_once_one_is_answered_503(one_slot, route):
     assert err["code"] == "busy" and err["params"]["setting"] == "BPTT_MAX_CONCURRENT", err
     assert busy.headers["retry-after"].isdigit() and int(busy.headers["retry-after"]) >= 1
     ok = next(r for r in got if r.status_code == 200)
-    assert int(ok.headers["content-length"]) == len(ok.content) and orjson.loads(ok.content)["T"] == T_BIG
+    doc = orjson.loads(ok.content)
+    assert int(ok.headers["content-length"]) == len(ok.content)
+    assert doc["T"] == T_BIG if route != "task" else len(doc["inputs"]) == 64
 
 
 def test_a_lab_request_over_the_work_limit_is_refused_naming_it(one_slot):
@@ -88,19 +96,38 @@ def test_a_lab_request_over_the_work_limit_is_refused_naming_it(one_slot):
         r = httpx.post(f"{base}/api/v1/compare-cells", json=SEQ_BIG | {"cells": ["vanilla", "gru"]}, timeout=60)
         err = _error_shape(r)
         assert r.status_code == 422 and err["params"]["setting"] == "BPTT_MAX_WORK", err
+        # a task's arrays: made and written, ~0.2 µs a number (here 1.05e9 of work, 126 MB)
+        r = httpx.post(f"{base}/api/v1/task", json={"task": {"name": "echo", "N": 64, "T": 1024, "n": 40}}, timeout=60)
+        err = _error_shape(r)
+        assert r.status_code == 422 and err["field"] == "task" and err["params"]["setting"] == "BPTT_MAX_WORK", err
+
+
+def test_a_task_over_the_response_limit_is_refused_before_it_is_made():
+    """POST /api/v1/task had no bound on its answer: echo with N = 64, T = 1024, n = 512 wrote
+    810 MB of JSON (sum 1.3 GB, 11 s) in a thread of the worker. Its size is estimated from
+    one sequence (T, n, p do not depend on N) and refused above BPTT_MAX_RESPONSE_MB, saying
+    how to ask for less; fewer sequences fit."""
+    body = {"task": {"name": "sum", "N": 64, "T": 200, "n": 20}}  # ~5.4 MB of JSON
+    with running_server(env={"BPTT_MAX_RESPONSE_MB": "5"}) as base:
+        r = httpx.post(f"{base}/api/v1/task", json=body, timeout=60)
+        err = _error_shape(r)
+        assert r.status_code == 422 and err["field"] == "sequences" and err["code"] == "over_limit", err
+        assert err["params"]["setting"] == "BPTT_MAX_RESPONSE_MB" and "sequences" in err["message"], err
+        r = httpx.post(f"{base}/api/v1/task", json=body | {"sequences": 8}, timeout=60)
+        assert r.status_code == 200 and len(r.json()["inputs"]) == 8 and r.json()["options"]["N"] == 64
 
 
 @pytest.mark.parametrize("route, body", [
     ("compare-cells", SEQ_SMALL),
     ("radius-sweep", SEQ_SMALL | {"radii": [0.5, 1.0]}),
     ("check-answer", {"request": SEQ_SMALL, "ask": "delta_norm[2][1]", "answer": 0.0}),
+    ("task", {"task": {"name": "parity", "N": 4}}),
 ])
 def test_the_work_budget_counts_lab_and_quiz_requests(route, body):
     """compare-cells and radius-sweep were never charged to BPTT_RATE_LIMIT_WORK_PER_MINUTE: a
     client could send as many as the request limit allows. Charged their estimated work before
     it: the second of two, with 1.5 requests' work a minute, is refused 429 naming the setting."""
-    plan_of = {"compare-cells": labs.compare_cells_plan, "radius-sweep": labs.radius_sweep_plan,
-               "check-answer": quiz.check_plan}[route]
+    plan_of = PLANS[route]
     work = plan_of(body, Settings())[1]
     with running_server(env={"BPTT_RATE_LIMIT_WORK_PER_MINUTE": repr(1.5 * work)}) as base:
         first = httpx.post(f"{base}/api/v1/{route}", json=body, timeout=30)
@@ -134,9 +161,9 @@ def test_heavy_requests_are_computed_in_the_slots_process_not_a_thread(monkeypat
     med = {"inputs": [[0.5]] * 120, "targets": [[0.1]] * 120, "init": {"seed": 0, "hidden": 16}}
     quiz_body = {"request": med | {"init": {"seed": 0, "hidden": 32}}, "ask": "grads.W_hh[0][1]", "reveal": True}
     with TestClient(create_app(Settings())) as c:
-        for route, body in [("compare-cells", med), ("radius-sweep", med), ("check-answer", quiz_body)]:
-            work = {"compare-cells": labs.compare_cells_plan, "radius-sweep": labs.radius_sweep_plan,
-                    "check-answer": quiz.check_plan}[route](body, Settings())[1]
+        for route, body in [("compare-cells", med), ("radius-sweep", med), ("check-answer", quiz_body),
+                            ("task", {"task": {"name": "sum", "N": 8, "T": 200, "n": 40}})]:
+            work = PLANS[route](body, Settings())[1]
             assert work > routes.INLINE_WORK, (route, work)
             there = c.post(f"/api/v1/{route}", json=body)
             assert there.status_code == 200, there.text

@@ -177,6 +177,7 @@ PLANNED = {
     "radius_sweep": ("app.api.labs", "radius_sweep_plan", "radius_sweep_answer"),
     "check_answer": ("app.api.quiz", "check_plan", "check_answer_bytes"),
     "compare_gradients": ("app.api.train", "_compare_plan", "_compare"),
+    "task": ("app.api.train", "task_plan", "task_answer"),
 }
 
 

@@ -32,9 +32,9 @@ from ..engine.train import optimizers as OPT
 from ..engine.train import tasks as TK
 from ..engine.train.errors import OptionError
 from ..settings import Settings
-from . import respond
+from . import respond, size
 from .errors import ApiError, error_body
-from .parse import _int, _positive, decode, describe, number_array, parse
+from .parse import ELEMENTWISE, _int, _positive, decode, describe, number_array, parse
 from .routes import _ERRORS, INLINE_WORK, gate, planned_response, read_body
 
 router = APIRouter(prefix="/api/v1")
@@ -66,13 +66,17 @@ def _option_error(prefix: str, e: OptionError) -> ApiError:
     return ApiError(f"{prefix}.{e.field}", e.expected, describe(e.got), code="invalid_value")
 
 
+def _task_limits(opts: dict, s: Settings) -> None:
+    for k, (attr, setting) in TASK_LIMITS.items():  # sizes before any array is made
+        if isinstance(opts.get(k), int) and not isinstance(opts[k], bool) and opts[k] > getattr(s, attr):
+            raise ApiError(f"task.{k}", f"at most {getattr(s, attr)} (limit {setting})", str(opts[k]), code="over_limit")
+
+
 def _task(v: Any, s: Settings) -> TK.Task:
     if not isinstance(v, dict) or not isinstance(v.get("name"), str):
         raise ApiError("task", '{"name": one of ' + ", ".join(TK.TASKS) + ', "seed": …, and its options}', describe(v), code="wrong_type")
     opts = {k: x for k, x in v.items() if k != "name"}
-    for k, (attr, setting) in TASK_LIMITS.items():  # sizes before any array is made
-        if isinstance(opts.get(k), int) and not isinstance(opts[k], bool) and opts[k] > getattr(s, attr):
-            raise ApiError(f"task.{k}", f"at most {getattr(s, attr)} (limit {setting})", str(opts[k]), code="over_limit")
+    _task_limits(opts, s)
     try:
         return TK.make(v["name"], **opts)
     except OptionError as e:
@@ -525,13 +529,51 @@ async def tasks() -> dict:
     return out
 
 
-def _task_arrays(body: Any, s: Settings) -> bytes:
+def task_plan(body: Any, s: Settings) -> tuple[dict, float]:
+    """The task asked for with every option checked, its answer's size (refused above
+    BPTT_MAX_RESPONSE_MB) and work (making N sequences and writing k: refused above
+    BPTT_MAX_WORK), before any of its arrays: one sequence is made to learn T, n and p, which
+    do not depend on N (``routes.PLANNED``)."""
     if not isinstance(body, dict):
         raise ApiError("body", 'a JSON object {"task": {...}, "sequences": k}', describe(body), code="wrong_type")
     _refuse_unknown(body, ("task", "sequences"))
-    task = _task(body.get("task"), s)
-    N = task.inputs.shape[0]
+    spec = body.get("task")
+    if isinstance(spec, dict) and isinstance(spec.get("name"), str) and spec["name"] in TK.DEFAULTS:
+        _task_limits(spec, s)
+        one = _task(spec | {"N": 1}, s)  # (its other options checked)
+        N = _int(spec.get("N", TK.DEFAULTS[spec["name"]].get("N", 1)), "task.N", 1, None, "sequences N")
+    else:
+        one = _task(spec, s)  # (refused: not a task)
+        N = one.inputs.shape[0]
+    _, T, n = one.inputs.shape
+    p = one.targets.shape[-1]
     k = _int(body.get("sequences", N), "sequences", 1, N, f"how many of the task's {N} sequences to send, from the first")
+    steps = int(np.count_nonzero(one.mask))
+    out = size.array((k, T, n)) + size.array((k, T, p)) + size.FIXED
+    if one.loss == "softmax_ce":
+        out += size.array((k, steps))
+    if one.vocab is not None:
+        out += sum(len(c.encode()) + 8 for c in one.vocab)
+    if out > s.max_response_mb * 1e6:
+        raise ApiError(
+            "sequences", f"a response of at most {s.max_response_mb:g} MB (limit BPTT_MAX_RESPONSE_MB)",
+            f"an estimated {out / 1e6:.4g} MB for k={k} sequences of T={T}, n={n}, p={p}",
+            message=f"the task's arrays would be up to {out / 1e6:.4g} MB of JSON, over the limit of {s.max_response_mb:g} MB "
+            '(BPTT_MAX_RESPONSE_MB). Ask for less: "sequences" (the first k only), or a smaller T or n',
+            code="over_limit", params={"setting": "BPTT_MAX_RESPONSE_MB", "limit": s.max_response_mb,
+                                       "got": round(out / 1e6, 3)})
+    # each number made (N sequences) and written (k), counted as an elementwise pass: writing
+    # is ~0.2 µs a number (measured: 1.3 GB of "sum" at N = 64, T = 1024, n = 512 in 11 s)
+    work = float(ELEMENTWISE * (N + k) * T * (n + p))
+    if work > s.max_work:
+        raise ApiError("task", f"at most {s.max_work:.3g} estimated work (limit BPTT_MAX_WORK)",
+                       f"{work:.3g} for N={N} sequences made and k={k} written, of T={T}, n={n}, p={p}",
+                       code="over_limit", params={"setting": "BPTT_MAX_WORK", "limit": s.max_work, "got": work})
+    return {"task": spec | {"N": N}, "k": k, "settings": s}, work
+
+
+def task_answer(plan: dict) -> bytes:
+    task, k = _task(plan["task"], plan["settings"]), plan["k"]
     doc: dict[str, Any] = {"name": task.name, "options": task.options, "loss": task.loss, "loss_steps": task.loss_steps,
                            "inputs": task.inputs[:k].tolist(), "targets": task.targets[:k].tolist()}
     if task.loss == "softmax_ce":
@@ -552,6 +594,4 @@ def _task_arrays(body: Any, s: Settings) -> bytes:
     responses=_ERRORS,
 )
 async def task(request: Request) -> Response:
-    settings: Settings = request.app.state.settings
-    body = await read_body(request, settings.max_body_bytes, settings.body_timeout)
-    return Response(await run_in_threadpool(_task_arrays, decode(body), settings), media_type="application/json")
+    return await planned_response(request, "task")
