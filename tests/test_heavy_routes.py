@@ -139,6 +139,25 @@ def test_the_work_budget_counts_lab_and_quiz_requests(route, body):
         assert int(r.headers["retry-after"]) >= 1
 
 
+class _Shared:
+    """One app (and its heavy processes, spawned once) for the in-process tests."""
+
+    def __init__(self, client: TestClient) -> None:
+        self.client = client
+
+    def __enter__(self) -> TestClient:
+        return self.client
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def app_client():
+    with TestClient(create_app(Settings())) as c:
+        yield _Shared(c)
+
+
 def _recording(monkeypatch) -> list[str]:
     commands: list[str] = []
     real = heavy.Worker.call
@@ -151,7 +170,7 @@ def _recording(monkeypatch) -> list[str]:
     return commands
 
 
-def test_heavy_requests_are_computed_in_the_slots_process_not_a_thread(monkeypatch):
+def test_heavy_requests_are_computed_in_the_slots_process_not_a_thread(monkeypatch, app_client):
     """Above classroom size, the labs computed in the worker's thread pool and the quiz in a
     thread of the worker: their numpy and orjson calls held the GIL the event loop needs.
     Now each is computed and written in the heavy slot's process; classroom ones stay here."""
@@ -160,7 +179,7 @@ def test_heavy_requests_are_computed_in_the_slots_process_not_a_thread(monkeypat
     commands = _recording(monkeypatch)
     med = {"inputs": [[0.5]] * 120, "targets": [[0.1]] * 120, "init": {"seed": 0, "hidden": 16}}
     quiz_body = {"request": med | {"init": {"seed": 0, "hidden": 32}}, "ask": "grads.W_hh[0][1]", "reveal": True}
-    with TestClient(create_app(Settings())) as c:
+    with app_client as c:
         for route, body in [("compare-cells", med), ("radius-sweep", med), ("check-answer", quiz_body),
                             ("task", {"task": {"name": "sum", "N": 8, "T": 200, "n": 40}})]:
             work = PLANS[route](body, Settings())[1]
@@ -179,7 +198,7 @@ def test_heavy_requests_are_computed_in_the_slots_process_not_a_thread(monkeypat
         assert r.status_code == 200 and commands == []
 
 
-def test_a_quiz_question_with_a_large_answer_is_not_computed_in_the_worker(monkeypatch):
+def test_a_quiz_question_with_a_large_answer_is_not_computed_in_the_worker(monkeypatch, app_client):
     """Little work, a large field (B=1, T=830, m=1: the ‖δ‖ table's 23 MB, as /bptt's issue
     measured): built in the slot's process, as /bptt decides by the response's size too."""
     commands = _recording(monkeypatch)
@@ -190,7 +209,7 @@ def test_a_quiz_question_with_a_large_answer_is_not_computed_in_the_worker(monke
     import app.api.routes as routes
 
     assert work <= routes.INLINE_WORK < plan.parsed.response_bytes
-    with TestClient(create_app(Settings())) as c:
+    with app_client as c:
         r = c.post("/api/v1/check-answer", json=body)
     assert r.status_code == 200 and r.json()["value"] > 0, r.text
     assert commands == ["answer check_answer"], commands
@@ -202,7 +221,7 @@ def test_a_quiz_question_with_a_large_answer_is_not_computed_in_the_worker(monke
     ("check-answer", {"ask": "delta_norm[2][1]", "reveal": True}),
     ("compare-gradients", {"draws": 2}),
 ])
-def test_large_bodies_are_decoded_and_planned_in_the_slots_process(monkeypatch, route, body):
+def test_large_bodies_are_decoded_and_planned_in_the_slots_process(monkeypatch, app_client, route, body):
     """A body over INLINE_BODY_BYTES was decoded on the event loop (compare-gradients, the
     labs: orjson.loads holds the GIL for the whole body) or in a thread of the worker (the
     quiz). Now decoded and planned in the slot's process; its refusals are the same."""
@@ -217,7 +236,7 @@ def test_large_bodies_are_decoded_and_planned_in_the_slots_process(monkeypatch, 
     bad = orjson.dumps({**doc, "nope": 1})
     assert len(raw) > routes.INLINE_BODY_BYTES
     key = route.replace("-", "_")
-    with TestClient(create_app(Settings())) as c:
+    with app_client as c:
         there = c.post(f"/api/v1/{route}", content=raw, headers={"content-type": "application/json"})
         assert there.status_code == 200, there.text
         assert commands == [f"plan {key}", f"answer {key}"], commands
