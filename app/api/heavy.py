@@ -141,6 +141,17 @@ class _Job:
         self.drop()
         self.run = (TL.train(spec, ticks=True), notation, cell)
 
+    def train_body(self, body: bytes, settings) -> float:
+        """A training request's large body decoded and built here, the run kept: its work."""
+        from ..engine.train import loop as TL
+        from .parse import decode
+        from .train import build
+
+        self.drop()
+        spec, notation, work = build(decode(body), settings)
+        self.run = (TL.train(spec, ticks=True), notation, spec.cell)
+        return work
+
     def slice(self) -> tuple[bytes, bool]:
         from .train import _slice
 

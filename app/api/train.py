@@ -35,7 +35,7 @@ from ..settings import Settings
 from . import respond, size
 from .errors import ApiError, error_body
 from .parse import ELEMENTWISE, _int, _positive, decode, describe, number_array, parse
-from .routes import _ERRORS, INLINE_WORK, gate, planned_response, read_body
+from .routes import _ERRORS, INLINE_BODY_BYTES, INLINE_WORK, gate, planned_response, read_body
 
 router = APIRouter(prefix="/api/v1")
 
@@ -394,10 +394,17 @@ async def train(request: Request) -> Response:
     _in_flight.n += 1  # counted before the first await, so two requests cannot both pass
     heavy = worker = None  # the gate and the process lent with its slot, for a heavy run
     try:
-        spec, notation, work = await run_in_threadpool(build, decode(body), settings)
+        if len(body) <= INLINE_BODY_BYTES:
+            spec, notation, work = await run_in_threadpool(lambda: build(decode(body), settings))
+        else:  # a large body (its own data): decoded and built in the slot's process, as /bptt's
+            heavy = gate(request.app)  # (orjson.loads holds the GIL for the whole body)
+            worker = await heavy.enter()
+            spec = notation = None
+            work = await worker.call("train_body", body, settings)
+        del body
         charge(request, work)
-        if work > INLINE_WORK:  # a run of more than classroom size: one of the worker's heavy
-            heavy = gate(request.app)  # slots, and the run in its process (app/api/heavy.py)
+        if worker is None and work > INLINE_WORK:  # a run of more than classroom size: one of the
+            heavy = gate(request.app)  # worker's heavy slots, and the run in its process (app/api/heavy.py)
             worker = await heavy.enter()
             await worker.call("train", spec, notation, spec.cell)
     except BaseException:
