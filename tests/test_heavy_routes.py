@@ -117,6 +117,19 @@ def test_a_task_over_the_response_limit_is_refused_before_it_is_made():
         assert r.status_code == 200 and len(r.json()["inputs"]) == 8 and r.json()["options"]["N"] == 64
 
 
+def test_cells_compared_over_the_response_limit_together_are_refused():
+    """Each cell's /bptt request was checked against BPTT_MAX_RESPONSE_MB alone, but
+    compare-cells answers all of them: four cells at T = 400 are 8.6 MB (estimated 9.9)."""
+    seq = {"inputs": [[0.5]] * 400, "targets": [[0.1]] * 400, "init": {"seed": 0, "hidden": 6}}
+    with running_server(env={"BPTT_MAX_RESPONSE_MB": "5"}) as base:
+        r = httpx.post(f"{base}/api/v1/compare-cells", json=seq, timeout=60)
+        err = _error_shape(r)
+        assert r.status_code == 422 and err["field"] == "cells" and err["code"] == "over_limit", err
+        assert err["params"]["setting"] == "BPTT_MAX_RESPONSE_MB" and "fewer cells" in err["message"], err
+        r = httpx.post(f"{base}/api/v1/compare-cells", json=seq | {"cells": ["vanilla", "gru"]}, timeout=60)
+        assert r.status_code == 200 and len(r.content) < 5e6 and set(r.json()["cells"]) == {"vanilla", "gru"}
+
+
 @pytest.mark.parametrize("route, body", [
     ("compare-cells", SEQ_SMALL),
     ("radius-sweep", SEQ_SMALL | {"radii": [0.5, 1.0]}),

@@ -28,7 +28,7 @@ from ..engine import labs as L
 from ..engine.cells import CELLS
 from ..engine.run import run
 from ..settings import Settings
-from . import respond
+from . import respond, size
 from .errors import ApiError
 from .parse import _positive, describe, parse
 from .routes import _ERRORS, planned_response
@@ -130,7 +130,31 @@ def compare_cells_plan(body: Any, s: Settings) -> tuple[dict, float]:
         parsed[c] = parse(sub | {"cell": c, "fields": ["delta_h_norm", "forward"]}, s)
         _one_sequence(parsed[c])
     work = _total_work([p.work for p in parsed.values()], s, "cells")
+    _total_size(parsed, s)
     return {"parsed": parsed, "biases": biases, "keep_bias": keep_bias}, work
+
+
+def _total_size(parsed: dict, s: Settings) -> int:
+    """The compare-cells answer's bytes (an upper bound, from the sizes), refused above
+    BPTT_MAX_RESPONSE_MB: each cell's request passed it alone, but the cells answer together
+    (four at T = 1024: ~75 MB, their ‖∂L_t/∂h_k‖ tables and the gates)."""
+    T = next(iter(parsed.values())).problem.X.shape[1]
+    total = size.FIXED + 2 * size.array((T,))  # lag, t
+    for c, pr in parsed.items():
+        params = pr.problem.params
+        m = params["W_hh"].shape[-1]
+        total += size.lower_triangle(1, T) + 2 * size.array((T,)) + sum(size.array(a.shape) for a in params.values())
+        if c in L.KEEP_GATE:
+            total += size.array((T, m)) + size.array((T,))
+    if total > s.max_response_mb * 1e6:
+        raise ApiError(
+            "cells", f"a response of at most {s.max_response_mb:g} MB for all the cells together (limit BPTT_MAX_RESPONSE_MB)",
+            f"an estimated {total / 1e6:.4g} MB for {len(parsed)} cells at T={T}",
+            message=f"the cells' answers would be up to {total / 1e6:.4g} MB together, over the limit of "
+            f"{s.max_response_mb:g} MB (BPTT_MAX_RESPONSE_MB). Ask for less: fewer cells, or a shorter sequence",
+            code="over_limit", params={"setting": "BPTT_MAX_RESPONSE_MB", "limit": s.max_response_mb,
+                                       "got": round(total / 1e6, 3)})
+    return total
 
 
 def compare_cells_answer(plan: dict) -> bytes:
