@@ -316,3 +316,30 @@ def test_a_training_run_with_a_large_body_is_decoded_and_built_in_the_slots_proc
     assert here.status_code == 200 and here.content == there.content and b'"done":true' in here.content
     assert bad.status_code == bad_here.status_code == 422 and bad.json() == bad_here.json()
     assert bad.json()["error"]["field"] == "updates"
+
+
+@pytest.mark.parametrize("route, task, field, setting", [
+    ("train", {"name": "echo", "N": 64, "T": 1024, "n": 200}, "task.N", "BPTT_MAX_NORM_FLOATS"),
+    ("compare-gradients", {"name": "sum", "N": 64, "T": 1024, "n": 200}, "task.N", "BPTT_MAX_NORM_FLOATS"),
+    ("train", {"name": "echo", "N": 64, "T": 256, "n": 512}, "task", "BPTT_MAX_P"),
+    ("compare-cells", {"name": "echo", "N": 64, "T": 1024, "n": 512}, "inputs", None),
+    ("radius-sweep", {"name": "sum", "N": 64, "T": 1024, "n": 512}, "inputs", None),
+])
+def test_a_task_too_large_is_refused_before_its_sequences_are_made(monkeypatch, route, task, field, setting):
+    """A 100-byte body naming a task made all its N sequences, turned them into lists and
+    handed them to /bptt's parser, which only then refused them: echo at N = 64, T = 1024,
+    n = 512 cost 7–23 s and 3.2 GB of a worker thread (ungated, uncharged) per request. The
+    sizes are now checked from one sequence first, and the N sequences never made."""
+    from app.engine.train import tasks as TK
+
+    made = []
+    real = TK.make
+    monkeypatch.setattr(TK, "make", lambda name, **o: made.append(o.get("N")) or real(name, **o))
+    body = {"task": task, "init": {"seed": 0, "hidden": 4}}
+    with TestClient(create_app(Settings())) as c:
+        r = c.post(f"/api/v1/{route}", json=body)
+    err = r.json()["error"]
+    assert r.status_code == 422 and err["field"] == field, err
+    if setting:
+        assert err["params"]["setting"] == setting and setting in err["expected"], err
+    assert all(n in (None, 1) for n in made), made  # never the N = 64 sequences

@@ -61,6 +61,8 @@ def _data(body: dict, s: Settings) -> dict:
         task = body["task"]
         if isinstance(task, dict) and "N" not in task:
             task = {**task, "N": 1}
+        if isinstance(task, dict) and task["N"] not in (1, 1.0):  # before N sequences are made
+            raise ApiError("inputs", "one sequence (T×n; a task with N 1)", f"a task of N = {describe(task['N'])}", code="wrong_shape")
         t = _task(task, s)
         sub |= {"inputs": t.inputs[0].tolist() if t.inputs.shape[0] == 1 else t.inputs.tolist(),
                 "targets": t.targets[0].tolist() if t.targets.shape[0] == 1 else t.targets.tolist(),

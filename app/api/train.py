@@ -72,12 +72,28 @@ def _task_limits(opts: dict, s: Settings) -> None:
             raise ApiError(f"task.{k}", f"at most {getattr(s, attr)} (limit {setting})", str(opts[k]), code="over_limit")
 
 
-def _task(v: Any, s: Settings) -> TK.Task:
+def _task(v: Any, s: Settings, norms: bool = True) -> TK.Task:
+    """The task made, its sizes checked first. With norms (a task to compute on, not only to
+    send: /train, /compare-gradients, the labs): N·T² against BPTT_MAX_NORM_FLOATS before its
+    N sequences are made, from one sequence (T does not depend on N): made whole and turned
+    into lists for /bptt's parser, echo at N = 64, T = 1024, n = 512 took 7–23 s and 3.2 GB of
+    a worker thread before that parser refused it on this limit."""
     if not isinstance(v, dict) or not isinstance(v.get("name"), str):
         raise ApiError("task", '{"name": one of ' + ", ".join(TK.TASKS) + ', "seed": …, and its options}', describe(v), code="wrong_type")
     opts = {k: x for k, x in v.items() if k != "name"}
     _task_limits(opts, s)
     try:
+        N = opts.get("N", TK.DEFAULTS.get(v["name"], {}).get("N", 1))
+        if norms and type(N) is int and N > 1:
+            one = TK.make(v["name"], **opts | {"N": 1})
+            T, p = one.inputs.shape[1], one.targets.shape[-1]
+            if p > s.max_p:  # (echo's p is its n: refused by the parser after 8 s and 939 MB at N = 64, T = 256)
+                raise ApiError("task", f"a task with at most {s.max_p} outputs p (limit BPTT_MAX_P)", f"p = {p}",
+                               code="over_limit", params={"setting": "BPTT_MAX_P", "limit": s.max_p, "got": p})
+            if N * T * T > s.max_norm_floats:
+                raise ApiError("task.N", f"at most {s.max_norm_floats} numbers N·T² in the ‖δ‖ tables (limit BPTT_MAX_NORM_FLOATS)",
+                               f"N·T² = {N}·{T}² = {N * T * T}", code="over_limit",
+                               params={"setting": "BPTT_MAX_NORM_FLOATS", "limit": s.max_norm_floats, "got": N * T * T})
         return TK.make(v["name"], **opts)
     except OptionError as e:
         raise _option_error("task", e) from None
@@ -547,10 +563,10 @@ def task_plan(body: Any, s: Settings) -> tuple[dict, float]:
     spec = body.get("task")
     if isinstance(spec, dict) and isinstance(spec.get("name"), str) and spec["name"] in TK.DEFAULTS:
         _task_limits(spec, s)
-        one = _task(spec | {"N": 1}, s)  # (its other options checked)
+        one = _task(spec | {"N": 1}, s, norms=False)  # (its other options checked)
         N = _int(spec.get("N", TK.DEFAULTS[spec["name"]].get("N", 1)), "task.N", 1, None, "sequences N")
     else:
-        one = _task(spec, s)  # (refused: not a task)
+        one = _task(spec, s, norms=False)  # (refused: not a task)
         N = one.inputs.shape[0]
     _, T, n = one.inputs.shape
     p = one.targets.shape[-1]
@@ -580,7 +596,7 @@ def task_plan(body: Any, s: Settings) -> tuple[dict, float]:
 
 
 def task_answer(plan: dict) -> bytes:
-    task, k = _task(plan["task"], plan["settings"]), plan["k"]
+    task, k = _task(plan["task"], plan["settings"], norms=False), plan["k"]
     doc: dict[str, Any] = {"name": task.name, "options": task.options, "loss": task.loss, "loss_steps": task.loss_steps,
                            "inputs": task.inputs[:k].tolist(), "targets": task.targets[:k].tolist()}
     if task.loss == "softmax_ce":
