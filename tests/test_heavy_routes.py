@@ -343,3 +343,41 @@ def test_a_task_too_large_is_refused_before_its_sequences_are_made(monkeypatch, 
     if setting:
         assert err["params"]["setting"] == setting and setting in err["expected"], err
     assert all(n in (None, 1) for n in made), made  # never the N = 64 sequences
+
+
+@pytest.mark.parametrize("route, task", [
+    ("train", {"name": "echo", "N": 64, "T": 64, "n": 100}),
+    ("compare-gradients", {"name": "echo", "N": 64, "T": 64, "n": 100}),
+    ("compare-cells", {"name": "echo", "T": 800, "n": 250}),
+])
+def test_a_task_that_makes_many_numbers_is_planned_in_the_slots_process(monkeypatch, app_client, route, task):
+    """A small body whose task makes many numbers (here 0.8M: made, listed and parsed by the
+    plan, 0.3–0.8 s of a worker thread and 200–360 MB at 2M) is planned in the slot's
+    process, as a large body is; a classroom task stays here."""
+    from app.api import train as T
+
+    commands = _recording(monkeypatch)
+    body = {"task": task, "init": {"seed": 0, "hidden": 2}} | ({"updates": 2} if route == "train" else {})
+    if route == "compare-gradients":
+        body["draws"] = 1
+    default_n = 1 if route == "compare-cells" else None
+    assert T.task_numbers(body, default_n) > T.INLINE_TASK_NUMBERS
+    with app_client as c:
+        r = c.post(f"/api/v1/{route}", json=body)
+        assert r.status_code == 200, r.text
+        first = {"train": "train_body", "compare-gradients": "plan compare_gradients",
+                 "compare-cells": "plan compare_cells"}[route]
+        assert commands[:1] == [first], commands
+        commands.clear()
+        small = {"task": {"name": "echo", "N": 4, "T": 10}, "init": {"seed": 0, "hidden": 2}}
+        assert T.task_numbers(small, default_n) < 1000
+        extra = {"train": {"updates": 2}, "compare-gradients": {"draws": 1}}.get(route, {})
+        r = c.post(f"/api/v1/{route}", json=small | extra)
+        assert r.status_code == (200 if route != "compare-cells" else 422) and commands == [], (r.text, commands)
+        assert routes_gate(c).active == 0
+
+
+def routes_gate(c):
+    import app.api.routes as routes
+
+    return routes.gate(c.app)

@@ -205,12 +205,16 @@ async def planned_response(request: Request, route: str, inline=None) -> Respons
     heavy = gate(request.app)
     worker = None  # lent with a slot of the gate, given back once the answer is in
     try:
-        if len(body) <= INLINE_BODY_BYTES:
-            plan, work = await run_in_threadpool(lambda: plan_of(decode(body), settings))
-        else:
+        from .train import INLINE_TASK_NUMBERS, task_numbers
+
+        doc = decode(body) if len(body) <= INLINE_BODY_BYTES else None
+        default_n = 1 if route in ("compare_cells", "radius_sweep") else None  # (the labs: one sequence)
+        if doc is not None and (route == "task" or await run_in_threadpool(task_numbers, doc, default_n) <= INLINE_TASK_NUMBERS):
+            plan, work = await run_in_threadpool(plan_of, doc, settings)
+        else:  # a large body, or a task that makes many numbers (made, listed, parsed by the plan)
             worker = await heavy.enter()
             plan, work = None, await worker.call("plan", route, body, settings)
-        del body
+        del body, doc
         if request.app.state.work_budget is not None:  # before the work: a refusal costs nothing
             request.app.state.work_budget.charge(request.scope, work)
         if worker is None and work <= INLINE_WORK and (inline is None or inline(plan)):

@@ -72,6 +72,31 @@ def _task_limits(opts: dict, s: Settings) -> None:
             raise ApiError(f"task.{k}", f"at most {getattr(s, attr)} (limit {setting})", str(opts[k]), code="over_limit")
 
 
+#: a task making more numbers than this (N·T·(n + p)) is planned in a heavy slot's process, as a
+#: body over INLINE_BODY_BYTES is: made whole, turned into lists for /bptt's parser and parsed,
+#: 2M numbers held a worker thread 0.3–0.8 s (load 8) and 200–360 MB (the classroom's default
+#: chars task: 0.1M)
+INLINE_TASK_NUMBERS = 250_000
+
+
+def task_numbers(body: Any, default_n: int | None = None) -> int:
+    """The numbers N·T·(n + p) the body's task would make (0: no task, or one its plan refuses),
+    from one sequence (T, n and p do not depend on N). default_n: N when the task does not say
+    (the labs: 1; else the task's default)."""
+    v = body.get("task") if isinstance(body, dict) else None
+    if not isinstance(v, dict) or v.get("name") not in TK.DEFAULTS:
+        return 0
+    opts = {k: x for k, x in v.items() if k != "name"}
+    N = opts.get("N", default_n or TK.DEFAULTS[v["name"]].get("N", 1))
+    if type(N) is not int or N < 1 or any(type(opts.get(k)) is int and opts[k] > 1 << 16 for k in TASK_LIMITS):
+        return 0
+    try:
+        one = TK.make(v["name"], **opts | {"N": 1})
+    except (OptionError, TypeError, ValueError):
+        return 0
+    return N * one.inputs.shape[1] * (one.inputs.shape[2] + one.targets.shape[2])
+
+
 def _task(v: Any, s: Settings, norms: bool = True) -> TK.Task:
     """The task made, its sizes checked first. With norms (a task to compute on, not only to
     send: /train, /compare-gradients, the labs): N·T² against BPTT_MAX_NORM_FLOATS before its
@@ -410,10 +435,11 @@ async def train(request: Request) -> Response:
     _in_flight.n += 1  # counted before the first await, so two requests cannot both pass
     heavy = worker = None  # the gate and the process lent with its slot, for a heavy run
     try:
-        if len(body) <= INLINE_BODY_BYTES:
-            spec, notation, work = await run_in_threadpool(lambda: build(decode(body), settings))
-        else:  # a large body (its own data): decoded and built in the slot's process, as /bptt's
-            heavy = gate(request.app)  # (orjson.loads holds the GIL for the whole body)
+        doc = decode(body) if len(body) <= INLINE_BODY_BYTES else None
+        if doc is not None and await run_in_threadpool(task_numbers, doc) <= INLINE_TASK_NUMBERS:
+            spec, notation, work = await run_in_threadpool(build, doc, settings)
+        else:  # a large body (its own data) or task: decoded and built in the slot's process, as
+            heavy = gate(request.app)  # /bptt's (orjson.loads holds the GIL for the whole body)
             worker = await heavy.enter()
             spec = notation = None
             work = await worker.call("train_body", body, settings)
