@@ -139,7 +139,7 @@ def compare_cells_plan(body: Any, s: Settings) -> tuple[dict, float]:
 def _total_size(parsed: dict, s: Settings) -> int:
     """The compare-cells answer's bytes (an upper bound, from the sizes), refused above
     BPTT_MAX_RESPONSE_MB: each cell's request passed it alone, but the cells answer together
-    (four at T = 1024: ~75 MB, their ‖∂L_t/∂h_k‖ tables and the gates)."""
+    (four at T = 1024: up to ~90 MB, their ‖∂L_t/∂h_k‖ tables and the gates)."""
     T = next(iter(parsed.values())).problem.X.shape[1]
     total = size.FIXED + 2 * size.array((T,))  # lag, t
     for c, pr in parsed.items():

@@ -590,7 +590,7 @@ def task_plan(body: Any, s: Settings) -> tuple[dict, float]:
     if isinstance(spec, dict) and isinstance(spec.get("name"), str) and spec["name"] in TK.DEFAULTS:
         _task_limits(spec, s)
         one = _task(spec | {"N": 1}, s, norms=False)  # (its other options checked)
-        N = _int(spec.get("N", TK.DEFAULTS[spec["name"]].get("N", 1)), "task.N", 1, None, "sequences N")
+        N = _int(spec.get("N", TK.DEFAULTS[spec["name"]].get("N", 1)), "task.N", 1, s.max_batch, "sequences N (limit BPTT_MAX_BATCH)")
     else:
         one = _task(spec, s, norms=False)  # (refused: not a task)
         N = one.inputs.shape[0]
