@@ -381,3 +381,22 @@ def routes_gate(c):
     import app.api.routes as routes
 
     return routes.gate(c.app)
+
+
+def test_a_client_that_leaves_mid_computation_gives_its_slot_back(one_slot):
+    """A heavy lab request whose client leaves while its process computes: the process cannot be
+    interrupted, but once it answers the slot is given back (not leaked), so the next heavy
+    request gets it; classroom requests are answered meanwhile."""
+    import time
+
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{one_slot}/api/v1/compare-cells", json=SEQ_BIG, timeout=httpx.Timeout(30, read=0.5))
+    small = httpx.post(f"{one_slot}/api/v1/compare-cells", json=SEQ_SMALL, timeout=10)
+    assert small.status_code == 200, small.text  # below classroom size: no slot needed
+    deadline = time.monotonic() + 60
+    while True:
+        r = httpx.post(f"{one_slot}/api/v1/radius-sweep", json=HEAVY["radius-sweep"], timeout=60)
+        if r.status_code == 200:
+            break
+        assert r.status_code == 503 and time.monotonic() < deadline, r.text[:300]
+        time.sleep(0.5)
