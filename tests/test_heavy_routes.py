@@ -400,3 +400,39 @@ def test_a_client_that_leaves_mid_computation_gives_its_slot_back(one_slot):
             break
         assert r.status_code == 503 and time.monotonic() < deadline, r.text[:300]
         time.sleep(0.5)
+
+
+def test_a_client_that_does_not_read_a_large_lab_answer_is_dropped():
+    """The labs' and the task's answers were one Response: a client that never read a 28 MB
+    compare-cells answer held it in the worker for as long as the connection lived. Sent a
+    chunk at a time like /bptt's, each send bounded by BPTT_SEND_TIMEOUT, then the connection
+    is reset and the answer freed."""
+    import socket
+    import time
+
+    env = {"BPTT_SEND_TIMEOUT": "1", "BPTT_MAX_WORK": "5e10", "OPENBLAS_NUM_THREADS": "1"}
+    log: list[str] = []
+    with running_server(env=env, log=log) as base:
+        port = int(base.rsplit(":", 1)[1])
+        body = orjson.dumps(SEQ_BIG)
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(("127.0.0.1", port))
+        s.sendall(b"POST /api/v1/compare-cells HTTP/1.1\r\nhost: t\r\ncontent-type: application/json\r\n"
+                  b"content-length: %d\r\n\r\n" % len(body) + body)
+        head = s.recv(200)
+        assert b"200 OK" in head and b"content-length" in head.lower(), head
+        time.sleep(4)  # (computed: the head came) its first chunks sent, then nothing read for 1 s
+        got, reset = 0, False
+        try:
+            while True:
+                part = s.recv(1 << 20)
+                if not part:
+                    break
+                got += len(part)
+        except ConnectionResetError:
+            reset = True
+        s.close()
+        assert httpx.get(base + "/healthz", timeout=5).status_code == 200
+    assert reset or got < 28e6, got
+    assert "BPTT_SEND_TIMEOUT" in log[0], log[0][-2000:]

@@ -226,7 +226,12 @@ async def planned_response(request: Request, route: str, inline=None) -> Respons
     finally:
         if worker is not None:
             heavy.leave(worker)
-    return Response(out, media_type=JSON_TYPE)
+    if len(out) <= stream.CHUNK_BYTES:
+        return Response(out, media_type=JSON_TYPE)
+    # sent with its length a chunk at a time, each send bounded by BPTT_SEND_TIMEOUT: a client
+    # that does not read is dropped and the answer freed (compare-cells at T = 700: 28 MB; a
+    # task up to BPTT_MAX_RESPONSE_MB), as /bptt's large answers are
+    return stream.StreamedJSON(None, {}, settings.send_timeout, lambda: None, body=out)  # type: ignore[return-value]
 
 
 @router.post(
