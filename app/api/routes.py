@@ -209,7 +209,8 @@ async def planned_response(request: Request, route: str, inline=None) -> Respons
 
         doc = decode(body) if len(body) <= INLINE_BODY_BYTES else None
         default_n = 1 if route in ("compare_cells", "radius_sweep") else None  # (the labs: one sequence)
-        if doc is not None and (route == "task" or await run_in_threadpool(task_numbers, doc, default_n) <= INLINE_TASK_NUMBERS):
+        has_task = route != "task" and isinstance(doc, dict) and isinstance(doc.get("task"), dict)
+        if doc is not None and (not has_task or await run_in_threadpool(task_numbers, doc, default_n) <= INLINE_TASK_NUMBERS):
             plan, work = await run_in_threadpool(plan_of, doc, settings)
         else:  # a large body, or a task that makes many numbers (made, listed, parsed by the plan)
             worker = await heavy.enter()
