@@ -436,3 +436,22 @@ def test_a_client_that_does_not_read_a_large_lab_answer_is_dropped():
         assert httpx.get(base + "/healthz", timeout=5).status_code == 200
     assert reset or got < 28e6, got
     assert "BPTT_SEND_TIMEOUT" in log[0], log[0][-2000:]
+
+
+@pytest.mark.parametrize("where", ["thread", "process"])
+def test_a_radius_sweep_that_cannot_rescale_is_a_422_here_and_in_the_process(monkeypatch, app_client, where):
+    """init.scale 1e-323 draws a W_hh of subnormal radius: ρ/ρ(W_hh) overflowed to inf, W_hh·inf
+    held NaN and LAPACK raised (a 500). Refused 422 naming init, from a thread or from the
+    slot's process alike, the slot given back."""
+    import app.api.routes as routes
+
+    if where == "process":
+        monkeypatch.setattr(routes, "INLINE_WORK", -1)
+    commands = _recording(monkeypatch)
+    body = {"inputs": [[0.5]] * 3, "targets": [[0.1]] * 3, "init": {"seed": 0, "hidden": 3, "scale": 1e-323}}
+    with app_client as c:
+        r = c.post("/api/v1/radius-sweep", json=body)
+        assert routes.gate(c.app).active == 0
+    err = r.json()["error"]
+    assert r.status_code == 422 and err["field"] == "init" and err["code"] == "invalid_value", r.text
+    assert commands == ([] if where == "thread" else ["answer radius_sweep"]), commands

@@ -238,7 +238,12 @@ def radius_sweep_answer(plan: dict) -> bytes:
     runs = []
     for rho in radii:
         # W_hh · ρ / ρ(W_hh), as L.scale_to_radius writes it, without its second eigenvalues
-        prob = dataclasses.replace(pr.problem, params={**pr.problem.params, "W_hh": W * (rho / rho0)})
+        with np.errstate(over="ignore", invalid="ignore"):
+            W_rho = W * (rho / rho0)
+        if not np.isfinite(W_rho).all():  # a subnormal ρ(W_hh) (init.scale 1e-323): ρ/ρ(W_hh) overflows
+            raise ApiError("init", "weights whose W_hh can be rescaled to every radius (ρ/ρ(W_hh) finite)",
+                           f"ρ(W_hh) = {rho0:.3g}, ρ = {rho:g}", code="invalid_value")
+        prob = dataclasses.replace(pr.problem, params={**pr.problem.params, "W_hh": W_rho})
         res = run(prob)
         col = res.table.delta_norm[0][:, 0]  # (T,) ‖δ_{t,1}‖, t = 1 … T
         tr = L.trend(col)
