@@ -141,6 +141,17 @@ class _Job:
         self.drop()
         self.run = (TL.train(spec, ticks=True), notation, cell)
 
+    def train_body(self, body: bytes, settings) -> float:
+        """A training request's large body decoded and built here, the run kept: its work."""
+        from ..engine.train import loop as TL
+        from .parse import decode
+        from .train import build
+
+        self.drop()
+        spec, notation, work = build(decode(body), settings)
+        self.run = (TL.train(spec, ticks=True), notation, spec.cell)
+        return work
+
     def slice(self) -> tuple[bytes, bool]:
         from .train import _slice
 
@@ -155,6 +166,27 @@ class _Job:
 
         self.drop()
         return _compare(plan)
+
+    def plan(self, route: str, body: bytes, settings) -> float:
+        """A JSON route's body (``routes.PLANNED``) decoded and planned here (a large body: orjson
+        holds the GIL for all of it), the plan kept for ``answer``: its estimated work."""
+        from .parse import decode
+        from .routes import planned
+
+        self.drop()
+        plan, work = planned(route)[0](decode(body), settings)
+        self.parsed = plan
+        return work
+
+    def answer(self, route: str, plan=None) -> bytes:
+        """The route's answer (its bytes) to the plan given, or to the one ``plan`` kept."""
+        from .routes import planned
+
+        if plan is not None:
+            self.drop()
+        else:
+            plan, self.parsed = self.parsed, None
+        return planned(route)[1](plan)
 
 
 def _serve(conn, nice: int) -> None:

@@ -8,8 +8,10 @@
   exploding, steady).
 
 Each computation is a /api/v1/bptt request (its parser, its names, limits and errors); the
-requests together are checked against BPTT_MAX_WORK before any of them runs. The engine's
-part is app/engine/labs.py.
+requests together are checked against BPTT_MAX_WORK before any of them runs, charged to the
+client's work budget, and computed in a heavy slot's process above classroom size
+(``routes.planned_response``: BPTT_MAX_CONCURRENT, 503 with Retry-After). The engine's part is
+app/engine/labs.py.
 """
 
 from __future__ import annotations
@@ -21,16 +23,15 @@ from typing import Any
 import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from starlette.concurrency import run_in_threadpool
 
 from ..engine import labs as L
 from ..engine.cells import CELLS
 from ..engine.run import run
 from ..settings import Settings
-from . import respond
+from . import respond, size
 from .errors import ApiError
-from .parse import _positive, decode, describe, parse
-from .routes import _ERRORS, read_body
+from .parse import _positive, describe, parse
+from .routes import _ERRORS, planned_response
 from .train import _refuse_unknown, _task
 
 router = APIRouter(prefix="/api/v1")
@@ -43,6 +44,9 @@ SWEEP_FIELDS = DATA_FIELDS + ("cell", "activation", "radii")
 DEFAULT_CELLS = ("vanilla", "residual", "lstm", "gru")
 DEFAULT_RADII = (0.5, 0.8, 1.0, 1.2, 1.5)
 MAX_RADII = 12
+#: estimated work of the eigenvalues of an m×m matrix, per m³ (as parse counts the diagnostics'
+#: Jacobians: measured 1.3–2.6 ns per m³ for m = 64 … 256, one BLAS thread)
+SPECTRAL_RADIUS_WORK = 20
 
 
 def _data(body: dict, s: Settings) -> dict:
@@ -57,6 +61,8 @@ def _data(body: dict, s: Settings) -> dict:
         task = body["task"]
         if isinstance(task, dict) and "N" not in task:
             task = {**task, "N": 1}
+        if isinstance(task, dict) and task["N"] not in (1, 1.0):  # before N sequences are made
+            raise ApiError("inputs", "one sequence (T×n; a task with N 1)", f"a task of N = {describe(task['N'])}", code="wrong_shape")
         t = _task(task, s)
         sub |= {"inputs": t.inputs[0].tolist() if t.inputs.shape[0] == 1 else t.inputs.tolist(),
                 "targets": t.targets[0].tolist() if t.targets.shape[0] == 1 else t.targets.tolist(),
@@ -71,12 +77,13 @@ def _one_sequence(parsed) -> None:
         raise ApiError("inputs", "one sequence (T×n; a task with N 1)", f"a batch of {parsed.problem.X.shape[0]}", code="wrong_shape")
 
 
-def _total_work(works: list[float], s: Settings, field: str) -> None:
+def _total_work(works: list[float], s: Settings, field: str) -> float:
     total = sum(works)
     if total > s.max_work:
         raise ApiError(field, f"at most {s.max_work:g} estimated work for all the computations together (limit BPTT_MAX_WORK)",
                        f"{total:.3g} ({len(works)} computations)", code="over_limit",
                        params={"setting": "BPTT_MAX_WORK", "limit": s.max_work, "got": total})
+    return total
 
 
 def _list(v: Any, field: str, what: str) -> list:
@@ -105,7 +112,9 @@ def _keep_biases(v: Any) -> dict[str, float | None]:
     return {c: b for c in L.KEEP_GATE}
 
 
-def _compare_cells(body: Any, s: Settings) -> bytes:
+def compare_cells_plan(body: Any, s: Settings) -> tuple[dict, float]:
+    """The cells' /bptt requests parsed (every limit checked) and their work together, before any
+    of it (``routes.PLANNED``)."""
     if not isinstance(body, dict):
         raise ApiError("body", "a JSON object", describe(body), code="wrong_type")
     _refuse_unknown(body, COMPARE_CELLS_FIELDS)
@@ -122,7 +131,36 @@ def _compare_cells(body: Any, s: Settings) -> bytes:
     for c in cells:
         parsed[c] = parse(sub | {"cell": c, "fields": ["delta_h_norm", "forward"]}, s)
         _one_sequence(parsed[c])
-    _total_work([p.work for p in parsed.values()], s, "cells")
+    work = _total_work([p.work for p in parsed.values()], s, "cells")
+    _total_size(parsed, s)
+    return {"parsed": parsed, "biases": biases, "keep_bias": keep_bias}, work
+
+
+def _total_size(parsed: dict, s: Settings) -> int:
+    """The compare-cells answer's bytes (an upper bound, from the sizes), refused above
+    BPTT_MAX_RESPONSE_MB: each cell's request passed it alone, but the cells answer together
+    (four at T = 1024: up to ~90 MB, their ‖∂L_t/∂h_k‖ tables and the gates)."""
+    T = next(iter(parsed.values())).problem.X.shape[1]
+    total = size.FIXED + 2 * size.array((T,))  # lag, t
+    for c, pr in parsed.items():
+        params = pr.problem.params
+        m = params["W_hh"].shape[-1]
+        total += size.lower_triangle(1, T) + 2 * size.array((T,)) + sum(size.array(a.shape) for a in params.values())
+        if c in L.KEEP_GATE:
+            total += size.array((T, m)) + size.array((T,))
+    if total > s.max_response_mb * 1e6:
+        raise ApiError(
+            "cells", f"a response of at most {s.max_response_mb:g} MB for all the cells together (limit BPTT_MAX_RESPONSE_MB)",
+            f"an estimated {total / 1e6:.4g} MB for {len(parsed)} cells at T={T}",
+            message=f"the cells' answers would be up to {total / 1e6:.4g} MB together, over the limit of "
+            f"{s.max_response_mb:g} MB (BPTT_MAX_RESPONSE_MB). Ask for less: fewer cells, or a shorter sequence",
+            code="over_limit", params={"setting": "BPTT_MAX_RESPONSE_MB", "limit": s.max_response_mb,
+                                       "got": round(total / 1e6, 3)})
+    return total
+
+
+def compare_cells_answer(plan: dict) -> bytes:
+    parsed, biases, keep_bias = plan["parsed"], plan["biases"], plan["keep_bias"]
     out: dict[str, Any] = {}
     lo, hi = math.inf, -math.inf
     T = None
@@ -163,7 +201,9 @@ def _compare_cells(body: Any, s: Settings) -> bytes:
     return respond.dumps(doc)
 
 
-def _radius_sweep(body: Any, s: Settings) -> bytes:
+def radius_sweep_plan(body: Any, s: Settings) -> tuple[dict, float]:
+    """The model parsed (every limit checked) and the work of all the radii, with their
+    eigenvalues, before any of it (``routes.PLANNED``)."""
     if not isinstance(body, dict):
         raise ApiError("body", "a JSON object", describe(body), code="wrong_type")
     _refuse_unknown(body, SWEEP_FIELDS)
@@ -181,14 +221,29 @@ def _radius_sweep(body: Any, s: Settings) -> bytes:
         sub["activation"] = body["activation"]
     pr = parse(sub, s)
     _one_sequence(pr)
-    _total_work([pr.work] * len(radii), s, "radii")
+    m = pr.problem.params["W_hh"].shape[0]
+    # ρ(W_hh) of the drawn weights and of each rescaled one: LAPACK's eigenvalues, m³ work
+    # that /bptt's estimate does not hold (m = 256, T = 1: 13 of them ~0.3 s, the runs ~1 ms)
+    eig = SPECTRAL_RADIUS_WORK * m**3
+    work = _total_work([pr.work + eig] * len(radii) + [eig], s, "radii")
+    return {"parsed": pr, "radii": radii}, work
+
+
+def radius_sweep_answer(plan: dict) -> bytes:
+    pr, radii = plan["parsed"], plan["radii"]
     W = pr.problem.params["W_hh"]
     rho0 = L.spectral_radius(W)
     if not rho0 > 0:
         raise ApiError("init", "weights whose W_hh has a spectral radius > 0 (it is rescaled)", "ρ(W_hh) = 0", code="invalid_value")
     runs = []
     for rho in radii:
-        prob = dataclasses.replace(pr.problem, params={**pr.problem.params, "W_hh": L.scale_to_radius(W, rho)})
+        # W_hh · ρ / ρ(W_hh), as L.scale_to_radius writes it, without its second eigenvalues
+        with np.errstate(over="ignore", invalid="ignore"):
+            W_rho = W * (rho / rho0)
+        if not np.isfinite(W_rho).all():  # a subnormal ρ(W_hh) (init.scale 1e-323): ρ/ρ(W_hh) overflows
+            raise ApiError("init", "weights whose W_hh can be rescaled to every radius (ρ/ρ(W_hh) finite)",
+                           f"ρ(W_hh) = {rho0:.3g}, ρ = {rho:g}", code="invalid_value")
+        prob = dataclasses.replace(pr.problem, params={**pr.problem.params, "W_hh": W_rho})
         res = run(prob)
         col = res.table.delta_norm[0][:, 0]  # (T,) ‖δ_{t,1}‖, t = 1 … T
         tr = L.trend(col)
@@ -197,7 +252,7 @@ def _radius_sweep(body: Any, s: Settings) -> bytes:
                      "loss": float(res.out.loss)})
     T = pr.problem.X.shape[1]
     doc = {
-        "T": T, "t": np.arange(1, T + 1), "cell": cell, "activation": pr.problem.activation,
+        "T": T, "t": np.arange(1, T + 1), "cell": pr.problem.cell, "activation": pr.problem.activation,
         "spectral_radius_drawn": rho0, "runs": runs,
         "note": "W_hh of the drawn weights times ρ/ρ(W_hh); delta_t1[i] = ‖δ_{t,1}‖ = ‖∂L_t/∂z_1‖ at t = i + 1; "
                 f"rate = exp(slope) of a least-squares line through log ‖δ_{{t,1}}‖ (finite, nonzero); factor = "
@@ -219,9 +274,7 @@ def _radius_sweep(body: Any, s: Settings) -> bytes:
     responses=_ERRORS,
 )
 async def compare_cells(request: Request) -> Response:
-    settings: Settings = request.app.state.settings
-    body = await read_body(request, settings.max_body_bytes, settings.body_timeout)
-    return Response(await run_in_threadpool(_compare_cells, decode(body), settings), media_type="application/json")
+    return await planned_response(request, "compare_cells")
 
 
 @router.post(
@@ -236,6 +289,4 @@ async def compare_cells(request: Request) -> Response:
     responses=_ERRORS,
 )
 async def radius_sweep(request: Request) -> Response:
-    settings: Settings = request.app.state.settings
-    body = await read_body(request, settings.max_body_bytes, settings.body_timeout)
-    return Response(await run_in_threadpool(_radius_sweep, decode(body), settings), media_type="application/json")
+    return await planned_response(request, "radius_sweep")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -27,10 +28,10 @@ from fastapi.responses import Response
 
 from ..engine import answer as A
 from ..engine import run
-from . import respond, stream
+from . import respond
 from .errors import ApiError
-from .parse import RESPONSE_FIELDS, decode, describe, parse
-from .routes import _ERRORS, INLINE_BODY_BYTES, INLINE_WORK, gate, read_body
+from .parse import RESPONSE_FIELDS, describe, parse
+from .routes import _ERRORS, INLINE_RESPONSE_BYTES, planned_response
 from .schemas import ErrorResponse
 
 router = APIRouter(prefix="/api/v1")
@@ -86,13 +87,24 @@ def _lookup(doc: dict, path: str, top: str, key: str | None, index: list[int]) -
                **{k: v for k, v in _ERRORS.items() if k != 422}},
 )
 async def check_answer(request: Request) -> Response:
-    settings = request.app.state.settings
-    raw = await read_body(request, settings.max_body_bytes, settings.body_timeout)
-    if len(raw) > INLINE_BODY_BYTES:  # a quiz's model is small; a large one is parsed off the loop
-        body = await stream.in_heavy_thread(settings.max_concurrent, decode, raw)
-    else:
-        body = decode(raw)
-    del raw
+    return await planned_response(request, "check_answer",
+                                  inline=lambda plan: plan.parsed.response_bytes <= INLINE_RESPONSE_BYTES)
+
+
+@dataclass(frozen=True)
+class Check:
+    """A question checked (every limit of its request too), before any work."""
+    parsed: Any
+    ask: str
+    top: str
+    key: str | None
+    index: list[int]
+    answer: float | None
+    reveal: bool
+
+
+def check_plan(body: Any, settings) -> tuple[Check, float]:
+    """The question and its request parsed (``routes.PLANNED``): the plan and its work."""
     if not isinstance(body, dict):
         raise ApiError("body", "a JSON object", describe(body), code="wrong_type")
     for k in body:
@@ -117,24 +129,15 @@ async def check_answer(request: Request) -> Response:
         field = f"request.{e.field}" if e.field and e.field != "body" else "request"
         expected, got, code = e.expected, e.got, e.code
         raise ApiError(field, expected, got, status=e.status, code=code, params=e.params, headers=e.headers) from None
-    if request.app.state.work_budget is not None:
-        request.app.state.work_budget.charge(request.scope, parsed.work)
+    return Check(parsed, body["ask"], top, key, index, None if ans is None else float(ans), reveal), parsed.work
 
-    def work() -> dict:
-        return respond.build(run(parsed.problem), parsed)
 
-    if parsed.work <= INLINE_WORK:
-        doc = work()
-    else:
-        heavy = gate(request.app)
-        await heavy.enter()
-        try:
-            doc = await stream.in_heavy_thread(settings.max_concurrent, work)
-        finally:
-            heavy.leave()
-    value = _lookup(doc, body["ask"], top, key, index)
-    correct = None if ans is None else A.is_close(float(ans), value)
-    out: dict[str, Any] = {"ask": body["ask"], "correct": correct, "tolerance": {"abs": A.ABS_TOL, "rel": A.REL_TOL}}
-    if correct or reveal:
+def check_answer_bytes(plan: Check) -> bytes:
+    """The field asked for computed, the number looked up and compared: the answer's JSON."""
+    doc = respond.build(run(plan.parsed.problem), plan.parsed)
+    value = _lookup(doc, plan.ask, plan.top, plan.key, plan.index)
+    correct = None if plan.answer is None else A.is_close(plan.answer, value)
+    out: dict[str, Any] = {"ask": plan.ask, "correct": correct, "tolerance": {"abs": A.ABS_TOL, "rel": A.REL_TOL}}
+    if correct or plan.reveal:
         out["value"] = value if math.isfinite(value) else None
-    return Response(respond.dumps(out), media_type="application/json")
+    return respond.dumps(out)

@@ -171,6 +171,73 @@ def gate(app) -> stream.Gate:
     return g
 
 
+#: the JSON routes computed as a plan and its answer (route → module, plan, answer): ``plan(body,
+#: settings)`` checks every limit and estimates the work from the sizes, before any of it, and
+#: gives (a picklable plan, its work); ``answer(plan)`` computes and writes the answer's bytes.
+#: ``planned_response`` runs them, inline or in a heavy slot's process (app/api/heavy.py).
+PLANNED = {
+    "compare_cells": ("app.api.labs", "compare_cells_plan", "compare_cells_answer"),
+    "radius_sweep": ("app.api.labs", "radius_sweep_plan", "radius_sweep_answer"),
+    "check_answer": ("app.api.quiz", "check_plan", "check_answer_bytes"),
+    "compare_gradients": ("app.api.train", "_compare_plan", "_compare"),
+    "task": ("app.api.train", "task_plan", "task_answer"),
+}
+
+
+def planned(route: str):
+    """The route's (plan, answer) functions (imported here: those modules import this one)."""
+    import importlib
+
+    module, plan, answer = PLANNED[route]
+    m = importlib.import_module(module)
+    return getattr(m, plan), getattr(m, answer)
+
+
+async def planned_response(request: Request, route: str, inline=None) -> Response:
+    """A ``PLANNED`` route: the body read and planned (a body over INLINE_BODY_BYTES in a heavy
+    slot's process, where orjson.loads does not hold this worker's GIL), the estimated work
+    charged to the client's budget (BPTT_RATE_LIMIT_WORK_PER_MINUTE) before any of it, then the
+    answer: in a thread up to INLINE_WORK (and while ``inline(plan)`` allows), above it in one
+    of the worker's heavy slots (BPTT_MAX_CONCURRENT, 503 with Retry-After when none comes
+    free) and computed and written in the slot's process, as /bptt's large requests are."""
+    from starlette.concurrency import run_in_threadpool
+
+    settings: Settings = request.app.state.settings
+    body = await read_body(request, settings.max_body_bytes, settings.body_timeout)
+    plan_of, answer_of = planned(route)
+    heavy = gate(request.app)
+    worker = None  # lent with a slot of the gate, given back once the answer is in
+    try:
+        from .train import INLINE_TASK_NUMBERS, task_numbers
+
+        doc = decode(body) if len(body) <= INLINE_BODY_BYTES else None
+        default_n = 1 if route in ("compare_cells", "radius_sweep") else None  # (the labs: one sequence)
+        has_task = route != "task" and isinstance(doc, dict) and isinstance(doc.get("task"), dict)
+        if doc is not None and (not has_task or await run_in_threadpool(task_numbers, doc, default_n) <= INLINE_TASK_NUMBERS):
+            plan, work = await run_in_threadpool(plan_of, doc, settings)
+        else:  # a large body, or a task that makes many numbers (made, listed, parsed by the plan)
+            worker = await heavy.enter()
+            plan, work = None, await worker.call("plan", route, body, settings)
+        del body, doc
+        if request.app.state.work_budget is not None:  # before the work: a refusal costs nothing
+            request.app.state.work_budget.charge(request.scope, work)
+        if worker is None and work <= INLINE_WORK and (inline is None or inline(plan)):
+            out = await run_in_threadpool(answer_of, plan)
+        else:
+            if worker is None:
+                worker = await heavy.enter()
+            out = await worker.call("answer", route, plan)
+    finally:
+        if worker is not None:
+            heavy.leave(worker)
+    if len(out) <= stream.CHUNK_BYTES:
+        return Response(out, media_type=JSON_TYPE)
+    # sent with its length a chunk at a time, each send bounded by BPTT_SEND_TIMEOUT: a client
+    # that does not read is dropped and the answer freed (compare-cells at T = 700: 28 MB; a
+    # task up to BPTT_MAX_RESPONSE_MB), as /bptt's large answers are
+    return stream.StreamedJSON(None, {}, settings.send_timeout, lambda: None, body=out)  # type: ignore[return-value]
+
+
 @router.post(
     "/bptt",
     summary="Run BPTT on a small RNN",

@@ -34,11 +34,11 @@ from ..engine.train import optimizers as OPT
 from ..engine.train import tasks as TK
 from ..engine.train.errors import OptionError
 from ..settings import Settings
-from . import respond
+from . import respond, size
 from . import stream as _stream
 from .errors import ApiError, error_body
-from .parse import _int, _positive, decode, describe, number_array, parse
-from .routes import _ERRORS, INLINE_WORK, gate, read_body
+from .parse import ELEMENTWISE, _int, _positive, decode, describe, number_array, parse
+from .routes import _ERRORS, INLINE_BODY_BYTES, INLINE_WORK, gate, planned_response, read_body
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1")
@@ -70,27 +70,68 @@ def _option_error(prefix: str, e: OptionError) -> ApiError:
     return ApiError(f"{prefix}.{e.field}", e.expected, describe(e.got), code="invalid_value")
 
 
-def _task(v: Any, s: Settings) -> TK.Task:
-    if not isinstance(v, dict) or not isinstance(v.get("name"), str):
-        raise ApiError("task", '{"name": one of ' + ", ".join(TK.TASKS) + ', "seed": …, and its options}', describe(v), code="wrong_type")
-    opts = {k: x for k, x in v.items() if k != "name"}
+def _task_limits(opts: dict, s: Settings) -> None:
     for k, (attr, setting) in TASK_LIMITS.items():  # sizes before any array is made
         if isinstance(opts.get(k), int) and not isinstance(opts[k], bool) and opts[k] > getattr(s, attr):
             raise ApiError(f"task.{k}", f"at most {getattr(s, attr)} (limit {setting})", str(opts[k]), code="over_limit",
                            params={"setting": setting, "limit": getattr(s, attr), "got": opts[k]})
+
+
+#: a task making more numbers than this (N·T·(n + p)) is planned in a heavy slot's process, as a
+#: body over INLINE_BODY_BYTES is: made whole, turned into lists for /bptt's parser and parsed,
+#: 2M numbers held a worker thread 0.3–0.8 s (load 8) and 200–360 MB (the classroom's default
+#: chars task: 0.1M)
+INLINE_TASK_NUMBERS = 250_000
+
+
+def task_numbers(body: Any, default_n: int | None = None) -> int:
+    """The numbers N·T·(n + p) the body's task would make (0: no task, or one its plan refuses),
+    from one sequence (T, n and p do not depend on N). default_n: N when the task does not say
+    (the labs: 1; else the task's default)."""
+    v = body.get("task") if isinstance(body, dict) else None
+    if not isinstance(v, dict) or not isinstance(v.get("name"), str) or v["name"] not in TK.DEFAULTS:
+        return 0
+    opts = {k: x for k, x in v.items() if k != "name"}
+    N = opts.get("N", default_n or TK.DEFAULTS[v["name"]].get("N", 1))
+    if type(N) is not int or N < 1 or any(type(opts.get(k)) is int and opts[k] > 1 << 16 for k in TASK_LIMITS):
+        return 0
     try:
+        one = TK.make(v["name"], **opts | {"N": 1})
+    except (OptionError, TypeError, ValueError):
+        return 0
+    return N * one.inputs.shape[1] * (one.inputs.shape[2] + one.targets.shape[2])
+
+
+def _task(v: Any, s: Settings, norms: bool = True) -> TK.Task:
+    """The task made, its sizes checked first. With norms (a task to compute on, not only to
+    send: /train, /compare-gradients, the labs): N·T² against BPTT_MAX_NORM_FLOATS before its
+    N sequences are made, from one sequence (T does not depend on N): made whole and turned
+    into lists for /bptt's parser, echo at N = 64, T = 1024, n = 512 took 7–23 s and 3.2 GB of
+    a worker thread before that parser refused it on this limit."""
+    if not isinstance(v, dict) or not isinstance(v.get("name"), str):
+        raise ApiError("task", '{"name": one of ' + ", ".join(TK.TASKS) + ', "seed": …, and its options}', describe(v), code="wrong_type")
+    opts = {k: x for k, x in v.items() if k != "name"}
+    _task_limits(opts, s)
+    try:
+        # the task's sizes from its options alone (recall's T is delay + 1: delay 1024 had
+        # answered T = 1025), before any array is made
         N, T, n, p = TK.planned(v["name"], **opts)
-        # what the task's arrays and its δ norms will hold, before they are made (64 sequences of
-        # T=1024, n=512 were generated, 2.7 GB, and refused 9.7 s later; recall's T is delay + 1)
         if T > s.max_t:
             raise ApiError("task.delay" if v["name"] == "recall" else "task.T", f"a sequence of at most {s.max_t} steps "
                            "(limit BPTT_MAX_T)", f"T = {T}", code="over_limit",
                            params={"setting": "BPTT_MAX_T", "limit": s.max_t, "got": T})
-        for what, got in ((f"N·T² = {N}·{T}²", N * T * T), (f"N·T·(n + p) = {N}·{T}·({n} + {p})", N * T * (n + p))):
-            if got > s.max_norm_floats:
-                raise ApiError("task", f"a task of at most {s.max_norm_floats} numbers N·T² and N·T·(n + p) "
-                               "(limit BPTT_MAX_NORM_FLOATS)", what, code="over_limit",
-                               params={"setting": "BPTT_MAX_NORM_FLOATS", "limit": s.max_norm_floats, "got": got})
+        if norms:
+            if p > s.max_p:  # (echo's p is its n: refused by the parser after 8 s and 939 MB at N = 64, T = 256)
+                raise ApiError("task", f"a task with at most {s.max_p} outputs p (limit BPTT_MAX_P)", f"p = {p}",
+                               code="over_limit", params={"setting": "BPTT_MAX_P", "limit": s.max_p, "got": p})
+            if N * T * T > s.max_norm_floats:
+                raise ApiError("task.N", f"at most {s.max_norm_floats} numbers N·T² in the ‖δ‖ tables (limit BPTT_MAX_NORM_FLOATS)",
+                               f"N·T² = {N}·{T}² = {N * T * T}", code="over_limit",
+                               params={"setting": "BPTT_MAX_NORM_FLOATS", "limit": s.max_norm_floats, "got": N * T * T})
+            if N * T * (n + p) > s.max_norm_floats:  # (its inputs and targets, held and parsed)
+                raise ApiError("task", f"a task of at most {s.max_norm_floats} numbers N·T·(n + p) (limit BPTT_MAX_NORM_FLOATS)",
+                               f"N·T·(n + p) = {N}·{T}·({n} + {p})", code="over_limit",
+                               params={"setting": "BPTT_MAX_NORM_FLOATS", "limit": s.max_norm_floats, "got": N * T * (n + p)})
         return TK.make(v["name"], **opts)
     except OptionError as e:
         raise _option_error("task", e) from None
@@ -407,10 +448,18 @@ async def train(request: Request) -> Response:
     _in_flight.n += 1  # counted before the first await, so two requests cannot both pass
     heavy = worker = None  # the gate and the process lent with its slot, for a heavy run
     try:
-        spec, notation, work = await run_in_threadpool(build, decode(body), settings)
+        doc = decode(body) if len(body) <= INLINE_BODY_BYTES else None
+        if doc is not None and await run_in_threadpool(task_numbers, doc) <= INLINE_TASK_NUMBERS:
+            spec, notation, work = await run_in_threadpool(build, doc, settings)
+        else:  # a large body (its own data) or task: decoded and built in the slot's process, as
+            heavy = gate(request.app)  # /bptt's (orjson.loads holds the GIL for the whole body)
+            worker = await heavy.enter()
+            spec = notation = None
+            work = await worker.call("train_body", body, settings)
+        del body
         charge(request, work)
-        if work > INLINE_WORK:  # a run of more than classroom size: one of the worker's heavy
-            heavy = gate(request.app)  # slots, and the run in its process (app/api/heavy.py)
+        if worker is None and work > INLINE_WORK:  # a run of more than classroom size: one of the
+            heavy = gate(request.app)  # worker's heavy slots, and the run in its process (app/api/heavy.py)
             worker = await heavy.enter()
             await worker.call("train", spec, notation, spec.cell)
     except BaseException:
@@ -554,19 +603,7 @@ def _compare(plan: dict) -> bytes:
     responses=_ERRORS,
 )
 async def compare_gradients(request: Request) -> Response:
-    settings: Settings = request.app.state.settings
-    body = await read_body(request, settings.max_body_bytes, settings.body_timeout)
-    plan, work = await run_in_threadpool(_compare_plan, decode(body), settings)
-    charge(request, work)
-    if work <= INLINE_WORK:
-        return Response(await run_in_threadpool(_compare, plan), media_type="application/json")
-    heavy = gate(request.app)
-    worker = await heavy.enter()
-    try:
-        out = await worker.call("compare", plan)
-    finally:
-        heavy.leave(worker)
-    return Response(out, media_type="application/json")
+    return await planned_response(request, "compare_gradients")
 
 
 @router.get("/tasks", summary="The training tasks: their options with the defaults, the loss they use")
@@ -578,13 +615,51 @@ async def tasks() -> dict:
     return out
 
 
-def _task_arrays(body: Any, s: Settings) -> bytes:
+def task_plan(body: Any, s: Settings) -> tuple[dict, float]:
+    """The task asked for with every option checked, its answer's size (refused above
+    BPTT_MAX_RESPONSE_MB) and work (making N sequences and writing k: refused above
+    BPTT_MAX_WORK), before any of its arrays: one sequence is made to learn T, n and p, which
+    do not depend on N (``routes.PLANNED``)."""
     if not isinstance(body, dict):
         raise ApiError("body", 'a JSON object {"task": {...}, "sequences": k}', describe(body), code="wrong_type")
     _refuse_unknown(body, ("task", "sequences"))
-    task = _task(body.get("task"), s)
-    N = task.inputs.shape[0]
+    spec = body.get("task")
+    if isinstance(spec, dict) and isinstance(spec.get("name"), str) and spec["name"] in TK.DEFAULTS:
+        _task_limits(spec, s)
+        one = _task(spec | {"N": 1}, s, norms=False)  # (its other options checked)
+        N = _int(spec.get("N", TK.DEFAULTS[spec["name"]].get("N", 1)), "task.N", 1, s.max_batch, "sequences N (limit BPTT_MAX_BATCH)")
+    else:
+        one = _task(spec, s, norms=False)  # (refused: not a task)
+        N = one.inputs.shape[0]
+    _, T, n = one.inputs.shape
+    p = one.targets.shape[-1]
     k = _int(body.get("sequences", N), "sequences", 1, N, f"how many of the task's {N} sequences to send, from the first")
+    steps = int(np.count_nonzero(one.mask))
+    out = size.array((k, T, n)) + size.array((k, T, p)) + size.FIXED
+    if one.loss == "softmax_ce":
+        out += size.array((k, steps))
+    if one.vocab is not None:
+        out += sum(len(c.encode()) + 8 for c in one.vocab)
+    if out > s.max_response_mb * 1e6:
+        raise ApiError(
+            "sequences", f"a response of at most {s.max_response_mb:g} MB (limit BPTT_MAX_RESPONSE_MB)",
+            f"an estimated {out / 1e6:.4g} MB for k={k} sequences of T={T}, n={n}, p={p}",
+            message=f"the task's arrays would be up to {out / 1e6:.4g} MB of JSON, over the limit of {s.max_response_mb:g} MB "
+            '(BPTT_MAX_RESPONSE_MB). Ask for less: "sequences" (the first k only), or a smaller T or n',
+            code="over_limit", params={"setting": "BPTT_MAX_RESPONSE_MB", "limit": s.max_response_mb,
+                                       "got": round(out / 1e6, 3)})
+    # each number made (N sequences) and written (k), counted as an elementwise pass: writing
+    # is ~0.2 µs a number (measured: 1.3 GB of "sum" at N = 64, T = 1024, n = 512 in 11 s)
+    work = float(ELEMENTWISE * (N + k) * T * (n + p))
+    if work > s.max_work:
+        raise ApiError("task", f"at most {s.max_work:.3g} estimated work (limit BPTT_MAX_WORK)",
+                       f"{work:.3g} for N={N} sequences made and k={k} written, of T={T}, n={n}, p={p}",
+                       code="over_limit", params={"setting": "BPTT_MAX_WORK", "limit": s.max_work, "got": work})
+    return {"task": spec | {"N": N}, "k": k, "settings": s}, work
+
+
+def task_answer(plan: dict) -> bytes:
+    task, k = _task(plan["task"], plan["settings"], norms=False), plan["k"]
     doc: dict[str, Any] = {"name": task.name, "options": task.options, "loss": task.loss, "loss_steps": task.loss_steps,
                            "inputs": task.inputs[:k].tolist(), "targets": task.targets[:k].tolist()}
     if task.loss == "softmax_ce":
@@ -605,6 +680,4 @@ def _task_arrays(body: Any, s: Settings) -> bytes:
     responses=_ERRORS,
 )
 async def task(request: Request) -> Response:
-    settings: Settings = request.app.state.settings
-    body = await read_body(request, settings.max_body_bytes, settings.body_timeout)
-    return Response(await run_in_threadpool(_task_arrays, decode(body), settings), media_type="application/json")
+    return await planned_response(request, "task")
