@@ -146,6 +146,28 @@ class Diagnostics(BaseModel):
     gamma_sigma_max: float | None = Field(None, description="γ·σ_max(W_hh) ≥ ‖J_k‖₂ (vanilla cell); null for gated cells")
 
 
+class Vanish(BaseModel):
+    """How ‖δ_{t,k}‖ changes going back from the last loss step t (over the terms truncation keeps):
+    the geometric-mean factor per step f, the exp of the least-squares slope of log ‖δ_{t,k}‖
+    against t − k, and F = f^d over the span d; a verdict, or the reason there is none."""
+
+    t: int | None = Field(..., description="The last loss step (0-based); null when no step carries a loss.")
+    factor_per_step: float | None = Field(..., description="f = exp(slope); null without a trend.")
+    span: int | None = Field(..., description="d, the largest distance t − k read; null without a trend.")
+    factor_over_span: float | None = Field(..., description="F = f^d; null without a trend (or overflowed).")
+    verdict: Literal["vanish", "explode", "stable"] | None = Field(
+        ..., description="vanish: f < 0.8 or F < 0.2; explode: f > 1.25 or F > 5; else stable; null with a reason.")
+    reason: Literal["short", "overflow_forward", "overflow", "zero", "truncation", "few"] | None = Field(
+        ..., description="Why there is no trend: short (t < 3, or no loss), overflow_forward (the forward pass "
+        "overflowed), overflow (some ‖δ_{t,k}‖ of the row overflowed), zero (some δ_{t,k} are exactly 0), "
+        "truncation (window K < 3), few (fewer than 3 nonzero norms); null with a verdict.")
+    overflowed: int = Field(..., description="‖δ_{t,k}‖ of the row read that are not finite.")
+    zero: int = Field(..., description="δ_{t,k} of the row read that are exactly 0.")
+    truncation: int | None = Field(..., description="K when truncation drops terms of this row (K ≤ t), else null.")
+    long: bool = Field(..., description="Vanishing over d ≥ 8 steps to F < 1e-3: the loss at the end barely "
+                       "reaches the first steps.")
+
+
 class Clip(BaseModel):
     method: Literal["norm", "value"]
     threshold: float
@@ -302,6 +324,9 @@ class BPTTResponse(BaseModel):
         "With select (or named in fields with select): every number of the selected δ_{t,k}; null with rtrl.")
     clip: Clip | None = _absent()
     diagnostics: Diagnostics = _absent()
+    vanish: Vanish | list[Vanish] | None = _absent(
+        "The reading of ‖δ_{t,k}‖ along the last loss row (per sequence with a batch): factor per step, factor "
+        "over the span and verdict, or why there is none; null with method rtrl.")
     gradient_check: GradientCheck | None = _absent()
     nonfinite: list[str] = Field(..., description="Paths of fields holding numbers that overflowed.")
 

@@ -368,51 +368,33 @@ export function vanishFigure(ctx) {
   return { data, layout };
 }
 
-/** A plain-language reading of the decay or growth along the last loss row: the geometric
- *  mean factor per step back (a least-squares slope of log ‖δₜ,ₖ‖ against t − k), read only
- *  over the terms truncation keeps, with the remedies that apply. */
+/** A plain-language reading of the decay or growth along the last loss row: the API's
+ *  ``vanish`` (the geometric-mean factor per step back, the factor over the span and the
+ *  verdict, or why there is none), as a sentence with the remedies that apply. */
 export function vanishReading(ctx) {
   const { resp, seq } = ctx;
-  const dn = seq(resp.delta_norm);
-  const t = resp.loss_steps.lastIndexOf(true);
-  if (t < 3) return tr("vanish.reading.short");
-  const K = resp.truncation ?? Infinity;
-  const xs = [], ys = [];
-  let overflowed = 0, zero = 0;
-  for (let k = 0; k <= t; k++) {
-    const v = dn[t][k];
-    if (t - k >= K) continue;
-    if (v === null) overflowed++;
-    else if (v === 0) zero++;
-    else { xs.push(t - k); ys.push(Math.log(v)); }
-  }
-  if (xs.length < 3) {
-    // say why there is no trend: each of these is a lesson of its own, not "too few steps"
-    if (overflowed) {
-      // the forward pass itself overflowed: no clipping of the gradient can help there
-      const forward = (resp.nonfinite || []).some((f) => f === "forward.h" || f === "forward.z");
-      return tr(forward ? "vanish.reading.overflow.forward" : "vanish.reading.overflow", { n: overflowed });
-    }
-    if (zero) return tr("vanish.reading.zero", { n: zero });
-    if (Number.isFinite(K) && K < 3) return tr("vanish.reading.shortK", { K });
-    return tr("vanish.reading.few");
-  }
-  const mx = xs.reduce((a, b) => a + b) / xs.length, my = ys.reduce((a, b) => a + b) / ys.length;
-  let num = 0, den = 0;
-  xs.forEach((x, i) => { num += (x - mx) * (ys[i] - my); den += (x - mx) ** 2; });
-  const f = Math.exp(num / den);
-  const d = Math.max(...xs);
-  const truncNote = Number.isFinite(K) && K <= t ? tr("vanish.reading.trunc", { K, Km1: K - 1 }) : "";
+  const v = seq(resp.vanish);
+  if (!v) return "";
+  const K = v.truncation;
+  const truncNote = K !== null ? tr("vanish.reading.trunc", { K, Km1: K - 1 }) : "";
+  // say why there is no trend: each of these is a lesson of its own, not "too few steps"
+  const REASONS = {
+    short: () => tr("vanish.reading.short"),
+    // the forward pass itself overflowed: no clipping of the gradient can help there
+    overflow_forward: () => tr("vanish.reading.overflow.forward", { n: v.overflowed }),
+    overflow: () => tr("vanish.reading.overflow", { n: v.overflowed }),
+    zero: () => tr("vanish.reading.zero", { n: v.zero }),
+    truncation: () => tr("vanish.reading.shortK", { K: resp.truncation }),
+    few: () => tr("vanish.reading.few"),
+  };
+  if (v.reason) return REASONS[v.reason]();
+  const f = fmt(v.factor_per_step, 2), d = v.span, F = fmt(v.factor_over_span, 2);
+  const span = tr("vanish.span", { d, F });
   // the verdict reads the whole span, not only the factor per step: ×0.81 a step is 0.15 over
   // 9 steps, which is vanishing for the first step's gradient
-  const F = f ** d;
-  if (f < 0.8 || F < 0.2) {
-    return tr("vanish.reading.vanish", { f: fmt(f, 2) }) + tr("vanish.span", { d, F: fmt(F, 2) })
-      + (d >= 8 && F < 1e-3 ? tr("vanish.long", { d, F: fmt(F, 2) }) : "") + tr("vanish.remedies") + truncNote;
+  if (v.verdict === "vanish") {
+    return tr("vanish.reading.vanish", { f }) + span + (v.long ? tr("vanish.long", { d, F }) : "") + tr("vanish.remedies") + truncNote;
   }
-  if (f > 1.25 || F > 5) {
-    return tr("vanish.reading.explode", { f: fmt(f, 2) }) + tr("vanish.span", { d, F: fmt(F, 2) })
-      + tr(resp.clip ? "vanish.clip" : "vanish.noclip") + truncNote;
-  }
-  return tr("vanish.reading.stable", { f: fmt(f, 2) }) + tr("vanish.span", { d, F: fmt(F, 2) }) + truncNote;
+  if (v.verdict === "explode") return tr("vanish.reading.explode", { f }) + span + tr(resp.clip ? "vanish.clip" : "vanish.noclip") + truncNote;
+  return tr("vanish.reading.stable", { f }) + span + truncNote;
 }

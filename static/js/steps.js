@@ -9,15 +9,14 @@ import { dhLabel } from "./display.js";
 import { tr } from "./i18n.js";
 import { fmt } from "./util.js";
 
-const SHOWN = 8;  // entries of a vector printed; longer ones end with "…" and their norm
+const SHOWN = 8;  // entries of a vector printed; longer ones end with "…" and how many entries there are
 
 function vecText(v) {
   if (v === null || v === undefined) return tr("steps.na");
   if (!Array.isArray(v)) return fmt(v);
   const head = v.slice(0, SHOWN).map((x) => fmt(x)).join(", ");
-  if (v.length <= SHOWN) return `[${head}]`;
-  const n = Math.sqrt(v.reduce((s, x) => s + (x ?? NaN) ** 2, 0));
-  return `[${head}, …]  ‖·‖ = ${fmt(Number.isFinite(n) ? n : null)}`;
+  // (the norm of the whole vector was formed here: the page computes no number, see player.js)
+  return v.length <= SHOWN ? `[${head}]` : `[${head}, …] ${tr("player.entries", { n: v.length })}`;
 }
 
 function table(title, rows) {
