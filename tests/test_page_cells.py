@@ -200,3 +200,24 @@ def test_screenshots_of_the_lstm_page(watched, base, tmp_path_factory):
         assert len(graph_names(page)) == 5  # the nodes x, h, c (the rail), ŷ, L
         page.screenshot(path=os.path.join(out, f"lstm-{lang}.png"), full_page=True)
     assert_clean(watch)
+
+
+def test_the_contributions_name_a_gated_cells_rows_by_gate(watched, base):
+    """The contributions of the LSTM's stacked W_hh (4m × m) are labelled by gate and unit, as the
+    editor's grids name the rows ("f₂,1", not "6,1"); the output layer keeps its row numbers; the
+    colour bar writes 4×10⁻⁴, not Plotly's SI "400μ" (a gradient has no unit)."""
+    page, watch = watched
+    open_page(page, base, "/?lang=en&preset=long-span-lstm")
+    xs = "() => document.getElementById('heat-contrib').data[0].x"
+    page.select_option("#contrib-param", "W_hh")  # (redrawn in place: no new computation)
+    page.wait_for_function(f"() => ({xs})().length === {16 * 4}")
+    x = page.evaluate(xs)
+    m = response(page)["shapes"]["m"]
+    assert x[:2] == ["i₁,1", "i₁,2"] and f"f₁,1" in x and x[-1] == f"o{'₀₁₂₃₄₅₆₇₈₉'[m]},{m}", x
+    assert x[m * m] == "f₁,1"  # the f block starts after the m rows of i
+    assert gate_rows(page, "params.W_hh")[m] == "f₁"  # the editor's name of the same row
+    bar = page.evaluate("() => document.getElementById('heat-contrib').data[0].colorbar.exponentformat")
+    assert bar == "power"
+    page.select_option("#contrib-param", "W_hy")
+    page.wait_for_function(f"() => ({xs})()[0] === '1,1'")
+    assert_clean(watch)

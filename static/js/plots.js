@@ -19,6 +19,19 @@ const absMax = (z) => z.flat(Infinity).reduce((a, v) => (v !== null && Math.abs(
 /** A diverging colour range centred on 0: ±max|v|, and no colour bar when every number is 0
  *  (a bar from −1e−300 to 1e−300 would say nothing true). */
 const centred = (M) => ({ zmin: -(M || 1), zmax: M || 1, showscale: M > 0 });
+/** A colour bar's numbers as 4×10⁻⁴, not Plotly's SI "400μ" (a gradient has no unit). */
+const COLORBAR = { thickness: 10, exponentformat: "power" };
+const SUBS = "₀₁₂₃₄₅₆₇₈₉";
+const sub = (n) => String(n).split("").map((d) => SUBS[d]).join("");
+/** The rows of a gated cell's stacked array named by gate and unit, "f₂" (the editor's grids
+ *  name them so), or null for an array that is not stacked (the output layer; ungated cells). */
+function gateRows(resp, canon) {
+  const gates = resp.forward?.gates ? Object.keys(resp.forward.gates) : [];
+  if (!gates.length || canon === "W_hy" || canon === "b_y") return null;
+  const out = [];
+  for (const g of gates) for (let u = 1; u <= resp.shapes.m; u++) out.push(`${g}${sub(u)}`);
+  return out;
+}
 /** Small arrays (a 1×1 weight of note 003, a 4×4 gradient) print their numbers in the cells. */
 const SMALL_CELLS = 48;
 const numbersIn = (rows, cols) => (rows * cols <= SMALL_CELLS ? { texttemplate: "%{z:.3g}", textfont: { size: 10 } } : {});
@@ -133,7 +146,7 @@ function deltaNormData(ctx) {
   const data = [{
     type: "heatmap", z, x: steps(T), y: steps(T), text, hovertemplate: "%{text}<extra></extra>",
     ...(range && range[1] > range[0] ? { zmin: range[0], zmax: range[1] } : {}),
-    colorscale: "Viridis", colorbar: { title: { text: view.log ? `log₁₀${tr(`measure.cb.${kind}`)}` : tr(`measure.cb.${kind}`), side: "right" }, thickness: 10 },
+    colorscale: "Viridis", colorbar: { title: { text: view.log ? `log₁₀${tr(`measure.cb.${kind}`)}` : tr(`measure.cb.${kind}`), side: "right" }, thickness: 10, exponentformat: "power" },
     hoverongaps: false,
   }];
   // cells with no colour of their own: dropped by truncation, or (log scale) exactly 0
@@ -159,7 +172,7 @@ export function deltaRowFigure(ctx) {
   const M = absMax(rows);
   const data = [{
     type: "heatmap", z: rows, x: steps(m), y: steps(t + 1), ...centred(M), colorscale: DIVERGING, ...numbersIn(t + 1, m),
-    colorbar: { thickness: 10, title: { text: "δ" } },
+    colorbar: { ...COLORBAR, title: { text: "δ" } },
     hovertemplate: `δ<sub>${t + 1},%{y}</sub>[%{x}] = %{z:.10g}<extra></extra>`,
   }];
   const grey = overflowLayer(rows, steps(m), steps(t + 1));
@@ -179,7 +192,7 @@ export function hiddenFigure(ctx) {
   const hn = names.h || "h";
   const data = [{
     type: "heatmap", z: h, x: steps(resp.shapes.m), y: steps(resp.shapes.T), ...centred(M), colorscale: DIVERGING, ...numbersIn(resp.shapes.T, resp.shapes.m),
-    colorbar: { thickness: 10 }, hovertemplate: `${hn}<sub>%{y}</sub>[%{x}] = %{z:.10g}<extra></extra>`,
+    colorbar: COLORBAR, hovertemplate: `${hn}<sub>%{y}</sub>[%{x}] = %{z:.10g}<extra></extra>`,
   }];
   const grey = overflowLayer(h, steps(resp.shapes.m), steps(resp.shapes.T));
   if (grey) data.push(grey);
@@ -266,15 +279,17 @@ export function contribFigure(ctx) {
   const value = terms[p.name];
   const T = resp.shapes.T;
   const labels = [];
+  const rowName = gateRows(resp, p.canon);  // a gated cell's rows by gate: "f₂,1", not "6,1"
+  const rowOf = (i) => (rowName ? rowName[i] : String(i + 1));
   const z = value.map((g, t) => {
     const flat = [];
-    if (Array.isArray(g[0])) g.forEach((row, i) => row.forEach((v, j) => { flat.push(v); if (t === 0) labels.push(`${i + 1},${j + 1}`); }));
-    else g.forEach((v, i) => { flat.push(v); if (t === 0) labels.push(`${i + 1}`); });
+    if (Array.isArray(g[0])) g.forEach((row, i) => row.forEach((v, j) => { flat.push(v); if (t === 0) labels.push(`${rowOf(i)},${j + 1}`); }));
+    else g.forEach((v, i) => { flat.push(v); if (t === 0) labels.push(rowOf(i)); });
     return flat;
   });
   const M = absMax(z);
   const data = [{
-    type: "heatmap", z, x: labels, y: steps(T), ...centred(M), colorscale: DIVERGING, colorbar: { thickness: 10 },
+    type: "heatmap", z, x: labels, y: steps(T), ...centred(M), colorscale: DIVERGING, colorbar: COLORBAR,
     hovertemplate: (byCopy ? `${tr("hover.copy")} k = %{y}: ${p.name}[%{x}]` : `∂L<sub>%{y}</sub>/∂${p.name}[%{x}]`) + " = %{z:.10g}<extra></extra>",
   }];
   return { data, layout: base({
