@@ -221,3 +221,25 @@ def test_the_contributions_name_a_gated_cells_rows_by_gate(watched, base):
     page.select_option("#contrib-param", "W_hy")
     page.wait_for_function(f"() => ({xs})()[0] === '1,1'")
     assert_clean(watch)
+
+
+STEPS_ROWS = "() => [...document.querySelectorAll('#steps table.steps tr')].map((r) => [...r.cells].map((c) => c.textContent))"
+
+
+@pytest.mark.parametrize("cell, h_formula", [("lstm", "o50 ⊙ tanh(c50)"), ("gru", "(1 − u50) ⊙ n50 + u50 ⊙ h49")])
+def test_the_steps_panel_writes_a_gated_cells_own_forward_step(watched, base, cell, h_formula):
+    """The forward pass and ∂L/∂h panel of a gated cell: aₜ (the stacked gates) from W_ih and
+    W_hh, the cell's own hₜ (the LSTM's cₜ), ∂L/∂aₖ and W_ihᵀ (it wrote the vanilla zₜ = W_xh xₜ + …,
+    hₜ = tanh(zₜ), f′(zₖ) ⊙ ∂L/∂hₖ and W_xh, a name the cell has not); the target of the one loss
+    step, given for the loss steps only, is shown (it said "not in this response")."""
+    page, watch = watched
+    open_page(page, base, f"/?lang=en&preset=long-span-{cell}")
+    rows = {r[0]: r[1:] for r in page.evaluate(STEPS_ROWS)}
+    text = page.inner_text("#steps")
+    assert "W_xh" not in text and "f′(z" not in text, text
+    assert rows["a50"][0].startswith("W_ih x50 + b_ih + W_hh h49 + b_hh"), rows["a50"]
+    assert rows["h50"][0] == h_formula, rows["h50"]
+    assert ("c50" in rows) == (cell == "lstm")
+    assert rows["y50"][1] == "[1]", rows["y50"]  # targets [[1.0]] for the last step only
+    assert "∂L/∂a49" in rows and rows["∂L/∂x49"][0] == "W_ihᵀ ∂L/∂a49"
+    assert_clean(watch)

@@ -446,7 +446,9 @@ function renderVanishText(c) {
   const d = resp.diagnostics;
   const jn = c.seq(d.jacobian_norm).filter((v) => v !== null).sort((a, b) => a - b);
   const jmed = jn.length ? jn[Math.floor(jn.length / 2)] : null;
-  $("vanish-stats").textContent = tr("vanish.stats", { W: resp.names.W_hh, rho: fmt(d.spectral_radius), smax: fmt(d.sigma_max), jmed: fmt(jmed) });
+  // a gated cell's W_hh stacks G blocks (G·m × m): no eigenvalues, no spectral radius
+  const stats = d.spectral_radius === null ? "vanish.stats.gated" : "vanish.stats";
+  $("vanish-stats").textContent = tr(stats, { W: resp.names.W_hh, rho: fmt(d.spectral_radius), smax: fmt(d.sigma_max), jmed: fmt(jmed) });
 }
 
 /** The parts that depend on the cell and the method: the gates panel (gated cells only), the

@@ -25,7 +25,7 @@ const SUBS = "₀₁₂₃₄₅₆₇₈₉";
 const sub = (n) => String(n).split("").map((d) => SUBS[d]).join("");
 /** The rows of a gated cell's stacked array named by gate and unit, "f₂" (the editor's grids
  *  name them so), or null for an array that is not stacked (the output layer; ungated cells). */
-function gateRows(resp, canon) {
+function gateRows(resp, canon = null) {
   const gates = resp.forward?.gates ? Object.keys(resp.forward.gates) : [];
   if (!gates.length || canon === "W_hy" || canon === "b_y") return null;
   const out = [];
@@ -168,18 +168,21 @@ export function deltaRowFigure(ctx) {
       annotations: [{ text: tr("banner.norms"), showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5, font: { size: 12 } }] }) };
   }
   const rows = seq(resp.delta)[t];
-  const m = resp.shapes.m;
+  // a gated cell's δ_{t,k} = ∂L_t/∂a_k has G·m entries, one block per gate: named "f₂" as in the editor
+  const gated = gateRows(resp);
+  const x = gated ?? steps(resp.shapes.m);
   const M = absMax(rows);
   const data = [{
-    type: "heatmap", z: rows, x: steps(m), y: steps(t + 1), ...centred(M), colorscale: DIVERGING, ...numbersIn(t + 1, m),
+    type: "heatmap", z: rows, x, y: steps(t + 1), ...centred(M), colorscale: DIVERGING, ...numbersIn(t + 1, x.length),
     colorbar: { ...COLORBAR, title: { text: "δ" } },
     hovertemplate: `δ<sub>${t + 1},%{y}</sub>[%{x}] = %{z:.10g}<extra></extra>`,
   }];
-  const grey = overflowLayer(rows, steps(m), steps(t + 1));
+  const grey = overflowLayer(rows, x, steps(t + 1));
   if (grey) data.push(grey);
   return {
     data, layout: base({
-      xaxis: { title: { text: tr("axis.unit") }, dtick: tick(m) },
+      xaxis: gated ? { title: { text: tr("axis.gate.unit") }, type: "category", tickfont: { size: 9 } }
+        : { title: { text: tr("axis.unit") }, dtick: tick(x.length) },
       yaxis: { title: { text: `${tr("axis.step.k")} (t = ${t + 1})` }, autorange: "reversed", dtick: tick(t) },
     }),
   };
@@ -365,7 +368,7 @@ export function vanishFigure(ctx) {
     cloud.trace,
     // the density has no legend entry of its own: a marker stands for it
     ...(cloud.density ? [{ x: [null], y: [null], mode: "markers", name: tr("vanish.all.density"), marker: { size: 8, symbol: "square", color: "#9aa4b1" }, hoverinfo: "skip" }] : []),
-    { x: bx, y: byv, mode: "lines", name: tr(boundRow ? "vanish.bound" : "vanish.bound.none"), line: { color: "#f28e2b", dash: "dash", width: 2 }, hovertemplate: `${tr("hover.bound")} %{y:.4g}<extra></extra>` },
+    { x: bx, y: byv, mode: "lines", name: tr(!boundRow ? "vanish.bound.none" : resp.diagnostics?.gamma === null ? "vanish.bound.gated" : "vanish.bound"), line: { color: "#f28e2b", dash: "dash", width: 2 }, hovertemplate: `${tr("hover.bound")} %{y:.4g}<extra></extra>` },
     { x: sx, y: sy, mode: "lines+markers", name: `${tr("vanish.selected")} (t = ${t + 1})`, line: { color: "#1f4e79", width: 2 }, marker: { size: 7 },
       hovertemplate: `t − k = %{x}: ‖δ<sub>${t + 1},k</sub>‖ = %{y:.4g}<extra></extra>` },
   ];
