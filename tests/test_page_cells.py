@@ -243,3 +243,22 @@ def test_the_steps_panel_writes_a_gated_cells_own_forward_step(watched, base, ce
     assert rows["y50"][1] == "[1]", rows["y50"]  # targets [[1.0]] for the last step only
     assert "∂L/∂a49" in rows and rows["∂L/∂x49"][0] == "W_ihᵀ ∂L/∂a49"
     assert_clean(watch)
+
+
+def test_the_vanishing_panel_and_delta_rows_of_a_gated_cell(watched, base):
+    """The LSTM's δ rows are named by gate and unit (G·m entries, not "unit i" 1 … 16); the bound's
+    legend says ‖Lₖ‖ (for a gated cell max|f′| becomes ‖∂sₖ/∂aₖ‖, as the formula panel says) and
+    the stats leave out the spectral radius a stacked 4m × m W_hh has not ("Spectral radius —")."""
+    page, watch = watched
+    open_page(page, base, "/?lang=en&preset=long-span-lstm")
+    x = page.evaluate("() => document.getElementById('heat-deltarow').data[0].x")
+    assert x[0] == "i₁" and x[4] == "f₁" and len(x) == 16, x
+    names = page.evaluate("() => document.getElementById('plot-vanish').data.map((d) => d.name)")
+    assert any("‖Lₖ‖" in (n or "") for n in names) and not any("max|f′|" in (n or "") for n in names), names
+    stats = page.inner_text("#vanish-stats")
+    assert "Spectral radius" not in stats and "1.313" in stats, stats
+    open_page(page, base, "/?lang=en&preset=long-span-vanilla")
+    assert "Spectral radius" in page.inner_text("#vanish-stats")
+    names = page.evaluate("() => document.getElementById('plot-vanish').data.map((d) => d.name)")
+    assert any("max|f′|" in (n or "") for n in names), names
+    assert_clean(watch)
