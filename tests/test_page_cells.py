@@ -262,3 +262,28 @@ def test_the_vanishing_panel_and_delta_rows_of_a_gated_cell(watched, base):
     names = page.evaluate("() => document.getElementById('plot-vanish').data.map((d) => d.name)")
     assert any("max|f′|" in (n or "") for n in names), names
     assert_clean(watch)
+
+
+HEATMAPS = """() => { const el = document.getElementById('heat-grads');
+  return el.data.filter((d) => d.type === 'heatmap' && d.hovertemplate.includes('max |·|'))
+    .map((d) => [d.hovertemplate.split('[')[0], !!d.texttemplate, d.yaxis]); }"""
+
+
+def test_the_summed_gradients_print_numbers_only_where_they_fit(watched, base):
+    """Numbers in the cells only where a cell is wide enough for one: they overlapped in the
+    classroom's 4 × 4 W_hh beside four other arrays (and in the LSTM's 16 × 2 W_ih); a 1 × 1
+    array keeps its number. The LSTM's stacked rows are named by gate and unit."""
+    page, watch = watched
+    open_page(page, base, "/?lang=en&preset=classroom")
+    shown = {name: text for name, text, _ in page.evaluate(HEATMAPS)}
+    assert shown["∂L/∂W_hh"] is False and shown["∂L/∂b_h"] is True, shown
+    open_page(page, base, "/?lang=en&preset=note-003")
+    assert all(text for _, text, _ in page.evaluate(HEATMAPS))
+    open_page(page, base, "/?lang=en&preset=long-span-lstm")
+    maps = page.evaluate(HEATMAPS)
+    shown = {name: text for name, text, _ in maps}
+    assert shown["∂L/∂W_ih"] is False and shown["∂L/∂W_hh"] is False, shown
+    axis = next(ax for name, _, ax in maps if name == "∂L/∂W_hh")
+    ticks = page.evaluate(f"() => document.getElementById('heat-grads').layout['yaxis{axis[1:]}'].ticktext")
+    assert ticks[:5] == ["i₁", "i₂", "i₃", "i₄", "f₁"] and ticks[-1] == "o₄", ticks
+    assert_clean(watch)

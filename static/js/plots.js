@@ -34,6 +34,9 @@ function gateRows(resp, canon = null) {
 }
 /** Small arrays (a 1×1 weight of note 003, a 4×4 gradient) print their numbers in the cells. */
 const SMALL_CELLS = 48;
+/** …and only in cells at least this wide, as a fraction of the plot's width (about 40 pixels in
+ *  the panel's usual 480: "−0.00125" at 10 pixels a character) */
+const CELL_MIN_WIDTH = 0.085;
 const numbersIn = (rows, cols) => (rows * cols <= SMALL_CELLS ? { texttemplate: "%{z:.3g}", textfont: { size: 10 } } : {});
 
 /** A one-colour layer over the cells where on(i, j) holds (rows × cols), null elsewhere; null
@@ -247,9 +250,13 @@ export function gradsFigure(ctx) {
     const M = p.shared ?? absMax(z);
     const ax = i === 0 ? "" : String(i + 1);
     const cols = z[0].length, rows = z.length;
+    // numbers in the cells only where a cell is wide enough for one (they overlapped in the
+    // 25-pixel cells of a 4 × 4 W_hh beside four other arrays)
+    const wide = w / cols >= CELL_MIN_WIDTH;
+    const gated = gateRows(resp, p.canon);  // a gated cell's stacked rows: "f₂", as in the editor
     data.push({
       type: "heatmap", z, xaxis: `x${ax}`, yaxis: `y${ax}`, ...centred(M), colorscale: DIVERGING, showscale: false,
-      ...numbersIn(rows, cols),
+      ...(wide ? numbersIn(rows, cols) : {}),
       x: steps(cols), y: steps(rows), hoverongaps: false,
       hovertemplate: `∂L/∂${p.name}[%{y},%{x}] = %{z:.10g}<br>max |·| = ${fmt(M, 4)}<extra></extra>`,
     });
@@ -259,7 +266,8 @@ export function gradsFigure(ctx) {
     const x0 = i * (w + gap);
     // the ranges of the array's own shape: a panel whose every entry overflowed keeps its frame
     layout[`xaxis${ax}`] = { domain: [x0, x0 + w], anchor: `y${ax}`, dtick: tick(cols), tickfont: { size: 9 }, range: [0.5, cols + 0.5] };
-    layout[`yaxis${ax}`] = { anchor: `x${ax}`, dtick: tick(rows), tickfont: { size: 9 }, range: [rows + 0.5, 0.5] };
+    layout[`yaxis${ax}`] = { anchor: `x${ax}`, dtick: tick(rows), tickfont: { size: 9 }, range: [rows + 0.5, 0.5],
+      ...(gated ? { tickmode: "array", tickvals: steps(rows), ticktext: gated } : {}) };
     const long = p.name.length > 6;
     layout.annotations.push({ text: long ? `∂L/∂<br>${p.name}` : `∂L/∂${subName(p.name)}`,
       xref: "paper", yref: "paper", x: x0 + w / 2, y: 1.0, yanchor: "bottom", showarrow: false, font: { size: long ? 9 : 11 } });
