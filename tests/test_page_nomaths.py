@@ -88,3 +88,9 @@ def test_the_steps_panel_computes_nothing():
 def test_the_page_asks_for_the_reading():
     code = (JS / "main.js").read_text(encoding="utf-8")
     assert re.search(r'new Set\(\[[^\]]*"vanish"', code), "neededFields does not ask for vanish"
+
+
+def test_the_vanishing_stats_read_the_apis_median():
+    """renderVanishText sorted the ‖J_k‖ and picked the middle one; the API sends the median."""
+    code = function_of("main.js", "renderVanishText")
+    assert ".sort(" not in code and "Math." not in code and "jacobian_norm_median" in code, code

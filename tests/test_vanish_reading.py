@@ -162,3 +162,16 @@ def test_the_reading_is_in_the_schema_and_the_npz(client):
     z = np.load(io.BytesIO(r.content))
     d = client.post("/api/v1/bptt", json=body(fields=["vanish"])).json()["vanish"]
     assert float(z["vanish/factor_per_step"]) == d["factor_per_step"] and int(z["vanish/t"]) == 9
+
+
+def test_the_api_sends_the_median_of_the_finite_jacobian_norms(client):
+    d = client.post("/api/v1/bptt", json=body(T=9)).json()["diagnostics"]
+    assert d["jacobian_norm_median"] == pytest.approx(np.median(d["jacobian_norm"]), rel=1e-15)
+    two = body(inputs=[[[1.0]] * 9, [[0.0]] * 9], targets=[[[0.5]] * 9] * 2, h0=[[0.0], [0.0]], fields=["diagnostics"])
+    b = client.post("/api/v1/bptt", json=two).json()["diagnostics"]
+    assert [x == pytest.approx(np.median(j)) for x, j in zip(b["jacobian_norm_median"], b["jacobian_norm"])] == [True, True]
+    # every J_k overflowed: no median, and null is no overflow of its own
+    o = client.post("/api/v1/bptt", json=body(T=40, W_hh=1e200, act="identity", fields=["diagnostics"])).json()
+    med = o["diagnostics"]["jacobian_norm_median"]
+    assert med is None or np.isfinite(med)
+    assert "diagnostics.jacobian_norm_median" not in o["nonfinite"]

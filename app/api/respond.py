@@ -119,6 +119,8 @@ def build(r: Result, parsed: Parsed, dense: bool = False) -> dict[str, Any]:
         },
         "diagnostics": lambda: None if diag is None else {
             "jacobian_norm": sq(diag.jacobian_norm),
+            # the median of the finite ‖J_k‖₂ per sequence (the vanishing panel's typical step)
+            "jacobian_norm_median": sq(diagnostics.finite_median(diag.jacobian_norm)),
             "delta_bound": None if diag.delta_bound is None else sq(diag.delta_bound),
             "spectral_radius": diag.spectral_radius, "sigma_max": diag.sigma_max, "gamma": diag.gamma,
             # the bound on every ‖J_k‖₂ of the vanilla cell, γ·σ_max(W_hh)

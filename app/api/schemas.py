@@ -137,6 +137,8 @@ class Forward(BaseModel):
 
 class Diagnostics(BaseModel):
     jacobian_norm: NullableArray = Field(..., description="‖J_k‖₂ of every step Jacobian.")
+    jacobian_norm_median: float | list[float | None] | None = Field(
+        None, description="The median of the finite ‖J_k‖₂ (per sequence with a batch); null when none is finite.")
     delta_bound: NullableArray | None = Field(
         ..., description="max|f'(z_k)| Π_{τ=k+1}^{t} ‖J_τ‖ ‖ε_{t,t}‖ ≥ ‖δ_{t,k}‖ (T×T, null above the diagonal), "
         "in either detail; gated cells: ‖∂s_k/∂a_k‖₂ in place of max|f'(z_k)|.")

@@ -90,8 +90,8 @@ def fields(
         "grads_unclipped": grads if clip else NULL,
         "grads_per_step": sum(array((T,) + s) for s in param_shapes) if detail == "full" else NULL,
         "clip": 0,
-        # ‖J_k‖ (B×T); the bound on ‖δ_{t,k}‖ (B×T×T, in either detail); γ·σ_max
-        "diagnostics": array(bt) + lower_triangle(B, T) + NUMBER,
+        # ‖J_k‖ (B×T) and their median (B); the bound on ‖δ_{t,k}‖ (B×T×T, in either detail); γ·σ_max
+        "diagnostics": array(bt) + array((B,)) + lower_triangle(B, T) + NUMBER,
         # the reading of the last loss row per sequence: ten keys, four numbers, two words
         "vanish": _list(B, VANISH),
         "gradient_check": 0,
@@ -177,8 +177,8 @@ def npz_fields(
         "grads_unclipped": (P if clip else 0, k),
         "grads_per_step": (T * P if full else 0, k),
         "clip": (3, 3),
-        # ‖J_k‖, the bound (B×T×T), ρ, σ_max, γ
-        "diagnostics": (bt + bt * T + 3, 5),
+        # ‖J_k‖, their median (B), the bound (B×T×T), ρ, σ_max, γ
+        "diagnostics": (bt + B + bt * T + 3, 6),
         # the reading: one sequence's numbers are members (at most seven), its words in __meta__;
         # a batch's list of objects stays whole in __meta__ (4 bytes a character: VANISH / 2 numbers)
         "vanish": (7 + B * VANISH // 2, 7),

@@ -87,6 +87,15 @@ def compute(
     return Diagnostics(jn, bound, rho, smax, gamma)
 
 
+def finite_median(jn: np.ndarray) -> list[float | None]:
+    """jn (B, T) ‖J_k‖₂ → per sequence the median of its finite entries (None when none is)."""
+    out: list[float | None] = []
+    for row in np.asarray(jn, dtype=np.float64):
+        ok = row[np.isfinite(row)]
+        out.append(float(np.median(ok)) if ok.size else None)
+    return out
+
+
 def _bound(jn: np.ndarray, fmax: np.ndarray, eps_norm: np.ndarray) -> np.ndarray:
     """(B, T, T) [b, t, k] from ‖J_k‖ (B, T), ‖L_k‖ (B, T) (max|f'(z_k)|) and ‖ε_{t,t}‖ (B, T)."""
     B, T = jn.shape

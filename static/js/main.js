@@ -444,8 +444,7 @@ const sub = (n) => String(n).split("").map((d) => SUBS[d]).join("");
 function renderVanishText(c) {
   $("vanish-reading").textContent = resp.vanish ? vanishReading(c) : "";
   const d = resp.diagnostics;
-  const jn = c.seq(d.jacobian_norm).filter((v) => v !== null).sort((a, b) => a - b);
-  const jmed = jn.length ? jn[Math.floor(jn.length / 2)] : null;
+  const jmed = c.seq(d.jacobian_norm_median);  // the API's median of the finite ‖J_k‖₂
   // a gated cell's W_hh stacks G blocks (G·m × m): no eigenvalues, no spectral radius
   const stats = d.spectral_radius === null ? "vanish.stats.gated" : "vanish.stats";
   $("vanish-stats").textContent = tr(stats, { W: resp.names.W_hh, rho: fmt(d.spectral_radius), smax: fmt(d.sigma_max), jmed: fmt(jmed) });
