@@ -446,7 +446,8 @@ function renderVanishText(c) {
   const d = resp.diagnostics;
   const jmed = c.seq(d.jacobian_norm_median);  // the API's median of the finite ‖J_k‖₂
   // a gated cell's W_hh stacks G blocks (G·m × m): no eigenvalues, no spectral radius
-  const stats = d.spectral_radius === null ? "vanish.stats.gated" : "vanish.stats";
+  // (gamma is null for gated cells only: a vanilla W_hh that overflowed has a null radius too)
+  const stats = d.gamma === null ? "vanish.stats.gated" : "vanish.stats";
   $("vanish-stats").textContent = tr(stats, { W: resp.names.W_hh, rho: fmt(d.spectral_radius), smax: fmt(d.sigma_max), jmed: fmt(jmed) });
 }
 
