@@ -22,6 +22,7 @@ from app.engine import diagnostics, fast, gradients, run
 from app.engine.activations import ACTIVATIONS
 from app.engine.cells import CELLS, Forward
 from app.engine.run import core
+from app.engine.run import run as run_problem
 
 RTOL = 1e-12
 
@@ -303,3 +304,52 @@ def test_run_diagnostics_match_the_svd_on_a_longer_sequence():
     r = run(p)
     J = CELLS["vanilla"].jacobian(r.forward.fprime, p.params["W_hh"])
     np.testing.assert_allclose(r.diagnostics.jacobian_norm, np.linalg.norm(J, 2, axis=(-2, -1)), rtol=RTOL)
+
+
+@pytest.mark.parametrize("cell", ["vanilla", "residual"])
+@pytest.mark.parametrize("K", [None, 1, 3, 8])
+@pytest.mark.parametrize("B,keep", [(1, True), (1, False), (2, True), (2, False)])
+def test_the_fast_loops_eps_tables_and_norms_equal_the_generic_loops(cell, K, B, keep):
+    """delta_h (ε_{t,k} = ∂L_t/∂h_k) and delta_h_norm from the vanilla/residual fast loop: the
+    generic loop's numbers to 1e-14, including the row t = k + K that truncation reaches through
+    copy k + 1, and asking for them changes no bit of δ, its norms, dz or dh (a performance
+    guard: they were the generic loop's alone, 62 → 109 ms at T = 256, m = 16)."""
+    from app.engine import bptt
+
+    T, m = 9, 4
+    p = make_problem(cell, "tanh", "mse", "mask", K, B, T=T, m=m)
+    c = CELLS[cell]
+    r = run_problem(dataclasses.replace(p, diagnostics=False))
+    theta, fw, eps_tt = r.theta, r.forward, r.out.eps_tt
+    generic = bptt.delta_table(c, fw, theta, eps_tt, K, keep, eps_tables=True)
+    generic_norms = bptt.delta_table(c, fw, theta, eps_tt, K, keep, eps_norms=True)
+    plain = fast.delta_table(c, fw.fprime, eps_tt, theta["W_hh"], K, keep)
+    tables = fast.delta_table(c, fw.fprime, eps_tt, theta["W_hh"], K, keep, eps_tables=True)
+    only_norms = fast.delta_table(c, fw.fprime, eps_tt, theta["W_hh"], K, keep, eps_norms=True)
+    close = dict(rtol=1e-14, atol=1e-300)
+    np.testing.assert_allclose(tables.eps["h"], generic.eps["h"], **close)
+    np.testing.assert_allclose(only_norms.eps_norm["h"], generic_norms.eps_norm["h"], **close)
+    np.testing.assert_allclose(only_norms.eps_norm["h"], np.linalg.norm(tables.eps["h"], axis=-1), rtol=1e-14)
+    assert tables.eps_norm is None and only_norms.eps is None
+    if K is not None and K < T:  # the row t = k + K is there (h_k reaches L_{k+K} through copy k + 1)
+        assert np.all(tables.eps["h"][:, K, 0] != 0) or not np.any(p.mask[K])
+    for extra in (tables, only_norms):
+        for f in ("delta", "delta_norm", "dz", "dh", "dh0"):
+            a, b = getattr(extra, f), getattr(plain, f)
+            assert (a is None) == (b is None), f
+            if a is not None:
+                np.testing.assert_array_equal(a, b, err_msg=f)
+
+
+def test_run_takes_the_fast_loop_for_delta_h_of_the_vanilla_cell(monkeypatch):
+    """run asks the vanilla cell's fast loop for delta_h and delta_h_norm (the generic loop only
+    beside the dh_next pass)."""
+    from app.engine import bptt
+
+    calls = []
+    monkeypatch.setattr(bptt, "delta_table", lambda *a, **k: calls.append(k) or pytest.fail("generic loop"))
+    p = make_problem("vanilla", "tanh", "mse", "all", None, 1, T=5, m=3)
+    for extra in (dict(eps_tables=True), dict(eps_norms=True), dict(eps_norms=True, detail="norms")):
+        r = run_problem(dataclasses.replace(p, **extra))
+        assert r.table.eps is not None or r.table.eps_norm is not None
+    assert not calls

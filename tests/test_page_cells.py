@@ -200,3 +200,91 @@ def test_screenshots_of_the_lstm_page(watched, base, tmp_path_factory):
         assert len(graph_names(page)) == 5  # the nodes x, h, c (the rail), ŷ, L
         page.screenshot(path=os.path.join(out, f"lstm-{lang}.png"), full_page=True)
     assert_clean(watch)
+
+
+def test_the_contributions_name_a_gated_cells_rows_by_gate(watched, base):
+    """The contributions of the LSTM's stacked W_hh (4m × m) are labelled by gate and unit, as the
+    editor's grids name the rows ("f₂,1", not "6,1"); the output layer keeps its row numbers; the
+    colour bar writes 4×10⁻⁴, not Plotly's SI "400μ" (a gradient has no unit)."""
+    page, watch = watched
+    open_page(page, base, "/?lang=en&preset=long-span-lstm")
+    xs = "() => document.getElementById('heat-contrib').data[0].x"
+    page.select_option("#contrib-param", "W_hh")  # (redrawn in place: no new computation)
+    page.wait_for_function(f"() => ({xs})().length === {16 * 4}")
+    x = page.evaluate(xs)
+    m = response(page)["shapes"]["m"]
+    assert x[:2] == ["i₁,1", "i₁,2"] and f"f₁,1" in x and x[-1] == f"o{'₀₁₂₃₄₅₆₇₈₉'[m]},{m}", x
+    assert x[m * m] == "f₁,1"  # the f block starts after the m rows of i
+    assert gate_rows(page, "params.W_hh")[m] == "f₁"  # the editor's name of the same row
+    bar = page.evaluate("() => document.getElementById('heat-contrib').data[0].colorbar.exponentformat")
+    assert bar == "power"
+    page.select_option("#contrib-param", "W_hy")
+    page.wait_for_function(f"() => ({xs})()[0] === '1,1'")
+    assert_clean(watch)
+
+
+STEPS_ROWS = "() => [...document.querySelectorAll('#steps table.steps tr')].map((r) => [...r.cells].map((c) => c.textContent))"
+
+
+@pytest.mark.parametrize("cell, h_formula", [("lstm", "o50 ⊙ tanh(c50)"), ("gru", "(1 − u50) ⊙ n50 + u50 ⊙ h49")])
+def test_the_steps_panel_writes_a_gated_cells_own_forward_step(watched, base, cell, h_formula):
+    """The forward pass and ∂L/∂h panel of a gated cell: aₜ (the stacked gates) from W_ih and
+    W_hh, the cell's own hₜ (the LSTM's cₜ), ∂L/∂aₖ and W_ihᵀ (it wrote the vanilla zₜ = W_xh xₜ + …,
+    hₜ = tanh(zₜ), f′(zₖ) ⊙ ∂L/∂hₖ and W_xh, a name the cell has not); the target of the one loss
+    step, given for the loss steps only, is shown (it said "not in this response")."""
+    page, watch = watched
+    open_page(page, base, f"/?lang=en&preset=long-span-{cell}")
+    rows = {r[0]: r[1:] for r in page.evaluate(STEPS_ROWS)}
+    text = page.inner_text("#steps")
+    assert "W_xh" not in text and "f′(z" not in text, text
+    assert rows["a50"][0].startswith("W_ih x50 + b_ih + W_hh h49 + b_hh"), rows["a50"]
+    assert rows["h50"][0] == h_formula, rows["h50"]
+    assert ("c50" in rows) == (cell == "lstm")
+    assert rows["y50"][1] == "[1]", rows["y50"]  # targets [[1.0]] for the last step only
+    assert "∂L/∂a49" in rows and rows["∂L/∂x49"][0] == "W_ihᵀ ∂L/∂a49"
+    assert_clean(watch)
+
+
+def test_the_vanishing_panel_and_delta_rows_of_a_gated_cell(watched, base):
+    """The LSTM's δ rows are named by gate and unit (G·m entries, not "unit i" 1 … 16); the bound's
+    legend says ‖Lₖ‖ (for a gated cell max|f′| becomes ‖∂sₖ/∂aₖ‖, as the formula panel says) and
+    the stats leave out the spectral radius a stacked 4m × m W_hh has not ("Spectral radius —")."""
+    page, watch = watched
+    open_page(page, base, "/?lang=en&preset=long-span-lstm")
+    x = page.evaluate("() => document.getElementById('heat-deltarow').data[0].x")
+    assert x[0] == "i₁" and x[4] == "f₁" and len(x) == 16, x
+    names = page.evaluate("() => document.getElementById('plot-vanish').data.map((d) => d.name)")
+    assert any("‖Lₖ‖" in (n or "") for n in names) and not any("max|f′|" in (n or "") for n in names), names
+    stats = page.inner_text("#vanish-stats")
+    assert "Spectral radius" not in stats and "1.313" in stats, stats
+    open_page(page, base, "/?lang=en&preset=long-span-vanilla")
+    assert "Spectral radius" in page.inner_text("#vanish-stats")
+    names = page.evaluate("() => document.getElementById('plot-vanish').data.map((d) => d.name)")
+    assert any("max|f′|" in (n or "") for n in names), names
+    assert_clean(watch)
+
+
+HEATMAPS = """() => { const el = document.getElementById('heat-grads');
+  return el.data.filter((d) => d.type === 'heatmap' && d.hovertemplate.includes('max |·|'))
+    .map((d) => [d.hovertemplate.split('[')[0], !!d.texttemplate, d.yaxis]); }"""
+
+
+def test_the_summed_gradients_print_numbers_only_where_they_fit(watched, base):
+    """Numbers in the cells only where a cell is wide and high enough for one: they overlapped
+    in the classroom's 4 × 4 W_hh beside four other arrays (now the output layer's arrays go
+    below, and W_hh's cells hold them) and in the LSTM's 16 × 2 W_ih; a 1 × 1 array keeps its
+    number. The LSTM's stacked rows are named by gate and unit."""
+    page, watch = watched
+    open_page(page, base, "/?lang=en&preset=classroom")
+    shown = {name: text for name, text, _ in page.evaluate(HEATMAPS)}
+    assert shown["∂L/∂W_hh"] is True and shown["∂L/∂b_h"] is True, shown
+    open_page(page, base, "/?lang=en&preset=note-003")
+    assert all(text for _, text, _ in page.evaluate(HEATMAPS))
+    open_page(page, base, "/?lang=en&preset=long-span-lstm")
+    maps = page.evaluate(HEATMAPS)
+    shown = {name: text for name, text, _ in maps}
+    assert shown["∂L/∂W_ih"] is False and shown["∂L/∂W_hh"] is False, shown
+    axis = next(ax for name, _, ax in maps if name == "∂L/∂W_hh")
+    ticks = page.evaluate(f"() => document.getElementById('heat-grads').layout['yaxis{axis[1:]}'].ticktext")
+    assert ticks[:5] == ["i₁", "i₂", "i₃", "i₄", "f₁"] and ticks[-1] == "o₄", ticks
+    assert_clean(watch)

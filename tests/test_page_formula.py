@@ -27,7 +27,11 @@ ROWS = {
              ("pass-c", "step", "eps_c_prev"), ("carry-c", "step_from", "eps_c_prev")],
     "gru": [("delta_n", "step", "delta_n"), ("delta_u", "step", "delta_u"), ("delta_r", "step", "delta_r"),
             ("delta_r", "step", "hn"), ("delta_n_r", "step", "delta_n_r"), ("pass-h", "step", "eps_h_direct"),
-            ("pass-h", "step", "eps_h_through"), ("pass-h", "step", "eps_h_prev")],
+            ("pass-h", "step", "eps_h_through"), ("pass-h", "step", "eps_h_prev"),
+            # what step k + 1 passed back: ε^h_{t,k} = ε^h_{t,k+1} ⊙ u_{k+1} + W_hhᵀ [δ^r; δ^u; δ^n ⊙ r]
+            # (it was written W_hhᵀ δ_{t,k+1}, the LSTM's, beside the GRU's whole number)
+            ("carry", "step_from", "eps_h_direct"), ("carry", "step_from", "eps_h_through"),
+            ("carry", "step_from", "eps_h_prev")],
 }
 
 #: the numbers a row shows, at full precision (each number's hover title is String(x))

@@ -56,3 +56,41 @@ def test_the_plots_draw_the_apis_terms_and_bound():
 def test_the_page_asks_for_the_fields_it_draws():
     code = (JS / "main.js").read_text(encoding="utf-8")
     assert '"grads_per_copy"' in code and "backward_parts" in code and "select" in code
+
+
+def function_of(name: str, fn: str) -> str:
+    """The body of the top-level function fn of the file (comments and strings dropped), up to
+    the next top-level declaration."""
+    code = code_of(name)
+    start = re.search(rf"(?m)^(export )?function {fn}\(", code)
+    assert start, f"{fn} not in {name}"
+    end = re.search(r"(?m)^(export |function |const |let |/\*\*)", code[start.end():])
+    return code[start.start(): start.end() + (end.start() if end else len(code))]
+
+
+def test_the_vanishing_reading_reads_the_apis_verdict():
+    """vanishReading fitted log ‖δ‖ against t − k and decided the verdict itself; the API's
+    ``vanish`` does that now, and the page picks the sentence and formats the numbers."""
+    code = function_of("plots.js", "vanishReading")
+    found = {what: sorted(set(m.group(0) for m in rx.finditer(code))) for what, rx in MATHS.items()}
+    assert not any(found.values()), f"vanishReading computes: {found}"
+    assert "delta_norm" not in code and "resp.vanish" in code
+    # thresholds are the engine's: no comparison of a factor with a number in the page
+    assert not re.search(r"[<>]=? ?\d", code), code
+
+
+def test_the_steps_panel_computes_nothing():
+    code = code_of("steps.js")
+    found = {what: sorted(set(m.group(0) for m in rx.finditer(code))) for what, rx in MATHS.items()}
+    assert not any(found.values()), f"steps.js computes: {found}"
+
+
+def test_the_page_asks_for_the_reading():
+    code = (JS / "main.js").read_text(encoding="utf-8")
+    assert re.search(r'new Set\(\[[^\]]*"vanish"', code), "neededFields does not ask for vanish"
+
+
+def test_the_vanishing_stats_read_the_apis_median():
+    """renderVanishText sorted the ‖J_k‖ and picked the middle one; the API sends the median."""
+    code = function_of("main.js", "renderVanishText")
+    assert ".sort(" not in code and "Math." not in code and "jacobian_norm_median" in code, code

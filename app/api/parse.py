@@ -32,7 +32,7 @@ FIELDS = (
 #: response fields a request may choose with "fields" (the others are always there)
 RESPONSE_FIELDS = (
     "params", "forward", "e", "eps_tt", "delta", "delta_norm", "dz", "dh", "grads",
-    "grads_unclipped", "grads_per_step", "clip", "diagnostics", "gradient_check",
+    "grads_unclipped", "grads_per_step", "clip", "diagnostics", "vanish", "gradient_check",
     "delta_h", "delta_h_norm", "delta_c", "dc", "delta_c_norm", "methods", "grads_per_copy",
     "backward_parts", "dh_next_pass",
 )
@@ -412,7 +412,7 @@ def parse(body: Any, s: Settings, media: str = "json") -> Parsed:
         warnings.append("fields: delta is null with detail norms; delta_norm is sent in its place")
     if method == "rtrl":
         warnings.append("method: rtrl carries ∂s_t/∂θ forward and has no δ table, so delta, delta_norm, "
-                        "dz, dh, dc, delta_h, delta_c, dh_next_pass, grads_per_step, grads_per_copy, backward_parts and "
+                        "dz, dh, dc, delta_h, delta_c, dh_next_pass, grads_per_step, grads_per_copy, backward_parts, vanish and "
                         "grads.inputs are null")
     if n_loss == 0:
         warnings.append("loss_steps: no step carries a loss, so L = 0 and every gradient is 0")
@@ -423,7 +423,7 @@ def parse(body: Any, s: Settings, media: str = "json") -> Parsed:
         cell=cell, activation=activation, loss=loss, notation=notation, params=named, X=X, h0=h0,
         mask=mask, Y=Y, G=G, reduction=reduction, truncation=truncation, clip=clip, detail=detail,
         gradient_check=gradient_check, gradient_check_max_entries=s.gradient_check_max_entries,
-        delta=_wanted(fields, "delta"), delta_norm=_wanted(fields, "delta_norm"),
+        delta=_wanted(fields, "delta"), delta_norm=_wanted(fields, "delta_norm") or _wanted(fields, "vanish"),
         per_step=_wanted(fields, "grads_per_step"), diagnostics=_wanted(fields, "diagnostics"),
         c0=c0, method=method,
         eps_tables=any(_wanted(fields, f) for f in ("delta_h", "delta_c")),

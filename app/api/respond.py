@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from ..engine import norms
+from ..engine import diagnostics, norms
 from ..engine.cells import CELLS
 from ..engine.methods import ORDERS
 from ..engine.notation import from_canonical, names_map
@@ -119,11 +119,14 @@ def build(r: Result, parsed: Parsed, dense: bool = False) -> dict[str, Any]:
         },
         "diagnostics": lambda: None if diag is None else {
             "jacobian_norm": sq(diag.jacobian_norm),
+            # the median of the finite ‖J_k‖₂ per sequence (the vanishing panel's typical step)
+            "jacobian_norm_median": sq(diagnostics.finite_median(diag.jacobian_norm)),
             "delta_bound": None if diag.delta_bound is None else sq(diag.delta_bound),
             "spectral_radius": diag.spectral_radius, "sigma_max": diag.sigma_max, "gamma": diag.gamma,
             # the bound on every ‖J_k‖₂ of the vanilla cell, γ·σ_max(W_hh)
             "gamma_sigma_max": None if diag.gamma is None else diag.gamma * diag.sigma_max,
         },
+        "vanish": lambda: None if tab is None or tab.delta_norm is None else sq(_vanish(r)),
         "gradient_check": check,
         "grads_per_copy": lambda: named(r.per_copy),
         "backward_parts": lambda: None if r.parts is None else _parts(r.parts, named, r.grads, r.grads_unclipped),
@@ -171,6 +174,20 @@ def build(r: Result, parsed: Parsed, dense: bool = False) -> dict[str, Any]:
         # (null with detail "norms": the client can form it from jacobian_norm, forward.fprime and eps_tt)
         doc["diagnostics"]["delta_bound"] = upper(doc["diagnostics"]["delta_bound"])
     return doc
+
+
+def _vanish(r: Result) -> list[dict[str, Any]]:
+    """Per sequence: the reading of ‖δ_{t,k}‖ along the last loss row (``diagnostics.vanish_reading``)."""
+    p, fw = r.problem, r.forward
+    out = []
+    for b in range(p.X.shape[0]):
+        with np.errstate(all="ignore"):
+            forward_overflowed = not (np.isfinite(fw.z[b]).all() and all(np.isfinite(s[b]).all() for s in fw.states.values()))
+        v = diagnostics.vanish_reading(r.table.delta_norm[b], p.mask, p.truncation, forward_overflowed)
+        out.append({"t": v.t, "factor_per_step": v.factor_per_step, "span": v.span,
+                    "factor_over_span": v.factor_over_span, "verdict": v.verdict, "reason": v.reason,
+                    "overflowed": v.overflowed, "zero": v.zero, "truncation": v.truncation, "long": v.long})
+    return out
 
 
 def _norm(a: np.ndarray) -> float:

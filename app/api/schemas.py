@@ -137,6 +137,8 @@ class Forward(BaseModel):
 
 class Diagnostics(BaseModel):
     jacobian_norm: NullableArray = Field(..., description="‖J_k‖₂ of every step Jacobian.")
+    jacobian_norm_median: float | list[float | None] | None = Field(
+        None, description="The median of the finite ‖J_k‖₂ (per sequence with a batch); null when none is finite.")
     delta_bound: NullableArray | None = Field(
         ..., description="max|f'(z_k)| Π_{τ=k+1}^{t} ‖J_τ‖ ‖ε_{t,t}‖ ≥ ‖δ_{t,k}‖ (T×T, null above the diagonal), "
         "in either detail; gated cells: ‖∂s_k/∂a_k‖₂ in place of max|f'(z_k)|.")
@@ -144,6 +146,28 @@ class Diagnostics(BaseModel):
     sigma_max: float | None
     gamma: float | None = Field(..., description="sup|f'|; null for gated cells")
     gamma_sigma_max: float | None = Field(None, description="γ·σ_max(W_hh) ≥ ‖J_k‖₂ (vanilla cell); null for gated cells")
+
+
+class Vanish(BaseModel):
+    """How ‖δ_{t,k}‖ changes going back from the last loss step t (over the terms truncation keeps):
+    the geometric-mean factor per step f, the exp of the least-squares slope of log ‖δ_{t,k}‖
+    against t − k, and F = f^d over the span d; a verdict, or the reason there is none."""
+
+    t: int | None = Field(..., description="The last loss step (0-based); null when no step carries a loss.")
+    factor_per_step: float | None = Field(..., description="f = exp(slope); null without a trend.")
+    span: int | None = Field(..., description="d, the largest distance t − k read; null without a trend.")
+    factor_over_span: float | None = Field(..., description="F = f^d; null without a trend (or overflowed).")
+    verdict: Literal["vanish", "explode", "stable"] | None = Field(
+        ..., description="vanish: f < 0.8 or F < 0.2; explode: f > 1.25 or F > 5; else stable; null with a reason.")
+    reason: Literal["short", "overflow_forward", "overflow", "zero", "truncation", "few"] | None = Field(
+        ..., description="Why there is no trend: short (t < 3, or no loss), overflow_forward (the forward pass "
+        "overflowed), overflow (some ‖δ_{t,k}‖ of the row overflowed), zero (some δ_{t,k} are exactly 0), "
+        "truncation (window K < 3), few (fewer than 3 nonzero norms); null with a verdict.")
+    overflowed: int = Field(..., description="‖δ_{t,k}‖ of the row read that are not finite.")
+    zero: int = Field(..., description="δ_{t,k} of the row read that are exactly 0.")
+    truncation: int | None = Field(..., description="K when truncation drops terms of this row (K ≤ t), else null.")
+    long: bool = Field(..., description="Vanishing over d ≥ 8 steps to F < 1e-3: the loss at the end barely "
+                       "reaches the first steps.")
 
 
 class Clip(BaseModel):
@@ -302,6 +326,9 @@ class BPTTResponse(BaseModel):
         "With select (or named in fields with select): every number of the selected δ_{t,k}; null with rtrl.")
     clip: Clip | None = _absent()
     diagnostics: Diagnostics = _absent()
+    vanish: Vanish | list[Vanish] | None = _absent(
+        "The reading of ‖δ_{t,k}‖ along the last loss row (per sequence with a batch): factor per step, factor "
+        "over the span and verdict, or why there is none; null with method rtrl.")
     gradient_check: GradientCheck | None = _absent()
     nonfinite: list[str] = Field(..., description="Paths of fields holding numbers that overflowed.")
 

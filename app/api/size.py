@@ -90,8 +90,10 @@ def fields(
         "grads_unclipped": grads if clip else NULL,
         "grads_per_step": sum(array((T,) + s) for s in param_shapes) if detail == "full" else NULL,
         "clip": 0,
-        # ‖J_k‖ (B×T); the bound on ‖δ_{t,k}‖ (B×T×T, in either detail); γ·σ_max
-        "diagnostics": array(bt) + lower_triangle(B, T) + NUMBER,
+        # ‖J_k‖ (B×T) and their median (B); the bound on ‖δ_{t,k}‖ (B×T×T, in either detail); γ·σ_max
+        "diagnostics": array(bt) + array((B,)) + lower_triangle(B, T) + NUMBER,
+        # the reading of the last loss row per sequence: ten keys, four numbers, two words
+        "vanish": _list(B, VANISH),
         "gradient_check": 0,
         "grads_per_copy": sum(array((T,) + s) for s in param_shapes),
         "backward_parts": backward_parts(T, n, m, q, param_shapes, G, parts),
@@ -103,6 +105,11 @@ def total(sizes: dict[str, int], wanted, T: int) -> int:
     """Bytes of the whole response: the fields asked for, loss_steps (T booleans)
     and the fixed allowance."""
     return FIXED + array((T,), 5) + sum(v for k, v in sizes.items() if wanted(k))
+
+
+#: bytes of one sequence's ``vanish`` object: its keys and braces (≤ 160), four numbers, two
+#: words (≤ 20 each), three counts and a boolean (≤ 24 each)
+VANISH = 160 + 4 * NUMBER + 2 * 20 + 4 * NUMBER
 
 
 #: bytes of a key and its quotes and colon in the small objects of backward_parts (names ≤ 24)
@@ -170,8 +177,11 @@ def npz_fields(
         "grads_unclipped": (P if clip else 0, k),
         "grads_per_step": (T * P if full else 0, k),
         "clip": (3, 3),
-        # ‖J_k‖, the bound (B×T×T), ρ, σ_max, γ
-        "diagnostics": (bt + bt * T + 3, 5),
+        # ‖J_k‖, their median (B), the bound (B×T×T), ρ, σ_max, γ
+        "diagnostics": (bt + B + bt * T + 3, 6),
+        # the reading: one sequence's numbers are members (at most seven), its words in __meta__;
+        # a batch's list of objects stays whole in __meta__ (4 bytes a character: VANISH / 2 numbers)
+        "vanish": (7 + B * VANISH // 2, 7),
         # step, tolerance, max_rel_error; four numbers per array checked
         "gradient_check": (3 + 4 * (k + states + 1), 3 + 4 * (k + states + 1)),
         "grads_per_copy": (T * P, k),

@@ -87,6 +87,15 @@ def compute(
     return Diagnostics(jn, bound, rho, smax, gamma)
 
 
+def finite_median(jn: np.ndarray) -> list[float | None]:
+    """jn (B, T) ‖J_k‖₂ → per sequence the median of its finite entries (None when none is)."""
+    out: list[float | None] = []
+    for row in np.asarray(jn, dtype=np.float64):
+        ok = row[np.isfinite(row)]
+        out.append(float(np.median(ok)) if ok.size else None)
+    return out
+
+
 def _bound(jn: np.ndarray, fmax: np.ndarray, eps_norm: np.ndarray) -> np.ndarray:
     """(B, T, T) [b, t, k] from ‖J_k‖ (B, T), ‖L_k‖ (B, T) (max|f'(z_k)|) and ‖ε_{t,t}‖ (B, T)."""
     B, T = jn.shape
@@ -104,3 +113,95 @@ def _bound(jn: np.ndarray, fmax: np.ndarray, eps_norm: np.ndarray) -> np.ndarray
         bound *= eps_norm[:, None, :]
         np.copyto(bound, 0.0, where=np.tri(T, k=-1, dtype=bool))  # t < k
         return bound.transpose(0, 2, 1)  # [b, t, k]
+
+
+# ---- reading the decay along the last loss row (the page's sentence under the plot) ------------
+
+#: a factor per step below this, or over the span below VANISH_SPAN, reads as vanishing
+VANISH_STEP, VANISH_SPAN = 0.8, 0.2
+#: a factor per step above this, or over the span above EXPLODE_SPAN, reads as exploding
+EXPLODE_STEP, EXPLODE_SPAN = 1.25, 5.0
+#: a vanishing row this long (d ≥ LONG_SPAN steps back) whose factor over the span is below
+#: LONG_FACTOR barely reaches the first steps: long-range dependencies are hard to learn
+LONG_SPAN, LONG_FACTOR = 8, 1e-3
+#: fewer terms than this (or a last loss step before index 3, or a window K below 3) give no trend
+MIN_POINTS = 3
+
+
+@dataclass(frozen=True)
+class VanishReading:
+    """How ‖δ_{t,k}‖ changes going back from the last loss step t, over the terms truncation
+    keeps (t − k < K): the geometric-mean factor per step f = exp(slope) of the least-squares
+    line of log ‖δ_{t,k}‖ against t − k, and F = f^d over the span d = the largest t − k read.
+    A verdict, or the reason there is none."""
+
+    #: the last loss step (0-based), None when no step carries a loss
+    t: int | None
+    #: f, None without a trend
+    factor_per_step: float | None
+    #: d = the largest distance t − k read, None without a trend
+    span: int | None
+    #: F = f^d (may overflow to inf or underflow to 0), None without a trend
+    factor_over_span: float | None
+    #: "vanish" (f < 0.8 or F < 0.2), "explode" (f > 1.25 or F > 5), "stable"; None with a reason
+    verdict: str | None
+    #: why there is no trend: "short" (t < 3), "overflow_forward" (h or the pre-activations
+    #: overflowed in the forward pass), "overflow" (some ‖δ_{t,k}‖ overflowed), "zero" (some δ_{t,k}
+    #: are exactly 0), "truncation" (K < 3), "few" (fewer than 3 nonzero norms); None with a verdict
+    reason: str | None
+    #: how many ‖δ_{t,k}‖ of the row read are not finite, and how many are exactly 0
+    overflowed: int
+    zero: int
+    #: K when truncation drops terms of this row (K ≤ t), else None
+    truncation: int | None
+    #: vanishing over d ≥ 8 steps to F < 1e-3: the loss at the end barely reaches the first steps
+    long: bool
+
+
+def vanish_reading(delta_norm: np.ndarray, mask: np.ndarray, truncation: int | None,
+                   forward_overflowed: bool) -> VanishReading:
+    """delta_norm (T, T) ‖δ_{t,k}‖ of one sequence [t, k] (NaN or inf where it overflowed); mask
+    (T,) the loss steps; truncation the window K (None: none); forward_overflowed: the forward pass
+    of this sequence is not finite (then clipping the gradient cannot help)."""
+    steps = np.flatnonzero(mask)
+    t = int(steps[-1]) if steps.size else None
+    K = truncation
+    cut = K if K is not None and K <= (t if t is not None else -1) else None
+    none = dict(factor_per_step=None, span=None, factor_over_span=None, verdict=None, long=False)
+    if t is None or t < MIN_POINTS:
+        return VanishReading(t=t, reason="short", overflowed=0, zero=0, truncation=cut, **none)
+    d = np.arange(t, -1, -1)  # t − k for k = 0 … t
+    row = np.asarray(delta_norm[t, : t + 1], dtype=np.float64)
+    read = d < K if K is not None else np.ones(t + 1, dtype=bool)
+    bad = read & ~np.isfinite(row)
+    zero = read & (row == 0)
+    ok = read & np.isfinite(row) & (row > 0)
+    overflowed, zeros = int(bad.sum()), int(zero.sum())
+    if ok.sum() < MIN_POINTS:
+        if overflowed:
+            reason = "overflow_forward" if forward_overflowed else "overflow"
+        elif zeros:
+            reason = "zero"
+        elif K is not None and K < MIN_POINTS:
+            reason = "truncation"
+        else:
+            reason = "few"
+        return VanishReading(t=t, reason=reason, overflowed=overflowed, zero=zeros, truncation=cut, **none)
+    x, y = d[ok].astype(np.float64), np.log(row[ok])
+    xc = x - x.mean()
+    slope = float(xc @ (y - y.mean()) / (xc @ xc))
+    with np.errstate(over="ignore", under="ignore"):
+        f = float(np.exp(slope))
+        span = int(x.max())
+        F = float(np.float64(f) ** span)
+    if f < VANISH_STEP or F < VANISH_SPAN:
+        verdict = "vanish"
+    elif f > EXPLODE_STEP or F > EXPLODE_SPAN:
+        verdict = "explode"
+    else:
+        verdict = "stable"
+    return VanishReading(
+        t=t, factor_per_step=f, span=span, factor_over_span=F, verdict=verdict, reason=None,
+        overflowed=overflowed, zero=zeros, truncation=cut,
+        long=verdict == "vanish" and span >= LONG_SPAN and F < LONG_FACTOR,
+    )

@@ -56,6 +56,7 @@ from .cells.vanilla import VanillaCell as Cell
 def delta_table(
     cell: Cell, fprime: np.ndarray, eps_tt: np.ndarray, W_hh: np.ndarray,
     truncation: int | None = None, keep: bool = True, exact_sums: bool = False, norms: bool = True,
+    eps_tables: bool = False, eps_norms: bool = False,
 ) -> DeltaTable:
     """fprime (B, T, m) f'(z_k); eps_tt (B, T, m) ε_{t,t}; W_hh (m, m).
 
@@ -74,6 +75,11 @@ def delta_table(
 
     ‖δ_{t,k}‖ is √Σ δ², which overflows or underflows where δ does not: ``norms.sqrt_mended``
     mends those entries, from the table or (keep=False) at each k, while the vectors are there.
+
+    eps_tables keeps ε_{t,k} = ∂L_t/∂h_k (``DeltaTable.eps["h"]``, the API's delta_h), eps_norms
+    (without eps_tables) only their norms, taken at each k: the rows t = k … k + K (with
+    truncation K, h_k reaches the loss at t = k + K through copy k + 1, so that row is computed
+    too: one more row of the carry, which no sum reads), as ``bptt.delta_table`` gives them.
     """
     B, T, m = fprime.shape
     K = T if truncation is None else min(truncation, T)
@@ -88,6 +94,10 @@ def delta_table(
     # eps[b, t] = ε_{t,k} for the k at hand: it starts as ε_{t,t} = W_hyᵀ e_t, and at step k the
     # rows t > k are overwritten by ε_{t,k}, computed from δ_{t,k+1} (and ε_{t,k+1} in place).
     eps = eps_tt.copy()
+    # ε_{t,k} = ∂L_t/∂h_k kept (eps_tab[k, b, t]) or only their norms (eps_nrm[k, b, t])
+    eps_tab = np.zeros((T, B, T, m)) if eps_tables else None
+    eps_nrm = np.zeros((T, B, T)) if eps_norms and not eps_tables else None
+    reach_row = (eps_tab is not None or eps_nrm is not None) and K < T  # the row t = k + K
     if keep:
         table = np.zeros((T, B, T, m))  # table[k, b, t] = δ_{t,k}: zero unless k ≤ t < k + K
         stack = None
@@ -102,8 +112,11 @@ def delta_table(
         norm_, lossy_ = None if norm is None else norm[0], lossy[0]
         table_ = None if table is None else table[:, 0]
         stack_ = None if stack is None else stack[0]
+        eps_tab_ = None if eps_tab is None else eps_tab[:, 0]
+        eps_nrm_ = None if eps_nrm is None else eps_nrm[:, 0]
     else:
         f_, eps_, dh_, dz_, norm_, lossy_, table_, stack_ = fprime, eps, dh, dz, norm, lossy, table, stack
+        eps_tab_, eps_nrm_ = eps_tab, eps_nrm
     f_row = f_[..., :, None, :]  # f'(z_k) as one row, to multiply every row t
     add, multiply, einsum, sqrt_mended = np.add, np.multiply, np.einsum, vnorms.sqrt_mended
     carry = cell.carry_loop(B == 1, m)
@@ -113,9 +126,15 @@ def delta_table(
     for k in range(T - 1, -1, -1):
         rows = min(T, k + K) - k  # t = k … k+rows−1 (t − k < K)
         eps_k = eps_[..., k : k + rows, :]  # ε_{k,k} (in place already), ε_{k+1,k}, …
-        eps_later = eps_k[..., 1:, :]  # t > k: ε_{t,k+1} becomes ε_{t,k}
+        # t > k: ε_{t,k+1} becomes ε_{t,k} (and for the ε tables, t = k + K: no sum reads it)
+        later = min(rows, delta_next.shape[-2]) if reach_row else rows - 1
+        eps_later = eps_[..., k + 1 : k + 1 + later, :]
         # ε_{t,k} = W_hhᵀ δ_{t,k+1} (residual: + ε_{t,k+1})
-        carry(delta_next[..., : rows - 1, :], eps_later, W_hh, out=eps_later)
+        carry(delta_next[..., :later, :], eps_later, W_hh, out=eps_later)
+        if eps_tab_ is not None:
+            eps_tab_[k, ..., k : k + 1 + later, :] = eps_[..., k : k + 1 + later, :]
+        elif eps_nrm_ is not None:  # ‖ε_{t,k}‖ while the vectors ε_{t,k} are at hand
+            eps_nrm_[k, ..., k : k + 1 + later] = vnorms.of_vectors(eps_[..., k : k + 1 + later, :])
         delta_k = table_[k, ..., k : k + rows, :] if keep else stack_[..., k : k + rows, :]
         multiply(f_row[..., k, :, :], eps_k, out=delta_k)  # δ_{t,k} = f'(z_k) ⊙ ε_{t,k}
         if not sums_after:
@@ -135,7 +154,8 @@ def delta_table(
     elif not exact_sums:
         np.multiply(fprime, dh, out=dz)  # dz_k = Σ_t δ_{t,k} = f'(z_k) ⊙ Σ_t ε_{t,k}
     if not exact_sums and not (np.isfinite(dh).all() and np.isfinite(dz).all()):
-        return delta_table(cell, fprime, eps_tt, W_hh, truncation, keep, exact_sums=True, norms=norms)
+        return delta_table(cell, fprime, eps_tt, W_hh, truncation, keep, exact_sums=True, norms=norms,
+                           eps_tables=eps_tables, eps_norms=eps_norms)
 
     delta = None if table is None else table.transpose(1, 2, 0, 3)  # δ[b, t, k]
     if keep and norms:  # the norms of the whole table at once; where there may be a δ_{t,k}:
@@ -143,7 +163,11 @@ def delta_table(
         norm = np.einsum("kbtm,kbtm->bkt", table, table)
         vnorms.sqrt_mended(norm, table.transpose(1, 0, 2, 3), _window(T, K) & lossy[:, None, :])
     delta_norm = None if norm is None else norm.transpose(0, 2, 1)  # [b, t, k]
-    return DeltaTable(delta=delta, delta_norm=delta_norm, dz=dz, dh=dh, dh0=dh0, d={"h": dh}, ds0={"h": dh0})
+    return DeltaTable(
+        delta=delta, delta_norm=delta_norm, dz=dz, dh=dh, dh0=dh0, d={"h": dh}, ds0={"h": dh0},
+        eps=None if eps_tab is None else {"h": eps_tab.transpose(1, 2, 0, 3)},
+        eps_norm=None if eps_nrm is None else {"h": eps_nrm.transpose(1, 2, 0)},
+    )
 
 
 @lru_cache(maxsize=8)

@@ -46,13 +46,15 @@ def initial_states(cell: Cell, p: Problem) -> dict[str, np.ndarray]:
 
 
 def table_of(cell: Cell, fw: Trace, theta: dict[str, np.ndarray], eps_tt: np.ndarray, p: Problem) -> DeltaTable:
-    """The δ table: the cell's registered fast loop where it has one (and neither the ε tables
-    nor the dh_next pass are asked for), else the generic loop of ``bptt``; the same numbers to rounding (tested)."""
+    """The δ table: the cell's registered fast loop where it has one (the ε tables and their
+    norms included; not with the dh_next pass), else the generic loop of ``bptt``; the same
+    numbers to rounding (tested)."""
     fast = getattr(cell, "fast_table", None)
-    # (with the dh_next pass beside it, the generic loop, as with the ε tables: the pass's gap to
-    # dz is then the same bits whatever else the request asks for)
-    if fast is not None and not p.eps_tables and not p.eps_norms and not p.dh_next_steps:
-        return fast()(cell, fw.fprime, eps_tt, theta["W_hh"], p.truncation, p.keeps_table, norms=p.delta_norm)
+    # (with the dh_next pass beside it, the generic loop: the pass's gap to dz is then the same
+    # bits whatever else the request asks for)
+    if fast is not None and not p.dh_next_steps:
+        return fast()(cell, fw.fprime, eps_tt, theta["W_hh"], p.truncation, p.keeps_table, norms=p.delta_norm,
+                      eps_tables=p.eps_tables and p.detail == "full", eps_norms=p.eps_norms)
     return bptt.delta_table(cell, fw, theta, eps_tt, p.truncation, p.keeps_table, norms=p.delta_norm,
                             eps_tables=p.eps_tables and p.detail == "full", eps_norms=p.eps_norms)
 

@@ -697,6 +697,15 @@ function gatedIncoming(sec, st) {
     return;
   }
   label(sec, fill(S.gated_in, { k: String(k1 + 1) }));
+  if (resp.cell === "gru") {
+    // h_{k+1} = (1 − u) ⊙ n + u ⊙ h_k: h_k reaches step k + 1 directly as well as through W_hh
+    const g1 = (q) => N.gate(q, k1 + 1);
+    const stack = fenced(row(N.dG("r", t1, k1 + 1), mo(";"), N.dG("u", t1, k1 + 1), mo(";"), N.dG("n", t1, k1 + 1), hadam(), g1("r")));
+    line(sec, N.epsS("h", t1, k1), eq(), N.epsS("h", t1, k1 + 1), hadam(), g1("u"), mo("+"), N.P("W_hh", true), stack);
+    line(sec, N.epsS("h", t1, k1), eq(), st.pv("step_from", "eps_h_direct"), mo("+"), st.pv("step_from", "eps_h_through"),
+      eq(), st.pv("step_from", "eps_h_prev")).dataset.fxRow = "carry";
+    return;
+  }
   line(sec, N.epsS("h", t1, k1), eq(), N.P("W_hh", true), N.d(t1, k1 + 1), eq(), st.pv("step_from", "eps_h_prev")).dataset.fxRow = "carry";
   if (lstm) {
     line(sec, N.epsS("c", t1, k1), eq(), N.chat(t1, k1 + 1), hadam(), N.gate("f", k1 + 1), eq(),
@@ -749,11 +758,16 @@ function stepGRU(sec, st) {
   const g = (q) => N.gate(q, k1);
   const dsig = (q) => row(g(q), par(one(), mo("−"), g(q)));
   const hn = () => row(sub(mi("W"), row(mi("h"), mi("n"))), N.h(k1 - 1), mo("+"), sub(mi("b"), row(mi("h"), mi("n"))));
-  label(sec, fill(S.gru_parts, { a: row(N.a(k1), eq(), fenced(row(sup(mi("a"), mi("r")), mo(";"), sup(mi("a"), mi("u")), mo(";"), sup(mi("a"), mi("n"))))), u: g("u") }));
-  if (!st.inLoss) { note(sec, "", fill(S.s2_none, { zero: row(N.d(t1, mo("·")), eq(), mn(0)) })); return; }
-  if (st.truncated) { note(sec, "", fill(S.trunc_step, { K: String(st.K), d: String(t - k) })); return; }
-  if (!P) return;
+  const parts = () => label(sec, fill(S.gru_parts, { a: row(N.a(k1), eq(), fenced(row(sup(mi("a"), mi("r")), mo(";"), sup(mi("a"), mi("u")), mo(";"), sup(mi("a"), mi("n"))))), u: g("u") }));
+  if (!st.inLoss || st.truncated || !P) {
+    parts();
+    if (!st.inLoss) note(sec, "", fill(S.s2_none, { zero: row(N.d(t1, mo("·")), eq(), mn(0)) }));
+    else if (st.truncated) note(sec, "", fill(S.trunc_step, { K: String(st.K), d: String(t - k) }));
+    return;
+  }
+  // as the LSTM's: what came in from step k + 1 first, then the parts of δ_{t,k} it makes
   gatedIncoming(sec, st);
+  parts();
   const rows = [
     ["n", [eh(), hadam(), par(one(), mo("−"), g("u")), hadam(), par(one(), mo("−"), sup(g("n"), mn(2)))], ["eps_h", "one_minus_u", "dn"]],
     ["u", [eh(), hadam(), par(N.h(k1 - 1), mo("−"), g("n")), hadam(), dsig("u")], ["eps_h", "h_prev_minus_n", "du"]],
@@ -948,7 +962,7 @@ function sectionGrads(sec, st) {
   if (st.hasOut) {
     const sumT = () => [...batchSum(), bigop("∑", row(tI(), eq(), mn(1)), mi("T"))];
     body = fold(sec, "g-W_hy", [M("math", { displaystyle: "true" }, row(dL(N.P("W_hy")), eq(), ...sumT(), N.e(tI()), N.h(tI(), true),
-      sp("1em"), dL(N.P("b_y")), eq(), ...sumT(), N.e(tI())))], false, "fx-g");
+      comma(), sp("1em"), dL(N.P("b_y")), eq(), ...sumT(), N.e(tI())))], false, "fx-g");
     label(body, fill(S.term_out, { t: String(t1) }));
     const Wy = N.parts("W_hy")[0], by = N.parts("b_y")[0];
     if (!st.inLoss) note(body, "", fill(S.zero_notloss, { t: String(t1) }));

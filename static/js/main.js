@@ -90,9 +90,9 @@ const shown = (panel) => !$(`panel-${panel}`)?.classList.contains("hidden-by-lin
 /** The response fields the panels on the page draw (the API computes and sends only these: at
  *  T = 256 the δ table alone is most of the response). Always: the weights (the editor's
  *  grids), the forward pass and ‖δ‖ (the graph, the heatmap), the clipping report and the
- *  diagnostics (the vanishing panel, its reading). */
+ *  diagnostics and the reading of ‖δ‖ (vanish: the vanishing panel and its sentence). */
 function neededFields() {
-  const f = new Set(["params", "forward", "delta_norm", "eps_tt", "clip", "diagnostics"]);
+  const f = new Set(["params", "forward", "delta_norm", "eps_tt", "clip", "diagnostics", "vanish"]);
   // the graph's colours and the heatmap's other measure: ‖∂L_t/∂h_k‖, which every cell has (and the LSTM's rail)
   if (shown("graph") || shown("delta")) { f.add("delta_h_norm"); if (state.req?.cell === "lstm") f.add("delta_c_norm"); }
   if (shown("deltarow")) f.add("delta");
@@ -443,11 +443,13 @@ const SUBS = "₀₁₂₃₄₅₆₇₈₉";
 const sub = (n) => String(n).split("").map((d) => SUBS[d]).join("");
 
 function renderVanishText(c) {
-  $("vanish-reading").textContent = resp.delta_norm ? vanishReading(c) : "";
+  $("vanish-reading").textContent = resp.vanish ? vanishReading(c) : "";
   const d = resp.diagnostics;
-  const jn = c.seq(d.jacobian_norm).filter((v) => v !== null).sort((a, b) => a - b);
-  const jmed = jn.length ? jn[Math.floor(jn.length / 2)] : null;
-  $("vanish-stats").textContent = tr("vanish.stats", { W: resp.names.W_hh, rho: fmt(d.spectral_radius), smax: fmt(d.sigma_max), jmed: fmt(jmed) });
+  const jmed = c.seq(d.jacobian_norm_median);  // the API's median of the finite ‖J_k‖₂
+  // a gated cell's W_hh stacks G blocks (G·m × m): no eigenvalues, no spectral radius
+  // (gamma is null for gated cells only: a vanilla W_hh that overflowed has a null radius too)
+  const stats = d.gamma === null ? "vanish.stats.gated" : "vanish.stats";
+  $("vanish-stats").textContent = tr(stats, { W: resp.names.W_hh, rho: fmt(d.spectral_radius), smax: fmt(d.sigma_max), jmed: fmt(jmed) });
 }
 
 /** The parts that depend on the cell and the method: the gates panel (gated cells only), the

@@ -19,6 +19,19 @@ const absMax = (z) => z.flat(Infinity).reduce((a, v) => (v !== null && Math.abs(
 /** A diverging colour range centred on 0: ±max|v|, and no colour bar when every number is 0
  *  (a bar from −1e−300 to 1e−300 would say nothing true). */
 const centred = (M) => ({ zmin: -(M || 1), zmax: M || 1, showscale: M > 0 });
+/** A colour bar's numbers as 4×10⁻⁴, not Plotly's SI "400μ" (a gradient has no unit). */
+const COLORBAR = { thickness: 10, exponentformat: "power" };
+const SUBS = "₀₁₂₃₄₅₆₇₈₉";
+const sub = (n) => String(n).split("").map((d) => SUBS[d]).join("");
+/** The rows of a gated cell's stacked array named by gate and unit, "f₂" (the editor's grids
+ *  name them so), or null for an array that is not stacked (the output layer; ungated cells). */
+function gateRows(resp, canon = null) {
+  const gates = resp.forward?.gates ? Object.keys(resp.forward.gates) : [];
+  if (!gates.length || canon === "W_hy" || canon === "b_y") return null;
+  const out = [];
+  for (const g of gates) for (let u = 1; u <= resp.shapes.m; u++) out.push(`${g}${sub(u)}`);
+  return out;
+}
 /** Small arrays (a 1×1 weight of note 003, a 4×4 gradient) print their numbers in the cells. */
 const SMALL_CELLS = 48;
 /** A cell narrower than this many pixels cannot hold "−0.0263" in 10 px type: its number stays
@@ -140,7 +153,7 @@ function deltaNormData(ctx) {
   const data = [{
     type: "heatmap", z, x: steps(T), y: steps(T), text, hovertemplate: "%{text}<extra></extra>",
     ...(range && range[1] > range[0] ? { zmin: range[0], zmax: range[1] } : {}),
-    colorscale: "Viridis", colorbar: { title: { text: view.log ? `log₁₀${tr(`measure.cb.${kind}`)}` : tr(`measure.cb.${kind}`), side: "right" }, thickness: 10 },
+    colorscale: "Viridis", colorbar: { title: { text: view.log ? `log₁₀${tr(`measure.cb.${kind}`)}` : tr(`measure.cb.${kind}`), side: "right" }, thickness: 10, exponentformat: "power" },
     hoverongaps: false,
   }];
   // cells with no colour of their own: dropped by truncation, or (log scale) exactly 0
@@ -162,18 +175,21 @@ export function deltaRowFigure(ctx) {
       annotations: [{ text: tr("banner.norms"), showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5, font: { size: 12 } }] }) };
   }
   const rows = seq(resp.delta)[t];
-  const m = resp.shapes.m;
+  // a gated cell's δ_{t,k} = ∂L_t/∂a_k has G·m entries, one block per gate: named "f₂" as in the editor
+  const gated = gateRows(resp);
+  const x = gated ?? steps(resp.shapes.m);
   const M = absMax(rows);
   const data = [{
-    type: "heatmap", z: rows, x: steps(m), y: steps(t + 1), ...centred(M), colorscale: DIVERGING, ...numbersIn(t + 1, m),
-    colorbar: { thickness: 10, title: { text: "δ" } },
+    type: "heatmap", z: rows, x, y: steps(t + 1), ...centred(M), colorscale: DIVERGING, ...numbersIn(t + 1, x.length),
+    colorbar: { ...COLORBAR, title: { text: "δ" } },
     hovertemplate: `δ<sub>${t + 1},%{y}</sub>[%{x}] = %{z:.10g}<extra></extra>`,
   }];
-  const grey = overflowLayer(rows, steps(m), steps(t + 1));
+  const grey = overflowLayer(rows, x, steps(t + 1));
   if (grey) data.push(grey);
   return {
     data, layout: base({
-      xaxis: { title: { text: tr("axis.unit") }, dtick: tick(m) },
+      xaxis: gated ? { title: { text: tr("axis.gate.unit") }, type: "category", tickfont: { size: 9 } }
+        : { title: { text: tr("axis.unit") }, dtick: tick(x.length) },
       yaxis: { title: { text: `${tr("axis.step.k")} (t = ${t + 1})` }, autorange: "reversed", dtick: tick(t) },
     }),
   };
@@ -186,7 +202,7 @@ export function hiddenFigure(ctx) {
   const hn = names.h || "h";
   const data = [{
     type: "heatmap", z: h, x: steps(resp.shapes.m), y: steps(resp.shapes.T), ...centred(M), colorscale: DIVERGING, ...numbersIn(resp.shapes.T, resp.shapes.m),
-    colorbar: { thickness: 10 }, hovertemplate: `${hn}<sub>%{y}</sub>[%{x}] = %{z:.10g}<extra></extra>`,
+    colorbar: COLORBAR, hovertemplate: `${hn}<sub>%{y}</sub>[%{x}] = %{z:.10g}<extra></extra>`,
   }];
   const grey = overflowLayer(h, steps(resp.shapes.m), steps(resp.shapes.T));
   if (grey) data.push(grey);
@@ -274,7 +290,9 @@ export function gradsFigure(ctx) {
       if (grey) data.push({ ...grey, xaxis: `x${ax}`, yaxis: `y${ax}` });
       // the ranges of the array's own shape: a panel whose every entry overflowed keeps its frame
       layout[`xaxis${ax}`] = { domain: [x0, x0 + w], anchor: `y${ax}`, dtick: tick(cols), tickfont: { size: 9 }, range: [0.5, cols + 0.5] };
-      layout[`yaxis${ax}`] = { domain: [top - rowH, top], anchor: `x${ax}`, dtick: tick(rows), tickfont: { size: 9 }, range: [rows + 0.5, 0.5] };
+      const gated = gateRows(resp, p.canon);  // a gated cell's stacked rows: "f₂", as in the editor
+      layout[`yaxis${ax}`] = { domain: [top - rowH, top], anchor: `x${ax}`, dtick: tick(rows), tickfont: { size: 9 }, range: [rows + 0.5, 0.5],
+        ...(gated ? { tickmode: "array", tickvals: steps(rows), ticktext: gated } : {}) };
       const long = p.name.length > 6;
       // (the row after clipping has the columns of the row before: its names once, above)
       if (!(clipped && gi > 0)) {
@@ -306,15 +324,17 @@ export function contribFigure(ctx) {
   const value = terms[p.name];
   const T = resp.shapes.T;
   const labels = [];
+  const rowName = gateRows(resp, p.canon);  // a gated cell's rows by gate: "f₂,1", not "6,1"
+  const rowOf = (i) => (rowName ? rowName[i] : String(i + 1));
   const z = value.map((g, t) => {
     const flat = [];
-    if (Array.isArray(g[0])) g.forEach((row, i) => row.forEach((v, j) => { flat.push(v); if (t === 0) labels.push(`${i + 1},${j + 1}`); }));
-    else g.forEach((v, i) => { flat.push(v); if (t === 0) labels.push(`${i + 1}`); });
+    if (Array.isArray(g[0])) g.forEach((row, i) => row.forEach((v, j) => { flat.push(v); if (t === 0) labels.push(`${rowOf(i)},${j + 1}`); }));
+    else g.forEach((v, i) => { flat.push(v); if (t === 0) labels.push(rowOf(i)); });
     return flat;
   });
   const M = absMax(z);
   const data = [{
-    type: "heatmap", z, x: labels, y: steps(T), ...centred(M), colorscale: DIVERGING, colorbar: { thickness: 10 },
+    type: "heatmap", z, x: labels, y: steps(T), ...centred(M), colorscale: DIVERGING, colorbar: COLORBAR,
     hovertemplate: (byCopy ? `${tr("hover.copy")} k = %{y}: ${p.name}[%{x}]` : `∂L<sub>%{y}</sub>/∂${p.name}[%{x}]`) + " = %{z:.10g}<extra></extra>",
   }];
   return { data, layout: base({
@@ -390,7 +410,7 @@ export function vanishFigure(ctx) {
     cloud.trace,
     // the density has no legend entry of its own: a marker stands for it
     ...(cloud.density ? [{ x: [null], y: [null], mode: "markers", name: tr("vanish.all.density"), marker: { size: 8, symbol: "square", color: "#9aa4b1" }, hoverinfo: "skip" }] : []),
-    { x: bx, y: byv, mode: "lines", name: tr(boundRow ? "vanish.bound" : "vanish.bound.none"), line: { color: "#f28e2b", dash: "dash", width: 2 }, hovertemplate: `${tr("hover.bound")} %{y:.4g}<extra></extra>` },
+    { x: bx, y: byv, mode: "lines", name: tr(!boundRow ? "vanish.bound.none" : resp.diagnostics?.gamma === null ? "vanish.bound.gated" : "vanish.bound"), line: { color: "#f28e2b", dash: "dash", width: 2 }, hovertemplate: `${tr("hover.bound")} %{y:.4g}<extra></extra>` },
     { x: sx, y: sy, mode: "lines+markers", name: `${tr("vanish.selected")} (t = ${t + 1})`, line: { color: "#1f4e79", width: 2 }, marker: { size: 7 },
       hovertemplate: `t − k = %{x}: ‖δ<sub>${t + 1},k</sub>‖ = %{y:.4g}<extra></extra>` },
   ];
@@ -408,51 +428,33 @@ export function vanishFigure(ctx) {
   return { data, layout };
 }
 
-/** A plain-language reading of the decay or growth along the last loss row: the geometric
- *  mean factor per step back (a least-squares slope of log ‖δₜ,ₖ‖ against t − k), read only
- *  over the terms truncation keeps, with the remedies that apply. */
+/** A plain-language reading of the decay or growth along the last loss row: the API's
+ *  ``vanish`` (the geometric-mean factor per step back, the factor over the span and the
+ *  verdict, or why there is none), as a sentence with the remedies that apply. */
 export function vanishReading(ctx) {
   const { resp, seq } = ctx;
-  const dn = seq(resp.delta_norm);
-  const t = resp.loss_steps.lastIndexOf(true);
-  if (t < 3) return tr("vanish.reading.short");
-  const K = resp.truncation ?? Infinity;
-  const xs = [], ys = [];
-  let overflowed = 0, zero = 0;
-  for (let k = 0; k <= t; k++) {
-    const v = dn[t][k];
-    if (t - k >= K) continue;
-    if (v === null) overflowed++;
-    else if (v === 0) zero++;
-    else { xs.push(t - k); ys.push(Math.log(v)); }
-  }
-  if (xs.length < 3) {
-    // say why there is no trend: each of these is a lesson of its own, not "too few steps"
-    if (overflowed) {
-      // the forward pass itself overflowed: no clipping of the gradient can help there
-      const forward = (resp.nonfinite || []).some((f) => f === "forward.h" || f === "forward.z");
-      return tr(forward ? "vanish.reading.overflow.forward" : "vanish.reading.overflow", { n: overflowed });
-    }
-    if (zero) return tr("vanish.reading.zero", { n: zero });
-    if (Number.isFinite(K) && K < 3) return tr("vanish.reading.shortK", { K });
-    return tr("vanish.reading.few");
-  }
-  const mx = xs.reduce((a, b) => a + b) / xs.length, my = ys.reduce((a, b) => a + b) / ys.length;
-  let num = 0, den = 0;
-  xs.forEach((x, i) => { num += (x - mx) * (ys[i] - my); den += (x - mx) ** 2; });
-  const f = Math.exp(num / den);
-  const d = Math.max(...xs);
-  const truncNote = Number.isFinite(K) && K <= t ? tr("vanish.reading.trunc", { K, Km1: K - 1 }) : "";
+  const v = seq(resp.vanish);
+  if (!v) return "";
+  const K = v.truncation;
+  const truncNote = K !== null ? tr("vanish.reading.trunc", { K, Km1: K - 1 }) : "";
+  // say why there is no trend: each of these is a lesson of its own, not "too few steps"
+  const REASONS = {
+    short: () => tr("vanish.reading.short"),
+    // the forward pass itself overflowed: no clipping of the gradient can help there
+    overflow_forward: () => tr("vanish.reading.overflow.forward", { n: v.overflowed }),
+    overflow: () => tr("vanish.reading.overflow", { n: v.overflowed }),
+    zero: () => tr("vanish.reading.zero", { n: v.zero }),
+    truncation: () => tr("vanish.reading.shortK", { K: resp.truncation }),
+    few: () => tr("vanish.reading.few"),
+  };
+  if (v.reason) return REASONS[v.reason]();
+  const f = fmt(v.factor_per_step, 2), d = v.span, F = fmt(v.factor_over_span, 2);
+  const span = tr("vanish.span", { d, F });
   // the verdict reads the whole span, not only the factor per step: ×0.81 a step is 0.15 over
   // 9 steps, which is vanishing for the first step's gradient
-  const F = f ** d;
-  if (f < 0.8 || F < 0.2) {
-    return tr("vanish.reading.vanish", { f: fmt(f, 2) }) + tr("vanish.span", { d, F: fmt(F, 2) })
-      + (d >= 8 && F < 1e-3 ? tr("vanish.long", { d, F: fmt(F, 2) }) : "") + tr("vanish.remedies") + truncNote;
+  if (v.verdict === "vanish") {
+    return tr("vanish.reading.vanish", { f }) + span + (v.long ? tr("vanish.long", { d, F }) : "") + tr("vanish.remedies") + truncNote;
   }
-  if (f > 1.25 || F > 5) {
-    return tr("vanish.reading.explode", { f: fmt(f, 2) }) + tr("vanish.span", { d, F: fmt(F, 2) })
-      + tr(resp.clip ? "vanish.clip" : "vanish.noclip") + truncNote;
-  }
-  return tr("vanish.reading.stable", { f: fmt(f, 2) }) + tr("vanish.span", { d, F: fmt(F, 2) }) + truncNote;
+  if (v.verdict === "explode") return tr("vanish.reading.explode", { f }) + span + tr(resp.clip ? "vanish.clip" : "vanish.noclip") + truncNote;
+  return tr("vanish.reading.stable", { f }) + span + truncNote;
 }

@@ -9,15 +9,14 @@ import { dhLabel } from "./display.js";
 import { tr } from "./i18n.js";
 import { fmt } from "./util.js";
 
-const SHOWN = 8;  // entries of a vector printed; longer ones end with "…" and their norm
+const SHOWN = 8;  // entries of a vector printed; longer ones end with "…" and how many entries there are
 
 function vecText(v) {
   if (v === null || v === undefined) return tr("steps.na");
   if (!Array.isArray(v)) return fmt(v);
   const head = v.slice(0, SHOWN).map((x) => fmt(x)).join(", ");
-  if (v.length <= SHOWN) return `[${head}]`;
-  const n = Math.sqrt(v.reduce((s, x) => s + (x ?? NaN) ** 2, 0));
-  return `[${head}, …]  ‖·‖ = ${fmt(Number.isFinite(n) ? n : null)}`;
+  // (the norm of the whole vector was formed here: the page computes no number, see player.js)
+  return v.length <= SHOWN ? `[${head}]` : `[${head}, …] ${tr("player.entries", { n: v.length })}`;
 }
 
 function table(title, rows) {
@@ -53,15 +52,29 @@ export function renderSteps(el, ctx) {
   const h = seq(fw.h);
   const W = (c) => names[c] ?? c;
   const f = resp.activation;
-  const fwd = [
-    [`x${T1}`, tr("steps.input"), x?.[t]],
-    [`z${T1}`, `${W("W_xh")} x${T1} + ${W("W_hh")} ${hn}${t} + ${W("b_h")}`, seq(fw.z)[t]],
-  ];
-  fwd.push([`${hn}${T1}`, resp.cell === "residual" ? `${hn}${t} + ${f}(z${T1})` : `${f}(z${T1})`, h[t]]);
+  const gated = !!fw.gates;  // LSTM, GRU: a_t, the stacked gate pre-activations, in place of z_t
+  const z = gated ? "a" : "z";
+  const fwd = [[`x${T1}`, tr("steps.input"), x?.[t]]];
+  if (!gated) {
+    fwd.push([`z${T1}`, `${W("W_xh")} x${T1} + ${W("W_hh")} ${hn}${t} + ${W("b_h")}`, seq(fw.z)[t]]);
+    fwd.push([`${hn}${T1}`, resp.cell === "residual" ? `${hn}${t} + ${f}(z${T1})` : `${f}(z${T1})`, h[t]]);
+  } else {
+    const gates = Object.keys(fw.gates).join(", ");
+    const a = `${W("W_ih")} x${T1} + ${W("b_ih")} + ${W("W_hh")} ${hn}${t} + ${W("b_hh")}`;
+    fwd.push([`a${T1}`, resp.cell === "gru" ? tr("steps.a.gru", { a, gates, t: T1, h: `${hn}${t}` }) : tr("steps.a", { a, gates }), seq(fw.z)[t]]);
+    if (resp.cell === "lstm") {
+      fwd.push([`c${T1}`, `f${T1} ⊙ c${t} + i${T1} ⊙ g${T1}`, seq(fw.c)[t]]);
+      fwd.push([`${hn}${T1}`, `o${T1} ⊙ tanh(c${T1})`, h[t]]);
+    } else {
+      fwd.push([`${hn}${T1}`, `(1 − u${T1}) ⊙ n${T1} + u${T1} ⊙ ${hn}${t}`, h[t]]);
+    }
+  }
   if (resp.shapes.p !== null) {
     fwd.push([`o${T1}`, `${W("W_hy")} ${hn}${T1} + ${W("b_y")}`, seq(fw.o)?.[t]]);
     if (resp.loss === "softmax_ce") fwd.push([`ŷ${T1}`, `softmax(o${T1})`, seq(fw.y_hat)?.[t]]);
-    const y = seq(req.targets)?.[t];
+    // targets for every step, or for the loss steps only (row i of them is the i-th loss step)
+    const Y = seq(req.targets);
+    const y = Y?.length === resp.shapes.T ? Y[t] : resp.loss_steps[t] ? Y?.[resp.loss_steps.slice(0, t).filter(Boolean).length] : undefined;
     fwd.push([`y${T1}`, resp.loss === "softmax_ce" ? tr("steps.class") : tr("steps.target"), y]);
     if (resp.e) fwd.push([`e${T1}`, resp.loss === "softmax_ce" ? `∂L${T1}/∂o${T1} = ŷ${T1} − onehot(y${T1})` : `∂L${T1}/∂o${T1} = o${T1} − y${T1}`, seq(resp.e)[t]]);
   }
@@ -71,8 +84,8 @@ export function renderSteps(el, ctx) {
   const g = resp.grads || {};
   const bwd = [
     [dhLabel(K1, view, hn, resp.notation), tr("steps.dh", { h: hn, k: K1, k1: K1 + 1 }), resp.dh ? seq(resp.dh)[k] : null],
-    [`∂L/∂z${K1}`, tr("steps.dz", { k: K1 }), resp.dz ? seq(resp.dz)[k] : null],
-    [`∂L/∂x${K1}`, `${W("W_xh")}ᵀ ∂L/∂z${K1}`, g.inputs ? seq(g.inputs)[k] : null],
+    [`∂L/∂${z}${K1}`, tr(gated ? "steps.da" : "steps.dz", { k: K1 }), resp.dz ? seq(resp.dz)[k] : null],
+    [`∂L/∂x${K1}`, `${W(gated ? "W_ih" : "W_xh")}ᵀ ∂L/∂${z}${K1}`, g.inputs ? seq(g.inputs)[k] : null],
     [dhLabel(0, view, hn, resp.notation), `(∂${hn}1/∂${hn}0)ᵀ ∂L/∂${hn}1`, g.h0 !== undefined ? seq(g.h0) : null],
   ];
   el.replaceChildren(
