@@ -274,3 +274,21 @@ def test_the_tasks_own_sizes_keep_the_limits(client):
     assert r.status_code == 422 and r.json()["error"]["params"] == {"setting": "BPTT_MAX_BATCH", "limit": 64, "got": 65}
     r = client.post("/api/v1/task", json={"task": {"name": "recall", "delay": 1023, "N": 1}})
     assert r.status_code == 200 and r.json()["options"]["T"] == 1024
+
+
+def test_a_stream_larger_than_the_response_limit_is_refused_before_it_starts(client):
+    """T=1024 with a checkpoint every update writes a 10.6 MB line per update (one sequence's
+    δ norms): 230 updates were 2.4 GB of stream for a 130-byte body (found by a student-attack
+    helper). The stream's size is estimated and held to BPTT_MAX_RESPONSE_MB; the estimate is
+    an upper one."""
+    from app.api import train
+
+    big = {"inputs": [[0.1]] * 1024, "targets": [[0.1]] * 1024, "init": {"seed": 0, "hidden": 1}, "updates": 230,
+           "checkpoint_every": 1}
+    r = client.post("/api/v1/train", json=big)
+    e = r.json()["error"]
+    assert r.status_code == 422 and e["field"] == "checkpoint_every" and e["params"]["setting"] == "BPTT_MAX_RESPONSE_MB", e
+    small = big | {"inputs": [[0.1]] * 64, "targets": [[0.1]] * 64, "updates": 6, "checkpoint_every": 2, "report_every": 1}
+    r = client.post("/api/v1/train", json=small)
+    assert r.status_code == 200 and b'"done":true' in r.content.replace(b" ", b"")
+    assert len(r.content) <= train.stream_bytes(6, 1, 2, 64, 5), len(r.content)

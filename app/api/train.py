@@ -180,7 +180,8 @@ def _model(body: dict, s: Settings, allowed: tuple[str, ...]):
     sub["truncation"] = K
     # /bptt's work budget prices one response with its diagnostics; a run is priced by
     # BPTT_TRAIN_MAX_WORK below, so the parser checks every other limit only
-    parsed = parse(sub, s.model_copy(update={"max_work": math.inf}))
+    # (nor is that response what is sent: the stream is sized in build)
+    parsed = parse(sub, s.model_copy(update={"max_work": math.inf, "max_response_mb": math.inf}))
     p = parsed.problem
     cell = CELLS[p.cell]
     theta = to_canonical(p.notation, p.params, True, cell.hidden)
@@ -189,6 +190,21 @@ def _model(body: dict, s: Settings, allowed: tuple[str, ...]):
     if tr.kind == "window" and tr.K >= p.X.shape[1]:
         tr = TL.Truncation()
     return parsed, theta, data, tr
+
+
+#: bytes a number takes in a line (as /bptt's size estimate counts them)
+NUMBER_BYTES = size.NUMBER
+
+
+def stream_bytes(made: int, report_every: int, checkpoint_every: int, T: int, n_params: int) -> int:
+    """An upper estimate of a run's stream: a report line per report_every updates (loss, ‖g‖,
+    the parameters' norms), a checkpoint line per checkpoint_every with the parameters and one
+    sequence's T×T δ norms (its lower triangle), and the done line with the parameters and the
+    optimizer's state (three times them, Adam's moments)."""
+    reports = made // report_every + 1
+    checkpoints = made // checkpoint_every + 1 if checkpoint_every else 0
+    return (reports * 400 + checkpoints * (n_params + T * (T + 1) // 2) * NUMBER_BYTES
+            + 4 * n_params * NUMBER_BYTES + 4096)
 
 
 def _optimizer(v: Any) -> tuple[str, dict]:
@@ -240,7 +256,14 @@ def build(body: Any, s: Settings) -> tuple[TL.TrainSpec, str, float]:
     if work > s.train_max_work:
         raise ApiError("updates", f"at most {s.train_max_work:g} estimated work for the run "
                        "(limit BPTT_TRAIN_MAX_WORK; fewer updates, a smaller batch or model)",
-                       f"{work:.3g} ({made} updates × {work / made:.3g})", code="over_limit")
+                       f"{work:.3g} ({made} updates × {work / made:.3g})", code="over_limit",
+                       params={"setting": "BPTT_TRAIN_MAX_WORK", "limit": s.train_max_work, "got": work})
+    mb = stream_bytes(made, report_every, checkpoint_every, p.X.shape[1], sum(a.size for a in theta.values())) / 1e6
+    if mb > s.max_response_mb:  # (T=1024 with a checkpoint every update: 3 MB a line, 700 MB for 230 updates)
+        raise ApiError("checkpoint_every" if checkpoint_every else "updates",
+                       f"a stream of at most {s.max_response_mb:g} MB (limit BPTT_MAX_RESPONSE_MB; fewer checkpoints "
+                       "or updates)", f"an estimated {mb:.1f} MB", code="over_limit",
+                       params={"setting": "BPTT_MAX_RESPONSE_MB", "limit": s.max_response_mb, "got": round(mb, 3)})
     try:
         TL.train(spec).close()  # the optimizer's state checked against the model, before the stream starts
     except OptionError as e:
