@@ -109,9 +109,10 @@ function neededFields() {
 }
 
 /** select {t, k, b} for the formula panel (every number of the selected δ_{t,k}, the API's
- *  backward_parts), clamped to the request's sizes: the request may have fewer steps. */
+ *  backward_parts) and the player (row t of ∂L_t/∂h_k, delta_h_row), clamped to the request's
+ *  sizes: the request may have fewer steps. */
 function selectFor(body) {
-  if (!shown("formula") || !body?.inputs) return {};
+  if (!(shown("formula") || playerFields(state).length) || !body?.inputs) return {};
   const { B, T } = sizes(body);
   const t = Math.min(Math.max(0, state.sel.t), T - 1);
   const k = Math.min(Math.max(0, state.sel.k), t);
@@ -808,8 +809,8 @@ async function start() {
   $("graph-prev").addEventListener("click", () => moveGraphWindow(-1));
   $("graph-next").addEventListener("click", () => moveGraphWindow(1));
   document.addEventListener("keydown", onKey);
-  initPlayer({ state: () => state, response: () => resp, select, shown: () => shown("player"),
-    refetch: () => { changeAt = performance.now(); compute(); } });
+  initPlayer({ state: () => state, response: () => resp, request: () => sentReq, select, shown: () => shown("player"),
+    refetch: () => { changeAt = performance.now(); compute(); }, redraw: () => { if (resp) renderPlayer(ctx()); } });
   initProjector(() => { if (resp) renderAll().then(markViewed); });
   // the exercise builder and the quiz (?quiz=…): the quiz hides the numbers before the first render
   initExercise({ state: () => state, response: () => resp, presets: () => presets,
