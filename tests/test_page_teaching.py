@@ -83,3 +83,31 @@ def test_truncated_colour_range_holds_the_row_t_minus_k_equal_K(page, base):
     colour = page.evaluate("""() => document.getElementById('graph').data.find((d) => d.mode === 'lines'
         && d.x.some((x, i) => x === 7 && d.x[i + 1] === 8 && d.y[i] === d.y[i + 1]) && d.line.color !== '#d5dae1')?.line.color""")
     assert colour == viridis[level], (colour, level)
+
+
+@pytest.mark.parametrize("size", [(1280, 800), (1440, 900)])
+def test_the_top_bar_is_one_row_in_both_languages(browser, base, size):
+    """At a classroom laptop's 1280×800 and at 1440×900 the top bar is one row in English and in
+    Chinese (the zh labels are wider): every control's box on one line, none over its neighbour,
+    nothing cut off at the right; the shortened menus name their choice in full on hover."""
+    w, h = size
+    ctx = browser.new_context(viewport={"width": w, "height": h})
+    page = ctx.new_page()
+    try:
+        for lang in ("en", "zh"):
+            open_page(page, base, f"/?preset=note-003&lang={lang}")
+            boxes = page.evaluate("""() => [...document.getElementById('topbar').children]
+                .filter((e) => e.offsetParent !== null && !e.classList.contains('spacer'))
+                .map((e) => { const r = e.getBoundingClientRect(); return [e.id || e.className || e.tagName, r.left, r.right, r.top, r.bottom]; })""")
+            mids = [(top + bottom) / 2 for *_, top, bottom in boxes]
+            assert max(mids) - min(mids) < 6, (lang, w, boxes)  # one row
+            for a, b in zip(boxes, boxes[1:]):
+                assert a[2] <= b[1] + 0.5, (lang, w, a, b)  # side by side, no overlap
+            assert boxes[-1][2] <= w, (lang, w, boxes[-1])
+            inner = page.evaluate("""() => ['preset', 'notation'].map((id) => { const s = document.getElementById(id),
+                l = s.closest('label'); return [s.getBoundingClientRect().right <= l.getBoundingClientRect().right + 0.5, s.title]; })""")
+            assert all(fits for fits, _ in inner), (lang, w, inner)
+            assert inner[0][1] and inner[1][1] == page.evaluate("() => document.getElementById('notation').selectedOptions[0].text")
+            assert page.evaluate("() => document.getElementById('topbar').getBoundingClientRect().height") < 60
+    finally:
+        ctx.close()

@@ -183,6 +183,7 @@ export function renderPresets(presets, current, lang) {
   sel.append(custom);
   for (const p of presets) sel.append(new Option(p.title[lang] || p.title.en, p.id));
   sel.value = current || "";
+  sel.title = current ? sel.selectedOptions[0]?.text || "" : "";  // the whole name where the top bar cuts it
   const p = presets.find((x) => x.id === current);
   $("preset-desc").textContent = p ? presetDescription(p, lang, ctrl?.state().req?.notation) : "";
 }
@@ -219,6 +220,7 @@ export function renderEditor(state, resp, { rebuild = false } = {}) {
   $("trunc-on").closest("label").title = rtrl ? tr("truncation.rtrl") : "";
   $("loss").value = req.loss || "mse";
   $("notation").value = req.notation || "canonical";
+  $("notation").title = $("notation").selectedOptions[0]?.text || "";
   $("reduction").value = req.reduction || "sum";
   setNum("size-T", T); setNum("size-n", n); setNum("size-m", m);
   $("size-p-label").hidden = !hasOutput(req);

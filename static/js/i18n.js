@@ -124,7 +124,7 @@ export const STRINGS = {
     "sel.t": "loss L{t}",
     "sel.k": "step k = {k}",
     "status.computing": "computing…",
-    "status.ready": "computed and drawn in {ms} ms",
+    "status.ready": "drawn in {ms} ms",
     "status.error": "The request was refused: see the message by the field.",
     "status.refused": "refused",
     "status.refused.http": "refused (HTTP {status})",
