@@ -111,3 +111,36 @@ def test_the_top_bar_is_one_row_in_both_languages(browser, base, size):
             assert page.evaluate("() => document.getElementById('topbar').getBoundingClientRect().height") < 60
     finally:
         ctx.close()
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_the_notes_delta_k_names_dL_dh_k_in_the_player_as_in_the_steps_table(page, base, lang):
+    """With "δ⁽ᵏ⁾ = ∂L/∂hₖ" ticked the total ∂L/∂hₖ is δ⁽ᵏ⁾ wherever it is shown: the steps table's
+    row and its dz formula, the player's dh_next pass (its dhₖ row and dzₖ = f′(zₖ) ⊙ δ⁽ᵏ⁾); the
+    per-loss ∂Lₜ/∂hₖ of route 1 keeps its name. Unticked: note 003's dhₖ, no δ⁽ᵏ⁾."""
+    open_page(page, base, f"/?preset=note-003&lang={lang}")
+    page.click("#player-start")
+    page.wait_for_function("() => window.bptt.state.view.player?.k === 2 && document.querySelector('#player tr[data-q=dh]')")
+    page.keyboard.press("ArrowRight")  # k = 2 (0-based 1)
+    page.wait_for_function("() => window.bptt.state.view.player?.k === 1 && window.bptt.state.sel.k === 1")
+
+    def cells(q):
+        return page.evaluate("(q) => [...document.querySelectorAll(`#player tr[data-q=${q}] td`)].map((e) => e.textContent)", q)
+
+    def steps():
+        return page.evaluate("() => [...document.querySelectorAll('#steps table.steps')[1].rows].map((r) => [...r.cells].map((c) => c.textContent))")
+
+    page.wait_for_function("() => document.querySelector('#player tr[data-q=dh] td')?.textContent === 'dh₂'")
+    assert "δ⁽" not in page.inner_text("#player") and "δ⁽" not in page.inner_text("#steps")
+    assert cells("dz_pass")[1].endswith("⊙ dh₂")
+    n = int(page.evaluate("() => document.body.dataset.views"))
+    page.check("#names-dh")
+    page.wait_for_function("(n) => Number(document.body.dataset.views) > n", arg=n)
+    page.wait_for_function("() => document.querySelector('#player tr[data-q=dh] td')?.textContent.startsWith('δ')")
+    assert cells("dh")[0] == "δ⁽²⁾ = dh₂", cells("dh")
+    assert cells("dz_pass")[1].endswith("⊙ δ⁽²⁾"), cells("dz_pass")
+    assert "∂L₃/∂h₂" in cells("carry_row")[1] + cells("carry_row")[0]  # route 1: one loss, its own name
+    rows = steps()
+    assert rows[0][0] == "δ⁽²⁾ = ∂L/∂h2" and "δ⁽³⁾" in rows[0][1], rows[0]
+    assert "⊙ δ⁽²⁾" in rows[1][1], rows[1]
+    assert rows[3][0].startswith("δ⁽⁰⁾") and rows[3][1].endswith("δ⁽¹⁾"), rows[3]

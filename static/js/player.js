@@ -15,6 +15,7 @@
 //   playerKey(event)    the keyboard: true when the player took the key
 
 import { computeBptt } from "./api.js";
+import { dhIn, deltaSup } from "./display.js";
 import { tr } from "./i18n.js";
 import { fmt } from "./util.js";
 
@@ -332,20 +333,22 @@ function routePass(c, k) {
   const rows = [];
   const notes = [];
   if (!P) return block(tr("player.r2"), [], [noteP(tr("player.rtrl"))]);
+  // dh_k = ∂L/∂h_k, every loss: note 003's dhₖ, or δ⁽ᵏ⁾ with the notes' names (as the steps table)
+  const dhK = (kk) => dhIn(kk, c.view, `d${w.h}${sub(kk)}`);
   rows.push(line("eps", `ε${K1},${K1}`, resp.loss_steps[k] ? (resp.loss === "upstream" ? `g${K1}` : `${w.Wy} e${K1}`) : tr("player.r2.noloss", { k: k + 1 }), seq(resp.eps_tt)[k]));
-  const carry = w.cell === "vanilla" ? `${w.W} dz${K2}` : w.cell === "residual" ? `d${w.h}${K2} + ${w.W} dz${K2}`
+  const carry = w.cell === "vanilla" ? `${w.W} dz${K2}` : w.cell === "residual" ? `${dhK(k + 2)} + ${w.W} dz${K2}`
     : tr("player.gated.carry", { h: w.h, ks: K1, k1: k + 2 });
   rows.push(line("dh_next", `d${w.h}_next`, k === T - 1 ? tr("player.r2.last", { T }) : carry, seq(P.dh_next)[k]));
-  rows.push(line("dh", `d${w.h}${K1}`, `ε${K1},${K1} + d${w.h}_next`, seq(P.dh)[k]));
+  rows.push(line("dh", c.view?.deltaH ? `${deltaSup(k + 1)} = d${w.h}${K1}` : `d${w.h}${K1}`, `ε${K1},${K1} + d${w.h}_next`, seq(P.dh)[k]));
   if (P.dc) {
     rows.push(line("dc_next", "dc_next", k === T - 1 ? tr("player.r2.last", { T }) : tr("player.gated.carry", { h: "c", ks: K1, k1: k + 2 }), seq(P.dc_next)[k]));
     rows.push(line("dc", `dc${K1}`, "dc_next", seq(P.dc)[k]));
   }
   if (!w.gated) {
     rows.push(line("fprime", `${w.f}(z${K1})`, tr("player.fprime"), seq(resp.forward.fprime)[k]));
-    rows.push(line("dz_pass", `dz${K1}`, `${w.f}(z${K1}) ⊙ d${w.h}${K1}`, seq(P.dz)[k]));
+    rows.push(line("dz_pass", `dz${K1}`, `${w.f}(z${K1}) ⊙ ${dhK(k + 1)}`, seq(P.dz)[k]));
   } else {
-    rows.push(line("dz_pass", `dz${K1}`, tr("player.gated.dz", { h: w.h, ks: K1, c: w.cell === "lstm" ? tr("player.gated.anddc", { ks: K1 }) : "" }), seq(P.dz)[k]));
+    rows.push(line("dz_pass", `dz${K1}`, tr("player.gated.dz", { dh: dhK(k + 1), c: w.cell === "lstm" ? tr("player.gated.anddc", { ks: K1 }) : "" }), seq(P.dz)[k]));
   }
   if (resp.truncation && resp.truncation < T) notes.push(noteP(tr("player.r2.trunc")));
   return block(tr("player.r2"), rows, notes);
