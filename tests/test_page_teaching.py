@@ -144,3 +144,32 @@ def test_the_notes_delta_k_names_dL_dh_k_in_the_player_as_in_the_steps_table(pag
     assert rows[0][0] == "δ⁽²⁾ = ∂L/∂h2" and "δ⁽³⁾" in rows[0][1], rows[0]
     assert "⊙ δ⁽²⁾" in rows[1][1], rows[1]
     assert rows[3][0].startswith("δ⁽⁰⁾") and rows[3][1].endswith("δ⁽¹⁾"), rows[3]
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_the_output_bias_option_names_the_weight_grids(page, base, lang):
+    """"biases b_h, b_o" on: the editor's weight grids name the output bias b_o (in Goodfellow's
+    notation b and c become b_h and b_o), as the gradient grids do; the inputs keep the API's
+    field (params.b_y, params.c), named on hover; off again: b_y (c)."""
+    open_page(page, base, f"/?preset=note-003&lang={lang}")
+    titles = lambda: page.evaluate("() => [...document.querySelectorAll('#grid-params .param-name')].map((e) => e.textContent.split('  ')[0])")  # noqa: E731
+    grads = lambda: page.evaluate("() => document.getElementById('heat-grads').layout.annotations.map((a) => a.text)")  # noqa: E731
+    assert titles() == ["W_xh", "W_hh", "b_h", "W_hy", "b_y"]
+
+    def tick(on):
+        n = int(page.evaluate("() => document.body.dataset.views"))
+        page.set_checked("#names-bo", on)
+        page.wait_for_function("(n) => Number(document.body.dataset.views) > n", arg=n)
+
+    tick(True)
+    assert titles() == ["W_xh", "W_hh", "b_h", "W_hy", "b_o"], titles()
+    assert "∂L/∂b<sub>o</sub>" in grads()
+    assert page.get_attribute("#grid-params .grid-wrap:last-of-type input", "data-field") == "params.b_y[0]"
+    assert "b_y" in page.evaluate("() => [...document.querySelectorAll('#grid-params .param-name')].pop().title")
+    n = renders(page)
+    page.select_option("#notation", "goodfellow")
+    wait_render(page, n)
+    assert titles() == ["U", "W", "b_h", "V", "b_o"], titles()
+    assert page.get_attribute("#grid-params .grid-wrap:last-of-type input", "data-field") == "params.c[0]"
+    tick(False)
+    assert titles() == ["U", "W", "b", "V", "c"], titles()

@@ -804,7 +804,11 @@ async function start() {
   // the notes' names: biases b_h, b_o and δ⁽ᵏ⁾ = ∂L/∂hₖ (display.js; the API's names stay)
   $("names-bo").checked = state.view.biasNames === "ho";
   $("names-dh").checked = !!state.view.deltaH;
-  $("names-bo").addEventListener("change", (e) => { state.view.biasNames = e.target.checked ? "ho" : ""; if (resp) renderAll().then(markViewed); writeURL(state); });
+  $("names-bo").addEventListener("change", (e) => {
+    state.view.biasNames = e.target.checked ? "ho" : "";
+    if (resp) { renderEditor(state, resp, { rebuild: true }); renderAll().then(markViewed); }  // the weight grids' names too
+    writeURL(state);
+  });
   $("names-dh").addEventListener("change", (e) => { state.view.deltaH = e.target.checked; if (resp) renderAll().then(markViewed); writeURL(state); });
   $("graph-prev").addEventListener("click", () => moveGraphWindow(-1));
   $("graph-next").addEventListener("click", () => moveGraphWindow(1));
