@@ -109,3 +109,23 @@ def test_npz_row_is_the_dense_tables_row(client):
     assert z["delta_h_row"].shape == (6, 3)
     assert np.array_equal(z["delta_h_row"], w["delta_h"][1, 5, :6])
     assert "delta_h_row" not in json.loads(z[npz.META].item())
+
+
+@pytest.mark.parametrize("cell,B,truncation", list(itertools.product(sorted(CELLS), (None, 2), (None, 3))))
+def test_delta_row_is_the_tables_row_bit_for_bit(client, cell, B, truncation):
+    """delta_row (what the δ-row heatmap draws) == delta[t] (delta[b][t]) of the generic δ loop's
+    table (the one every row field runs), with either detail: at T = 256, m = 16 the table is
+    ~12 MB of JSON, the row ~50 KB; 0 where truncation drops δ_{t,k}."""
+    T = 7
+    base = body_of(cell, T=T, B=B, truncation=truncation)
+    whole = post(client, base | {"select": {"t": 0, "k": 0}, "fields": ["delta", "delta_h_row"]})["delta"]
+    for t, b in itertools.product(range(T), range(B or 1)):
+        sel = {"t": t, "k": 0} | ({} if B is None else {"b": b})
+        want = whole[t] if B is None else whole[b][t]
+        for detail in ("full", "norms"):
+            d = post(client, base | {"select": sel, "detail": detail, "fields": ["delta_row"]})
+            assert d["delta_row"] == want, (t, b, detail)
+            assert "delta" not in d
+        if truncation:
+            assert all(v == 0 for k in range(t + 1) if t - k >= truncation for v in d["delta_row"][k])
+    BPTTResponse.model_validate(d)

@@ -61,6 +61,9 @@ class DeltaTable:
     #: same numbers as eps[s][b, t, : t + 1] without holding the tables (the player's one row);
     #: None unless asked for (``delta_table(eps_row=(t, b))``)
     eps_row: dict[str, np.ndarray] | None = None
+    #: (t + 1, G·m) row t of ``delta`` for sequence b (with ``eps_row``): delta_row[k] = δ_{t,k},
+    #: 0 where truncation drops it; kept in either detail
+    delta_row: np.ndarray | None = None
 
 
 def delta_table(
@@ -89,6 +92,7 @@ def delta_table(
     norm = None if keep or not norms else np.zeros((B, T, T))  # norm[b, k, t] = ‖δ_{t,k}‖
     row_t, row_b = eps_row if eps_row is not None else (-1, 0)
     row = {s: np.zeros((row_t + 1, m)) for s in cell.states} if eps_row is not None else None
+    drow = np.zeros((row_t + 1, Gm)) if eps_row is not None else None
     for k in range(T - 1, -1, -1):
         rows = slice(k, min(T, k + K))  # t = k … (t − k < K)
         eps_k = {s: eps[s][:, rows] for s in cell.states}
@@ -104,6 +108,8 @@ def delta_table(
                 row[s][k] = eps[s][row_b, row_t]
         delta_k, prev = cell.backward_step(tr, theta, k, eps_k)
         np.add.reduce(delta_k, axis=1, out=dz[:, k])  # dz_k = Σ_t δ_{t,k}
+        if drow is not None and k <= row_t < k + K:  # the row's δ_{t,k}, as the table holds it
+            drow[k] = delta_k[row_b, row_t - k]
         if keep:
             table[k, :, rows] = delta_k
         elif norms:
@@ -120,7 +126,7 @@ def delta_table(
         dz=dz, dh=d["h"], dh0=ds0["h"], d=d, ds0=ds0,
         eps=None if eps_tab is None else {s: e.transpose(1, 2, 0, 3) for s, e in eps_tab.items()},
         eps_norm=None if eps_nrm is None else {s: e.transpose(1, 2, 0) for s, e in eps_nrm.items()},
-        eps_row=row,
+        eps_row=row, delta_row=drow,
     )
 
 
