@@ -173,3 +173,34 @@ def test_the_output_bias_option_names_the_weight_grids(page, base, lang):
     assert page.get_attribute("#grid-params .grid-wrap:last-of-type input", "data-field") == "params.c[0]"
     tick(False)
     assert titles() == ["U", "W", "b", "V", "c"], titles()
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_the_delta_row_heatmap_asks_for_one_row_and_another_when_t_moves(page, base, lang):
+    """The δ-row heatmap draws row t of the δ table from the API's delta_row: the page's request
+    never names the whole delta; ↑ (another loss t) asks for that row alone and draws it, the
+    API's numbers; with detail norms (no δ vectors in the table) the row still comes."""
+    import random
+    r = random.Random(11)
+    T = 8
+    body = {"inputs": [[round(r.gauss(0, 1), 3), round(r.gauss(0, 1), 3)] for _ in range(T)],
+            "targets": [[round(r.gauss(0, 1), 3)] for _ in range(T)], "init": {"seed": 3, "hidden": 3, "outputs": 1}}
+    whole = httpx.post(f"{base}/api/v1/bptt", json=body | {"select": {"t": 0, "k": 0}, "fields": ["delta", "delta_row"]}).json()["delta"]
+    sent = []
+    page.on("request", lambda q: q.url.endswith("/api/v1/bptt") and sent.append(json.loads(q.post_data)))
+    load(page, base, body, lang=lang)
+    assert all("delta" not in q.get("fields", ()) for q in sent), [q.get("fields") for q in sent]
+    z = lambda: page.evaluate("() => document.getElementById('heat-deltarow').data[0].z")  # noqa: E731
+    t = page.evaluate("() => window.bptt.state.sel.t")
+    assert z() == whole[t]
+    n = int(page.evaluate("() => Number(document.body.dataset.rows || 0)"))
+    before = len(sent)
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")
+    page.keyboard.press("ArrowUp")
+    page.wait_for_function("(n) => Number(document.body.dataset.rows || 0) > n", arg=n)
+    assert z() == whole[t - 1]
+    asked = [q for q in sent[before:] if "delta_row" in q["fields"]]
+    assert len(asked) == 1 and asked[0]["select"]["t"] == t - 1 and "delta" not in asked[0]["fields"], asked
+    # detail norms: the table holds no δ vectors, the row is still drawn
+    load(page, base, body | {"detail": "norms"}, lang=lang)
+    assert z() == whole[page.evaluate("() => window.bptt.state.sel.t")]

@@ -9,12 +9,12 @@
 // delta_h is ~12 MB); another row is asked for alone when the selection moves to another t.
 // The step lives in the URL (view.player.k, 0-based).
 //
-//   initPlayer(hooks)   hooks: { state(), response(), request(), select(t, k), refetch(), shown(), redraw() }
+//   initPlayer(hooks)   hooks: { state(), response(), select(t, k), refetch(), shown() }
 //   renderPlayer(ctx)   called by every redraw
 //   playerFields(state) the response fields the player needs (only while it is on)
 //   playerKey(event)    the keyboard: true when the player took the key
 
-import { computeBptt } from "./api.js";
+import { rowOf } from "./rows.js";
 import { dhIn, deltaSup } from "./display.js";
 import { tr } from "./i18n.js";
 import { fmt } from "./util.js";
@@ -28,10 +28,6 @@ let hooks = null;
 let timer = null;
 let setK = null;  // the sel.k the player set last: another value means the user picked a step
 let pending = false;  // the player's fields were asked for and have not come yet
-// rows ∂L_t/∂h_k (k ≤ t) of the current response by "t|b": the response's own (the select it
-// was asked with, which backward_parts repeats) and those asked for alone since
-const rowCache = new WeakMap();
-let rowFlight = null;
 
 const SUBS = "₀₁₂₃₄₅₆₇₈₉";
 const sub = (n) => String(n).split("").map((d) => SUBS[d] ?? d).join("");
@@ -46,34 +42,8 @@ export function playerFields(state) {
   return ["delta", "eps_tt", "forward", "dz", "dh_next_pass", "delta_h_row"];
 }
 
-/** Row t of ∂L_t/∂h_k for sequence b: an array of t + 1 vectors; undefined while it is asked
- *  for (fields ["delta_h_row"] with select, and the player drawn again when it comes); null
- *  when the API refused it. */
-function rowFor(t, b) {
-  const resp = hooks.response();
-  let cache = rowCache.get(resp);
-  if (!cache) {
-    cache = new Map();
-    rowCache.set(resp, cache);
-    const own = resp.backward_parts;  // (the select the response was asked with)
-    if (own && Array.isArray(resp.delta_h_row)) cache.set(`${own.t}|${own.b}`, resp.delta_h_row);
-  }
-  const key = `${t}|${b}`;
-  if (cache.has(key)) return cache.get(key);
-  if (rowFlight?.key === key && rowFlight.resp === resp) return undefined;
-  rowFlight?.ctl.abort();
-  const ctl = new AbortController();
-  const mine = { key, resp, ctl };
-  rowFlight = mine;
-  const { fields: _f, select: _s, ...body } = hooks.request();
-  const select = { t, k: Math.min(hooks.state().sel.k, t), ...(resp.shapes.batch === null ? {} : { b }) };
-  computeBptt({ ...body, select, fields: ["delta_h_row"] }, ctl.signal).then((res) => {
-    if (rowFlight === mine) rowFlight = null;
-    cache.set(key, res.ok ? res.data.delta_h_row ?? null : null);  // a refusal is not asked again
-    if (hooks.response() === resp) hooks.redraw();
-  }).catch((e) => { if (e.name !== "AbortError") console.error("delta_h_row", e); });
-  return undefined;
-}
+/** Row t of ∂L_t/∂h_k for sequence b (rows.js): undefined while it comes, null when refused. */
+const rowFor = (t, b) => rowOf("delta_h_row", t, b);
 
 export function initPlayer(h) {
   hooks = h;

@@ -153,11 +153,13 @@ function deltaNormData(ctx) {
 export function deltaRowFigure(ctx) {
   const { resp, sel, seq } = ctx;
   const t = sel.t;
-  if (!resp.delta) {
+  // row t (the API's delta_row, or the whole table's row when the response has it)
+  const rows = resp.delta ? seq(resp.delta)[t] : ctx.deltaRow ? ctx.deltaRow(t) : null;
+  if (rows === undefined) return null;  // on its way: the plot keeps the last row until it comes
+  if (!rows) {
     return { data: [], layout: base({ xaxis: { visible: false }, yaxis: { visible: false },
       annotations: [{ text: tr("banner.norms"), showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5, font: { size: 12 } }] }) };
   }
-  const rows = seq(resp.delta)[t];
   const m = resp.shapes.m;
   const M = absMax(rows);
   const data = [{
