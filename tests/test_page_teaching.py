@@ -204,3 +204,21 @@ def test_the_delta_row_heatmap_asks_for_one_row_and_another_when_t_moves(page, b
     # detail norms: the table holds no δ vectors, the row is still drawn
     load(page, base, body | {"detail": "norms"}, lang=lang)
     assert z() == whole[page.evaluate("() => window.bptt.state.sel.t")]
+
+
+def test_csv_export_holds_the_whole_table_the_page_no_longer_carries(page, base):
+    """The page's response carries row t of δ only; "δ as CSV" asks for the table when clicked:
+    one line per (t, k ≤ t, unit), the API's numbers."""
+    from pathlib import Path
+
+    body = {"inputs": [[0.5], [-1.0], [0.25], [1.0]], "targets": [[0.1], [0.2], [0.3], [0.4]], "init": {"seed": 2, "hidden": 2, "outputs": 1}}
+    whole = httpx.post(f"{base}/api/v1/bptt", json=body | {"fields": ["delta"]}).json()["delta"]
+    load(page, base, body)
+    assert "delta" not in page.evaluate("() => window.bptt.response()")
+    with page.expect_download() as dl:
+        page.click("details.menu > summary")
+        page.click("#export-csv")
+    lines = Path(dl.value.path()).read_text().splitlines()
+    assert lines[0] == "sequence,t,k,unit,delta" and len(lines) == 1 + 10 * 2, len(lines)
+    got = {tuple(int(x) for x in ln.split(",")[1:4]): float(ln.split(",")[4]) for ln in lines[1:]}
+    assert all(got[(t + 1, k + 1, i + 1)] == whole[t][k][i] for t in range(4) for k in range(t + 1) for i in range(2))
