@@ -711,13 +711,13 @@ async function exportCSV() {
   // the whole table, asked for now (the page's own response carries one row of it)
   const got = await computeBptt({ ...sentReq, fields: ["delta", "delta_norm"] });
   if (!got.ok) { setBanner("banner-error", errorText(got.error)); return; }
-  const resp = got.data;
+  const full = got.data;
   const rows = ["sequence,t,k,unit,delta"];
-  const B = resp.shapes.batch ?? 1;
+  const B = full.shapes.batch ?? 1;
   for (let b = 0; b < B; b++) {
-    const D = resp.shapes.batch === null ? resp.delta : resp.delta?.[b];
-    const N = resp.shapes.batch === null ? resp.delta_norm : resp.delta_norm[b];
-    for (let t = 0; t < resp.shapes.T; t++) for (let k = 0; k <= t; k++) {
+    const D = full.shapes.batch === null ? full.delta : full.delta?.[b];
+    const N = full.shapes.batch === null ? full.delta_norm : full.delta_norm[b];
+    for (let t = 0; t < full.shapes.T; t++) for (let k = 0; k <= t; k++) {
       if (D) D[t][k].forEach((v, i) => rows.push(`${b + 1},${t + 1},${k + 1},${i + 1},${v ?? ""}`));
       else rows.push(`${b + 1},${t + 1},${k + 1},norm,${N[t][k] ?? ""}`);
     }
