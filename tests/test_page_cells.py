@@ -83,7 +83,7 @@ def test_a_cell_switch_vanilla_lstm_gru_vanilla_leaves_a_working_page(watched, b
             bands = page.evaluate("() => document.getElementById('heat-gates').data.length")
             assert bands == G + (cell == "lstm")  # each gate, and the LSTM's c
             assert page.is_disabled("#activation")  # gated cells take tanh only
-            assert len(r["delta"][2][0]) == G * m  # δ over the stacked gate pre-activations
+            assert len(r["delta_row"][0]) == G * m  # δ over the stacked gate pre-activations
         else:
             assert gate_rows(page, f"params.{W}") == [] and not page.is_visible("#panel-gates")
             assert not page.is_disabled("#activation")

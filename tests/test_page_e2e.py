@@ -327,7 +327,7 @@ def test_a_pasted_request_with_fields_still_shows_everything(watched, base):
     wait_render(page, n)
     resp = response(page)
     assert "fields" not in page.evaluate("() => window.bptt.state.req")
-    assert resp["delta"] is not None and resp["forward"] and resp["diagnostics"]
+    assert resp["delta_row"] is not None and resp["forward"] and resp["diagnostics"]
     assert_clean(watch)
 
 
@@ -500,7 +500,7 @@ def test_switching_notation_keeps_the_preset_and_its_numbers(watched, base):
     # the description stays, under the notation's names (NNDL: W_xh is W, W_hh is U, W_hy is V)
     assert page.inner_text("#preset-desc") == desc.replace("W_xh", "W").replace("W_hh", "U").replace("W_hy", "V") != desc
     assert page.inner_text("#weights-mode") == "Weights given by the preset"
-    assert after["delta"] == before["delta"] and after["forward"]["loss"] == before["forward"]["loss"]
+    assert after["delta_row"] == before["delta_row"] and after["forward"]["loss"] == before["forward"]["loss"]
     names = {c: after["names"][c] for c in before["grads"] if c in after["names"]}
     assert all(after["grads"][names[c]] == before["grads"][c] for c in names), names
     n = renders(page)
@@ -849,7 +849,7 @@ def test_the_page_asks_only_for_the_fields_its_panels_draw(watched, base):
     open_page(page, base, "/?preset=classroom&hide=deltarow,formula,steps")
     fields = set(sent[-1]["fields"])
     resp = response(page)
-    assert "delta" not in fields and "delta" not in resp and "dh" not in fields, fields
+    assert not {"delta", "delta_row"} & fields and "delta_row" not in resp and "dh" not in fields, fields
     assert {"delta_norm", "forward", "grads", "grads_per_step"} <= fields and resp["grads_per_step"], fields
     assert "select" not in sent[-1] and "backward_parts" not in resp  # no formula panel, no parts
     # the contributions per unrolled copy are the API's grads_per_copy: switching asks for them
@@ -862,7 +862,8 @@ def test_the_page_asks_only_for_the_fields_its_panels_draw(watched, base):
     copies = response(page)["grads_per_copy"].values()
     assert len(z) == resp["shapes"]["T"] and any(z[1] == flat(g[1]) for g in copies)  # the API's numbers, as sent
     open_page(page, base, "/?preset=classroom")
-    assert "delta" in sent[-1]["fields"] and response(page)["delta"]
+    # the δ-row heatmap's row t, not the whole table (~12 MB of JSON at T = 256, m = 16)
+    assert "delta_row" in sent[-1]["fields"] and "delta" not in sent[-1]["fields"] and response(page)["delta_row"]
     # the formula panel's numbers come with the computation: select names the selection
     sel = page.evaluate("() => window.bptt.state.sel")
     assert sent[-1]["select"] == {"t": sel["t"], "k": sel["k"]} and response(page)["backward_parts"]["t"] == sel["t"]
@@ -871,7 +872,7 @@ def test_the_page_asks_only_for_the_fields_its_panels_draw(watched, base):
         page.click("details.menu > summary")
         page.click("#export-response")
     whole = json.loads(Path(dl.value.path()).read_text())
-    assert "dh" in whole and "delta" in whole and whole["delta"] == response(page)["delta"]
+    assert "dh" in whole and "delta" in whole and whole["delta"][sel["t"]] == response(page)["delta_row"]
     assert_clean(watch)
 
 

@@ -173,6 +173,48 @@ def test_the_player_follows_the_graph_window_of_a_long_sequence(page, base):
     assert "drops this δ" in page.inner_text("#player")
 
 
+def test_the_player_asks_for_one_row_of_dL_dh_and_another_when_t_moves(page, base):
+    """The player draws ∂L_t/∂h_k of the selected row t only: its requests name delta_h_row
+    (with select), never the T×T×m delta_h; stepping needs no request; ↑ to another loss row asks
+    for that row alone (fields ["delta_h_row"], select.t the new t) and the carry row shows it."""
+    import random
+    r = random.Random(7)
+    T = 6
+    body = {"inputs": [[round(r.gauss(0, 1), 3)] for _ in range(T)], "targets": [[round(r.gauss(0, 1), 3)] for _ in range(T)],
+            "init": {"seed": 4, "hidden": 3, "outputs": 1}}
+    api = httpx.post(f"{base}/api/v1/bptt", json=body | {"fields": PLAYER_FIELDS}).json()
+    sent = []
+    page.on("request", lambda q: q.url.endswith("/api/v1/bptt") and sent.append(json.loads(q.post_data)))
+    open_page(page, base, "/?preset=note-003&lang=en")
+    page.click("#box-json summary")
+    page.fill("#json-box", json.dumps(body))
+    n = renders(page)
+    page.click("#json-apply")
+    wait_render(page, n)
+    page.click("#player-start")
+    wait_k(page, T - 1)
+    t = page.evaluate("() => window.bptt.state.sel.t")
+    assert t == T - 1
+    for k in (T - 2, T - 3):
+        page.keyboard.press("ArrowRight")
+        wait_k(page, k)
+        assert close(shown(page)["carry_row"], api["delta_h"][t][k]), k
+    before = len(sent)
+    page.keyboard.press("ArrowUp")  # the loss row t − 1, the same step k
+    page.wait_for_function("(t) => window.bptt.state.sel.t === t", arg=t - 1)
+    k = T - 3
+    page.wait_for_function("() => document.querySelector('#player tr[data-q=carry_row] .pl-num')?.textContent.startsWith('[')")
+    assert close(shown(page)["carry_row"], api["delta_h"][t - 1][k])
+    asked = [q for q in sent[before:] if "delta_h_row" in q["fields"]]  # (the formula panel asks for its backward_parts)
+    # (with the δ-row heatmap's row: the rows of a loss are asked for together, rows.js)
+    assert [sorted(q["fields"]) for q in asked] == [["delta_h_row", "delta_row"]] and asked[0]["select"]["t"] == t - 1, asked
+    assert all("delta_h" not in q.get("fields", ()) for q in sent), [q.get("fields") for q in sent]
+    player = [q for q in sent if "dh_next_pass" in q.get("fields", ())]
+    assert player and all("delta_h_row" in q["fields"] and q["select"]["t"] == t for q in player), player
+    page.keyboard.press("Escape")
+    page.wait_for_function("() => window.bptt.state.view.player?.k === null")
+
+
 def test_projector_view_fits_1280x720_and_prints(page, base):
     """?view=projector: no editor, large type, no horizontal overflow at 1280×720, every
     formula row wrapped inside its panel (none scrolls), plots as wide as their panels; the

@@ -92,7 +92,7 @@ def requests(draw):
         body["fields"] = draw(st.lists(st.sampled_from(RESPONSE_FIELDS), unique=True))
     if draw(st.integers(0, 4)) == 0:
         body["gradient_check"] = True
-    if "backward_parts" in body.get("fields", ()) or draw(st.booleans()):
+    if {"backward_parts", "delta_h_row", "delta_row"} & set(body.get("fields", ())) or draw(st.booleans()):
         t = draw(st.integers(0, T - 1))  # one δ_{t,k}'s numbers (asks for backward_parts)
         body["select"] = {"t": t, "k": draw(st.integers(0, t)), "b": draw(st.integers(0, B - 1))}
     return body

@@ -34,12 +34,13 @@ RESPONSE_FIELDS = (
     "params", "forward", "e", "eps_tt", "delta", "delta_norm", "dz", "dh", "grads",
     "grads_unclipped", "grads_per_step", "clip", "diagnostics", "vanish", "gradient_check",
     "delta_h", "delta_h_norm", "delta_c", "dc", "delta_c_norm", "methods", "grads_per_copy",
-    "backward_parts", "dh_next_pass",
+    "backward_parts", "dh_next_pass", "delta_h_row", "delta_row",
 )
 #: response fields sent only when named in "fields" (they would double the default response;
-#: backward_parts also comes whenever the request has "select")
+#: backward_parts also comes whenever the request has "select"; delta_row and delta_h_row, row
+#: select.t of delta and delta_h, need select)
 OPT_IN_FIELDS = frozenset(("delta_h", "delta_h_norm", "delta_c", "delta_c_norm", "methods", "grads_per_copy",
-                           "backward_parts", "dh_next_pass"))
+                           "backward_parts", "dh_next_pass", "delta_h_row", "delta_row"))
 #: the keys of "select": the loss step t, the copy k and the sequence b of one δ_{t,k}, 0-based
 SELECT_FIELDS = ("t", "k", "b")
 METHODS = ("bptt", "rtrl")
@@ -401,9 +402,10 @@ def parse(body: Any, s: Settings, media: str = "json") -> Parsed:
     select = _select(body.get("select"), T, B, batched)
     if select is not None:  # select asks for backward_parts, with the default fields too
         fields = (frozenset(RESPONSE_FIELDS) - OPT_IN_FIELDS if fields is None else fields) | {"backward_parts"}
-    elif _wanted(fields, "backward_parts"):
-        raise ApiError("select", 'the δ_{t,k} whose parts backward_parts gives: {"t": …, "k": …} (0-based, k ≤ t; '
-                       '"b": the sequence, with a batch)', "nothing", code="missing")
+    elif any(_wanted(fields, f) for f in ("backward_parts", "delta_h_row", "delta_row")):
+        raise ApiError("select", ('the δ_{t,k} whose parts backward_parts gives' if _wanted(fields, "backward_parts")
+                       else "the row t of delta and delta_h that delta_row and delta_h_row give")
+                       + ': {"t": …, "k": …} (0-based, k ≤ t; "b": the sequence, with a batch)', "nothing", code="missing")
     detail, work, response_bytes = _budget(body.get("detail"), named, B, T, n, m, p, truncation,
                                            gradient_check, s, warnings, fields, clip is not None,
                                            the_cell, method, select, media)
@@ -412,7 +414,7 @@ def parse(body: Any, s: Settings, media: str = "json") -> Parsed:
         warnings.append("fields: delta is null with detail norms; delta_norm is sent in its place")
     if method == "rtrl":
         warnings.append("method: rtrl carries ∂s_t/∂θ forward and has no δ table, so delta, delta_norm, "
-                        "dz, dh, dc, delta_h, delta_c, dh_next_pass, grads_per_step, grads_per_copy, backward_parts, vanish and "
+                        "dz, dh, dc, delta_h, delta_c, delta_row, delta_h_row, dh_next_pass, grads_per_step, grads_per_copy, backward_parts, vanish and "
                         "grads.inputs are null")
     if n_loss == 0:
         warnings.append("loss_steps: no step carries a loss, so L = 0 and every gradient is 0")
@@ -428,6 +430,7 @@ def parse(body: Any, s: Settings, media: str = "json") -> Parsed:
         c0=c0, method=method,
         eps_tables=any(_wanted(fields, f) for f in ("delta_h", "delta_c")),
         eps_norms=any(_wanted(fields, f) for f in ("delta_h_norm", "delta_c_norm")),
+        eps_row=(_wanted(fields, "delta_h_row") or _wanted(fields, "delta_row")) and method != "rtrl",
         methods=_wanted(fields, "methods"),
         per_copy=_wanted(fields, "grads_per_copy"), select=select,
         dh_next_steps=_wanted(fields, "dh_next_pass") and method != "rtrl",

@@ -101,6 +101,9 @@ def build(r: Result, parsed: Parsed, dense: bool = False) -> dict[str, Any]:
         "dc": lambda: None if tab is None else sq_or_none(tab.d.get("c")),
         "delta_h": lambda: eps_h,  # dense while looking for non-finite numbers, ragged below
         "delta_h_norm": lambda: sq_or_none(eps_h_norm),
+        # row select.t of delta_h for sequence select.b (k ≤ t): the same numbers, O(T·m)
+        "delta_h_row": lambda: None if tab is None or tab.eps_row is None else tab.eps_row["h"],
+        "delta_row": lambda: None if tab is None else tab.delta_row,  # row select.t of delta, likewise
         "delta_c": lambda: eps_c,
         "delta_c_norm": lambda: sq_or_none(eps_c_norm),
         "methods": lambda: _methods(r, p.notation, hidden),

@@ -95,8 +95,8 @@ class BPTTRequest(BaseModel):
         "the request (version … shapes) and nonfinite always come; gradient_check comes whenever it is "
         "asked for. A client that needs only the δ table and the gradients sends "
         '["delta", "grads"]: the response is then a third of the size, and the per-step gradients and '
-        "the diagnostics are not computed. delta_h, delta_h_norm, delta_c, delta_c_norm, methods, grads_per_copy and dh_next_pass come only "
-        "when named here; backward_parts when named here or whenever select is given.",
+        "the diagnostics are not computed. delta_h, delta_h_norm, delta_c, delta_c_norm, methods, grads_per_copy, dh_next_pass, delta_row and delta_h_row (with "
+        "select) come only when named here; backward_parts when named here or whenever select is given.",
     )
     select: Select | None = Field(
         None, description="One δ_{t,k} whose every number backward_parts gives (the backward step at k and "
@@ -308,6 +308,14 @@ class BPTTResponse(BaseModel):
     delta_h: NullableArray | None = _absent("Only when named in fields: delta_h[t][k] = ∂L_t/∂h_k for k ≤ t, the "
                                             "measure comparable across cells; null with detail norms or rtrl.")
     delta_h_norm: NullableArray | None = _absent("Only when named in fields: T×T ‖∂L_t/∂h_k‖, null above the diagonal.")
+    delta_h_row: NullableArray | None = _absent(
+        "Only when named in fields, with select: row t = select.t of delta_h for the sequence select.b, "
+        "delta_h_row[k] = ∂L_t/∂h_k for k ≤ t ((t + 1)×m, the same numbers as delta_h[t], without the T×T×m "
+        "tables; in either detail); null with rtrl.")
+    delta_row: NullableArray | None = _absent(
+        "Only when named in fields, with select: row t = select.t of delta for the sequence select.b, "
+        "delta_row[k] = δ_{t,k} for k ≤ t ((t + 1)×G·m, 0 where truncation drops it; in either detail: the "
+        "δ table is not sent); null with rtrl.")
     delta_c: NullableArray | None = _absent("Only when named in fields, cell lstm: delta_c[t][k] = ∂L_t/∂c_k.")
     delta_c_norm: NullableArray | None = _absent("Only when named in fields, cell lstm: T×T ‖∂L_t/∂c_k‖ (the error "
                                                  "on the cell-state rail), null above the diagonal.")

@@ -77,6 +77,8 @@ def fields(
         # ε^h_{t,k} and ε^c_{t,k} (ragged like δ), ‖ε^h_{t,k}‖ (B×T×T)
         "delta_h": ragged_delta(B, T, m) if detail == "full" else NULL,
         "delta_h_norm": lower_triangle(B, T),
+        "delta_h_row": array((T, m)),  # row t of one sequence: at most T vectors
+        "delta_row": array((T, G * m)),
         "delta_c": ragged_delta(B, T, m) if states > 1 and detail == "full" else NULL,
         "delta_c_norm": lower_triangle(B, T) if states > 1 else NULL,
         # BPTT beside RTRL: a few numbers per array (in the fixed allowance)
@@ -164,6 +166,8 @@ def npz_fields(
         "delta_norm": (bt * T, 1),
         "delta_h": (bt * T * m if full else 0, 1),
         "delta_h_norm": (bt * T, 1),
+        "delta_h_row": (T * m, 1),
+        "delta_row": (T * G * m, 1),
         "delta_c_norm": (bt * T if states > 1 else 0, 1),
         # dh, dh_next (dc, dc_next) B×T×m; dz B×T×G·m; dz_gap B×T
         "dh_next_pass": (2 * states * bt * m + bt * G * m + bt, 2 * states + 2),

@@ -57,18 +57,26 @@ class DeltaTable:
     #: state → (B, T, T) ‖ε^s_{t,k}‖₂ [b, t, k] (the same rows as ``eps``, zero elsewhere), formed
     #: without holding the ε tables; None unless asked for (``delta_table(eps_norms=True)``)
     eps_norm: dict[str, np.ndarray] | None = None
+    #: state → (t + 1, m) row t of ``eps`` for sequence b: eps_row[s][k] = ε^s_{t,k}, k ≤ t, the
+    #: same numbers as eps[s][b, t, : t + 1] without holding the tables (the player's one row);
+    #: None unless asked for (``delta_table(eps_row=(t, b))``)
+    eps_row: dict[str, np.ndarray] | None = None
+    #: (t + 1, G·m) row t of ``delta`` for sequence b (with ``eps_row``): delta_row[k] = δ_{t,k},
+    #: 0 where truncation drops it; kept in either detail
+    delta_row: np.ndarray | None = None
 
 
 def delta_table(
     cell: Cell, tr: Trace, theta: dict[str, np.ndarray], eps_tt: np.ndarray,
     truncation: int | None = None, keep: bool = True, norms: bool = True, eps_tables: bool = False,
-    eps_norms: bool = False,
+    eps_norms: bool = False, eps_row: tuple[int, int] | None = None,
 ) -> DeltaTable:
     """tr: the cell's forward trace; eps_tt (B, T, m) ε^h_{t,t}.
 
     keep=False computes the norms without ever holding the (B, T, T, G·m) tensor; norms=False
     leaves them out (either way). eps_tables keeps ε^s_{t,k} = ∂L_t/∂s_k for every state;
-    eps_norms (without eps_tables) keeps only their norms ‖ε^s_{t,k}‖, O(T²) numbers."""
+    eps_norms (without eps_tables) keeps only their norms ‖ε^s_{t,k}‖, O(T²) numbers; eps_row
+    (t, b) keeps row t of sequence b of the ε tables, O(T·m) numbers."""
     B, T, m = eps_tt.shape
     Gm = tr.z.shape[-1]
     K = T if truncation is None else min(truncation, T)
@@ -82,6 +90,9 @@ def delta_table(
     eps_tab = {s: np.zeros((T, B, T, m)) for s in cell.states} if eps_tables else None
     eps_nrm = {s: np.zeros((T, B, T)) for s in cell.states} if eps_norms and not eps_tables else None
     norm = None if keep or not norms else np.zeros((B, T, T))  # norm[b, k, t] = ‖δ_{t,k}‖
+    row_t, row_b = eps_row if eps_row is not None else (-1, 0)
+    row = {s: np.zeros((row_t + 1, m)) for s in cell.states} if eps_row is not None else None
+    drow = np.zeros((row_t + 1, Gm)) if eps_row is not None else None
     for k in range(T - 1, -1, -1):
         rows = slice(k, min(T, k + K))  # t = k … (t − k < K)
         eps_k = {s: eps[s][:, rows] for s in cell.states}
@@ -93,8 +104,12 @@ def delta_table(
             elif eps_nrm is not None:  # the same rows, their norms only
                 reach = slice(k, min(T, k + K + 1))
                 eps_nrm[s][k, :, reach] = vnorms.of_vectors(eps[s][:, reach])
+            if row is not None and k <= row_t < k + K + 1:  # the row's entry of the same reach
+                row[s][k] = eps[s][row_b, row_t]
         delta_k, prev = cell.backward_step(tr, theta, k, eps_k)
         np.add.reduce(delta_k, axis=1, out=dz[:, k])  # dz_k = Σ_t δ_{t,k}
+        if drow is not None and k <= row_t < k + K:  # the row's δ_{t,k}, as the table holds it
+            drow[k] = delta_k[row_b, row_t - k]
         if keep:
             table[k, :, rows] = delta_k
         elif norms:
@@ -111,6 +126,7 @@ def delta_table(
         dz=dz, dh=d["h"], dh0=ds0["h"], d=d, ds0=ds0,
         eps=None if eps_tab is None else {s: e.transpose(1, 2, 0, 3) for s, e in eps_tab.items()},
         eps_norm=None if eps_nrm is None else {s: e.transpose(1, 2, 0) for s, e in eps_nrm.items()},
+        eps_row=row, delta_row=drow,
     )
 
 

@@ -61,6 +61,9 @@ class Problem:
     eps_tables: bool = False
     #: keep only the norms ‖ε^s_{t,k}‖ (delta_h_norm, delta_c_norm; with either detail)
     eps_norms: bool = False
+    #: keep row t of sequence b of the δ table and the ε tables, (t, k, b) = ``select``
+    #: (delta_row, delta_h_row; either detail)
+    eps_row: bool = False
     #: "bptt" (the δ table) or "rtrl" (forward sensitivities: the same gradients, no δ table,
     #: no truncation, no ∂L/∂x_k)
     method: str = "bptt"

@@ -52,11 +52,12 @@ def table_of(cell: Cell, fw: Trace, theta: dict[str, np.ndarray], eps_tt: np.nda
     fast = getattr(cell, "fast_table", None)
     # (with the dh_next pass beside it, the generic loop: the pass's gap to dz is then the same
     # bits whatever else the request asks for)
-    if fast is not None and not p.dh_next_steps:
+    if fast is not None and not p.dh_next_steps and not p.eps_row:  # (the rows: the generic loop keeps them)
         return fast()(cell, fw.fprime, eps_tt, theta["W_hh"], p.truncation, p.keeps_table, norms=p.delta_norm,
                       eps_tables=p.eps_tables and p.detail == "full", eps_norms=p.eps_norms)
     return bptt.delta_table(cell, fw, theta, eps_tt, p.truncation, p.keeps_table, norms=p.delta_norm,
-                            eps_tables=p.eps_tables and p.detail == "full", eps_norms=p.eps_norms)
+                            eps_tables=p.eps_tables and p.detail == "full", eps_norms=p.eps_norms,
+                            eps_row=(p.select[0], p.select[2]) if p.eps_row and p.select is not None else None)
 
 
 def core(p: Problem) -> Core:

@@ -59,5 +59,13 @@ export function displayParts(parts, resp, view = {}) {
 export function dhLabel(k, view = {}, h = "h", notation = "canonical") {
   if (!view.deltaH) return `∂L/∂${h}${k}`;
   const hk = notation === "goodfellow" ? `${h}⁽${sup(k)}⁾` : `${h}${k}`;
-  return `δ⁽${sup(k)}⁾ = ∂L/∂${hk}`;
+  return `${deltaSup(k)} = ∂L/∂${hk}`;
 }
+
+/** The notes' name of the total ∂L/∂hₖ (k 1-based), δ⁽ᵏ⁾: one spelling for the steps table, the
+ *  player's dh_next pass and the formulas that use it. */
+export const deltaSup = (k) => `δ⁽${sup(k)}⁾`;
+
+/** ∂L/∂hₖ inside a formula as the view writes it: `plain` (the panel's own name, "∂L/∂h3" or
+ *  note 003's "dh₃"), or δ⁽ᵏ⁾ with the notes' names. */
+export const dhIn = (k, view, plain) => (view?.deltaH ? deltaSup(k) : plain);

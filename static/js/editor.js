@@ -1,5 +1,6 @@
 // The model editor: controls and numeric grids that edit the request body.
 
+import { displayNames } from "./display.js";
 import { ERROR_CODES } from "./errors.js";
 import { lang, tr } from "./i18n.js";
 import { CANONICAL, c0Of, c0PerSequence, canonicalOf, cellOf, cells, convertParams, h0Of, h0PerSequence, hasCellState, hasOutput, isBatched, namesOf, resize, setCell, setLoss, setMethod, sizes } from "./state.js";
@@ -183,6 +184,7 @@ export function renderPresets(presets, current, lang) {
   sel.append(custom);
   for (const p of presets) sel.append(new Option(p.title[lang] || p.title.en, p.id));
   sel.value = current || "";
+  sel.title = current ? sel.selectedOptions[0]?.text || "" : "";  // the whole name where the top bar cuts it
   const p = presets.find((x) => x.id === current);
   $("preset-desc").textContent = p ? presetDescription(p, lang, ctrl?.state().req?.notation) : "";
 }
@@ -219,6 +221,7 @@ export function renderEditor(state, resp, { rebuild = false } = {}) {
   $("trunc-on").closest("label").title = rtrl ? tr("truncation.rtrl") : "";
   $("loss").value = req.loss || "mse";
   $("notation").value = req.notation || "canonical";
+  $("notation").title = $("notation").selectedOptions[0]?.text || "";
   $("reduction").value = req.reduction || "sum";
   setNum("size-T", T); setNum("size-n", n); setNum("size-m", m);
   $("size-p-label").hidden = !hasOutput(req);
@@ -311,7 +314,10 @@ function paramSources(state, resp) {
   const { m } = sizes(req);
   // a gated cell's stacked weights: rows in blocks of m, one block per gate (i, f, g, o / r, u, n)
   const blocks = (c) => (gates.length && spec[c] && String(spec[c].shape[0]).endsWith("m") && spec[c].shape[0] !== "m" ? { gates, m } : null);
-  return names.map(([nm, c]) => ({ name: nm, field: `params.${nm}`, value: params[nm], blocks: blocks(c) }));
+  // the name shown follows the view's names (the biases b_h, b_o: display.js); the field keeps the API's
+  const own = resp && (resp.notation || "canonical") === (req.notation || "canonical") ? displayNames(resp, state.view) : null;
+  const shown = (nm, c) => (own && own[c] && !String(own[c]).includes(" + ") && resp.names[c] === nm ? own[c] : nm);
+  return names.map(([nm, c]) => ({ name: nm, shown: shown(nm, c), field: `params.${nm}`, value: params[nm], blocks: blocks(c) }));
 }
 
 function renderGrids(state, resp) {
@@ -329,11 +335,13 @@ function renderGrids(state, resp) {
   for (const p of paramSources(state, resp)) {
     const title = document.createElement("div");
     title.className = "param-name";
-    title.textContent = `${p.name}  (${shape(p.value).join("×")})`;
+    title.textContent = `${p.shown}  (${shape(p.value).join("×")})`;
+    if (p.shown !== p.name) title.title = tr("grid.apiname", { name: p.name });
     if (p.blocks) title.textContent += `  ${tr("grid.blocks", { gates: p.blocks.gates.join(", ") })}`;
     const wrap = document.createElement("div");
     wrap.className = "grid-wrap";
     wrap.dataset.param = p.field;
+    wrap.dataset.shown = p.shown;
     if (p.blocks) wrap.dataset.blocks = p.blocks.gates.join("");
     wrap.append(table(p.field, p.value, "i", p.blocks));
     box.append(title, wrap);
@@ -342,7 +350,11 @@ function renderGrids(state, resp) {
 
 /** Update the numbers in place (keeps focus and caret); rebuild a grid whose shape changed. */
 function refreshGrids(state, resp) {
-  const all = [...gridSources(state, resp), ...paramSources(state, resp).map((p) => ({ ...p, box: null }))];
+  const params = paramSources(state, resp);
+  // a name shown otherwise now (the response of a new notation came, with the biases b_h, b_o on)
+  const renamed = params.some((p) => { const w = document.querySelector(`#grid-params .grid-wrap[data-param="${CSS.escape(p.field)}"]`); return w && w.dataset.shown !== p.shown; });
+  if (renamed) { renderGrids(state, resp); return; }
+  const all = [...gridSources(state, resp), ...params.map((p) => ({ ...p, box: null }))];
   for (const g of all) {
     const cells = document.querySelectorAll(`[data-field^="${CSS.escape(g.field)}["]`);
     const flat = [];

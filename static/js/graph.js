@@ -104,7 +104,7 @@ export function graphFigure(ctx) {
   const hN = names.h || "h";
   if (P && mask[t]) {
     const rowH = P.h[t], rowC = P.c ? P.c[t] : null;
-    const ranges = [logRange(resp, P.h, sel.b ?? 0), P.c ? logRange(resp, P.c, sel.b ?? 0) : null].filter(Boolean);
+    const ranges = [logRange(resp, P.h, sel.b ?? 0, P.kind), P.c ? logRange(resp, P.c, sel.b ?? 0, "dh") : null].filter(Boolean);
     const llo = ranges.length ? Math.min(...ranges.map((r) => r[0])) : 0;
     const lhi = ranges.length ? Math.max(...ranges.map((r) => r[1])) : 0;
     const span = Math.max(lhi - llo, 1e-9);

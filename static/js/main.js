@@ -6,6 +6,7 @@ import { renderFormula, CSS as FORMULA_CSS } from "./formula.js";
 import { renderSteps } from "./steps.js";
 import { graphFigure, graphRange, WINDOW } from "./graph.js";
 import { initPlayer, playerFields, playerKey, renderPlayer } from "./player.js";
+import { initRows, rowOf } from "./rows.js";
 import { initProjector, projectorFigure } from "./projector.js";
 import { apply as applyLang, lang, tr } from "./i18n.js";
 import { FRAMES, clipFactor, contribFigure, deltaNormFigure, deltaRowFigure, gradsFigure, hiddenFigure, paramList, vanishFigure, vanishReading } from "./plots.js";
@@ -95,7 +96,7 @@ function neededFields() {
   const f = new Set(["params", "forward", "delta_norm", "eps_tt", "clip", "diagnostics", "vanish"]);
   // the graph's colours and the heatmap's other measure: ‖∂L_t/∂h_k‖, which every cell has (and the LSTM's rail)
   if (shown("graph") || shown("delta")) { f.add("delta_h_norm"); if (state.req?.cell === "lstm") f.add("delta_c_norm"); }
-  if (shown("deltarow")) f.add("delta");
+  if (shown("deltarow")) f.add("delta_row");  // row t only (rows.js): the whole δ table is most of the response
   // the formula panel: its numbers come in backward_parts (select), its totals from grads
   if (shown("formula")) for (const x of ["grads", "grads_unclipped"]) f.add(x);
   if (shown("grads")) { f.add("grads"); if (state.req?.clip) f.add("grads_unclipped"); }  // before/after on one scale
@@ -109,9 +110,10 @@ function neededFields() {
 }
 
 /** select {t, k, b} for the formula panel (every number of the selected δ_{t,k}, the API's
- *  backward_parts), clamped to the request's sizes: the request may have fewer steps. */
+ *  backward_parts) and the player (row t of ∂L_t/∂h_k, delta_h_row), clamped to the request's
+ *  sizes: the request may have fewer steps. */
 function selectFor(body) {
-  if (!shown("formula") || !body?.inputs) return {};
+  if (!(shown("formula") || shown("deltarow") || playerFields(state).length) || !body?.inputs) return {};
   const { B, T } = sizes(body);
   const t = Math.min(Math.max(0, state.sel.t), T - 1);
   const k = Math.min(Math.max(0, state.sel.k), t);
@@ -269,11 +271,14 @@ function ctx() {
   const batched = resp.shapes.batch !== null;
   const seq = (v) => (batched && v !== null && v !== undefined ? v[b] : v);
   const h0For = (bb) => h0Of(sentReq, bb);
-  return { resp: displayResponse(resp, state.view), req: sentReq, sel: state.sel, view: state.view, names: shownNames(), seq, h0: h0For(b), h0For, c0: c0Of(sentReq, b), lang: state.lang,
+  // row t of δ for the δ-row heatmap (rows.js): undefined while it comes
+  const deltaRow = shown("deltarow") ? (t) => rowOf("delta_row", t, batched ? b : 0) : null;
+  return { resp: displayResponse(resp, state.view), req: sentReq, sel: state.sel, view: state.view, names: shownNames(), seq, h0: h0For(b), h0For, c0: c0Of(sentReq, b), lang: state.lang, deltaRow,
     width: $("heat-grads")?.clientWidth || undefined, height: $("heat-grads")?.clientHeight || undefined };  // (the gradient panel sizes its cells by them)
 }
 
 async function react(id, fig) {
+  if (!fig) return;  // (a view whose numbers are on their way keeps what it shows)
   const el = $(id);
   if (!el || el.closest(".hidden-by-link") || el.closest(".panel")?.hidden) return;
   fig = projectorFigure(fig);  // larger type in the projector view
@@ -289,6 +294,16 @@ async function react(id, fig) {
     if (PLOT_EVENTS[id]) el.on("plotly_click", PLOT_EVENTS[id]);
     if (FRAMES[id]) frameWatch.observe(el);  // resized (Plotly's responsive redraw): the frame follows
   }
+}
+
+/** A row of the tables came (rows.js): the views that draw it, again. */
+async function redrawRows() {
+  if (!resp) return;
+  const c = ctx();
+  if (shown("deltarow")) await react("heat-deltarow", figureOf("heat-deltarow", c));
+  placeFrames();
+  if (shown("player")) renderPlayer(c);
+  document.body.dataset.rows = String((Number(document.body.dataset.rows) || 0) + 1);
 }
 
 /** A plot of the δ table: with method rtrl (no δ table) it says so instead. */
@@ -694,14 +709,18 @@ function jsonErrorText(text, e) {
   return tr("json.syntax.at", { line: before.length, col: before[before.length - 1].length + 1 });
 }
 
-function exportCSV() {
-  if (!resp || !resp.delta_norm) return;  // (method rtrl: no δ table)
+async function exportCSV() {
+  if (!resp || !resp.delta_norm || !sentReq) return;  // (method rtrl: no δ table)
+  // the whole table, asked for now (the page's own response carries one row of it)
+  const got = await computeBptt({ ...sentReq, fields: ["delta", "delta_norm"] });
+  if (!got.ok) { setBanner("banner-error", errorText(got.error)); return; }
+  const full = got.data;
   const rows = ["sequence,t,k,unit,delta"];
-  const B = resp.shapes.batch ?? 1;
+  const B = full.shapes.batch ?? 1;
   for (let b = 0; b < B; b++) {
-    const D = resp.shapes.batch === null ? resp.delta : resp.delta?.[b];
-    const N = resp.shapes.batch === null ? resp.delta_norm : resp.delta_norm[b];
-    for (let t = 0; t < resp.shapes.T; t++) for (let k = 0; k <= t; k++) {
+    const D = full.shapes.batch === null ? full.delta : full.delta?.[b];
+    const N = full.shapes.batch === null ? full.delta_norm : full.delta_norm[b];
+    for (let t = 0; t < full.shapes.T; t++) for (let k = 0; k <= t; k++) {
       if (D) D[t][k].forEach((v, i) => rows.push(`${b + 1},${t + 1},${k + 1},${i + 1},${v ?? ""}`));
       else rows.push(`${b + 1},${t + 1},${k + 1},norm,${N[t][k] ?? ""}`);
     }
@@ -806,13 +825,21 @@ async function start() {
   // the notes' names: biases b_h, b_o and δ⁽ᵏ⁾ = ∂L/∂hₖ (display.js; the API's names stay)
   $("names-bo").checked = state.view.biasNames === "ho";
   $("names-dh").checked = !!state.view.deltaH;
-  $("names-bo").addEventListener("change", (e) => { state.view.biasNames = e.target.checked ? "ho" : ""; if (resp) renderAll().then(markViewed); writeURL(state); });
+  $("names-bo").addEventListener("change", (e) => {
+    state.view.biasNames = e.target.checked ? "ho" : "";
+    if (resp) { renderEditor(state, resp, { rebuild: true }); renderAll().then(markViewed); }  // the weight grids' names too
+    writeURL(state);
+  });
   $("names-dh").addEventListener("change", (e) => { state.view.deltaH = e.target.checked; if (resp) renderAll().then(markViewed); writeURL(state); });
   $("graph-prev").addEventListener("click", () => moveGraphWindow(-1));
   $("graph-next").addEventListener("click", () => moveGraphWindow(1));
   document.addEventListener("keydown", onKey);
   initPlayer({ state: () => state, response: () => resp, select, shown: () => shown("player"),
     refetch: () => { changeAt = performance.now(); compute(); } });
+  // the rows of another loss t (the δ-row heatmap, the player): asked together, drawn when they come
+  initRows({ response: () => resp, request: () => sentReq, sel: () => state.sel,
+    fields: () => [...(shown("deltarow") ? ["delta_row"] : []), ...(playerFields(state).includes("delta_h_row") ? ["delta_h_row"] : [])],
+    redraw: redrawRows });
   initProjector(() => { if (resp) renderAll().then(markViewed); });
   // the exercise builder and the quiz (?quiz=…): the quiz hides the numbers before the first render
   initExercise({ state: () => state, response: () => resp, presets: () => presets,

@@ -3,14 +3,19 @@
 // side by side, the two routes to dz_k with the response's numbers:
 //   route 1, the δ table, row t:   δ_{t,k} = f′(z_k) ⊙ (W_hhᵀ δ_{t,k+1}),  and column k: dz_k = Σ_t δ_{t,k}
 //   route 2, the dh_next pass:     dh_k = ε_{k,k} + W_hhᵀ dz_{k+1},  dz_k = f′(z_k) ⊙ dh_k
-// Every number is the API's (delta, delta_h, eps_tt, forward.fprime, dz, dh_next_pass): the
-// page computes none of them. The step lives in the URL (view.player.k, 0-based).
+// Every number is the API's (delta, delta_h_row, eps_tt, forward.fprime, dz, dh_next_pass):
+// the page computes none of them. Of the ε tables ∂L_t/∂h_k it asks only for the row it draws,
+// t = the selected loss (delta_h_row with select: ~50 KB at T = 256, m = 16, where the whole
+// delta_h is ~12 MB); another row is asked for alone when the selection moves to another t.
+// The step lives in the URL (view.player.k, 0-based).
 //
 //   initPlayer(hooks)   hooks: { state(), response(), select(t, k), refetch(), shown() }
 //   renderPlayer(ctx)   called by every redraw
 //   playerFields(state) the response fields the player needs (only while it is on)
 //   playerKey(event)    the keyboard: true when the player took the key
 
+import { rowOf } from "./rows.js";
+import { dhIn, deltaSup } from "./display.js";
 import { tr } from "./i18n.js";
 import { fmt } from "./util.js";
 
@@ -23,11 +28,6 @@ let hooks = null;
 let timer = null;
 let setK = null;  // the sel.k the player set last: another value means the user picked a step
 let pending = false;  // the player's fields were asked for and have not come yet
-// the sizes (T, m, batch) whose response would not fit the size budget with delta_h (it came as
-// detail "norms"): asked again without it, and not asked for while the sizes stay
-let withoutDeltaH = null;
-const sizeKey = (resp) => (resp ? `${resp.shapes.T}:${resp.shapes.m}:${resp.shapes.batch}` : "");
-const skipDeltaH = () => withoutDeltaH !== null && withoutDeltaH === sizeKey(hooks.response());
 
 const SUBS = "₀₁₂₃₄₅₆₇₈₉";
 const sub = (n) => String(n).split("").map((d) => SUBS[d] ?? d).join("");
@@ -39,10 +39,11 @@ export function playerOn(view) {
 
 export function playerFields(state) {
   if (!playerOn(state.view) || !hooks?.shown()) return [];
-  const f = ["delta", "eps_tt", "forward", "dz", "dh_next_pass"];
-  if (!skipDeltaH()) f.push("delta_h");
-  return f;
+  return ["delta", "eps_tt", "forward", "dz", "dh_next_pass", "delta_h_row"];
 }
+
+/** Row t of ∂L_t/∂h_k for sequence b (rows.js): undefined while it comes, null when refused. */
+const rowFor = (t, b) => rowOf("delta_h_row", t, b);
 
 export function initPlayer(h) {
   hooks = h;
@@ -121,7 +122,7 @@ function playButton() {
 
 /** The fields of the response the player reads and this one lacks (asked for again). */
 function missing(resp) {
-  return ["dh_next_pass", "eps_tt", "dz"].some((f) => !(f in resp)) || (!skipDeltaH() && !("delta_h" in resp));
+  return ["dh_next_pass", "eps_tt", "dz", "delta_h_row"].some((f) => !(f in resp));
 }
 
 export function playerKey(e) {
@@ -214,13 +215,6 @@ export function renderPlayer(c) {
   $("player-step").disabled = k === 0;
   $("player-end").disabled = k === 0;
   if (resp.method === "rtrl") { box.replaceChildren(noteP(tr("player.rtrl"))); return; }
-  if (!skipDeltaH() && resp.detail === "norms" && "delta_h" in resp) {
-    withoutDeltaH = sizeKey(resp);  // over the size budget with the ε table: ask again without it
-    pending = true;
-    hooks.refetch();
-    box.replaceChildren(noteP(tr("status.computing")));
-    return;
-  }
   if (missing(resp)) {
     box.replaceChildren(noteP(tr("status.computing")));
     return;
@@ -249,7 +243,6 @@ function routeTable(c, k) {
   const T1 = sub(t + 1), K1 = sub(k + 1), K2 = sub(k + 2);
   const d = (tt, kk) => `δ${sub(tt + 1)},${sub(kk + 1)}`;
   const delta = seq(resp.delta);
-  const dh = seq(resp.delta_h);
   const fp = seq(resp.forward.fprime);
   const rows = [];
   const notes = [];
@@ -269,18 +262,21 @@ function routeTable(c, k) {
       rows.push(line("delta", d(t, t), tr("player.gated.delta", { h: w.h, ks: K1, c: w.cell === "lstm" ? tr("player.gated.andc", { ks: K1 }) : "" }), delta[t][t]));
     }
   } else {
+    const row = rowFor(t, sel.b ?? 0);  // ∂L_t/∂h_k, k ≤ t: undefined while it comes
+    const dh = row?.[k];
+    const dhNote = row === undefined ? tr("status.computing") : row === null ? tr("player.nodh") : null;
     rows.push(line("delta_prev", d(t, k + 1), tr("player.prev"), delta[t][k + 1]));
     const dLh = `∂L${T1}/∂${w.h}${K1}`;
     if (w.cell === "vanilla") {
-      rows.push(line("carry_row", `${w.W} ${d(t, k + 1)}`, `= ${dLh}`, dh?.[t]?.[k], dh ? null : tr("player.nodh")));
+      rows.push(line("carry_row", `${w.W} ${d(t, k + 1)}`, `= ${dLh}`, dh, dhNote));
       rows.push(line("fprime", `${w.f}(z${K1})`, tr("player.fprime"), fp[k]));
       rows.push(line("delta", d(t, k), `${w.f}(z${K1}) ⊙ (${w.W} ${d(t, k + 1)})`, delta[t][k]));
     } else if (w.cell === "residual") {
-      rows.push(line("carry_row", dLh, `∂L${T1}/∂${w.h}${K2} + ${w.W} ${d(t, k + 1)}`, dh?.[t]?.[k], dh ? null : tr("player.nodh")));
+      rows.push(line("carry_row", dLh, `∂L${T1}/∂${w.h}${K2} + ${w.W} ${d(t, k + 1)}`, dh, dhNote));
       rows.push(line("fprime", `${w.f}(z${K1})`, tr("player.fprime"), fp[k]));
       rows.push(line("delta", d(t, k), `${w.f}(z${K1}) ⊙ ${dLh}`, delta[t][k]));
     } else {
-      rows.push(line("carry_row", dLh, tr("player.gated.carry", { h: w.h, ks: K1, k1: k + 2 }), dh?.[t]?.[k], dh ? null : tr("player.nodh")));
+      rows.push(line("carry_row", dLh, tr("player.gated.carry", { h: w.h, ks: K1, k1: k + 2 }), dh, dhNote));
       rows.push(line("delta", d(t, k), tr("player.gated.delta", { h: w.h, ks: K1, c: w.cell === "lstm" ? tr("player.gated.andc", { ks: K1 }) : "" }), delta[t][k]));
     }
   }
@@ -307,20 +303,22 @@ function routePass(c, k) {
   const rows = [];
   const notes = [];
   if (!P) return block(tr("player.r2"), [], [noteP(tr("player.rtrl"))]);
+  // dh_k = ∂L/∂h_k, every loss: note 003's dhₖ, or δ⁽ᵏ⁾ with the notes' names (as the steps table)
+  const dhK = (kk) => dhIn(kk, c.view, `d${w.h}${sub(kk)}`);
   rows.push(line("eps", `ε${K1},${K1}`, resp.loss_steps[k] ? (resp.loss === "upstream" ? `g${K1}` : `${w.Wy} e${K1}`) : tr("player.r2.noloss", { k: k + 1 }), seq(resp.eps_tt)[k]));
-  const carry = w.cell === "vanilla" ? `${w.W} dz${K2}` : w.cell === "residual" ? `d${w.h}${K2} + ${w.W} dz${K2}`
+  const carry = w.cell === "vanilla" ? `${w.W} dz${K2}` : w.cell === "residual" ? `${dhK(k + 2)} + ${w.W} dz${K2}`
     : tr("player.gated.carry", { h: w.h, ks: K1, k1: k + 2 });
   rows.push(line("dh_next", `d${w.h}_next`, k === T - 1 ? tr("player.r2.last", { T }) : carry, seq(P.dh_next)[k]));
-  rows.push(line("dh", `d${w.h}${K1}`, `ε${K1},${K1} + d${w.h}_next`, seq(P.dh)[k]));
+  rows.push(line("dh", c.view?.deltaH ? `${deltaSup(k + 1)} = d${w.h}${K1}` : `d${w.h}${K1}`, `ε${K1},${K1} + d${w.h}_next`, seq(P.dh)[k]));
   if (P.dc) {
     rows.push(line("dc_next", "dc_next", k === T - 1 ? tr("player.r2.last", { T }) : tr("player.gated.carry", { h: "c", ks: K1, k1: k + 2 }), seq(P.dc_next)[k]));
     rows.push(line("dc", `dc${K1}`, "dc_next", seq(P.dc)[k]));
   }
   if (!w.gated) {
     rows.push(line("fprime", `${w.f}(z${K1})`, tr("player.fprime"), seq(resp.forward.fprime)[k]));
-    rows.push(line("dz_pass", `dz${K1}`, `${w.f}(z${K1}) ⊙ d${w.h}${K1}`, seq(P.dz)[k]));
+    rows.push(line("dz_pass", `dz${K1}`, `${w.f}(z${K1}) ⊙ ${dhK(k + 1)}`, seq(P.dz)[k]));
   } else {
-    rows.push(line("dz_pass", `dz${K1}`, tr("player.gated.dz", { h: w.h, ks: K1, c: w.cell === "lstm" ? tr("player.gated.anddc", { ks: K1 }) : "" }), seq(P.dz)[k]));
+    rows.push(line("dz_pass", `dz${K1}`, tr("player.gated.dz", { dh: dhK(k + 1), c: w.cell === "lstm" ? tr("player.gated.anddc", { ks: K1 }) : "" }), seq(P.dz)[k]));
   }
   if (resp.truncation && resp.truncation < T) notes.push(noteP(tr("player.r2.trunc")));
   return block(tr("player.r2"), rows, notes);

@@ -78,19 +78,22 @@ function flatLayer(T, color, which, label) {
 
 /** [min, max] of log₁₀‖δₜ,ₖ‖ over the lower triangle (finite, > 0, kept by truncation): the
  *  colour range of the ‖δ‖ heatmap and of the graph's edges, so both say the same thing (one
- *  scale for every (t, k), not one per row); null when there is no such number. */
+ *  scale for every (t, k), not one per row); null when there is no such number. kind "delta":
+ *  truncation K keeps δ_{t,k} for t − k < K; "dh" (‖∂L_t/∂h_k‖, ‖∂L_t/∂c_k‖): for t − k ≤ K, since
+ *  h_k feeds copy k + 1 (the API's ε rows reach t − k = K), so that row is on the scale too. */
 const logRanges = new WeakMap();  // by the T×T array itself (‖δ‖, ‖∂L/∂h‖, ‖∂L/∂c‖ of one sequence)
-export function logRange(resp, dn, b = 0) {
+export function logRange(resp, dn, b = 0, kind = "delta") {
   const c = logRanges.get(dn);
-  if (c) return c.range;
+  if (c && c.kind === kind) return c.range;
   const K = resp.truncation ?? Infinity;
+  const reach = kind === "dh" ? K : K - 1;  // the largest t − k kept
   let lo = Infinity, hi = -Infinity;
-  for (let t = 0; t < dn.length; t++) for (let k = Math.max(0, t - K + 1); k <= t; k++) {
+  for (let t = 0; t < dn.length; t++) for (let k = Math.max(0, t - reach); k <= t; k++) {
     const v = dn[t][k];
     if (v !== null && v > 0) { const l = Math.log10(v); if (l < lo) lo = l; if (l > hi) hi = l; }
   }
   const range = lo <= hi ? [lo, hi] : null;
-  logRanges.set(dn, { range });
+  logRanges.set(dn, { range, kind });
   return range;
 }
 
@@ -149,7 +152,7 @@ function deltaNormData(ctx) {
   const z = dn.map((r, t) => r.map((v, k) => (
     dropped(t, k) || v === null || (!view.log && noLoss(t)) ? null : !view.log ? v : v > 0 ? Math.log10(v) : null)));
   const text = dn.map((r, t) => r.map((v, k) => (k > t ? "" : `${at(t, k)}${name(t + 1, k + 1)} = ${fmt(v)}`)));
-  const range = view.log ? logRange(resp, dn, ctx.sel.b ?? 0) : null;
+  const range = view.log ? logRange(resp, dn, ctx.sel.b ?? 0, kind) : null;
   const data = [{
     type: "heatmap", z, x: steps(T), y: steps(T), text, hovertemplate: "%{text}<extra></extra>",
     ...(range && range[1] > range[0] ? { zmin: range[0], zmax: range[1] } : {}),
@@ -170,11 +173,13 @@ function deltaNormData(ctx) {
 export function deltaRowFigure(ctx) {
   const { resp, sel, seq } = ctx;
   const t = sel.t;
-  if (!resp.delta) {
+  // row t (the API's delta_row, or the whole table's row when the response has it)
+  const rows = resp.delta ? seq(resp.delta)[t] : ctx.deltaRow ? ctx.deltaRow(t) : null;
+  if (rows === undefined) return null;  // on its way: the plot keeps the last row until it comes
+  if (!rows) {
     return { data: [], layout: base({ xaxis: { visible: false }, yaxis: { visible: false },
       annotations: [{ text: tr("banner.norms"), showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5, font: { size: 12 } }] }) };
   }
-  const rows = seq(resp.delta)[t];
   // a gated cell's δ_{t,k} = ∂L_t/∂a_k has G·m entries, one block per gate: named "f₂" as in the editor
   const gated = gateRows(resp);
   const x = gated ?? steps(resp.shapes.m);

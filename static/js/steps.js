@@ -5,7 +5,7 @@
 //
 //   renderSteps(el, { resp, req, sel, names, seq, h0 })
 
-import { dhLabel } from "./display.js";
+import { dhIn, dhLabel } from "./display.js";
 import { tr } from "./i18n.js";
 import { fmt } from "./util.js";
 
@@ -83,10 +83,10 @@ export function renderSteps(el, ctx) {
   fwd.push(["L", resp.reduction === "mean" ? tr("steps.mean") : "Σₜ Lₜ", fw.loss]);
   const g = resp.grads || {};
   const bwd = [
-    [dhLabel(K1, view, hn, resp.notation), tr("steps.dh", { h: hn, k: K1, k1: K1 + 1 }), resp.dh ? seq(resp.dh)[k] : null],
-    [`∂L/∂${z}${K1}`, tr(gated ? "steps.da" : "steps.dz", { k: K1 }), resp.dz ? seq(resp.dz)[k] : null],
+    [dhLabel(K1, view, hn, resp.notation), tr("steps.dh", { h: hn, k: K1, k1: K1 + 1, next: dhIn(K1 + 1, view, `∂L/∂${hn}${K1 + 1}`) }), resp.dh ? seq(resp.dh)[k] : null],
+    [`∂L/∂${z}${K1}`, tr(gated ? "steps.da" : "steps.dz", { k: K1, dh: dhIn(K1, view, `∂L/∂${hn}${K1}`) }), resp.dz ? seq(resp.dz)[k] : null],
     [`∂L/∂x${K1}`, `${W(gated ? "W_ih" : "W_xh")}ᵀ ∂L/∂${z}${K1}`, g.inputs ? seq(g.inputs)[k] : null],
-    [dhLabel(0, view, hn, resp.notation), `(∂${hn}1/∂${hn}0)ᵀ ∂L/∂${hn}1`, g.h0 !== undefined ? seq(g.h0) : null],
+    [dhLabel(0, view, hn, resp.notation), `(∂${hn}1/∂${hn}0)ᵀ ${dhIn(1, view, `∂L/∂${hn}1`)}`, g.h0 !== undefined ? seq(g.h0) : null],
   ];
   el.replaceChildren(
     table(tr("steps.forward", { t: T1 }), fwd),
