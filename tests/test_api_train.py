@@ -131,6 +131,75 @@ def test_compare_gradients(client):
     assert set(v["full"]["grads"]) == {"W_ih", "W_hh", "b_ih", "b_hh", "W_hy", "b_y"}
 
 
+def _h0_case(cell, batched):
+    rng = np.random.default_rng(5)
+    N, T, n, m = (3 if batched else 1), 7, 2, 4
+    body = {"cell": cell, "init": {"seed": 1, "hidden": m}, "reduction": "sum",
+            "inputs": rng.normal(size=(N, T, n)).tolist() if batched else rng.normal(size=(T, n)).tolist(),
+            "targets": rng.normal(size=(N, T, 1)).tolist() if batched else rng.normal(size=(T, 1)).tolist()}
+    body["h0"] = rng.normal(size=(N, m)).tolist() if batched else rng.normal(size=m).tolist()
+    if cell == "lstm":
+        body["c0"] = rng.normal(size=(N, m)).tolist() if batched else rng.normal(size=m).tolist()
+    return body, T
+
+
+def _close(a, b, what):
+    a, b = np.asarray(a), np.asarray(b)
+    np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14 * (1 + np.abs(b).max()), err_msg=what)
+
+
+@pytest.mark.parametrize("cell, batched", [("vanilla", True), ("lstm", True), ("lstm", False), ("gru", False)])
+def test_compare_gradients_starts_every_variant_from_h0_and_c0(client, cell, batched):
+    """h0 / c0 as /bptt takes them (m or B×m; c0 the LSTM's): the full variant's gradient is
+    /bptt's with the same states; window K and chunked K with K = T, randomized with π = 1 and
+    RTRL are the full gradient again, so each of them started from those states too."""
+    body, T = _h0_case(cell, batched)
+    ref = client.post("/api/v1/bptt", json=body)
+    assert ref.status_code == 200, ref.text
+    ref = {k: g for k, g in ref.json()["grads"].items() if k not in ("inputs", "h0", "c0")}  # the parameters'
+    r = client.post("/api/v1/compare-gradients", json=body | {"truncation": {"kind": "chunked", "K": T}})
+    assert r.status_code == 200, r.text
+    v = r.json()["variants"]
+    for name in ("full", "window", "chunked", "rtrl"):
+        assert set(v[name]["grads"]) == set(ref)
+        for k in ref:
+            _close(v[name]["grads"][k], ref[k], f"{name} {k}")
+    v = client.post("/api/v1/compare-gradients", json=body | {"truncation": {"kind": "randomized", "p": 1}, "draws": 2}).json()["variants"]
+    for name in ("randomized", "randomized_mean"):
+        for k in ref:
+            _close(v[name]["grads"][k], ref[k], f"{name} {k}")
+    # and the states matter: without them every variant's gradient is another
+    zero = {k: x for k, x in body.items() if k not in ("h0", "c0")}
+    z = client.post("/api/v1/compare-gradients", json=zero | {"truncation": {"kind": "chunked", "K": 3}}).json()["variants"]
+    w = client.post("/api/v1/compare-gradients", json=body | {"truncation": {"kind": "chunked", "K": 3}}).json()["variants"]
+    for name in ("full", "window", "chunked", "randomized", "randomized_mean", "rtrl"):
+        assert z[name]["grads"]["W_hh"] != w[name]["grads"]["W_hh"], name
+
+
+@pytest.mark.parametrize("cell, extra, field, code", [
+    ("vanilla", {"h0": [0.1, 0.2]}, "h0", "wrong_shape"),
+    ("vanilla", {"h0": [[0.1] * 4] * 2}, "h0", "wrong_shape"),  # 2 rows for a batch of 3
+    ("vanilla", {"c0": [0.0] * 4}, "c0", "conflict"),
+    ("gru", {"c0": [0.0] * 4}, "c0", "conflict"),
+    ("lstm", {"c0": [0.0] * 5}, "c0", "wrong_shape"),
+    ("lstm", {"h0": "zeros"}, "h0", "wrong_type"),
+])
+def test_compare_gradients_refuses_a_wrong_h0_or_c0_naming_it(client, cell, extra, field, code):
+    body, _ = _h0_case(cell, True)
+    body = {k: x for k, x in body.items() if k not in ("h0", "c0")} | extra
+    r = client.post("/api/v1/compare-gradients", json=body)
+    assert r.status_code == 422, r.text
+    e = r.json()["error"]
+    assert (e["field"], e["code"]) == (field, code), e
+
+
+def test_train_still_refuses_h0(client):
+    """A run starts from h_0 = 0 (the loop's contract): h0 is a field of one backward pass."""
+    body, _ = _h0_case("vanilla", True)
+    r = client.post("/api/v1/train", json=body | {"updates": 2})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "h0", r.text
+
+
 # ---------------------------------------------------------------- a real server
 
 

@@ -187,16 +187,25 @@ class Gradient:
     grads: dict[str, np.ndarray]
 
 
+def _initial(cell: Cell, s0: dict[str, np.ndarray] | None, rows, B: int, m: int) -> dict[str, np.ndarray]:
+    """The initial states of the batch ``rows``: s0 (state → (N, m), a state it lacks 0) or all 0."""
+    if s0 is None:
+        return _s0(cell, B, m)
+    return {s: (np.asarray(s0[s], dtype=np.float64)[rows] if s0.get(s) is not None else np.zeros((B, m)))
+            for s in cell.states}
+
+
 def gradient(cell: Cell, activation: str, theta: dict[str, np.ndarray], data: Data, rows,
              truncation: Truncation = Truncation(), method: str = "bptt",
-             xi: np.ndarray | None = None) -> Gradient:
+             xi: np.ndarray | None = None, s0: dict[str, np.ndarray] | None = None) -> Gradient:
     """The loss and gradient of the batch ``rows`` (index array or slice). For "randomized",
-    ``xi`` (B, T) is the draw (``random_xi``)."""
+    ``xi`` (B, T) is the draw (``random_xi``). ``s0``: state → (N, m) initial states of the
+    whole set (h_0, and c_0 for the LSTM; None: 0), as /api/v1/bptt's h0 and c0."""
     X, Y = data.X[rows], data.Y[rows]
     B, T, _ = X.shape
     m = theta["W_hh"].shape[-1]
     w = data.weights(B)
-    fw = cell.forward(ACTIVATIONS[activation], theta, X, _s0(cell, B, m))
+    fw = cell.forward(ACTIVATIONS[activation], theta, X, _initial(cell, s0, rows, B, m))
     out = losses.compute(data.loss, fw.h, w, W_hy=theta["W_hy"], b_y=theta["b_y"], Y=Y)
     if method == "rtrl":
         if truncation.kind != "none":
@@ -400,35 +409,36 @@ class Comparison:
 
 def compare_gradients(cell_name: str, activation: str, theta: dict[str, np.ndarray], data: Data,
                       K: int | None = None, p: float | None = None, seed: int = 0, draws: int = 0,
-                      rtrl_too: bool = True) -> list[Comparison]:
+                      rtrl_too: bool = True, s0: dict[str, np.ndarray] | None = None) -> list[Comparison]:
     """The gradient of the whole set ``data`` by full BPTT, window K and chunked K (with K),
     randomized with π = p (with p): one draw from ``default_rng([seed, 1])`` ("randomized") and,
     with draws > 0, the mean of that many draws ("randomized_mean", whose expectation is the
-    full gradient), and RTRL; each with its cosine and norm ratio to the full gradient."""
+    full gradient), and RTRL; each with its cosine and norm ratio to the full gradient. Every
+    variant starts from ``s0`` (state → (N, m); None: 0)."""
     cell = CELLS[cell_name]
     B, T, _ = data.X.shape
     rows = slice(None)
     variants: list[tuple[str, Gradient]] = []
     with np.errstate(all="ignore"):
-        full = gradient(cell, activation, theta, data, rows)
+        full = gradient(cell, activation, theta, data, rows, s0=s0)
         variants.append(("full", full))
         if K is not None:
-            variants.append(("window", gradient(cell, activation, theta, data, rows, Truncation("window", K))))
-            variants.append(("chunked", gradient(cell, activation, theta, data, rows, Truncation("chunked", K))))
+            variants.append(("window", gradient(cell, activation, theta, data, rows, Truncation("window", K), s0=s0)))
+            variants.append(("chunked", gradient(cell, activation, theta, data, rows, Truncation("chunked", K), s0=s0)))
         if p is not None:
             tr = Truncation("randomized", p=p)
             rng = np.random.default_rng([seed, 1])
-            one = gradient(cell, activation, theta, data, rows, tr, xi=random_xi(rng, B, T, p))
+            one = gradient(cell, activation, theta, data, rows, tr, xi=random_xi(rng, B, T, p), s0=s0)
             variants.append(("randomized", one))
             if draws > 0:
                 acc = {k: v.copy() for k, v in one.grads.items()}
                 for _ in range(draws - 1):
-                    gd = gradient(cell, activation, theta, data, rows, tr, xi=random_xi(rng, B, T, p)).grads
+                    gd = gradient(cell, activation, theta, data, rows, tr, xi=random_xi(rng, B, T, p), s0=s0).grads
                     for k in acc:
                         acc[k] += gd[k]
                 variants.append(("randomized_mean", Gradient(one.loss, {k: v / draws for k, v in acc.items()})))
         if rtrl_too:
-            variants.append(("rtrl", gradient(cell, activation, theta, data, rows, method="rtrl")))
+            variants.append(("rtrl", gradient(cell, activation, theta, data, rows, method="rtrl", s0=s0)))
         names = sorted(full.grads)
         g0 = _flat(full.grads, names)
         n0 = float(np.linalg.norm(g0))
