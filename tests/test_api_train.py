@@ -296,18 +296,47 @@ def test_a_client_that_leaves_before_the_first_line_frees_its_place(server):
     assert r.status_code == 200
 
 
+#: a probe of this worker's one place (BPTT_TRAIN_MAX_RUNS=1): 503 while a run holds it, and once
+#: it is free 422 (no updates), so that probing starts no run of its own
+PROBE = BODY | {"updates": 0}
+
+
+def _wait(what, ready, deadline_s=120.0, every_s=0.1):
+    """Poll ``ready()`` until it is true: the test waits on the server's events, not on time (a
+    deadline only so that a run that never stops fails rather than hangs)."""
+    deadline = time.monotonic() + deadline_s
+    while not ready():
+        assert time.monotonic() < deadline, f"{what}: not after {deadline_s:.0f} s"
+        time.sleep(every_s)
+
+
 def test_leaving_a_quiet_run_stops_it(server):
     """No line is sent between update 1 and the last, so only the check between slices can see
-    that the client left."""
-    with httpx.stream("POST", server.base + "/api/v1/train", json=LONG | {"report_every": 10**6}, timeout=30) as r:
+    that the client left. Waited on events, not on time, so that a loaded machine (load 15 on 2
+    cores) slows it but does not fail it: the run is seen working (the server's CPU grows by
+    WORK_S while the client is there), the client leaves, the run's place is seen free (the
+    probe's 503 turns 422). The CPU the server spent between the leaving and the place being
+    free must be far less than what the rest of the run would have cost (≥ 5 × WORK_S: a run
+    that went on to its end, or a place freed only at the end, fails here), and once the
+    place is free the server does nothing more while the probe has ten more answers."""
+    WORK_S = 0.15  # CPU seconds of the run seen while connected: ~1/10 of its whole cost or less
+    long = LONG | {"report_every": 10**6}
+    with httpx.stream("POST", server.base + "/api/v1/train", json=long, timeout=120) as r:
+        assert r.status_code == 200, r.read()
         lines = r.iter_lines()  # kept: an iterator dropped at once closes the stream (the client leaves)
         assert orjson.loads(next(lines))["update"] == 1
-        c0, w0 = server.cpu_seconds(), time.monotonic()
-        time.sleep(1.0)
-        busy_rate = (server.cpu_seconds() - c0) / (time.monotonic() - w0)
-    time.sleep(0.5)
-    c1, w1 = server.cpu_seconds(), time.monotonic()
-    time.sleep(1.0)
-    idle_rate = (server.cpu_seconds() - c1) / (time.monotonic() - w1)
-    assert busy_rate > 0.02 and idle_rate < busy_rate / 4, (busy_rate, idle_rate)
-    assert httpx.post(server.base + "/api/v1/train", json=BODY, timeout=30).status_code == 200
+        c0 = server.cpu_seconds()
+        _wait("the run working", lambda: server.cpu_seconds() - c0 >= WORK_S, every_s=0.05)
+        assert httpx.post(server.base + "/api/v1/train", json=PROBE, timeout=60).status_code == 503, \
+            "the run ended before the client left: a run this short shows nothing"
+    # the client has left (the stream is closed)
+    c_left = server.cpu_seconds()
+    _wait("the place freed", lambda: httpx.post(server.base + "/api/v1/train", json=PROBE, timeout=60).status_code == 422,
+          every_s=0.25)
+    c_free = server.cpu_seconds()
+    # one slice (≤ SLICE_SECONDS of CPU) and the probes' answers; the rest of the run is ≥ 5 × WORK_S
+    assert c_free - c_left < WORK_S, (c_free - c_left, WORK_S)
+    for _ in range(10):
+        assert httpx.post(server.base + "/api/v1/train", json=PROBE, timeout=60).status_code == 422
+    assert server.cpu_seconds() - c_free < WORK_S / 2, "the server went on computing after the place was freed"
+    assert httpx.post(server.base + "/api/v1/train", json=BODY, timeout=60).status_code == 200
