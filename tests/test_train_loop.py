@@ -424,3 +424,18 @@ def test_an_lstm_run_with_the_fast_path_replays_the_plain_one(monkeypatch):
         assert a.loss == pytest.approx(b.loss, rel=1e-12) and a.grad_norm == pytest.approx(b.grad_norm, rel=1e-12)
     for k, v in plain[-1].params.items():
         _close(fast[-1].params[k], v, k, 1e-12)
+
+
+@pytest.mark.parametrize("B, T, n, m", [(1, 1, 1, 1), (1, 2, 2, 1), (2, 1, 1, 3), (3, 4, 1, 7)])
+def test_lstm_fast_path_at_the_smallest_sizes(B, T, n, m):
+    """One sequence, one step, one unit: the fast path's blocks and reshapes at their edges."""
+    cell = CELLS["lstm"]
+    theta, data, s0 = _lstm_case(B=B, T=T, n=n, m=m, seed=4)
+    data = L.Data(data.X, data.Y, np.ones(T, dtype=bool), "mse", "sum")
+    for tr in (L.Truncation(), L.Truncation("chunked", 1)):
+        want = L.gradient(cell, "tanh", theta, data, slice(None), tr, s0=s0, fast=False)
+        got = L.gradient(cell, "tanh", theta, data, slice(None), tr, s0=s0, work={})
+        assert got.loss == pytest.approx(want.loss, rel=1e-14)
+        for k in want.grads:
+            assert got.grads[k].shape == want.grads[k].shape
+            _close(got.grads[k], want.grads[k], k)
