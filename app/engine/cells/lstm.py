@@ -127,8 +127,9 @@ class LSTMCell(Cell):
           back), and their page faults cost more than the loop. The trace returned is then valid
           until the next call with the same ``work``.
 
-        a_t (``z``) is ``forward``'s exactly (the signs undone); the gates and states the same to
-        rounding (tests/test_train_loop.py checks 1e-14)."""
+        a_t (``z``, the signs undone exactly), the gates and the states are ``forward``'s to
+        rounding (a few ulp: numpy's exp, and the products grouped by gate; tests/test_train_loop.py
+        checks 1e-14, also with saturated gates)."""
         W_ih, W_hh = theta["W_ih"], theta["W_hh"]
         B, T, n = X.shape
         Gm = W_hh.shape[0]
