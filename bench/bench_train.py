@@ -11,7 +11,10 @@ Rounds alternate ours and PyTorch's back to back (the machine's speed drifts); e
 the median over rounds. Ours is timed from sending the request to the done line, with
 report_every = updates (two lines) and with report_every = 1 (a line per update).
 
-    python bench/bench_train.py [--updates 1000] [--rounds 5] [--blas-threads 1]
+    python bench/bench_train.py [--updates 1000] [--rounds 5] [--blas-threads 1] [--cell vanilla]
+
+--cell lstm (or gru): the same case with that cell on both sides (PyTorch: nn.LSTM / nn.GRU
+with nn.Linear, and for the LSTM a plain autograd loop of its gates written out).
 
 With --compare-blas M1,M2,…: ours only, at each hidden size m, two servers side by side with
 OPENBLAS_NUM_THREADS unset (OpenBLAS's default: a thread per core), one with
@@ -37,15 +40,18 @@ from server import running_server  # noqa: E402
 
 import torch  # noqa: E402
 
+from app.engine.cells import CELLS  # noqa: E402
 from app.engine.init import init_params  # noqa: E402
 from app.engine.train import tasks as TK  # noqa: E402
 
 T, M, B = 20, 16, 32
+#: the cell of the case (--cell)
+CELL = "vanilla"
 
 
 def body(updates: int, report_every: int, m: int = M) -> dict:
     return {
-        "cell": "vanilla", "init": {"seed": 0, "hidden": m}, "task": {"name": "echo", "T": T, "N": B, "seed": 0},
+        "cell": CELL, "init": {"seed": 0, "hidden": m}, "task": {"name": "echo", "T": T, "N": B, "seed": 0},
         "reduction": "mean", "optimizer": {"name": "adam", "lr": 1e-3}, "updates": updates,
         "report_every": report_every,
     }
@@ -68,7 +74,7 @@ def ours(base: str, updates: int, report_every: int, m: int = M) -> tuple[float,
 
 def torch_setup(dtype):
     task = TK.make("echo", T=T, N=B, seed=0)
-    theta = init_params("canonical", 0, 1, M, 1, None)
+    theta = init_params("canonical", 0, 1, M, 1, None, None if CELL == "vanilla" else CELLS[CELL])
     X = torch.tensor(task.inputs, dtype=dtype)
     Y = torch.tensor(task.targets, dtype=dtype)
     w = torch.tensor(task.mask / (task.mask.sum() * B), dtype=dtype)  # reduction mean
@@ -77,13 +83,17 @@ def torch_setup(dtype):
 
 def torch_nn(updates: int, dtype) -> tuple[float, float]:
     theta, X, Y, w = torch_setup(dtype)
-    rnn = torch.nn.RNN(1, M, batch_first=True).to(dtype)
+    rnn = {"vanilla": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[CELL](1, M, batch_first=True).to(dtype)
     lin = torch.nn.Linear(M, 1).to(dtype)
     with torch.no_grad():
-        rnn.weight_ih_l0.copy_(torch.tensor(theta["W_xh"]))
-        rnn.weight_hh_l0.copy_(torch.tensor(theta["W_hh"]))
-        rnn.bias_ih_l0.copy_(torch.tensor(theta["b_h"]))
-        rnn.bias_hh_l0.zero_()
+        if CELL == "vanilla":
+            rnn.weight_ih_l0.copy_(torch.tensor(theta["W_xh"]))
+            rnn.weight_hh_l0.copy_(torch.tensor(theta["W_hh"]))
+            rnn.bias_ih_l0.copy_(torch.tensor(theta["b_h"]))
+            rnn.bias_hh_l0.zero_()
+        else:  # the gated cells' canonical parameters are PyTorch's own
+            for k, name in (("W_ih", "weight_ih_l0"), ("W_hh", "weight_hh_l0"), ("b_ih", "bias_ih_l0"), ("b_hh", "bias_hh_l0")):
+                getattr(rnn, name).copy_(torch.tensor(theta[k]))
         lin.weight.copy_(torch.tensor(theta["W_hy"]))
         lin.bias.copy_(torch.tensor(theta["b_y"]))
     opt = torch.optim.Adam(list(rnn.parameters()) + list(lin.parameters()), lr=1e-3)
@@ -108,9 +118,16 @@ def torch_loop(updates: int, dtype) -> tuple[float, float]:
     for _ in range(updates):
         opt.zero_grad()
         h = torch.zeros(B, M, dtype=dtype)
+        c = torch.zeros(B, M, dtype=dtype)
         hs = []
         for t in range(T):
-            h = torch.tanh(X[:, t] @ P["W_xh"].T + h @ P["W_hh"].T + P["b_h"])
+            if CELL == "lstm":
+                a = X[:, t] @ P["W_ih"].T + P["b_ih"] + h @ P["W_hh"].T + P["b_hh"]
+                i, f, g, o = a.chunk(4, dim=-1)
+                c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+                h = torch.sigmoid(o) * torch.tanh(c)
+            else:
+                h = torch.tanh(X[:, t] @ P["W_xh"].T + h @ P["W_hh"].T + P["b_h"])
             hs.append(h)
         H = torch.stack(hs, 1)
         o = H @ P["W_hy"].T + P["b_y"]
@@ -127,27 +144,36 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--blas-threads", type=int, default=1)
     ap.add_argument("--compare-blas", default="", help="hidden sizes m, comma-separated: BPTT_TRAIN_BLAS_THREADS 0 against 1")
+    ap.add_argument("--cell", default="vanilla", choices=["vanilla", "lstm", "gru"])
     args = ap.parse_args()
+    global CELL
+    CELL = args.cell
     if args.compare_blas:
         return compare_blas([int(x) for x in args.compare_blas.split(",")], args.updates, args.rounds)
     U = args.updates
     print(f"load average {os.getloadavg()}; torch {torch.__version__}, {torch.get_num_threads()} threads; "
           f"server OPENBLAS_NUM_THREADS={args.blas_threads}")
-    print(f"case: vanilla tanh, T={T}, m={M}, batch {B}, echo, mse mean, Adam lr 1e-3, {U} updates per run")
+    print(f"case: {CELL}{' tanh' if CELL == 'vanilla' else ''}, T={T}, m={M}, batch {B}, echo, mse mean, Adam lr 1e-3, {U} updates per run")
     env = {"OPENBLAS_NUM_THREADS": str(args.blas_threads)}
     rows: dict[str, list[float]] = {}
     with running_server(env=env) as base:
         ours(base, 20, 20)  # warm
-        torch_nn(20, torch.float64), torch_loop(20, torch.float64)
+        nn_name = {"vanilla": "nn.RNN", "lstm": "nn.LSTM", "gru": "nn.GRU"}[CELL]
+        cases = [
+            ("ours HTTP, 2 lines", lambda: ours(base, U, U)),
+            ("ours HTTP, a line per update", lambda: ours(base, U, 1)),
+            (f"PyTorch {nn_name} float64", lambda: torch_nn(U, torch.float64)),
+            ("PyTorch autograd loop float64", lambda: torch_loop(U, torch.float64)),
+            (f"PyTorch {nn_name} float32", lambda: torch_nn(U, torch.float32)),
+            ("PyTorch autograd loop float32", lambda: torch_loop(U, torch.float32)),
+        ]
+        if CELL == "gru":  # no autograd loop written out for the GRU
+            cases = [c for c in cases if "loop" not in c[0]]
+        torch_nn(20, torch.float64)
+        if CELL != "gru":
+            torch_loop(20, torch.float64)
         for rnd in range(args.rounds):
-            for name, fn in [
-                ("ours HTTP, 2 lines", lambda: ours(base, U, U)),
-                ("ours HTTP, a line per update", lambda: ours(base, U, 1)),
-                ("PyTorch nn.RNN float64", lambda: torch_nn(U, torch.float64)),
-                ("PyTorch autograd loop float64", lambda: torch_loop(U, torch.float64)),
-                ("PyTorch nn.RNN float32", lambda: torch_nn(U, torch.float32)),
-                ("PyTorch autograd loop float32", lambda: torch_loop(U, torch.float32)),
-            ]:
+            for name, fn in cases:
                 dt, first = fn()
                 rows.setdefault(name, []).append(U / dt)
                 rows.setdefault(name + " first loss", []).append(first)
@@ -158,7 +184,7 @@ def main() -> None:
             assert abs(v - ref) <= 1e-12 * abs(ref), (k, v, ref)
     print(f"first loss {ref!r}: equal to 1e-12 on every float64 side")
     med = {k: statistics.median(v) for k, v in rows.items() if not k.endswith("first loss")}
-    torch64 = max(med["PyTorch nn.RNN float64"], med["PyTorch autograd loop float64"])
+    torch64 = max(v for k, v in med.items() if k.startswith("PyTorch") and "float64" in k)
     print(f"\nupdates per second, median of {args.rounds} alternating rounds (min–max):")
     for k, v in med.items():
         lo, hi = min(rows[k]), max(rows[k])

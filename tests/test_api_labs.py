@@ -119,7 +119,40 @@ def test_keep_bias_per_cell(client):
     assert d["cells"]["gru"]["params"] == drawn["cells"]["gru"]["params"]  # null: as init drew it
 
 
+def test_init_forget_bias_is_the_lstms_and_keep_bias_its_deprecated_alias(client):
+    """One name for the LSTM's forget-gate bias, as /bptt and /train take it; the old keep_bias
+    gives the same numbers and says it is deprecated."""
+    init = SEQ["init"] | {"forget_bias": 2.0}
+    new = client.post("/api/v1/compare-cells", json=SEQ | {"init": init})
+    assert new.status_code == 200, new.text
+    new = new.json()
+    old = client.post("/api/v1/compare-cells", json=SEQ | {"keep_bias": {"lstm": 2.0}}).json()
+    assert "deprecated" not in new and old["deprecated"] == ["keep_bias for the LSTM: use init.forget_bias (the same numbers)"]
+    assert new["forget_bias"] == old["forget_bias"] == 2.0
+    for c in ("vanilla", "residual", "lstm", "gru"):  # the other cells draw as without it
+        for k in ("params", "delta_h_norm", "reach", "kept", "gate", "loss"):
+            assert new["cells"][c][k] == old["cells"][c][k], (c, k)
+    drawn = client.post("/api/v1/compare-cells", json=SEQ).json()
+    for c in ("vanilla", "residual", "gru"):
+        assert new["cells"][c]["params"] == drawn["cells"][c]["params"]
+    assert new["cells"]["lstm"]["params"] != drawn["cells"]["lstm"]["params"]
+    # and the LSTM's numbers are /bptt's with the same init
+    body = {k: v for k, v in _bptt_body("lstm", None).items() if k != "params"}
+    ref = bptt(client, body | {"init": init, "fields": ["delta_h_norm"]})
+    np.testing.assert_array_equal(arr(new["cells"]["lstm"]["delta_h_norm"]), arr(ref["delta_h_norm"]))
+    # a number in keep_bias still sets both gated cells: the LSTM's through init.forget_bias
+    both = client.post("/api/v1/compare-cells", json=SEQ | {"keep_bias": 2.0}).json()
+    mixed = client.post("/api/v1/compare-cells", json=SEQ | {"init": init, "keep_bias": {"gru": 2.0}}).json()
+    assert both["cells"] == mixed["cells"] and "deprecated" in both and "deprecated" not in mixed
+    # keep_bias for the LSTM with cells without it: ignored, as before
+    assert client.post("/api/v1/compare-cells", json=SEQ | {"cells": ["gru"], "keep_bias": 1.0}).status_code == 200
+
+
 @pytest.mark.parametrize("body, field, code", [
+    (SEQ | {"init": SEQ["init"] | {"forget_bias": 1}, "keep_bias": {"lstm": 1}}, "keep_bias", "conflict"),
+    (SEQ | {"init": SEQ["init"] | {"forget_bias": 1}, "cells": ["vanilla", "gru"]}, "init.forget_bias", "conflict"),
+    (SEQ | {"init": SEQ["init"] | {"forget_bias": "high"}}, "init.forget_bias", "wrong_type"),
+    (SEQ | {"init": SEQ["init"] | {"forget_bias": 1e4}}, "init.forget_bias", "out_of_range"),
     (SEQ | {"cells": ["lstm", "tree"]}, "cells[1]", "not_one_of"),
     (SEQ | {"cells": []}, "cells", "wrong_type"),
     (SEQ | {"cells": ["gru", "gru"]}, "cells", "invalid_value"),

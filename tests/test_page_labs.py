@@ -71,6 +71,9 @@ def test_compare_cells_and_vanishing_labs_draw_the_apis_numbers(watched, base):
     url, body = post_to(posts, "/api/v1/compare-cells")
     api = replay(url, body)
     assert body["cells"] == ["vanilla", "residual", "lstm", "gru"] and body["task"]["delay"] == 49
+    # the LSTM's forget-gate bias under its one name (init.forget_bias), the GRU's in keep_bias
+    assert body["init"]["forget_bias"] == 3 and body["keep_bias"] == {"gru": 3} and "deprecated" not in api
+    assert api["forget_bias"] == 3.0 and api["cells"]["lstm"]["params"]["b_ih"][16:32] == [3.0] * 16
     for i, cell in enumerate(body["cells"]):
         assert trace(page, "cells-reach", i) == api["cells"][cell]["reach"]
         assert trace(page, "cells-reach", i, "x") == api["lag"]
@@ -105,6 +108,8 @@ def test_training_labs_stream_the_apis_runs_and_stop(watched, base):
     by_cell = {b["cell"]: b for _, b in trains if "task" in b and b["task"]["name"] == "recall"}
     assert set(by_cell) == {"vanilla", "lstm", "gru"}
     assert by_cell["lstm"]["params"]["b_ih"][4:8] == [3.0] * 4  # the forget-gate bias, from compare-cells
+    _, cc = post_to(posts, "/api/v1/compare-cells")
+    assert cc["init"]["forget_bias"] == 3 and "keep_bias" not in cc  # one name for it, as /train's init
     for i, cell in enumerate(["vanilla", "lstm", "gru"]):
         lines = replay(base + "/api/v1/train", by_cell[cell])
         assert trace(page, "rem-loss", i) == [x["loss"] for x in lines[:-1]]

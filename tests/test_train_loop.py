@@ -321,3 +321,121 @@ def test_ticks_yield_after_every_update():
     assert [e for e in ev if e is None] == [None] * 6
     plain = [e for e in L.train(spec) if isinstance(e, L.Report)]
     assert [(e.update, e.loss) for e in plain] == [(e.update, e.loss) for e in ev if isinstance(e, L.Report)]
+
+
+# ---------------------------------------------------------------- the LSTM's fast path
+
+
+def _close(got, want, what, tol=1e-14):
+    got, want = np.asarray(got), np.asarray(want)
+    scale = 1.0 + np.abs(want).max()
+    assert np.isfinite(got).all() == np.isfinite(want).all(), what
+    np.testing.assert_allclose(got, want, rtol=0, atol=tol * scale, err_msg=what)
+
+
+def _lstm_case(B=5, T=9, n=3, m=4, scale=1.0, seed=0):
+    rng = np.random.default_rng(seed)
+    theta = init("lstm", n, m, 2, seed=seed, scale=scale)
+    X = rng.normal(size=(B, T, n))
+    s0 = {"h": rng.normal(size=(B, m)), "c": rng.normal(size=(B, m))}
+    mask = np.ones(T, dtype=bool)
+    mask[: T // 3] = False
+    data = L.Data(X, rng.normal(size=(B, T, 2)), mask, "mse", "mean")
+    return theta, data, s0
+
+
+@pytest.mark.parametrize("scale", [1.0, 3.0, 300.0])  # 300: saturated gates, exp(−a) overflows to inf
+def test_lstm_fast_forward_equals_forward(scale):
+    from app.engine.activations import ACTIVATIONS
+
+    cell, act = CELLS["lstm"], ACTIVATIONS["tanh"]
+    theta, data, s0 = _lstm_case(scale=scale)
+    want = cell.forward(act, theta, data.X, s0)
+    work = {}
+    for _ in range(2):  # the second call reuses the first one's arrays
+        with np.errstate(all="raise"):  # the fast path raises no warning of its own
+            got = cell.fast_forward(act, theta, data.X, s0, work)
+        _close(got.z, want.z, "z", 1e-14 if scale < 100 else 1e-13)
+        for k in ("h", "h_prev", "tanh_c"):
+            _close(getattr(got, k), getattr(want, k), k)
+        for d in ("states", "states_prev", "gates"):
+            assert set(getattr(got, d)) == set(getattr(want, d))
+            for k, v in getattr(want, d).items():
+                assert getattr(got, d)[k].shape == v.shape
+                _close(getattr(got, d)[k], v, f"{d}.{k}")
+    assert work, "the arrays are kept in work"
+
+
+@pytest.mark.parametrize("kind", ["none", "chunked", "randomized"])
+def test_lstm_fast_xi_pass_equals_the_generic_pass(kind):
+    from app.engine import losses
+    from app.engine.activations import ACTIVATIONS
+
+    cell = CELLS["lstm"]
+    theta, data, s0 = _lstm_case()
+    B, T, _ = data.X.shape
+    xi = {"none": None, "chunked": L.chunk_xi(B, T, 4),
+          "randomized": L.random_xi(np.random.default_rng(3), B, T, 0.6)}[kind]
+    for fw in (cell.forward(ACTIVATIONS["tanh"], theta, data.X, s0),  # either trace
+               cell.fast_forward(ACTIVATIONS["tanh"], theta, data.X, s0)):
+        out = losses.compute("mse", fw.h, data.weights(B), W_hy=theta["W_hy"], b_y=theta["b_y"], Y=data.Y)
+        want = L.xi_pass(cell, fw, theta, out.eps_tt, xi, fast=False)
+        work = {}
+        for _ in range(2):
+            _close(cell.fast_xi_pass(fw, theta, out.eps_tt, xi, work), want, kind)
+        _close(L.xi_pass(cell, fw, theta, out.eps_tt, xi), want, kind)  # the loop takes the fast one
+
+
+@pytest.mark.parametrize("tr, method", [(L.Truncation(), "bptt"), (L.Truncation("window", 3), "bptt"),
+                                        (L.Truncation("chunked", 4), "bptt"), (L.Truncation("randomized", p=0.5), "bptt"),
+                                        (L.Truncation(), "rtrl")])
+def test_lstm_fast_gradient_equals_the_plain_one(tr, method):
+    cell = CELLS["lstm"]
+    theta, data, s0 = _lstm_case(B=6)
+    B, T, _ = data.X.shape
+    xi = L.random_xi(np.random.default_rng(1), 4, T, 0.5) if tr.kind == "randomized" else None
+    rows = np.array([4, 0, 2, 5])
+    want = L.gradient(cell, "tanh", theta, data, rows, tr, method, xi, s0=s0, fast=False)
+    work = {}
+    first = L.gradient(cell, "tanh", theta, data, rows, tr, method, xi, s0=s0, work=work)
+    L.gradient(cell, "tanh", theta, data, slice(None), method=method, work=work)  # other sizes between
+    again = L.gradient(cell, "tanh", theta, data, rows, tr, method, xi, s0=s0, work=work)
+    assert first.loss == pytest.approx(want.loss, rel=1e-14) and again.loss == first.loss
+    for k in want.grads:
+        _close(first.grads[k], want.grads[k], k)
+        np.testing.assert_array_equal(again.grads[k], first.grads[k])  # kept arrays leave nothing behind
+
+
+def test_an_lstm_run_with_the_fast_path_replays_the_plain_one(monkeypatch):
+    """Every update of a run (Adam, batches, clipping, chunked truncation) by the fast path
+    against the same run with the cell's generic forward and backward (its fast methods hidden)."""
+    task = TK.make("echo", T=12, N=16, seed=1)
+    theta = init("lstm", 1, 6, 1, seed=2)
+    data = L.Data(task.inputs, task.targets, task.mask, task.loss, "mean")
+    spec = L.TrainSpec("lstm", "tanh", theta, data, "adam", {"lr": 0.02}, 40, 8, 3, L.Truncation("chunked", 5),
+                       clip=("norm", 0.5), checkpoint_every=20)
+    fast = list(L.train(spec))
+    monkeypatch.setattr(CELLS["lstm"], "fast_forward", None, raising=False)
+    monkeypatch.setattr(CELLS["lstm"], "fast_xi_pass", None, raising=False)
+    plain = list(L.train(spec))
+    assert len(fast) == len(plain)
+    for a, b in zip(fast[:-1], plain[:-1]):
+        assert a.update == b.update and a.clipped == b.clipped
+        assert a.loss == pytest.approx(b.loss, rel=1e-12) and a.grad_norm == pytest.approx(b.grad_norm, rel=1e-12)
+    for k, v in plain[-1].params.items():
+        _close(fast[-1].params[k], v, k, 1e-12)
+
+
+@pytest.mark.parametrize("B, T, n, m", [(1, 1, 1, 1), (1, 2, 2, 1), (2, 1, 1, 3), (3, 4, 1, 7)])
+def test_lstm_fast_path_at_the_smallest_sizes(B, T, n, m):
+    """One sequence, one step, one unit: the fast path's blocks and reshapes at their edges."""
+    cell = CELLS["lstm"]
+    theta, data, s0 = _lstm_case(B=B, T=T, n=n, m=m, seed=4)
+    data = L.Data(data.X, data.Y, np.ones(T, dtype=bool), "mse", "sum")
+    for tr in (L.Truncation(), L.Truncation("chunked", 1)):
+        want = L.gradient(cell, "tanh", theta, data, slice(None), tr, s0=s0, fast=False)
+        got = L.gradient(cell, "tanh", theta, data, slice(None), tr, s0=s0, work={})
+        assert got.loss == pytest.approx(want.loss, rel=1e-14)
+        for k in want.grads:
+            assert got.grads[k].shape == want.grads[k].shape
+            _close(got.grads[k], want.grads[k], k)

@@ -3,6 +3,10 @@
 - ``POST /api/v1/compare-cells``: one sequence through several cells (vanilla, residual, LSTM,
   GRU) from the same seed: ‖∂L_t/∂h_k‖ of each, ‖∂L_T/∂h_{T−d}‖ by lag d and the share of the
   gradient kept d steps back, the keep gate (LSTM f, GRU u) over time, one colour range.
+  The LSTM's forget-gate bias is ``init.forget_bias``, as in /bptt and /train (it applies to
+  the LSTM only; the other cells draw from the same init without it). ``keep_bias`` is the old
+  name: its LSTM part is a deprecated alias of ``init.forget_bias`` (the same numbers; the
+  answer's ``deprecated`` says so), its GRU part the GRU's update-gate bias (no init field yet).
 - ``POST /api/v1/radius-sweep``: one model with W_hh rescaled to several spectral radii:
   ‖δ_{t,1}‖ against t for each, the fitted per-step factor and a verdict (vanishing,
   exploding, steady).
@@ -127,13 +131,29 @@ def compare_cells_plan(body: Any, s: Settings) -> tuple[dict, float]:
     keep_bias = body.get("keep_bias")
     biases = _keep_biases(keep_bias)
     sub = _data(body, s)
+    init = sub["init"]
+    forget_bias = init.get("forget_bias") if isinstance(init, dict) else None
+    deprecated = []
+    if biases.pop("lstm", None) is not None and "lstm" in cells:
+        # the old name of init.forget_bias: drawn the same way (init_params sets the same block)
+        if forget_bias is not None:
+            raise ApiError("keep_bias", "nothing for the LSTM with init.forget_bias (keep_bias's LSTM part is its "
+                           "deprecated alias)", describe(keep_bias), code="conflict")
+        forget_bias = _keep_biases(keep_bias)["lstm"]
+        deprecated.append("keep_bias for the LSTM: use init.forget_bias (the same numbers)")
+    if forget_bias is not None and "lstm" not in cells:
+        raise ApiError("init.forget_bias", "nothing without lstm among cells (only the LSTM has a forget gate)",
+                       describe(forget_bias), code="conflict")
+    plain = {k: v for k, v in init.items() if k != "forget_bias"} if isinstance(init, dict) else init
     parsed = {}
     for c in cells:
-        parsed[c] = parse(sub | {"cell": c, "fields": ["delta_h_norm", "forward"]}, s)
+        own = (plain | {"forget_bias": forget_bias}) if c == "lstm" and forget_bias is not None else plain
+        parsed[c] = parse(sub | {"init": own, "cell": c, "fields": ["delta_h_norm", "forward"]}, s)
         _one_sequence(parsed[c])
     work = _total_work([p.work for p in parsed.values()], s, "cells")
     _total_size(parsed, s)
-    return {"parsed": parsed, "biases": biases, "keep_bias": keep_bias}, work
+    return {"parsed": parsed, "biases": biases, "keep_bias": keep_bias, "forget_bias": forget_bias, "cells": cells,
+            "deprecated": deprecated}, work
 
 
 def _total_size(parsed: dict, s: Settings) -> int:
@@ -161,6 +181,7 @@ def _total_size(parsed: dict, s: Settings) -> int:
 
 def compare_cells_answer(plan: dict) -> bytes:
     parsed, biases, keep_bias = plan["parsed"], plan["biases"], plan["keep_bias"]
+    forget_bias, cells, deprecated = plan["forget_bias"], plan["cells"], plan["deprecated"]
     out: dict[str, Any] = {}
     lo, hi = math.inf, -math.inf
     T = None
@@ -191,13 +212,16 @@ def compare_cells_answer(plan: dict) -> bytes:
         }
     doc = {
         "T": T, "lag": np.arange(T), "t": np.arange(1, T + 1), "cells": out,
-        "keep_bias": keep_bias,
+        "keep_bias": keep_bias, "forget_bias": None if forget_bias is None or "lstm" not in cells else float(forget_bias),
         "scale": {"min": None if lo == math.inf else lo, "max": None if hi == -math.inf else hi},
         "note": "reach[d] = ‖∂L_T/∂h_{T−d}‖ (d = T − k, the lag), kept[d] = reach[d] / reach[0]; "
                 "delta_h_norm[t][k] = ‖∂L_t/∂h_k‖ (0-based, null above the diagonal); scale: the smallest "
                 "and largest positive finite ‖∂L_t/∂h_k‖ over all cells (one colour scale); gate: the keep "
-                "gate (LSTM f, GRU u) per step and unit, its mean over the units per step, and over everything (mean_all)",
+                "gate (LSTM f, GRU u) per step and unit, its mean over the units per step, and over everything (mean_all); "
+                "forget_bias: the LSTM's forget-gate bias used (init.forget_bias, or keep_bias's deprecated LSTM part)",
     }
+    if deprecated:
+        doc["deprecated"] = deprecated
     return respond.dumps(doc)
 
 
@@ -266,8 +290,10 @@ def radius_sweep_answer(plan: dict) -> bytes:
     summary="One sequence through several cells: how far back each carries the gradient",
     description=(
         "The data (inputs/targets, or a task with one sequence) and init as in /api/v1/bptt, `cells` "
-        "(default vanilla, residual, lstm, gru) and `keep_bias` (the LSTM's forget-gate and GRU's "
-        "update-gate bias: one number, {\"lstm\": b, \"gru\": b}, or null: as drawn). Per cell: delta_h_norm, reach (‖∂L_T/∂h_{T−d}‖ by lag d), kept "
+        "(default vanilla, residual, lstm, gru); the LSTM's forget-gate bias is `init.forget_bias` (as in "
+        "/api/v1/bptt; the other cells draw without it); `keep_bias` sets the GRU's update-gate bias "
+        "({\"gru\": b}; its LSTM part, or one number for both, is a deprecated alias of init.forget_bias). "
+        "Per cell: delta_h_norm, reach (‖∂L_T/∂h_{T−d}‖ by lag d), kept "
         "(reach / reach[0]), the keep gate over time; one colour range over all cells."
     ),
     response_model=None,

@@ -50,8 +50,10 @@ TRAIN_FIELDS = ("task", "optimizer", "updates", "batch_size", "seed", "report_ev
 #: concern one backward pass, not a run)
 MODEL_FIELDS = ("notation", "cell", "activation", "loss", "params", "init", "reduction", "clip",
                 "truncation", "inputs", "targets", "loss_steps", "method")
+#: /bptt's initial states: one backward pass's (compare-gradients), not a run's (h_0 = c_0 = 0)
+STATE_FIELDS = ("h0", "c0")
 COMPARE_FIELDS = ("notation", "cell", "activation", "loss", "params", "init", "reduction", "inputs",
-                  "targets", "loss_steps", "task", "truncation", "seed", "draws")
+                  "targets", "loss_steps", "task", "truncation", "seed", "draws") + STATE_FIELDS
 #: a slice of the run in the thread pool lasts about this long (then the connection is checked)
 SLICE_SECONDS = 0.05
 #: task option → (limit attribute, setting) checked before the task is made
@@ -164,7 +166,7 @@ def _model(body: dict, s: Settings, allowed: tuple[str, ...]):
     if not isinstance(body, dict):
         raise ApiError("body", "a JSON object", describe(body), code="wrong_type")
     _refuse_unknown(body, allowed)
-    sub = {k: body[k] for k in MODEL_FIELDS if k in body and k in allowed}
+    sub = {k: body[k] for k in MODEL_FIELDS + STATE_FIELDS if k in body and k in allowed}
     if body.get("task") is not None:
         for k in ("inputs", "targets", "loss_steps"):
             if body.get(k) is not None:
@@ -602,12 +604,13 @@ def _compare_plan(body: Any, s: Settings) -> tuple[dict, float]:
         work += TL.work_per_update(TL.TrainSpec(p.cell, p.activation, theta, data, truncation=TL.Truncation("window", K)))
     if work > s.train_max_work:
         raise ApiError("draws", f"at most {s.train_max_work:g} estimated work (limit BPTT_TRAIN_MAX_WORK)", f"{work:.3g}", code="over_limit")
-    return {"p": p, "theta": theta, "data": data, "K": K, "pi": pi, "seed": seed, "draws": draws}, work
+    s0 = {"h": p.h0} | ({"c": p.c0} if p.c0 is not None else {})  # (N, m) each, as /bptt parsed them
+    return {"p": p, "theta": theta, "data": data, "K": K, "pi": pi, "seed": seed, "draws": draws, "s0": s0}, work
 
 
 def _compare(plan: dict) -> bytes:
     p, theta, data, K, pi, seed, draws = (plan[k] for k in ("p", "theta", "data", "K", "pi", "seed", "draws"))
-    res = TL.compare_gradients(p.cell, p.activation, theta, data, K=K, p=pi, seed=seed, draws=draws)
+    res = TL.compare_gradients(p.cell, p.activation, theta, data, K=K, p=pi, seed=seed, draws=draws, s0=plan.get("s0"))
     doc = {
         "K": K, "p": pi, "draws": draws,
         "variants": {r.name: {"cosine": r.cosine, "norm_ratio": r.norm_ratio,
@@ -621,7 +624,8 @@ def _compare(plan: dict) -> bytes:
 @router.post(
     "/compare-gradients",
     summary="Full BPTT, window-K, chunked-K, randomized truncation and RTRL on the same batch",
-    description="Each variant's gradient with its cosine similarity and norm ratio to the full gradient.",
+    description="Each variant's gradient with its cosine similarity and norm ratio to the full gradient. "
+                "h0 (and c0 for the LSTM) as in /api/v1/bptt: every variant starts from them.",
     response_model=None,
     responses=_ERRORS,
 )

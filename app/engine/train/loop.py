@@ -151,10 +151,15 @@ def _s0(cell: Cell, B: int, m: int) -> dict[str, np.ndarray]:
 
 
 def xi_pass(cell: Cell, tr, theta: dict[str, np.ndarray], eps_tt: np.ndarray,
-            xi: np.ndarray | None) -> np.ndarray:
+            xi: np.ndarray | None, fast: bool = True, work: dict | None = None) -> np.ndarray:
     """The dh_next pass with edge weights: the error the copy k passes back to s_{k−1} is
     multiplied by xi[b, k] (B, T) (None: 1, the full gradient). xi = 0 at the chunk starts is
-    chunked truncation; xi = Bernoulli(π)/π randomized truncation. Returns dz (B, T, G·m)."""
+    chunked truncation; xi = Bernoulli(π)/π randomized truncation. Returns dz (B, T, G·m).
+    A cell with ``fast_xi_pass`` (the LSTM) runs its own loop unless ``fast`` is False (``work``:
+    its arrays, kept from one call to the next; see ``LSTMCell.fast_forward``)."""
+    own = getattr(cell, "fast_xi_pass", None) if fast else None
+    if own is not None and tr.z.ndim == 3:  # the cell's own loop (the LSTM's; the same numbers to rounding)
+        return own(tr, theta, eps_tt, xi, work)
     B, T, m = eps_tt.shape
     dz = np.empty((B, T, tr.z.shape[-1]))
     d_next = {s: np.zeros((B, 1, m)) for s in cell.states}
@@ -187,16 +192,40 @@ class Gradient:
     grads: dict[str, np.ndarray]
 
 
+def _initial(cell: Cell, s0: dict[str, np.ndarray] | None, rows, B: int, m: int) -> dict[str, np.ndarray]:
+    """The initial states of the batch ``rows``: s0 (state → (N, m), a state it lacks 0) or all 0."""
+    if s0 is None:
+        return _s0(cell, B, m)
+    return {s: (np.asarray(s0[s], dtype=np.float64)[rows] if s0.get(s) is not None else np.zeros((B, m)))
+            for s in cell.states}
+
+
+def _forward(cell: Cell, activation: str, theta: dict[str, np.ndarray], X: np.ndarray,
+             s0: dict[str, np.ndarray], fast: bool = True, work: dict | None = None):
+    """The cell's forward pass; its ``fast_forward`` (the LSTM's) for one model unless ``fast``
+    is False (``work``: its arrays, kept from one call to the next by a caller that keeps the
+    trace no longer than that)."""
+    own = getattr(cell, "fast_forward", None) if fast else None
+    if own is not None and X.ndim == 3 and theta["W_hh"].ndim == 2:
+        return own(ACTIVATIONS[activation], theta, X, s0, work)
+    return cell.forward(ACTIVATIONS[activation], theta, X, s0)
+
+
 def gradient(cell: Cell, activation: str, theta: dict[str, np.ndarray], data: Data, rows,
              truncation: Truncation = Truncation(), method: str = "bptt",
-             xi: np.ndarray | None = None) -> Gradient:
+             xi: np.ndarray | None = None, s0: dict[str, np.ndarray] | None = None,
+             fast: bool = True, work: dict | None = None) -> Gradient:
     """The loss and gradient of the batch ``rows`` (index array or slice). For "randomized",
-    ``xi`` (B, T) is the draw (``random_xi``)."""
+    ``xi`` (B, T) is the draw (``random_xi``). ``s0``: state → (N, m) initial states of the
+    whole set (h_0, and c_0 for the LSTM; None: 0), as /api/v1/bptt's h0 and c0. ``fast``
+    False: the cell's generic forward and dh_next pass, not its fast ones (the tests compare);
+    ``work``: a dict the fast ones keep their arrays in from one call to the next (one per run:
+    fresh arrays of a few hundred kB cost more in page faults than the LSTM's loop)."""
     X, Y = data.X[rows], data.Y[rows]
     B, T, _ = X.shape
     m = theta["W_hh"].shape[-1]
     w = data.weights(B)
-    fw = cell.forward(ACTIVATIONS[activation], theta, X, _s0(cell, B, m))
+    fw = _forward(cell, activation, theta, X, _initial(cell, s0, rows, B, m), fast, work)
     out = losses.compute(data.loss, fw.h, w, W_hy=theta["W_hy"], b_y=theta["b_y"], Y=Y)
     if method == "rtrl":
         if truncation.kind != "none":
@@ -205,26 +234,26 @@ def gradient(cell: Cell, activation: str, theta: dict[str, np.ndarray], data: Da
         grads |= gradients.output_grads(fw.h, out.e)
         return Gradient(float(out.loss), grads)
     kind = truncation.kind
-    fast = getattr(cell, "fast_table", None)
+    table = getattr(cell, "fast_table", None)  # the vanilla and residual cells' δ loop
     if kind == "none" or (kind == "window" and truncation.K >= T):
-        if fast is not None:
+        if table is not None:
             from .. import fast as fastmod
 
             dz = fastmod.dh_next_pass(cell, fw.fprime, out.eps_tt, theta["W_hh"])[0]
         else:
-            dz = xi_pass(cell, fw, theta, out.eps_tt, None)
+            dz = xi_pass(cell, fw, theta, out.eps_tt, None, fast, work)
     elif kind == "window":
-        if fast is not None:
-            table = fast()(cell, fw.fprime, out.eps_tt, theta["W_hh"], truncation.K, False, norms=False)
+        if table is not None:
+            table = table()(cell, fw.fprime, out.eps_tt, theta["W_hh"], truncation.K, False, norms=False)
         else:
             table = bptt.delta_table(cell, fw, theta, out.eps_tt, truncation.K, keep=False, norms=False)
         dz = table.dz
     elif kind == "chunked":
-        dz = xi_pass(cell, fw, theta, out.eps_tt, chunk_xi(B, T, truncation.K))
+        dz = xi_pass(cell, fw, theta, out.eps_tt, chunk_xi(B, T, truncation.K), fast, work)
     else:
         if xi is None:
             raise ValueError("randomized truncation needs its draw xi")
-        dz = xi_pass(cell, fw, theta, out.eps_tt, xi)
+        dz = xi_pass(cell, fw, theta, out.eps_tt, xi, fast, work)
     return Gradient(float(out.loss), gradients.summed(cell, fw, theta, X, dz, out.e))
 
 
@@ -330,6 +359,7 @@ def _run(spec: TrainSpec, cell: Cell, theta, opt, B: int, N: int, ticks: bool) -
     if spec.truncation.kind == "randomized":
         xi_rng.bit_generator.advance((start - 1) * B * T)
     state = (lambda: opt.export_state()) if spec.resumable else (lambda: None)
+    work: dict = {}  # the fast paths' arrays, reused by every update of this run
     # np.errstate is entered per update, never across a yield: the generator may be resumed in
     # another thread or context (the API advances it in the thread pool)
     for u in range(start, U + 1):
@@ -341,7 +371,7 @@ def _run(spec: TrainSpec, cell: Cell, theta, opt, B: int, N: int, ticks: bool) -
         opt_before = state() if keep else None
         norms = {k: float(np.linalg.norm(v)) for k, v in theta.items()} if report else None
         with np.errstate(all="ignore"):
-            g = gradient(cell, spec.activation, theta, spec.data, rows, spec.truncation, spec.method, xi)
+            g = gradient(cell, spec.activation, theta, spec.data, rows, spec.truncation, spec.method, xi, work=work)
             grads = g.grads
             finite = math.isfinite(g.loss) and _finite(grads)
             if finite:
@@ -374,7 +404,7 @@ def _full_loss(cell: Cell, spec: TrainSpec, theta: dict[str, np.ndarray]) -> flo
     with np.errstate(all="ignore"):
         X = spec.data.X
         m = theta["W_hh"].shape[-1]
-        fw = cell.forward(ACTIVATIONS[spec.activation], theta, X, _s0(cell, X.shape[0], m))
+        fw = _forward(cell, spec.activation, theta, X, _s0(cell, X.shape[0], m))
         out = losses.compute(spec.data.loss, fw.h, spec.data.weights(X.shape[0]),
                              W_hy=theta["W_hy"], b_y=theta["b_y"], Y=spec.data.Y)
     return float(out.loss)
@@ -400,35 +430,37 @@ class Comparison:
 
 def compare_gradients(cell_name: str, activation: str, theta: dict[str, np.ndarray], data: Data,
                       K: int | None = None, p: float | None = None, seed: int = 0, draws: int = 0,
-                      rtrl_too: bool = True) -> list[Comparison]:
+                      rtrl_too: bool = True, s0: dict[str, np.ndarray] | None = None) -> list[Comparison]:
     """The gradient of the whole set ``data`` by full BPTT, window K and chunked K (with K),
     randomized with π = p (with p): one draw from ``default_rng([seed, 1])`` ("randomized") and,
     with draws > 0, the mean of that many draws ("randomized_mean", whose expectation is the
-    full gradient), and RTRL; each with its cosine and norm ratio to the full gradient."""
+    full gradient), and RTRL; each with its cosine and norm ratio to the full gradient. Every
+    variant starts from ``s0`` (state → (N, m); None: 0)."""
     cell = CELLS[cell_name]
     B, T, _ = data.X.shape
     rows = slice(None)
     variants: list[tuple[str, Gradient]] = []
+    work: dict = {}  # the fast paths' arrays, reused by every variant (each one's grads are its own)
     with np.errstate(all="ignore"):
-        full = gradient(cell, activation, theta, data, rows)
+        full = gradient(cell, activation, theta, data, rows, s0=s0, work=work)
         variants.append(("full", full))
         if K is not None:
-            variants.append(("window", gradient(cell, activation, theta, data, rows, Truncation("window", K))))
-            variants.append(("chunked", gradient(cell, activation, theta, data, rows, Truncation("chunked", K))))
+            variants.append(("window", gradient(cell, activation, theta, data, rows, Truncation("window", K), s0=s0, work=work)))
+            variants.append(("chunked", gradient(cell, activation, theta, data, rows, Truncation("chunked", K), s0=s0, work=work)))
         if p is not None:
             tr = Truncation("randomized", p=p)
             rng = np.random.default_rng([seed, 1])
-            one = gradient(cell, activation, theta, data, rows, tr, xi=random_xi(rng, B, T, p))
+            one = gradient(cell, activation, theta, data, rows, tr, xi=random_xi(rng, B, T, p), s0=s0, work=work)
             variants.append(("randomized", one))
             if draws > 0:
                 acc = {k: v.copy() for k, v in one.grads.items()}
                 for _ in range(draws - 1):
-                    gd = gradient(cell, activation, theta, data, rows, tr, xi=random_xi(rng, B, T, p)).grads
+                    gd = gradient(cell, activation, theta, data, rows, tr, xi=random_xi(rng, B, T, p), s0=s0, work=work).grads
                     for k in acc:
                         acc[k] += gd[k]
                 variants.append(("randomized_mean", Gradient(one.loss, {k: v / draws for k, v in acc.items()})))
         if rtrl_too:
-            variants.append(("rtrl", gradient(cell, activation, theta, data, rows, method="rtrl")))
+            variants.append(("rtrl", gradient(cell, activation, theta, data, rows, method="rtrl", s0=s0, work=work)))
         names = sorted(full.grads)
         g0 = _flat(full.grads, names)
         n0 = float(np.linalg.norm(g0))

@@ -14,8 +14,10 @@ export function request(v) {
   return {
     // recall: a symbol at step 1 and the loss at T (delay T − 1); sum: random inputs, a loss at every step
     task: v.task === "sum" ? { name: "sum", T: v.T, n: 4, seed: v.seed } : { name: "recall", delay: v.T - 1, seed: v.seed },
-    init: { seed: v.seed, hidden: v.m, outputs: 4 },
-    keep_bias: v.bias, cells: CELLS,
+    // the LSTM's forget-gate bias is init.forget_bias (as /bptt and /train take it); keep_bias
+    // carries only the GRU's update-gate bias (no init field for it)
+    init: { seed: v.seed, hidden: v.m, outputs: 4, forget_bias: v.bias },
+    keep_bias: { gru: v.bias }, cells: CELLS,
   };
 }
 

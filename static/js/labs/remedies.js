@@ -1,8 +1,8 @@
 // Lab 3: the remedies. (a) The recall task trained with vanilla, LSTM and GRU from the same seed,
 // one loss axis (three POST /api/v1/train streams, as many at a time as the server allows).
 // (b) An exploding vanilla run with and without gradient clipping: loss and ‖g‖ with the threshold.
-// The LSTM's forget-gate bias comes from POST /api/v1/compare-cells (keep_bias), which answers the
-// initial parameters of each cell drawn from the seed.
+// The LSTM's forget-gate bias is init.forget_bias of POST /api/v1/compare-cells (as /bptt and
+// /train take it), which answers the initial parameters of each cell drawn from the seed.
 
 import { tr } from "../i18n.js";
 import { fmt } from "../util.js";
@@ -46,8 +46,8 @@ export async function run(v, signal, { drawn }) {
   };
   render(view);
   const init = await postJSON("/api/v1/compare-cells", {
-    task: { name: "recall", delay: v.delay, seed: v.seed }, init: { seed: v.seed, hidden: v.m },
-    cells: CELLS, keep_bias: { lstm: v.bias },
+    task: { name: "recall", delay: v.delay, seed: v.seed }, init: { seed: v.seed, hidden: v.m, forget_bias: v.bias },
+    cells: CELLS,
   }, signal);
   view.bias = v.bias;
   const jobs = [
