@@ -81,3 +81,10 @@ def test_a_model_over_the_limits_is_refused_before_the_work(client):
     status, out = check(client, request=body, ask="delta[0][0][0]", answer=0)
     assert status == 422 and out["error"]["code"] == "over_limit" and out["error"]["field"] == "request.inputs", out
     assert out["error"]["params"]["setting"] == "BPTT_MAX_T"
+
+
+def test_a_path_to_a_boolean_says_it_is_one(client):
+    """gradient_check.ok is true: the refusal said "got null" (found by a student-attack helper)."""
+    status, out = check(client, request=NOTE_003 | {"gradient_check": True}, ask="gradient_check.ok")
+    assert status == 422 and out["error"]["code"] == "wrong_shape", out
+    assert out["error"]["got"] == "gradient_check.ok: the boolean true", out

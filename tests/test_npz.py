@@ -236,7 +236,8 @@ def test_streamed_and_written_whole_are_the_same_bytes(monkeypatch, c):
     ("application/json;q=0.5, application/x-npz", "application/x-npz"),
     ("application/x-npz;q=0.5, application/json", "application/json"),
     ("application/x-npz;q=0, */*", "application/json"), ("text/html,application/xhtml+xml,*/*;q=0.8", "application/json"),
-    ("", "application/json"),
+    ("", "application/json"), ("foo", "application/json"),
+    (",,,;;;", "application/json"),  # (no media range in it: disregarded, as the README says; was 406)
 ])
 def test_accept_chooses_the_format(c, accept, media):
     r = c.post("/api/v1/bptt", json=body_of(), headers={} if accept is None else {"accept": accept})

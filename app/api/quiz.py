@@ -69,7 +69,9 @@ def _lookup(doc: dict, path: str, top: str, key: str | None, index: list[int]) -
                            params={"min": 0, "max": len(v) - 1, "got": i})
         v, where = v[i], f"{where}[{i}]"
     if not isinstance(v, (int, float, np.number, np.ndarray)) or isinstance(v, bool) or seq(v):
-        what = f"{len(v)} entr{'y' if len(v) == 1 else 'ies'}" if seq(v) else "an object" if isinstance(v, dict) else "null"
+        what = (f"{len(v)} entr{'y' if len(v) == 1 else 'ies'}" if seq(v) else "an object" if isinstance(v, dict)
+                else f"the boolean {str(v).lower()}" if isinstance(v, (bool, np.bool_)) else "null" if v is None
+                else describe(v))  # (gradient_check.ok is true, not null)
         raise ApiError("ask", "a path to one number (an index for every axis)", f"{where}: {what}", code="wrong_shape")
     return float(v)
 

@@ -88,7 +88,7 @@ def negotiate(accept: str | None) -> str:
     if accept is None or not accept.strip():
         return "json"
     ranges = parse_accept_header(accept, MIMEAccept)
-    if not len(ranges):  # nothing parsable (e.g. "foo"): disregarded (RFC 9110 §12.5.1)
+    if not any("/" in value for value, _ in ranges):  # nothing parsable (e.g. "foo", ",,,;;;"): disregarded (RFC 9110 §12.5.1)
         return "json"
     best = ranges.best_match(list(MEDIA))
     if best is None:
