@@ -231,7 +231,8 @@ def test_sigterm_with_an_unread_response_ends_within_the_shutdown_timeout(worker
 
 
 TRAIN_LONG = {"cell": "vanilla", "init": {"seed": 0, "hidden": 16}, "task": {"name": "echo", "T": 20, "seed": 1},
-              "optimizer": {"name": "adam", "lr": 0.05}, "updates": 3000, "report_every": 50, "seed": 3}
+              "optimizer": {"name": "adam", "lr": 0.05}, "updates": 10000, "report_every": 50, "seed": 3}
+#: (10,000 updates: at ~1,800 a second on a quiet machine 3,000 ended before the third request came)
 COMPARE = {"init": {"seed": 0, "hidden": 8}, "task": {"name": "echo", "T": 20}, "draws": 20}
 
 
@@ -239,7 +240,8 @@ def test_a_training_run_holds_one_of_the_heavy_slots_while_it_runs():
     """/api/v1/train and /api/v1/compare-gradients went past BPTT_MAX_CONCURRENT (only
     BPTT_TRAIN_MAX_RUNS bounded runs): a run of more than classroom size holds a slot of the
     worker's one gate while it streams, so heavy requests of every route wait, then 503."""
-    env = {"BPTT_MAX_CONCURRENT": "1", "BPTT_QUEUE_TIMEOUT": "0.5", "BPTT_TRAIN_MAX_RUNS": "4"}
+    env = {"BPTT_MAX_CONCURRENT": "1", "BPTT_QUEUE_TIMEOUT": "0.5", "BPTT_TRAIN_MAX_RUNS": "4",
+           "BPTT_TRAIN_MAX_WORK": "2e11"}  # (TRAIN_LONG's 10,000 updates: 1.3e11)
     with explorer(env) as (proc, port, base):
         with httpx.stream("POST", base + "/api/v1/train", json=TRAIN_LONG, timeout=30) as r:
             assert r.status_code == 200
@@ -265,7 +267,8 @@ def test_a_training_stream_nobody_reads_is_dropped_and_frees_its_place():
     as /bptt's are: the connection is reset, the run stops, the place is free."""
     env = {"BPTT_TRAIN_MAX_RUNS": "1", "BPTT_SEND_TIMEOUT": "2"}
     run = orjson.dumps({"inputs": [[0.1]] * 1024, "targets": [[0.1]] * 1024, "init": {"seed": 0, "hidden": 1},
-                        "updates": 200, "checkpoint_every": 1})  # ~3 MB a line: the buffers fill at once
+                        "updates": 12, "checkpoint_every": 1})  # 10.6 MB a line: the buffers fill at once
+    # (12 checkpoints: 200 would be refused by BPTT_MAX_RESPONSE_MB, ~2 GB of stream)
     light = {"inputs": [[0.1]] * 5, "targets": [[0.1]] * 5, "init": {"seed": 0, "hidden": 2}, "updates": 2}
     with explorer(env) as (proc, port, base):
         pinned = unread(port, run, b"/api/v1/train")

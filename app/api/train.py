@@ -230,7 +230,8 @@ def build(body: Any, s: Settings) -> tuple[TL.TrainSpec, str, float]:
     N = p.X.shape[0]
     updates = _int(body.get("updates", 100), "updates", 1, None, "the number of updates")
     if updates > s.train_max_updates:
-        raise ApiError("updates", f"at most {s.train_max_updates} updates (limit BPTT_TRAIN_MAX_UPDATES)", str(updates), code="over_limit")
+        raise ApiError("updates", f"at most {s.train_max_updates} updates (limit BPTT_TRAIN_MAX_UPDATES)", str(updates), code="over_limit",
+                       params={"setting": "BPTT_TRAIN_MAX_UPDATES", "limit": s.train_max_updates, "got": updates})
     batch_size = body.get("batch_size")
     if batch_size is not None:
         batch_size = _int(batch_size, "batch_size", 1, N, f"sequences per update (the set has {N})")
