@@ -84,6 +84,22 @@ class Watch:
         return [e for e in self.console_errors if not any(a in e for a in allow)]
 
 
+def watched_page(browser, viewport: dict = VIEWPORT, timeout: float = 15_000):
+    """(context, page) of a new browser context, its page watched (``page.watch``)."""
+    ctx = browser.new_context(viewport=viewport)
+    ctx.set_default_timeout(timeout)
+    p = ctx.new_page()
+    p.watch = Watch()
+    p.watch.attach(p)
+    return ctx, p
+
+
+def assert_page_clean(page) -> None:
+    """No uncaught exception and no unexpected console error on the watched page."""
+    w = page.watch
+    assert w.page_errors == [] and w.unexpected_console_errors() == [], (w.page_errors, w.console_errors)
+
+
 def renders(page) -> int:
     return page.evaluate("() => Number(document.body.dataset.renders || 0)")
 

@@ -14,6 +14,8 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
+from test_api_parts import body_of as parts_body_of
+
 from app.api import npz
 from app.api.schemas import BPTTResponse
 from app.engine.cells import CELLS
@@ -28,12 +30,9 @@ def client():
         yield c
 
 
-def body_of(cell, T=7, n=2, m=3, p=2, B=None, seed=5, **extra):
-    rng = np.random.default_rng(seed)
-    lead = () if B is None else (B,)
-    return {"cell": cell, "inputs": rng.standard_normal(lead + (T, n)).tolist(),
-            "targets": rng.standard_normal(lead + (T, p)).tolist(),
-            "init": {"seed": seed, "hidden": m, "outputs": p, "scale": 0.9}} | extra
+def body_of(cell, T=7, seed=5, **kw):
+    """test_api_parts' model, at this module's T and seed."""
+    return parts_body_of(cell, T=T, seed=seed, **kw)
 
 
 def post(client, body, status=200):

@@ -14,7 +14,7 @@ import json
 import httpx
 import pytest
 
-from browser import VIEWPORT, Watch, chromium, decode_state, open_page, renders, wait_render
+from browser import VIEWPORT, assert_page_clean, chromium, decode_state, open_page, renders, wait_render, watched_page
 
 PLAYER_FIELDS = ["delta", "delta_h", "eps_tt", "forward", "dz", "dh_next_pass"]
 
@@ -22,13 +22,9 @@ PLAYER_FIELDS = ["delta", "delta_h", "eps_tt", "forward", "dz", "dh_next_pass"]
 @pytest.fixture(scope="module")
 def page(base):
     with chromium() as b:
-        ctx = b.new_context(viewport=VIEWPORT)
-        ctx.set_default_timeout(15_000)
-        p = ctx.new_page()
-        p.watch = Watch()
-        p.watch.attach(p)
+        _, p = watched_page(b, VIEWPORT)
         yield p
-        assert p.watch.page_errors == [] and p.watch.unexpected_console_errors() == [], (p.watch.page_errors, p.watch.console_errors)
+        assert_page_clean(p)
 
 
 def numbers(text: str) -> list[float]:

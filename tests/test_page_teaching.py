@@ -16,18 +16,14 @@ import math
 import httpx
 import pytest
 
-from browser import VIEWPORT, Watch, open_page, renders, wait_render
+from browser import VIEWPORT, assert_page_clean, open_page, renders, wait_render, watched_page
 
 
 @pytest.fixture
 def page(browser):
-    ctx = browser.new_context(viewport=VIEWPORT)
-    ctx.set_default_timeout(15_000)
-    p = ctx.new_page()
-    p.watch = Watch()
-    p.watch.attach(p)
+    ctx, p = watched_page(browser, VIEWPORT)
     yield p
-    assert p.watch.page_errors == [] and p.watch.unexpected_console_errors() == [], (p.watch.page_errors, p.watch.console_errors)
+    assert_page_clean(p)
     ctx.close()
 
 

@@ -18,16 +18,12 @@ import httpx
 import orjson
 import pytest
 
-from browser import Watch, decode_state
+from browser import Watch, decode_state, watched_page
 
 
 @pytest.fixture
 def page(browser):
-    ctx = browser.new_context(viewport={"width": 1366, "height": 900})
-    ctx.set_default_timeout(20_000)
-    p = ctx.new_page()
-    p.watch = Watch()
-    p.watch.attach(p)
+    ctx, p = watched_page(browser, {"width": 1366, "height": 900}, 20_000)
     yield p
     ctx.close()
 

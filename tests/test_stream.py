@@ -120,10 +120,8 @@ def test_large_bodies_parsed_in_their_own_process_answer_the_same(monkeypatch):
     assert there[1].json() == here[1].json() and there[1].json()["error"]["field"] == "inputs"
 
 
-def test_a_small_body_with_a_large_answer_is_not_computed_on_the_event_loop(monkeypatch):
-    """The issue's 16 KB body asking for B=1, T=830, m=1 (a 23 MB answer, little work) ran on
-    the event loop and blocked it ~85 ms: inline is decided by the answer's size too. Heavy
-    requests are computed and written in the slot's process, not in this one (the GIL)."""
+def _record_where_computed(monkeypatch) -> tuple[list, list]:
+    """(the commands sent to the heavy processes, a 1 per run computed in this process), as they come."""
     import app.api.routes as routes
     from app.api import heavy
 
@@ -136,6 +134,16 @@ def test_a_small_body_with_a_large_answer_is_not_computed_on_the_event_loop(monk
 
     monkeypatch.setattr(heavy.Worker, "call", recording)
     monkeypatch.setattr(routes, "run", lambda problem: here.append(1) or real_run(problem))
+    return commands, here
+
+
+def test_a_small_body_with_a_large_answer_is_not_computed_on_the_event_loop(monkeypatch):
+    """The issue's 16 KB body asking for B=1, T=830, m=1 (a 23 MB answer, little work) ran on
+    the event loop and blocked it ~85 ms: inline is decided by the answer's size too. Heavy
+    requests are computed and written in the slot's process, not in this one (the GIL)."""
+    import app.api.routes as routes
+
+    commands, here = _record_where_computed(monkeypatch)
     # (two sequences: one of T=830 is now heavy by its work too, each step's numpy calls counted)
     body = {"inputs": [[[0.5]] * 150] * 2, "targets": [[[0.1]] * 150] * 2, "init": {"seed": 0, "hidden": 1}}
     data = orjson.dumps(body)
@@ -158,17 +166,8 @@ def test_a_long_small_gated_request_is_not_light(monkeypatch):
     costs its numpy calls whatever the sizes, and the estimate now counts them (STEP_WORK). It is
     computed in the slot's process; the classroom's LSTM (T=10) stays light."""
     import app.api.routes as routes
-    from app.api import heavy
 
-    commands, here = [], []
-    real, real_run = heavy.Worker.call, routes.run
-
-    async def recording(self, *msg):
-        commands.append(msg[0])
-        return await real(self, *msg)
-
-    monkeypatch.setattr(heavy.Worker, "call", recording)
-    monkeypatch.setattr(routes, "run", lambda problem: here.append(1) or real_run(problem))
+    commands, here = _record_where_computed(monkeypatch)
     with TestClient(create_app(Settings())) as c:
         for cell in ("lstm", "gru"):
             body = {"cell": cell, "inputs": [[0.1]] * 450, "targets": [[0.1]] * 450, "init": {"seed": 0, "hidden": 1},

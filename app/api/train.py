@@ -88,8 +88,8 @@ INLINE_TASK_NUMBERS = 250_000
 
 def task_numbers(body: Any, default_n: int | None = None) -> int:
     """The numbers N·T·(n + p) the body's task would make (0: no task, or one its plan refuses),
-    from one sequence (T, n and p do not depend on N). default_n: N when the task does not say
-    (the labs: 1; else the task's default)."""
+    from its options alone (``tasks.planned``). default_n: N when the task does not say (the
+    labs: 1; else the task's default)."""
     v = body.get("task") if isinstance(body, dict) else None
     if not isinstance(v, dict) or not isinstance(v.get("name"), str) or v["name"] not in TK.DEFAULTS:
         return 0
@@ -98,16 +98,16 @@ def task_numbers(body: Any, default_n: int | None = None) -> int:
     if type(N) is not int or N < 1 or any(type(opts.get(k)) is int and opts[k] > 1 << 16 for k in TASK_LIMITS):
         return 0
     try:
-        one = TK.make(v["name"], **opts | {"N": 1})
+        _, T, n, p = TK.planned(v["name"], **opts | {"N": 1})
     except (OptionError, TypeError, ValueError):
         return 0
-    return N * one.inputs.shape[1] * (one.inputs.shape[2] + one.targets.shape[2])
+    return N * T * (n + p)
 
 
 def _task(v: Any, s: Settings, norms: bool = True) -> TK.Task:
-    """The task made, its sizes checked first. With norms (a task to compute on, not only to
-    send: /train, /compare-gradients, the labs): N·T² against BPTT_MAX_NORM_FLOATS before its
-    N sequences are made, from one sequence (T does not depend on N): made whole and turned
+    """The task made, its sizes checked first, from its options alone (``tasks.planned``). With
+    norms (a task to compute on, not only to send: /train, /compare-gradients, the labs): N·T²
+    and N·T·(n + p) against BPTT_MAX_NORM_FLOATS before its N sequences are made: made whole and turned
     into lists for /bptt's parser, echo at N = 64, T = 1024, n = 512 took 7–23 s and 3.2 GB of
     a worker thread before that parser refused it on this limit."""
     if not isinstance(v, dict) or not isinstance(v.get("name"), str):
