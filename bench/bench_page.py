@@ -9,11 +9,15 @@ editor's grids rebuilt, the 60 ms debounce, POST /api/v1/bptt, every Plotly view
 
 Per change it reads what the page measures itself (window.bptt.perf after the render counter
 document.body.dataset.renders increases):
-  lastMs        change → all plots redrawn (Plotly.react resolved), including the debounce;
+  lastMs        change → every plot in view redrawn (Plotly.react resolved), including the
+                debounce (a plot out of view, 200 px beyond the window, is drawn when it comes
+                near it or when the page is idle: main.js drawOrDefer);
   lastComputeMs the fetch of POST /api/v1/bptt (request → JSON parsed);
 and, measured by the bench in the page: the time to the render counter bump seen by a
 MutationObserver and to the next frame after it (two requestAnimationFrame), plus the
-server's own Server-Timing (parse + compute + serialize) of each POST.
+server's own Server-Timing (parse + compute + serialize) of each POST, and the time until no
+plot is left to draw (document.body.dataset.pending 0: out of view ones too). --scroll Y times
+the page scrolled to y (other plots in view).
 
 Then --select times an arrow key (ArrowLeft and ArrowRight in turn, with the page's focus on
 the body): from the keydown to the page's view counter (document.body.dataset.views, bumped
@@ -24,7 +28,7 @@ parsed, and as sent on the wire), and the machine (cores, CPU, headless Chromium
 Targets of issue 12: T=32, m=16 change ≤ 300 ms, selection ≤ 100 ms; T=256, m=16 change ≤ 1 s,
 selection ≤ 150 ms; T=1024 usable.
 
-    python bench/bench_page.py [--repeat 20] [--warmup 3] [--select 20] [--T 32 --n 4 --m 16 --p 4]
+    python bench/bench_page.py [--repeat 20] [--warmup 3] [--select 20] [--T 32 --n 4 --m 16 --p 4] [--scroll Y]
 """
 
 from __future__ import annotations
@@ -60,7 +64,14 @@ ONE_KEY = """async (key) => {
   await done;
   const t1 = performance.now();
   await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
-  return { observed: t1 - t0, frame: performance.now() - t0, sel: [window.bptt.state.sel.t, window.bptt.state.sel.k] };
+  const tf = performance.now();
+  await new Promise((resolve) => {
+    if (document.body.dataset.pending === '0') return resolve();
+    const obs = new MutationObserver(() => { if (document.body.dataset.pending === '0') { obs.disconnect(); resolve(); } });
+    obs.observe(document.body, { attributes: true, attributeFilter: ['data-pending'] });
+  });
+  const t3 = performance.now();
+  return { observed: t1 - t0, frame: tf - t0, settled: t3 - t0, sel: [window.bptt.state.sel.t, window.bptt.state.sel.k] };
 }"""
 
 ONE_CHANGE = """async (seed) => {
@@ -81,7 +92,13 @@ ONE_CHANGE = """async (seed) => {
   const t1 = performance.now();
   await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
   const t2 = performance.now();
-  return { lastMs: perf.lastMs, lastComputeMs: perf.lastComputeMs, observed: t1 - t0, frame: t2 - t0,
+  await new Promise((resolve) => {
+    if (document.body.dataset.pending === '0') return resolve();
+    const obs = new MutationObserver(() => { if (document.body.dataset.pending === '0') { obs.disconnect(); resolve(); } });
+    obs.observe(document.body, { attributes: true, attributeFilter: ['data-pending'] });
+  });
+  const t3 = performance.now();
+  return { lastMs: perf.lastMs, lastComputeMs: perf.lastComputeMs, observed: t1 - t0, frame: t2 - t0, settled: t3 - t0,
            renders: perf.renders, seed: window.bptt.state.req.init && window.bptt.state.req.init.seed };
 }"""
 
@@ -125,6 +142,8 @@ def main() -> None:
     ap.add_argument("--m", type=int, default=16)
     ap.add_argument("--p", type=int, default=4)
     ap.add_argument("--select", type=int, default=20, help="arrow keys to time (0: none)")
+    ap.add_argument("--scroll", type=int, default=0,
+                    help="scroll the page to this y (px) before timing: other plots are in view")
     a = ap.parse_args()
 
     from playwright.sync_api import sync_playwright
@@ -158,6 +177,11 @@ def main() -> None:
             sys.exit(f"the page did not load the model: shapes {shapes}, wanted {want}")
         resp_bytes = page.evaluate("() => JSON.stringify(window.bptt.response()).length")
         page.evaluate("() => document.activeElement && document.activeElement.blur()")
+        if a.scroll:
+            page.evaluate("(y) => window.scrollTo(0, y)", a.scroll)
+            page.wait_for_function("() => document.body.dataset.pending === '0'")
+        in_view = page.evaluate("""() => ['graph','heat-delta','heat-deltarow','plot-vanish','heat-hidden','heat-grads','heat-contrib']
+          .filter((id) => { const r = document.getElementById(id).getBoundingClientRect(); return r.bottom > -200 && r.top < innerHeight + 200; })""")
 
         rows = []
         timings.clear()
@@ -193,9 +217,10 @@ def main() -> None:
           f"after {a.warmup} warm-up; viewport {VIEWPORT['width']}×{VIEWPORT['height']}")
     print(f"machine: {os.cpu_count()} cores ({cpu_model()}), navigator.hardwareConcurrency {hw}; "
           f"headless Chromium {version} ({platform.system()} {platform.release()}); Python {platform.python_version()}")
+    print(f"scrolled to y={a.scroll}: plots in view (200 px margin) {', '.join(in_view)}")
     print(f"response: {resp_bytes / 1024:.0f} KiB of JSON as parsed; on the wire "
           f"{wire_bytes / 1024:.0f} KiB (Content-Length; 0: chunked)")
-    line("change → all plots redrawn (perf.lastMs)", last)
+    line("change → plots in view redrawn (perf.lastMs)", last)
     line(f"  same minus the {DEBOUNCE_MS} ms debounce", [x - DEBOUNCE_MS for x in last])
     line("API round trip (perf.lastComputeMs)", comp)
     if srv:
@@ -203,9 +228,11 @@ def main() -> None:
     line("page work (lastMs − debounce − round trip)", [x - DEBOUNCE_MS - c for x, c in zip(last, comp)])
     line("change → render counter seen (bench)", [r["observed"] for r in rows])
     line("change → next frame after it (bench)", [r["frame"] for r in rows])
+    line("change → every plot drawn, out of view too", [r["settled"] for r in rows])
     if keys:
         line("arrow key → selection redrawn (bench)", [r["observed"] for r in keys])
         line("arrow key → next frame after it (bench)", [r["frame"] for r in keys])
+        line("arrow key → every plot drawn, out of view too", [r["settled"] for r in keys])
     change_t, select_t = TARGETS.get(a.T, (None, None))
     for what, xs, target in (("change → redrawn (debounce included)", last, change_t),
                              ("arrow key → redrawn", [r["observed"] for r in keys], select_t)):

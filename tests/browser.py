@@ -105,9 +105,25 @@ def renders(page) -> int:
 
 
 def wait_render(page, after: int, timeout: float = 15_000) -> int:
-    """Wait until the page's render counter exceeds `after`; return the new count."""
-    page.wait_for_function("(n) => Number(document.body.dataset.renders || 0) > n", arg=after, timeout=timeout)
+    """Wait until the page's render counter exceeds `after` and every plot is drawn (the page
+    draws a plot out of view when it is idle: data-pending counts those still to draw); return
+    the new count."""
+    page.wait_for_function("(n) => Number(document.body.dataset.renders || 0) > n"
+                           " && document.body.dataset.pending === '0'", arg=after, timeout=timeout)
     return renders(page)
+
+
+def wait_views(page, after: int, timeout: float = 15_000) -> int:
+    """Wait until the page's view counter (bumped at every redraw: a selection, a language)
+    exceeds `after` and every plot is drawn; return the new count."""
+    page.wait_for_function("(n) => Number(document.body.dataset.views || 0) > n"
+                           " && document.body.dataset.pending === '0'", arg=after, timeout=timeout)
+    return page.evaluate("() => Number(document.body.dataset.views)")
+
+
+def settled(page, timeout: float = 15_000) -> None:
+    """Wait until no plot is left to draw (data-pending 0)."""
+    page.wait_for_function("() => document.body.dataset.pending === '0'", timeout=timeout)
 
 
 def wait_url_change(page, old: str, timeout: float = 5_000) -> str:

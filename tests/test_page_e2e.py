@@ -780,7 +780,7 @@ def test_smaller_wording_and_control_items(watched, base):
     open_page(page, base, "/?preset=many-to-one")
     n = page.evaluate("() => window.bptt.perf.views")
     page.uncheck("#delta-log")
-    page.wait_for_function("(n) => window.bptt.perf.views > n", arg=n)
+    page.wait_for_function("(n) => window.bptt.perf.views > n && document.body.dataset.pending === '0'", arg=n)
     layers = page.evaluate("() => document.getElementById('heat-delta').data.map((d) => d.z.map((r) => r.filter((v) => v !== null).length).reduce((a, b) => a + b, 0))")
     T = response(page)["shapes"]["T"]
     assert layers[0] == T and layers[1] == T * (T + 1) // 2 - T, layers  # only the last row on the scale
@@ -814,7 +814,7 @@ COUNT_REACTS = """() => {
 def _press_and_wait(page, key: str) -> None:
     v = page.evaluate("() => Number(document.body.dataset.views || 0)")
     page.keyboard.press(key)
-    page.wait_for_function("(v) => Number(document.body.dataset.views || 0) > v", arg=v)
+    page.wait_for_function("(v) => Number(document.body.dataset.views || 0) > v && document.body.dataset.pending === '0'", arg=v)
 
 
 def test_a_selection_redraws_only_what_depends_on_it(watched, base):
@@ -839,6 +839,67 @@ def test_a_selection_redraws_only_what_depends_on_it(watched, base):
     assert sorted(page.evaluate("() => window.__reacts")) == ["graph", "heat-deltarow", "plot-vanish"]
     assert page.evaluate("() => document.getElementById('plot-vanish').data[0] === window.__cloud")
     assert frame()["y"] < f1["y"]
+    assert_clean(watch)
+
+
+PLOTS = ["graph", "heat-delta", "heat-deltarow", "plot-vanish", "heat-hidden", "heat-grads", "heat-contrib"]
+IN_VIEW = """() => ['graph','heat-delta','heat-deltarow','plot-vanish','heat-hidden','heat-grads','heat-contrib'].filter((id) => {
+    const r = document.getElementById(id).getBoundingClientRect(); return r.bottom > -200 && r.top < innerHeight + 200; })"""
+
+
+def _change_seed(page, seed: int) -> list[str]:
+    """Sets the seed (new weights: every plot changes); returns the plots drawn by the time the
+    render counter moved (recorded by a MutationObserver, before any idle callback can run)."""
+    return page.evaluate("""async (seed) => {
+        const before = Number(document.body.dataset.renders);
+        const seen = new Promise((resolve) => {
+            const obs = new MutationObserver(() => {
+                if (Number(document.body.dataset.renders) > before) { obs.disconnect(); resolve([...window.__reacts]); }
+            });
+            obs.observe(document.body, { attributes: true, attributeFilter: ['data-renders'] });
+        });
+        const el = document.getElementById('seed');
+        el.value = String(seed);
+        el.dispatchEvent(new Event('change', { bubbles: true }));
+        return seen;
+    }""", seed)
+
+
+def test_a_change_draws_the_plots_in_view_first_and_the_others_when_idle_seen_or_printed(watched, base):
+    """A change (new weights) draws the plots in the window (200 px beyond it) before the page says
+    it is ready; the plots out of view are marked stale (data-pending) and drawn when the page is
+    idle, each from the response of that moment: when all are drawn every plot shows the new
+    weights. With no idle time (requestIdleCallback stubbed) a stale plot is drawn when it is
+    scrolled into view, and the rest before printing."""
+    page, watch = watched
+    open_page(page, base, "/?preset=classroom&lang=en")
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")
+    in_view = page.evaluate(IN_VIEW)
+    assert "graph" in in_view and "heat-contrib" not in in_view, in_view
+    hidden_z = lambda: page.evaluate("() => document.getElementById('heat-hidden').data[0].z")  # noqa: E731
+    z0 = hidden_z()
+    page.evaluate(COUNT_REACTS)
+    first = _change_seed(page, 101)
+    assert set(first) == set(in_view), (first, in_view)  # nothing out of view drawn before "ready"
+    page.wait_for_function("() => document.body.dataset.pending === '0'")
+    assert set(page.evaluate("() => window.__reacts")) == set(PLOTS)  # the rest, when idle
+    assert hidden_z() != z0 and hidden_z() == response(page)["forward"]["h"]  # the new response's h
+    # no idle time: seen or printed
+    page.evaluate("() => { window.requestIdleCallback = () => 0; }")
+    page.evaluate(COUNT_REACTS)
+    _change_seed(page, 102)
+    page.wait_for_timeout(300)
+    stale = int(page.evaluate("() => document.body.dataset.pending"))
+    assert stale == len(PLOTS) - len(in_view), stale
+    assert "heat-contrib" not in page.evaluate("() => window.__reacts")
+    page.evaluate("() => document.getElementById('heat-contrib').scrollIntoView()")
+    page.wait_for_function("() => window.__reacts.includes('heat-contrib')")
+    assert int(page.evaluate("() => document.body.dataset.pending")) < stale
+    page.evaluate("() => window.scrollTo(0, 0)")
+    page.evaluate("() => window.dispatchEvent(new Event('beforeprint'))")
+    page.wait_for_function("() => document.body.dataset.pending === '0'")
+    assert set(page.evaluate("() => window.__reacts")) == set(PLOTS)
+    page.evaluate("() => window.dispatchEvent(new Event('afterprint'))")
     assert_clean(watch)
 
 
@@ -911,7 +972,7 @@ def test_the_state_can_be_written_s_as_the_notes_do(watched, base):
     open_page(page, base, "/?preset=note-003&lang=zh")
     n = page.evaluate("() => window.bptt.perf.views")
     page.select_option("#state-letter", "s")
-    page.wait_for_function("(n) => window.bptt.perf.views > n", arg=n)
+    page.wait_for_function("(n) => window.bptt.perf.views > n && document.body.dataset.pending === '0'", arg=n)
     texts = page.evaluate("() => document.getElementById('graph').data.filter((d) => d.name === '隐状态 hₜ')[0].text")
     assert texts[:4] == ["s0", "s1", "s2", "s3"], texts
     assert page.inner_text("#hidden-title") == "隐状态 sₜ"
@@ -947,7 +1008,7 @@ def test_the_forward_pass_and_dh_with_numbers(watched, base):
     open_page(page, base, "/?preset=course-notebook")
     n = page.evaluate("() => window.bptt.perf.views")
     page.select_option("#batch-b", "3")  # the notebook's batch index 3
-    page.wait_for_function("(n) => window.bptt.perf.views > n", arg=n)
+    page.wait_for_function("(n) => window.bptt.perf.views > n && document.body.dataset.pending === '0'", arg=n)
     page.wait_for_function("() => document.getElementById('steps').innerText.includes('−0.3149')")
     assert_clean(watch)
 

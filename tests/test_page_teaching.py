@@ -131,7 +131,7 @@ def test_the_notes_delta_k_names_dL_dh_k_in_the_player_as_in_the_steps_table(pag
     assert cells("dz_pass")[1].endswith("⊙ dh₂")
     n = int(page.evaluate("() => document.body.dataset.views"))
     page.check("#names-dh")
-    page.wait_for_function("(n) => Number(document.body.dataset.views) > n", arg=n)
+    page.wait_for_function("(n) => Number(document.body.dataset.views) > n && document.body.dataset.pending === '0'", arg=n)
     page.wait_for_function("() => document.querySelector('#player tr[data-q=dh] td')?.textContent.startsWith('δ')")
     assert cells("dh")[0] == "δ⁽²⁾ = dh₂", cells("dh")
     assert cells("dz_pass")[1].endswith("⊙ δ⁽²⁾"), cells("dz_pass")
@@ -155,7 +155,7 @@ def test_the_output_bias_option_names_the_weight_grids(page, base, lang):
     def tick(on):
         n = int(page.evaluate("() => document.body.dataset.views"))
         page.set_checked("#names-bo", on)
-        page.wait_for_function("(n) => Number(document.body.dataset.views) > n", arg=n)
+        page.wait_for_function("(n) => Number(document.body.dataset.views) > n && document.body.dataset.pending === '0'", arg=n)
 
     tick(True)
     assert titles() == ["W_xh", "W_hh", "b_h", "W_hy", "b_o"], titles()
@@ -193,7 +193,7 @@ def test_the_delta_row_heatmap_asks_for_one_row_and_another_when_t_moves(page, b
     before = len(sent)
     page.evaluate("() => document.activeElement && document.activeElement.blur()")
     page.keyboard.press("ArrowUp")
-    page.wait_for_function("(n) => Number(document.body.dataset.rows || 0) > n", arg=n)
+    page.wait_for_function("(n) => Number(document.body.dataset.rows || 0) > n && document.body.dataset.pending === '0'", arg=n)
     assert z() == whole[t - 1]
     asked = [q for q in sent[before:] if "delta_row" in q["fields"]]
     assert len(asked) == 1 and asked[0]["select"]["t"] == t - 1 and "delta" not in asked[0]["fields"], asked

@@ -277,10 +277,13 @@ function ctx() {
     width: $("heat-grads")?.clientWidth || undefined, height: $("heat-grads")?.clientHeight || undefined };  // (the gradient panel sizes its cells by them)
 }
 
+/** A plot the page shows (not hidden by ?hide= nor in a closed panel). */
+const drawable = (el) => !!el && !el.closest(".hidden-by-link") && !el.closest(".panel")?.hidden;
+
 async function react(id, fig) {
   if (!fig) return;  // (a view whose numbers are on their way keeps what it shows)
   const el = $(id);
-  if (!el || el.closest(".hidden-by-link") || el.closest(".panel")?.hidden) return;
+  if (!drawable(el)) return;
   fig = projectorFigure(fig);  // larger type in the projector view
   fig = maskFigure(fig);  // quiz mode: no hover labels or printed numbers that give the answer
   await Plotly.react(el, fig.data, fig.layout, {
@@ -300,7 +303,7 @@ async function react(id, fig) {
 async function redrawRows() {
   if (!resp) return;
   const c = ctx();
-  if (shown("deltarow")) await react("heat-deltarow", figureOf("heat-deltarow", c));
+  if (shown("deltarow")) await drawOrDefer(["heat-deltarow"], c);
   placeFrames();
   if (shown("player")) renderPlayer(c);
   document.body.dataset.rows = String((Number(document.body.dataset.rows) || 0) + 1);
@@ -336,9 +339,65 @@ const FIGURES = {
 const ON_T = ["graph", "heat-deltarow", "plot-vanish"];
 const ON_K = ["graph"];
 
+// ------------------------------------------------------------------ plots out of view
+
+/** A plot outside the window (NEAR_PX beyond it) is not drawn when the response or the
+ *  selection changes: it is marked stale and drawn from the state of that moment when it comes
+ *  near the window (IntersectionObserver) or when the page is idle (one plot per idle period), so
+ *  a change costs the plots a reader sees, not all seven. data-pending counts the stale plots
+ *  (0: every plot shows the last response and selection; tests/browser.py waits for it). */
+const NEAR_PX = 200;
+const stale = new Set();
+let idleHandle = null;
+
+function inView(el) {
+  const r = el.getBoundingClientRect();
+  return r.width > 0 && r.bottom > -NEAR_PX && r.top < innerHeight + NEAR_PX;
+}
+
+function markPending() {
+  document.body.dataset.pending = String(stale.size);
+}
+
+/** Draws ids in view now (awaited), marks the others stale. */
+async function drawOrDefer(ids, c) {
+  const now = ids.filter((id) => !drawable($(id)) || inView($(id)));  // (react skips what is not shown)
+  for (const id of ids) (now.includes(id) ? stale.delete(id) : stale.add(id));
+  markPending();
+  await Promise.all(now.map((id) => react(id, figureOf(id, c))));
+  scheduleIdle();
+}
+
+async function drawStale(id) {
+  if (!stale.delete(id)) return;
+  markPending();
+  if (!resp) return;
+  await react(id, figureOf(id, ctx()));
+  if (FRAMES[id]) placeFrame(id);
+}
+
+function scheduleIdle() {
+  if (idleHandle !== null || !stale.size) return;
+  idleHandle = requestIdleCallback(async () => {
+    idleHandle = null;
+    const [id] = stale;  // (in page order: FIGURES' order)
+    if (id !== undefined) await drawStale(id);
+    scheduleIdle();
+  }, { timeout: 1000 });
+}
+
+const nearWatch = new IntersectionObserver((entries) => {
+  for (const e of entries) if (e.isIntersecting && stale.has(e.target.id)) drawStale(e.target.id);
+}, { rootMargin: `${NEAR_PX}px 0px` });
+
+/** Every stale plot drawn at once (before printing: the paper shows all of them). */
+function drawAllStale() {
+  for (const id of [...stale]) drawStale(id);
+}
+
 async function redraw(ids) {
   const c = ctx();
-  await Promise.all(ids.map((id) => react(id, figureOf(id, c))));
+  await drawOrDefer(ids, c);
   placeFrames();
   renderSelectionText(c);
   renderGraphWindow();
@@ -840,7 +899,8 @@ async function start() {
   initRows({ response: () => resp, request: () => sentReq, sel: () => state.sel,
     fields: () => [...(shown("deltarow") ? ["delta_row"] : []), ...(playerFields(state).includes("delta_h_row") ? ["delta_h_row"] : [])],
     redraw: redrawRows });
-  initProjector(() => { if (resp) renderAll().then(markViewed); });
+  initProjector(() => { if (resp) renderAll().then(markViewed); }, drawAllStale);
+  for (const id of Object.keys(FIGURES)) if ($(id)) nearWatch.observe($(id));
   // the exercise builder and the quiz (?quiz=…): the quiz hides the numbers before the first render
   initExercise({ state: () => state, response: () => resp, presets: () => presets,
     hideable: () => [...hideable()].map((name) => ({ name, panel: !!$(`panel-${name}`) })) });

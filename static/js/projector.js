@@ -7,6 +7,7 @@
 const $ = (id) => document.getElementById(id);
 const SCALE = 1.45;  // the plots' type in the projector view (the page's own is 14 → 20 px)
 let onChange = () => {};
+let flush = () => {};
 
 export const projectorOn = () => document.body.classList.contains("projector");
 
@@ -51,8 +52,9 @@ function setProjector(on) {
 }
 
 /** redraw(): draws every plot again (their fonts follow the view). */
-export function initProjector(redraw = () => {}) {
+export function initProjector(redraw = () => {}, drawAll = () => {}) {
   onChange = redraw;
+  flush = drawAll;
   const on = new URLSearchParams(location.search).get("view") === "projector";
   $("projector").addEventListener("click", () => setProjector(!document.body.classList.contains("projector")));
   if (on) setProjector(true);
@@ -70,6 +72,7 @@ const PAPER = { width: Math.floor(17 * CM), graph: Math.floor(6 * CM), plot: Mat
  *  timer, too late for the print's snapshot; a relayout draws at once). */
 function forPaper() {
   if (typeof Plotly === "undefined") return;
+  flush();  // the plots not drawn yet (out of view: main.js draws them when seen)
   for (const gd of document.querySelectorAll(".js-plotly-plot")) {
     if (gd.closest(".hidden-by-link")) continue;
     Plotly.relayout(gd, { width: PAPER.width, height: gd.id === "graph" ? PAPER.graph : PAPER.plot });
