@@ -903,6 +903,51 @@ def test_a_change_draws_the_plots_in_view_first_and_the_others_when_idle_seen_or
     assert_clean(watch)
 
 
+ROW_T = "() => document.getElementById('heat-deltarow').layout.yaxis.title.text"
+FRAME_AT = """(id) => {
+    const gd = document.getElementById(id), fl = gd._fullLayout;
+    const box = gd.parentElement.querySelector(`.sel-frame[data-for="${id}"]`).getBoundingClientRect();
+    const g = gd.getBoundingClientRect();
+    const inside = box.left >= g.left - 1 && box.right <= g.right + 1 && box.top >= g.top - 1 && box.bottom <= g.bottom + 1;
+    return { inside, x: fl.xaxis.p2l(box.left + box.width / 2 - g.left - fl._size.l),
+             y: fl.yaxis.p2l(box.top + box.height / 2 - g.top - fl._size.t) };
+}"""
+
+
+def test_a_plot_out_of_view_waits_for_its_row_and_its_frame_follows_every_resize(watched, base):
+    """The δ-row heatmap out of view after a move of t: its row is asked for at the key, and the
+    page counts it as pending until that row is drawn, also when printing flushes it (it said
+    "drawn" with the old row). The selection frames sit on the selected cell and row after the
+    projector view is switched on and off (Plotly's own resize comes after the element's)."""
+    page, watch = watched
+    open_page(page, base, "/?preset=classroom&lang=en")
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")
+    assert "heat-deltarow" not in page.evaluate(IN_VIEW)
+    t = lambda: page.evaluate("() => window.bptt.state.sel.t") + 1  # noqa: E731
+    for flush in (False, True):
+        page.keyboard.press("ArrowUp")
+        if flush:  # printed at once: the row is still on its way
+            page.evaluate("() => window.dispatchEvent(new Event('beforeprint'))")
+        page.wait_for_function("() => document.body.dataset.pending === '0'")
+        assert f"t = {t()})" in page.evaluate(ROW_T), (t(), page.evaluate(ROW_T))
+        if flush:
+            page.evaluate("() => window.dispatchEvent(new Event('afterprint'))")
+    sel = page.evaluate("() => window.bptt.state.sel")
+    for on in (True, False):
+        page.click("#projector")
+        page.wait_for_function("(on) => document.body.classList.contains('projector') === on", arg=on)
+        page.wait_for_timeout(600)  # (Plotly's responsive resize waits for a timer)
+        page.evaluate("() => document.getElementById('heat-deltarow').scrollIntoView()")
+        page.wait_for_function("() => document.body.dataset.pending === '0'")
+        page.wait_for_timeout(100)
+        cell, row = page.evaluate(FRAME_AT, "heat-delta"), page.evaluate(FRAME_AT, "heat-deltarow")
+        assert cell["inside"] and row["inside"], (on, cell, row)
+        assert abs(cell["x"] - (sel["k"] + 1)) < 0.5 and abs(cell["y"] - (sel["t"] + 1)) < 0.5, (on, cell, sel)
+        assert abs(row["y"] - (sel["k"] + 1)) < 0.5, (on, row, sel)
+        page.evaluate("() => window.scrollTo(0, 0)")
+    assert_clean(watch)
+
+
 def test_the_page_asks_only_for_the_fields_its_panels_draw(watched, base):
     page, watch = watched
     sent = []

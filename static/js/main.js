@@ -295,7 +295,9 @@ async function react(id, fig) {
   if (!el.dataset.bound) {
     el.dataset.bound = "1";
     if (PLOT_EVENTS[id]) el.on("plotly_click", PLOT_EVENTS[id]);
-    if (FRAMES[id]) frameWatch.observe(el);  // resized (Plotly's responsive redraw): the frame follows
+    // resized (the element, or Plotly's responsive redraw after the window's size changed, which
+    // can come after the element's: the projector view): the frame follows
+    if (FRAMES[id]) { frameWatch.observe(el); el.on("plotly_relayout", schedulePlaceFrames); }
   }
 }
 
@@ -343,12 +345,19 @@ const ON_K = ["graph"];
 
 /** A plot outside the window (NEAR_PX beyond it) is not drawn when the response or the
  *  selection changes: it is marked stale and drawn from the state of that moment when it comes
- *  near the window (IntersectionObserver) or when the page is idle (one plot per idle period), so
- *  a change costs the plots a reader sees, not all seven. data-pending counts the stale plots
- *  (0: every plot shows the last response and selection; tests/browser.py waits for it). */
+ *  near the window (IntersectionObserver, or a check at the next frame for a plot that the same
+ *  task moved into view), when the page is idle (one plot per idle period) or before printing,
+ *  so a change costs the plots a reader sees, not all seven. A plot whose numbers are on their
+ *  way (the δ-row heatmap's row, rows.js) waits for them: asked for when it is marked stale,
+ *  drawn when they come (redrawRows). data-pending counts the plots stale or waiting (0: every
+ *  plot shows the last response and selection; tests/browser.py waits for it). */
 const NEAR_PX = 200;
 const stale = new Set();
+const waiting = new Set();
 let idleHandle = null;
+
+/** What a plot's figure asks the API for (its figure is null until it comes): asked for at once. */
+const PREFETCH = { "heat-deltarow": (c) => c.deltaRow?.(c.sel.t) };
 
 function inView(el) {
   const r = el.getBoundingClientRect();
@@ -356,33 +365,57 @@ function inView(el) {
 }
 
 function markPending() {
-  document.body.dataset.pending = String(stale.size);
+  document.body.dataset.pending = String(stale.size + waiting.size);
+}
+
+/** One plot from c; a figure whose numbers are on their way (null) waits for them. */
+async function draw(id, c) {
+  const fig = figureOf(id, c);
+  if (!fig) { waiting.add(id); markPending(); return; }
+  await react(id, fig);
 }
 
 /** Draws ids in view now (awaited), marks the others stale. */
 async function drawOrDefer(ids, c) {
   const now = ids.filter((id) => !drawable($(id)) || inView($(id)));  // (react skips what is not shown)
-  for (const id of ids) (now.includes(id) ? stale.delete(id) : stale.add(id));
+  for (const id of ids) {
+    waiting.delete(id);
+    if (now.includes(id)) stale.delete(id);
+    else { stale.add(id); PREFETCH[id]?.(c); }
+  }
   markPending();
-  await Promise.all(now.map((id) => react(id, figureOf(id, c))));
+  await Promise.all(now.map((id) => draw(id, c)));
   scheduleIdle();
+  requestAnimationFrame(drawSeen);
 }
 
 async function drawStale(id) {
-  if (!stale.delete(id)) return;
+  if (!resp || !stale.has(id)) return;  // (no response yet: the render that brings one marks it again)
+  stale.delete(id);
   markPending();
-  if (!resp) return;
-  await react(id, figureOf(id, ctx()));
-  if (FRAMES[id]) placeFrame(id);
+  try {
+    await draw(id, ctx());
+    if (FRAMES[id]) placeFrame(id);
+  } catch (e) {
+    console.warn(id, e);
+  }
+}
+
+/** The stale plots in view: drawn now. */
+function drawSeen() {
+  for (const id of [...stale]) if (inView($(id))) drawStale(id);
 }
 
 function scheduleIdle() {
-  if (idleHandle !== null || !stale.size) return;
+  if (idleHandle !== null || !stale.size || !resp) return;
   idleHandle = requestIdleCallback(async () => {
-    idleHandle = null;
-    const [id] = stale;  // (in page order: FIGURES' order)
-    if (id !== undefined) await drawStale(id);
-    scheduleIdle();
+    const [id] = stale;
+    try {
+      if (id !== undefined) await drawStale(id);
+    } finally {
+      idleHandle = null;
+      scheduleIdle();
+    }
   }, { timeout: 1000 });
 }
 
@@ -439,11 +472,12 @@ function placeFrame(id) {
 
 // not on every plotly_afterplot: reading the layout while the other plots draw costs a layout each
 let framePending = false;
-const frameWatch = new ResizeObserver(() => {
+function schedulePlaceFrames() {
   if (framePending) return;
   framePending = true;
   requestAnimationFrame(() => { framePending = false; placeFrames(); });
-});
+}
+const frameWatch = new ResizeObserver(schedulePlaceFrames);
 
 function placeFrames() {
   for (const id of Object.keys(FRAMES)) placeFrame(id);
@@ -859,7 +893,7 @@ async function start() {
     if (res.ok) download("bptt-response.json", JSON.stringify(res.data));
   });
   $("export-csv").addEventListener("click", exportCSV);
-  $("delta-log").addEventListener("change", (e) => { state.view.log = e.target.checked; if (resp) renderAll().then(markViewed); });
+  $("delta-log").addEventListener("change", (e) => { state.view.log = e.target.checked; if (resp) renderAll().then(markViewed); writeURL(state); });
   $("contrib-param").addEventListener("change", (e) => { state.view.contribParam = e.target.value; react("heat-contrib", figureOf("heat-contrib", ctx())); writeURL(state); });
   $("contrib-by").addEventListener("change", (e) => {
     state.view.contribBy = e.target.value;
