@@ -45,46 +45,42 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-from browser import DEBOUNCE_MS, VIEWPORT, launch, open_page, wait_render  # noqa: E402
+from browser import DEBOUNCE_MS, IN_VIEW, VIEWPORT, launch, open_page, settled, wait_render  # noqa: E402
 from server import running_server  # noqa: E402
 
 TARGETS = {32: (300, 100), 256: (1000, 150)}  # T → (change, selection) ms, issue 12
 
-ONE_KEY = """async (key) => {
-  const before = Number(document.body.dataset.views || 0);
-  const done = new Promise((resolve, reject) => {
-    const timer = setTimeout(() => { obs.disconnect(); reject(new Error('no redraw within 20 s')); }, 20000);
-    const obs = new MutationObserver(() => {
-      if (Number(document.body.dataset.views || 0) > before) { obs.disconnect(); clearTimeout(timer); resolve(); }
-    });
-    obs.observe(document.body, { attributes: true, attributeFilter: ['data-views'] });
+# in the page: until(attr, ok) resolves when ok() holds, checked at each change of the body's
+# attribute attr (20 s at most); settled(): no plot left to draw (data-pending 0, out of view too)
+UNTIL = """const until = (attr, ok) => new Promise((resolve, reject) => {
+    if (ok()) return resolve();
+    const timer = setTimeout(() => { obs.disconnect(); reject(new Error(`no ${attr} within 20 s`)); }, 20000);
+    const obs = new MutationObserver(() => { if (ok()) { obs.disconnect(); clearTimeout(timer); resolve(); } });
+    obs.observe(document.body, { attributes: true, attributeFilter: [attr] });
   });
+  const settled = () => until('data-pending', () => document.body.dataset.pending === '0');"""
+
+ONE_KEY = """async (key) => {
+  """ + UNTIL + """
+  const before = Number(document.body.dataset.views || 0);
+  const done = until('data-views', () => Number(document.body.dataset.views || 0) > before);
   const t0 = performance.now();
   document.body.dispatchEvent(new KeyboardEvent('keydown', { key, bubbles: true }));
   await done;
   const t1 = performance.now();
   await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
   const tf = performance.now();
-  await new Promise((resolve) => {
-    if (document.body.dataset.pending === '0') return resolve();
-    const obs = new MutationObserver(() => { if (document.body.dataset.pending === '0') { obs.disconnect(); resolve(); } });
-    obs.observe(document.body, { attributes: true, attributeFilter: ['data-pending'] });
-  });
+  await settled();
   const t3 = performance.now();
   return { observed: t1 - t0, frame: tf - t0, settled: t3 - t0, sel: [window.bptt.state.sel.t, window.bptt.state.sel.k] };
 }"""
 
 ONE_CHANGE = """async (seed) => {
+  """ + UNTIL + """
   const el = document.getElementById('seed');
   const perf = window.bptt.perf;
   const before = perf.renders;
-  const done = new Promise((resolve, reject) => {
-    const timer = setTimeout(() => { obs.disconnect(); reject(new Error('no render within 20 s')); }, 20000);
-    const obs = new MutationObserver(() => {
-      if (perf.renders > before) { obs.disconnect(); clearTimeout(timer); resolve(); }
-    });
-    obs.observe(document.body, { attributes: true, attributeFilter: ['data-renders'] });
-  });
+  const done = until('data-renders', () => perf.renders > before);
   const t0 = performance.now();
   el.value = String(seed);
   el.dispatchEvent(new Event('change', { bubbles: true }));
@@ -92,11 +88,7 @@ ONE_CHANGE = """async (seed) => {
   const t1 = performance.now();
   await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
   const t2 = performance.now();
-  await new Promise((resolve) => {
-    if (document.body.dataset.pending === '0') return resolve();
-    const obs = new MutationObserver(() => { if (document.body.dataset.pending === '0') { obs.disconnect(); resolve(); } });
-    obs.observe(document.body, { attributes: true, attributeFilter: ['data-pending'] });
-  });
+  await settled();
   const t3 = performance.now();
   return { lastMs: perf.lastMs, lastComputeMs: perf.lastComputeMs, observed: t1 - t0, frame: t2 - t0, settled: t3 - t0,
            renders: perf.renders, seed: window.bptt.state.req.init && window.bptt.state.req.init.seed };
@@ -179,9 +171,8 @@ def main() -> None:
         page.evaluate("() => document.activeElement && document.activeElement.blur()")
         if a.scroll:
             page.evaluate("(y) => window.scrollTo(0, y)", a.scroll)
-            page.wait_for_function("() => document.body.dataset.pending === '0'")
-        in_view = page.evaluate("""() => ['graph','heat-delta','heat-deltarow','plot-vanish','heat-hidden','heat-grads','heat-contrib']
-          .filter((id) => { const r = document.getElementById(id).getBoundingClientRect(); return r.bottom > -200 && r.top < innerHeight + 200; })""")
+            settled(page)
+        in_view = page.evaluate(IN_VIEW)
 
         rows = []
         timings.clear()

@@ -121,6 +121,13 @@ def wait_views(page, after: int, timeout: float = 15_000) -> int:
     return page.evaluate("() => Number(document.body.dataset.views)")
 
 
+# the plots of a vanilla model (static/js/main.js FIGURES, but the gated cells' heat-gates), and
+# those a plot is drawn at a change for: in the window or NEAR_PX (200) beyond it (main.js inView)
+PLOTS = ["graph", "heat-delta", "heat-deltarow", "plot-vanish", "heat-hidden", "heat-grads", "heat-contrib"]
+IN_VIEW = """() => %s.filter((id) => {
+    const r = document.getElementById(id).getBoundingClientRect(); return r.bottom > -200 && r.top < innerHeight + 200; })""" % json.dumps(PLOTS)
+
+
 def settled(page, timeout: float = 15_000) -> None:
     """Wait until no plot is left to draw (data-pending 0)."""
     page.wait_for_function("() => document.body.dataset.pending === '0'", timeout=timeout)

@@ -14,7 +14,7 @@ import re
 
 import pytest
 
-from browser import VIEWPORT, Watch, chromium, decode_state, open_page, renders, response, wait_render
+from browser import VIEWPORT, Watch, chromium, decode_state, open_page, renders, response, wait_render, wait_views
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
@@ -104,7 +104,7 @@ def test_the_state_survives_a_link(watched, base, session):
     wait_render(page, n)
     views = page.evaluate("() => Number(document.body.dataset.views)")
     page.select_option("#delta-measure", "dh")  # a view change: redrawn, not recomputed
-    page.wait_for_function("(v) => Number(document.body.dataset.views) > v && document.body.dataset.pending === '0'", arg=views)
+    wait_views(page, views)
     assert page.evaluate("() => document.getElementById('heat-delta').data[0].colorbar.title.text") == "log₁₀‖∂L/∂h‖"
     r = switch(page, "#method", "rtrl")
     assert r["method"] == "rtrl" and r["delta_norm"] is None and r["grads"]["c0"]

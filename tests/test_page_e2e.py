@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from browser import (
-    VIEWPORT, Watch, decode_state, open_page, renders, response,
-    wait_render, wait_url_change,
+    IN_VIEW, PLOTS, VIEWPORT, Watch, decode_state, open_page, renders, response, settled,
+    wait_render, wait_url_change, wait_views,
 )
 
 SUBS = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
@@ -780,7 +780,7 @@ def test_smaller_wording_and_control_items(watched, base):
     open_page(page, base, "/?preset=many-to-one")
     n = page.evaluate("() => window.bptt.perf.views")
     page.uncheck("#delta-log")
-    page.wait_for_function("(n) => window.bptt.perf.views > n && document.body.dataset.pending === '0'", arg=n)
+    wait_views(page, n)
     layers = page.evaluate("() => document.getElementById('heat-delta').data.map((d) => d.z.map((r) => r.filter((v) => v !== null).length).reduce((a, b) => a + b, 0))")
     T = response(page)["shapes"]["T"]
     assert layers[0] == T and layers[1] == T * (T + 1) // 2 - T, layers  # only the last row on the scale
@@ -814,7 +814,7 @@ COUNT_REACTS = """() => {
 def _press_and_wait(page, key: str) -> None:
     v = page.evaluate("() => Number(document.body.dataset.views || 0)")
     page.keyboard.press(key)
-    page.wait_for_function("(v) => Number(document.body.dataset.views || 0) > v && document.body.dataset.pending === '0'", arg=v)
+    wait_views(page, v)
 
 
 def test_a_selection_redraws_only_what_depends_on_it(watched, base):
@@ -840,11 +840,6 @@ def test_a_selection_redraws_only_what_depends_on_it(watched, base):
     assert page.evaluate("() => document.getElementById('plot-vanish').data[0] === window.__cloud")
     assert frame()["y"] < f1["y"]
     assert_clean(watch)
-
-
-PLOTS = ["graph", "heat-delta", "heat-deltarow", "plot-vanish", "heat-hidden", "heat-grads", "heat-contrib"]
-IN_VIEW = """() => ['graph','heat-delta','heat-deltarow','plot-vanish','heat-hidden','heat-grads','heat-contrib'].filter((id) => {
-    const r = document.getElementById(id).getBoundingClientRect(); return r.bottom > -200 && r.top < innerHeight + 200; })"""
 
 
 def _change_seed(page, seed: int) -> list[str]:
@@ -881,7 +876,7 @@ def test_a_change_draws_the_plots_in_view_first_and_the_others_when_idle_seen_or
     page.evaluate(COUNT_REACTS)
     first = _change_seed(page, 101)
     assert set(first) == set(in_view), (first, in_view)  # nothing out of view drawn before "ready"
-    page.wait_for_function("() => document.body.dataset.pending === '0'")
+    settled(page)
     assert set(page.evaluate("() => window.__reacts")) == set(PLOTS)  # the rest, when idle
     assert hidden_z() != z0 and hidden_z() == response(page)["forward"]["h"]  # the new response's h
     # no idle time: seen or printed
@@ -897,7 +892,7 @@ def test_a_change_draws_the_plots_in_view_first_and_the_others_when_idle_seen_or
     assert int(page.evaluate("() => document.body.dataset.pending")) < stale
     page.evaluate("() => window.scrollTo(0, 0)")
     page.evaluate("() => window.dispatchEvent(new Event('beforeprint'))")
-    page.wait_for_function("() => document.body.dataset.pending === '0'")
+    settled(page)
     assert set(page.evaluate("() => window.__reacts")) == set(PLOTS)
     page.evaluate("() => window.dispatchEvent(new Event('afterprint'))")
     assert_clean(watch)
@@ -928,7 +923,7 @@ def test_a_plot_out_of_view_waits_for_its_row_and_its_frame_follows_every_resize
         page.keyboard.press("ArrowUp")
         if flush:  # printed at once: the row is still on its way
             page.evaluate("() => window.dispatchEvent(new Event('beforeprint'))")
-        page.wait_for_function("() => document.body.dataset.pending === '0'")
+        settled(page)
         assert f"t = {t()})" in page.evaluate(ROW_T), (t(), page.evaluate(ROW_T))
         if flush:
             page.evaluate("() => window.dispatchEvent(new Event('afterprint'))")
@@ -938,7 +933,7 @@ def test_a_plot_out_of_view_waits_for_its_row_and_its_frame_follows_every_resize
         page.wait_for_function("(on) => document.body.classList.contains('projector') === on", arg=on)
         page.wait_for_timeout(600)  # (Plotly's responsive resize waits for a timer)
         page.evaluate("() => document.getElementById('heat-deltarow').scrollIntoView()")
-        page.wait_for_function("() => document.body.dataset.pending === '0'")
+        settled(page)
         page.wait_for_timeout(100)
         cell, row = page.evaluate(FRAME_AT, "heat-delta"), page.evaluate(FRAME_AT, "heat-deltarow")
         assert cell["inside"] and row["inside"], (on, cell, row)
@@ -1017,7 +1012,7 @@ def test_the_state_can_be_written_s_as_the_notes_do(watched, base):
     open_page(page, base, "/?preset=note-003&lang=zh")
     n = page.evaluate("() => window.bptt.perf.views")
     page.select_option("#state-letter", "s")
-    page.wait_for_function("(n) => window.bptt.perf.views > n && document.body.dataset.pending === '0'", arg=n)
+    wait_views(page, n)
     texts = page.evaluate("() => document.getElementById('graph').data.filter((d) => d.name === '隐状态 hₜ')[0].text")
     assert texts[:4] == ["s0", "s1", "s2", "s3"], texts
     assert page.inner_text("#hidden-title") == "隐状态 sₜ"
@@ -1053,7 +1048,7 @@ def test_the_forward_pass_and_dh_with_numbers(watched, base):
     open_page(page, base, "/?preset=course-notebook")
     n = page.evaluate("() => window.bptt.perf.views")
     page.select_option("#batch-b", "3")  # the notebook's batch index 3
-    page.wait_for_function("(n) => window.bptt.perf.views > n && document.body.dataset.pending === '0'", arg=n)
+    wait_views(page, n)
     page.wait_for_function("() => document.getElementById('steps').innerText.includes('−0.3149')")
     assert_clean(watch)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from browser import VIEWPORT, Watch, chromium, decode_state, open_page, renders, wait_render
+from browser import VIEWPORT, Watch, chromium, decode_state, open_page, renders, wait_render, wait_views
 
 ROOT = Path(__file__).resolve().parent.parent
 JS = ROOT / "static" / "js"
@@ -220,7 +220,7 @@ def test_quiz_hides_the_answer_until_it_is_given_and_says_right_or_wrong(page_wa
     page.evaluate("() => document.activeElement && document.activeElement.blur()")
     v = page.evaluate("() => Number(document.body.dataset.views || 0)")
     page.keyboard.press("ArrowUp")
-    page.wait_for_function("(v) => Number(document.body.dataset.views || 0) > v && document.body.dataset.pending === '0'", arg=v)
+    wait_views(page, v)
     after = page.inner_text("#quiz-ask")
     assert after != before and "δ₂," in after, (before, after)
     n3 = httpx.post(f"{base}/api/v1/bptt", json=httpx.get(f"{base}/api/v1/presets/note-003").json()).json()
@@ -284,7 +284,7 @@ def test_the_notes_names_and_the_smaller_items(page_watch, base):
     for box in ("#names-bo", "#names-dh"):
         v = page.evaluate("() => window.bptt.perf.views")
         page.check(box)
-        page.wait_for_function("(v) => window.bptt.perf.views > v && document.body.dataset.pending === '0'", arg=v)
+        wait_views(page, v)
     titles = page.evaluate("() => document.getElementById('heat-grads').layout.annotations.map((a) => a.text)")
     assert "∂L/∂b<sub>o</sub>" in titles and "∂L/∂b<sub>h</sub>" in titles and "∂L/∂U" in titles, titles
     bases = page.evaluate("() => [...document.querySelectorAll('#formula msub')].map((e) => e.textContent)")

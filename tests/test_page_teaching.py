@@ -16,7 +16,7 @@ import math
 import httpx
 import pytest
 
-from browser import VIEWPORT, assert_page_clean, open_page, renders, wait_render, watched_page
+from browser import VIEWPORT, assert_page_clean, open_page, renders, wait_render, wait_views, watched_page
 
 
 @pytest.fixture
@@ -131,7 +131,7 @@ def test_the_notes_delta_k_names_dL_dh_k_in_the_player_as_in_the_steps_table(pag
     assert cells("dz_pass")[1].endswith("⊙ dh₂")
     n = int(page.evaluate("() => document.body.dataset.views"))
     page.check("#names-dh")
-    page.wait_for_function("(n) => Number(document.body.dataset.views) > n && document.body.dataset.pending === '0'", arg=n)
+    wait_views(page, n)
     page.wait_for_function("() => document.querySelector('#player tr[data-q=dh] td')?.textContent.startsWith('δ')")
     assert cells("dh")[0] == "δ⁽²⁾ = dh₂", cells("dh")
     assert cells("dz_pass")[1].endswith("⊙ δ⁽²⁾"), cells("dz_pass")
@@ -155,7 +155,7 @@ def test_the_output_bias_option_names_the_weight_grids(page, base, lang):
     def tick(on):
         n = int(page.evaluate("() => document.body.dataset.views"))
         page.set_checked("#names-bo", on)
-        page.wait_for_function("(n) => Number(document.body.dataset.views) > n && document.body.dataset.pending === '0'", arg=n)
+        wait_views(page, n)
 
     tick(True)
     assert titles() == ["W_xh", "W_hh", "b_h", "W_hy", "b_o"], titles()

@@ -386,7 +386,7 @@ async function drawOrDefer(ids, c) {
   markPending();
   await Promise.all(now.map((id) => draw(id, c)));
   scheduleIdle();
-  requestAnimationFrame(drawSeen);
+  requestAnimationFrame(() => drawStaleNow(inView));
 }
 
 async function drawStale(id) {
@@ -401,9 +401,10 @@ async function drawStale(id) {
   }
 }
 
-/** The stale plots in view: drawn now. */
-function drawSeen() {
-  for (const id of [...stale]) if (inView($(id))) drawStale(id);
+/** The stale plots that pass keep (all of them by default: before printing, the paper shows
+ *  every plot), drawn now. */
+function drawStaleNow(keep = () => true) {
+  for (const id of [...stale]) if (keep($(id))) drawStale(id);
 }
 
 function scheduleIdle() {
@@ -422,11 +423,6 @@ function scheduleIdle() {
 const nearWatch = new IntersectionObserver((entries) => {
   for (const e of entries) if (e.isIntersecting && stale.has(e.target.id)) drawStale(e.target.id);
 }, { rootMargin: `${NEAR_PX}px 0px` });
-
-/** Every stale plot drawn at once (before printing: the paper shows all of them). */
-function drawAllStale() {
-  for (const id of [...stale]) drawStale(id);
-}
 
 async function redraw(ids) {
   const c = ctx();
@@ -933,7 +929,7 @@ async function start() {
   initRows({ response: () => resp, request: () => sentReq, sel: () => state.sel,
     fields: () => [...(shown("deltarow") ? ["delta_row"] : []), ...(playerFields(state).includes("delta_h_row") ? ["delta_h_row"] : [])],
     redraw: redrawRows });
-  initProjector(() => { if (resp) renderAll().then(markViewed); }, drawAllStale);
+  initProjector(() => { if (resp) renderAll().then(markViewed); }, drawStaleNow);
   for (const id of Object.keys(FIGURES)) if ($(id)) nearWatch.observe($(id));
   // the exercise builder and the quiz (?quiz=…): the quiz hides the numbers before the first render
   initExercise({ state: () => state, response: () => resp, presets: () => presets,
